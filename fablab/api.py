@@ -1,0 +1,49 @@
+"""The one NinjaAPI of fablab, mounted at /api/v1/.
+
+Each domain app contributes a `Router` in its `api.py`; they are mounted here.
+Every endpoint needs an API key (`X-API-Key`) unless it says otherwise, every
+error is an RFC 7807 problem document, and lists are paginated with a maximum.
+"""
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from ninja import NinjaAPI, Status
+from ninja.throttling import AuthRateThrottle
+
+from fablab.api_auth import read_key
+from fablab.health import health_report
+from fablab.org_api import router as organization_router
+from fablab.problems import install_problem_handlers, problem_response
+from fablab.schemas import HealthOut
+
+api = NinjaAPI(
+    title="fablab API",
+    version="1",
+    description=(
+        "The partner API of fablab. Authenticate with the `X-API-Key` header. "
+        "Errors are `application/problem+json` (RFC 7807). Lists take `limit` "
+        f"(at most {settings.API_PAGE_SIZE_MAX}) and `offset`."
+    ),
+    urls_namespace="api",
+    docs_url="/docs",
+    auth=read_key,
+    throttle=[AuthRateThrottle(settings.API_RATE_LIMIT)],
+)
+install_problem_handlers(api)
+
+api.add_router("/", organization_router)
+
+
+@api.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["system"], throttle=[])
+def health(request: HttpRequest):
+    """Whether the database, the task broker and the file storage answer."""
+    report = health_report()
+    return Status(200 if report["status"] == "ok" else 503, report)
+
+
+def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Unknown paths under /api/v1/ answer in the API's own error format."""
+    return problem_response(
+        request, status=404, title="Not found",
+        detail=f"There is no API endpoint at {request.path}. See /api/v1/docs.", code="not-found",
+    )

@@ -1,0 +1,43 @@
+"""API-key authentication and the one place where a request gets its organization."""
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja.security import APIKeyHeader
+
+from fablab.choices import ApiKeyScope
+from fablab.exceptions import PermissionDenied
+from fablab.models import ApiKey, Organization
+from fablab.services import api_key_authenticate
+
+
+class ApiKeyAuth(APIKeyHeader):
+    """`X-API-Key: fl_...`; `scope="write"` refuses read-only keys with 403."""
+
+    param_name = settings.API_KEY_HEADER
+
+    def __init__(self, scope: str = ApiKeyScope.READ):
+        self.scope = scope
+        super().__init__()
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+        if not key:
+            return None
+        api_key = api_key_authenticate(raw_key=key)
+        if not api_key.allows(self.scope):
+            raise PermissionDenied(
+                "This API key may only read. Create a key with the write scope for this operation."
+            )
+        return api_key
+
+
+read_key = ApiKeyAuth(ApiKeyScope.READ)
+write_key = ApiKeyAuth(ApiKeyScope.WRITE)
+
+
+def tenant(request: HttpRequest) -> Organization:
+    """The organization whose data this request may see: always the API key's own.
+
+    Every endpoint filters through `Model.objects.for_organization(tenant(request))`,
+    so a row of another organization is simply not found (404).
+    """
+    return request.auth.organization

@@ -1,0 +1,41 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class OrganizationKind(models.TextChoices):
+    CUSTOMER = "customer", _("Customer")
+    PARTNER = "partner", _("Partner")
+
+
+class MembershipRole(models.TextChoices):
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Admin")
+    MEMBER = "member", _("Member")
+
+
+# Roles that may manage an organization's members, invitations and API keys.
+MANAGING_ROLES = frozenset({MembershipRole.OWNER, MembershipRole.ADMIN})
+
+
+class ApiKeyScope(models.TextChoices):
+    READ = "read", _("Read")
+    WRITE = "write", _("Read and write")
+
+
+class ApiKeyStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+
+
+# The colour each badge is shown in (unfold label variants).
+API_KEY_STATUS_COLORS = {
+    ApiKeyStatus.ACTIVE: "success",
+    ApiKeyStatus.EXPIRED: "warning",
+    ApiKeyStatus.REVOKED: "danger",
+}
+
+ORGANIZATION_KIND_COLORS = {
+    OrganizationKind.CUSTOMER: "info",
+    OrganizationKind.PARTNER: "primary",
+}

@@ -1,0 +1,38 @@
+"""Domain errors. Interfaces map them to their medium (admin message, RFC 7807, task failure)."""
+
+
+class ApplicationError(Exception):
+    """A business rule refused the request. `status` is the HTTP status the API uses."""
+
+    status = 400
+    title = "Request refused"
+    code = "refused"
+
+    def __init__(self, message: str, *, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+class NotFound(ApplicationError):
+    status = 404
+    title = "Not found"
+    code = "not-found"
+
+
+class PermissionDenied(ApplicationError):
+    status = 403
+    title = "Permission denied"
+    code = "permission-denied"
+
+
+class Conflict(ApplicationError):
+    status = 409
+    title = "Conflict"
+    code = "conflict"
+
+
+class InvalidInput(ApplicationError):
+    status = 422
+    title = "Invalid input"
+    code = "invalid-input"

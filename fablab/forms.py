@@ -1,0 +1,42 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from fablab.choices import ApiKeyScope, MembershipRole
+
+
+class SignupForm(forms.Form):
+    """Extra sign-up fields; allauth calls `signup()` once the user row exists."""
+
+    organization_name = forms.CharField(
+        label=_("Organization"),
+        max_length=200,
+        required=False,
+        help_text=_("Your company or workshop. Leave empty if you were invited."),
+    )
+
+    def signup(self, request, user):
+        from fablab.services import user_onboard
+        from fablab.views import INVITATION_SESSION_KEY
+
+        user_onboard(
+            user=user,
+            organization_name=self.cleaned_data.get("organization_name", ""),
+            invitation_token=request.session.pop(INVITATION_SESSION_KEY, ""),
+        )
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail"))
+    role = forms.ChoiceField(
+        label=_("Role"),
+        choices=[(role.value, role.label) for role in (MembershipRole.MEMBER, MembershipRole.ADMIN)],
+        initial=MembershipRole.MEMBER,
+    )
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    scope = forms.ChoiceField(label=_("Scope"), choices=ApiKeyScope.choices, initial=ApiKeyScope.READ)
+    expires_at = forms.DateTimeField(
+        label=_("Expires"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )

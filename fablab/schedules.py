@@ -1,0 +1,89 @@
+"""django-q2 schedules declared in code and reconciled by name.
+
+`python manage.py sync_schedules` makes the database match SCHEDULES: it creates
+what is missing, updates what changed and deletes schedules that carry the
+`fablab:` prefix but are no longer declared. Schedules staff create in the admin
+under other names are left alone. Running it twice changes nothing the second time.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.models import Schedule
+
+PREFIX = "fablab:"
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    func: str
+    schedule_type: str
+    minutes: int | None = None
+    cron: str | None = None
+    kwargs: dict = field(default_factory=dict)
+    cluster: str | None = None
+
+    def fields(self) -> dict:
+        return {
+            "func": self.func,
+            "schedule_type": self.schedule_type,
+            "minutes": self.minutes,
+            "cron": self.cron,
+            "kwargs": repr(self.kwargs) if self.kwargs else "",
+            "cluster": self.cluster,
+        }
+
+
+SCHEDULES: list[ScheduleSpec] = [
+    ScheduleSpec(
+        name=f"{PREFIX}purge-expired-invitations",
+        func="fablab.tasks.purge_expired_invitations",
+        schedule_type=Schedule.DAILY,
+    ),
+    ScheduleSpec(
+        name=f"{PREFIX}prune-task-results",
+        func="fablab.tasks.prune_task_results",
+        schedule_type=Schedule.DAILY,
+    ),
+]
+
+
+def _normalise(value):
+    return None if value in ("", None) else value
+
+
+@transaction.atomic
+def sync_schedules(specs: list[ScheduleSpec] | None = None, *, dry_run: bool = False) -> dict[str, list[str]]:
+    specs = SCHEDULES if specs is None else specs
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError("Two declared schedules share a name.")
+    if any(not name.startswith(PREFIX) for name in names):
+        raise ValueError(f"Declared schedule names must start with {PREFIX!r}.")
+
+    report = {"created": [], "updated": [], "deleted": [], "unchanged": []}
+    existing = {s.name: s for s in Schedule.objects.select_for_update().filter(name__startswith=PREFIX)}
+    for spec in specs:
+        wanted = spec.fields()
+        schedule = existing.pop(spec.name, None)
+        if schedule is None:
+            report["created"].append(spec.name)
+            if not dry_run:
+                Schedule.objects.create(name=spec.name, next_run=timezone.now(), **wanted)
+            continue
+        changed = {k: v for k, v in wanted.items() if _normalise(getattr(schedule, k)) != _normalise(v)}
+        if not changed:
+            report["unchanged"].append(spec.name)
+            continue
+        report["updated"].append(spec.name)
+        if not dry_run:
+            for key, value in changed.items():
+                setattr(schedule, key, value)
+            schedule.save()
+    for name, schedule in existing.items():
+        report["deleted"].append(name)
+        if not dry_run:
+            schedule.delete()
+    return report

@@ -1,0 +1,364 @@
+"""fablab settings: every value comes from the environment.
+
+The defaults give a self-contained local installation (SQLite under var/, local
+media files, django-q2's ORM broker, console e-mail). Production mode is
+`DEBUG=false`: it then requires SECRET_KEY and ALLOWED_HOSTS and turns on the
+HTTPS hardening that `manage.py check --deploy` asks for. The variables are
+listed in README.md and `.env.example`.
+"""
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from fablab.env import env_bool, env_int, env_list, env_str, local_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("FABLAB_VAR_DIR") or BASE_DIR / "var")
+
+# --- Mode, secrets, hosts -------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", True)
+PRODUCTION = not DEBUG
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is false (production mode). "
+            "Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    SECRET_KEY = local_secret_key(VAR_DIR / "secret_key")
+
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must be set when DEBUG is false, e.g. ALLOWED_HOSTS=fablab.example.com"
+    )
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Applications ---------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.inlines",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "django_q",
+    "ninja",
+    "fablab",
+    "catalog",
+    "inventory",
+    "production",
+    "printers",
+    "reconstruction",
+    "billing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+if PRODUCTION:
+    # Serves the collected static files (admin, portal) with far-future cache headers.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+
+ROOT_URLCONF = "fablab.urls"
+WSGI_APPLICATION = "fablab.wsgi.application"
+ASGI_APPLICATION = "fablab.asgi.application"
+AUTH_USER_MODEL = "fablab.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database and cache ---------------------------------------------------------------
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'fablab.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and immediate transactions let the web process and the task cluster share
+    # one SQLite file without "database is locked" errors.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Background work (django-q2) ------------------------------------------------------
+
+TASK_TIMEOUT_SECONDS = env_int("TASK_TIMEOUT_SECONDS", 600)
+LONG_TASK_TIMEOUT_SECONDS = env_int("LONG_TASK_TIMEOUT_SECONDS", 4 * 3600)
+LONG_CLUSTER = "long"
+
+Q_CLUSTER = {
+    "name": "fablab",
+    "workers": env_int("TASK_WORKERS", 2),
+    "timeout": TASK_TIMEOUT_SECONDS,
+    "retry": TASK_TIMEOUT_SECONDS + 60,
+    "max_attempts": 3,
+    "queue_limit": 50,
+    "save_limit": 1000,
+    "ack_failures": True,
+    "catch_up": False,
+    "label": _("Tasks"),
+    # The long-job cluster (reconstruction) runs one job at a time per worker and
+    # gets much more time. Start it with Q_CLUSTER_NAME=long manage.py qcluster.
+    "ALT_CLUSTERS": {
+        LONG_CLUSTER: {
+            "workers": env_int("LONG_TASK_WORKERS", 1),
+            "timeout": LONG_TASK_TIMEOUT_SECONDS,
+            "retry": LONG_TASK_TIMEOUT_SECONDS + 600,
+            "max_attempts": 2,
+            "queue_limit": 1,
+            "recycle": 1,
+        }
+    },
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Files ----------------------------------------------------------------------------
+
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
+MEDIA_URL = "/media/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "static")
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            "custom_domain": env_str("AWS_S3_CUSTOM_DOMAIN") or None,
+            "location": env_str("AWS_LOCATION"),
+            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- Internationalisation and time ---------------------------------------------------
+
+TIME_ZONE = env_str("TIME_ZONE", "Europe/Berlin")
+try:
+    ZoneInfo(TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(f"TIME_ZONE {TIME_ZONE!r} is not a known IANA time zone.") from None
+USE_TZ = True
+USE_I18N = True
+LANGUAGES = [("en", _("English")), ("de", _("German"))]
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"LANGUAGE_CODE must be one of {', '.join(dict(LANGUAGES))}.")
+LOCALE_PATHS = [BASE_DIR / "locale"]
+
+# --- Authentication (staff in the admin, customers through allauth) -------------------
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "portal:home"
+
+ACCOUNT_ADAPTER = "fablab.adapters.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_SIGNUP_FORM_CLASS = "fablab.forms.SignupForm"
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[fablab] "
+ACCOUNT_LOGOUT_REDIRECT_URL = "portal:home"
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
+
+INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 14)
+
+# --- E-mail ---------------------------------------------------------------------------
+
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST or PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "fablab <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Printers' MQTT broker (Home Assistant publishing, simulators) ---------------------
+
+MQTT_HOST = env_str("MQTT_HOST", "127.0.0.1")
+MQTT_PORT = env_int("MQTT_PORT", 1883)
+MQTT_USERNAME = env_str("MQTT_USERNAME")
+MQTT_PASSWORD = env_str("MQTT_PASSWORD")
+MQTT_TLS = env_bool("MQTT_TLS", False)
+
+# --- Stripe (read by the billing app) ---------------------------------------------------
+
+STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+
+# --- API ------------------------------------------------------------------------------
+
+API_PAGE_SIZE_DEFAULT = 25
+API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 100)
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
+API_KEY_HEADER = "X-API-Key"
+NINJA_PAGINATION_MAX_LIMIT = API_PAGE_SIZE_MAX
+NINJA_PAGINATION_PER_PAGE = API_PAGE_SIZE_DEFAULT
+SIGNUP_OPEN = env_bool("SIGNUP_OPEN", True)
+
+# --- Security hardening (production mode) ----------------------------------------------
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    if env_bool("SECURE_PROXY_SSL_HEADER", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # /api/v1/health must answer plain HTTP probes from a load balancer.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+
+# --- Logging --------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- The admin (django-unfold) --------------------------------------------------------
+
+UNFOLD = {
+    "SITE_TITLE": "fablab",
+    "SITE_HEADER": "fablab",
+    "SITE_SUBHEADER": _("3D printing, end to end"),
+    "SITE_SYMBOL": "precision_manufacturing",
+    "SITE_URL": "/",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": True,
+    "SHOW_LANGUAGES": True,
+    "ENVIRONMENT": "fablab.admin_site.environment",
+    "DASHBOARD_CALLBACK": "fablab.dashboard.dashboard_callback",
+    "STYLES": [],
+    "COLORS": {
+        "primary": {
+            "50": "oklch(97.7% .014 180)",
+            "100": "oklch(95.3% .051 180)",
+            "200": "oklch(91% .096 180)",
+            "300": "oklch(85.5% .138 181)",
+            "400": "oklch(77.7% .152 182)",
+            "500": "oklch(70.4% .14 182)",
+            "600": "oklch(60% .118 184)",
+            "700": "oklch(51.1% .096 186)",
+            "800": "oklch(43.7% .078 188)",
+            "900": "oklch(38.6% .063 188)",
+            "950": "oklch(27.7% .046 192)",
+        },
+    },
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": "fablab.admin_site.navigation",
+    },
+}
+
+FABLAB_CORPUS = Path(env_str("FABLAB_CORPUS") or BASE_DIR.parent / "shared" / "corpus")
+

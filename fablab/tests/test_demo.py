@@ -1,0 +1,40 @@
+import re
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import call_command
+
+from fablab import services
+from fablab.models import ApiKey, Membership, Organization
+
+pytestmark = pytest.mark.django_db
+
+
+def run_demo() -> str:
+    out = StringIO()
+    call_command("demo", stdout=out)
+    return out.getvalue()
+
+
+def test_demo_prints_working_credentials_and_is_repeatable():
+    first = run_demo()
+    second = run_demo()
+    User = get_user_model()
+    assert User.objects.count() == 4
+    assert Organization.objects.count() == 2
+    assert Membership.objects.count() == 2
+
+    for email, password in re.findall(r"(\S+@\S+)\s+(fablab-\w+)", second):
+        user = User.objects.get(email=email)
+        assert user.check_password(password)
+    admin = User.objects.get(email="admin@fablab.local")
+    assert admin.is_superuser and admin.is_staff
+    assert authenticate(username="admin", password="fablab-admin") == admin
+
+    old_key = re.search(r"fl_\w{8}_\w{40}", first).group(0)
+    new_key = re.search(r"fl_\w{8}_\w{40}", second).group(0)
+    with pytest.raises(services.AuthenticationFailed, match="revoked"):
+        services.api_key_authenticate(raw_key=old_key)
+    assert services.api_key_authenticate(raw_key=new_key).organization.kind == "partner"
+    assert ApiKey.objects.filter(revoked_at__isnull=True).count() == 1

@@ -1,0 +1,174 @@
+"""Portal pages of the organization: home, members, invitations, API keys."""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from fablab import selectors, services
+from fablab.choices import MANAGING_ROLES
+from fablab.exceptions import ApplicationError, NotFound
+from fablab.forms import ApiKeyForm, InvitationForm
+
+ORGANIZATION_SESSION_KEY = "fablab_organization_id"
+INVITATION_SESSION_KEY = "fablab_invitation_token"
+NEW_API_KEY_SESSION_KEY = "fablab_new_api_key"
+
+
+def with_organization(view):
+    """Log-in required; passes the organization the user is working in, and their membership."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        organization = selectors.organization_get_for_user(
+            user=request.user, organization_id=request.session.get(ORGANIZATION_SESSION_KEY)
+        )
+        if organization is None:
+            return render(request, "portal/no_organization.html")
+        membership = selectors.membership_get(organization=organization, user=request.user)
+        try:
+            return view(request, organization, membership, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.message) from None
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("portal:home")
+
+    return wrapper
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return render(request, "portal/landing.html")
+    return organization_home(request)
+
+
+@with_organization
+def organization_home(request, organization, membership) -> HttpResponse:
+    can_manage = membership.role in MANAGING_ROLES
+    context = {
+        "organization": organization,
+        "membership": membership,
+        "can_manage": can_manage,
+        "organizations": selectors.organization_list_for_user(user=request.user),
+        "members": selectors.membership_list(organization=organization),
+        "invitations": selectors.invitation_list_open(organization=organization) if can_manage else [],
+        "api_keys": selectors.api_key_list(organization=organization) if can_manage else [],
+        "invitation_form": InvitationForm(),
+        "api_key_form": ApiKeyForm(),
+        "new_api_key": request.session.pop(NEW_API_KEY_SESSION_KEY, None),
+    }
+    return render(request, "portal/home.html", context)
+
+
+@require_POST
+@login_required
+def organization_switch(request: HttpRequest) -> HttpResponse:
+    try:
+        organization_id = int(request.POST.get("organization", ""))
+    except ValueError:
+        raise Http404(_("No such organization.")) from None
+    organization = selectors.organization_list_for_user(user=request.user).filter(pk=organization_id).first()
+    if organization is None:
+        raise Http404(_("No such organization."))
+    request.session[ORGANIZATION_SESSION_KEY] = organization.pk
+    return redirect("portal:home")
+
+
+@require_POST
+@with_organization
+def invitation_create(request, organization, membership) -> HttpResponse:
+    form = InvitationForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("portal:home")
+    invitation, _token = services.invitation_create(
+        organization=organization,
+        email=form.cleaned_data["email"],
+        role=form.cleaned_data["role"],
+        invited_by=request.user,
+        accept_url_for=lambda token: request.build_absolute_uri(reverse("portal:invitation_accept", args=[token])),
+    )
+    messages.success(request, _("Invitation sent to %(email)s.") % {"email": invitation.email})
+    return redirect("portal:home")
+
+
+@require_POST
+@with_organization
+def invitation_revoke(request, organization, membership, invitation_id: int) -> HttpResponse:
+    invitation = selectors.invitation_get_for_organization(organization=organization, invitation_id=invitation_id)
+    services.invitation_revoke(invitation=invitation, by=request.user)
+    messages.success(request, _("Invitation for %(email)s withdrawn.") % {"email": invitation.email})
+    return redirect("portal:home")
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invitation = services.invitation_get_open(token=token)
+    except ApplicationError as exc:
+        return render(request, "portal/invitation_invalid.html", {"reason": exc.message}, status=404)
+    if not request.user.is_authenticated:
+        # Remembered so that a sign-up from here joins this organization.
+        request.session[INVITATION_SESSION_KEY] = token
+        return render(request, "portal/invitation.html", {"invitation": invitation})
+    if request.method != "POST":
+        return render(request, "portal/invitation.html", {"invitation": invitation})
+    try:
+        membership = services.invitation_accept(token=token, user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return render(request, "portal/invitation.html", {"invitation": invitation}, status=403)
+    request.session[ORGANIZATION_SESSION_KEY] = membership.organization_id
+    messages.success(request, _("Welcome to %(org)s.") % {"org": membership.organization})
+    return redirect("portal:home")
+
+
+@require_POST
+@with_organization
+def member_remove(request, organization, membership, membership_id: int) -> HttpResponse:
+    target = selectors.membership_get_for_organization(organization=organization, membership_id=membership_id)
+    services.membership_remove(membership=target, by=request.user)
+    messages.success(request, _("%(email)s was removed.") % {"email": target.user.email})
+    return redirect("portal:home")
+
+
+@require_POST
+@with_organization
+def api_key_create(request, organization, membership) -> HttpResponse:
+    if membership.role not in MANAGING_ROLES:
+        raise Http404(_("No such page."))
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            for error in errors:
+                messages.error(request, f"{form.fields[field].label if field in form.fields else ''}: {error}")
+        return redirect("portal:home")
+    api_key, raw_key = services.api_key_create(
+        organization=organization,
+        name=form.cleaned_data["name"],
+        scope=form.cleaned_data["scope"],
+        expires_at=form.cleaned_data["expires_at"],
+        created_by=request.user,
+    )
+    # Shown once on the next page, then gone: only its hash is stored.
+    request.session[NEW_API_KEY_SESSION_KEY] = {"name": api_key.name, "key": raw_key}
+    return redirect("portal:home")
+
+
+@require_POST
+@with_organization
+def api_key_revoke(request, organization, membership, key_id: int) -> HttpResponse:
+    if membership.role not in MANAGING_ROLES:
+        raise Http404(_("No such page."))
+    api_key = selectors.api_key_get_for_organization(organization=organization, key_id=key_id)
+    services.api_key_revoke(api_key=api_key)
+    messages.success(request, _("API key %(name)s revoked.") % {"name": api_key.name})
+    return redirect("portal:home")
