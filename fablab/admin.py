@@ -17,6 +17,9 @@ from fablab import services
 from fablab.choices import API_KEY_STATUS_COLORS, ORGANIZATION_KIND_COLORS
 from fablab.models import ApiKey, Invitation, Membership, Organization, User
 
+admin.site.site_title = admin.site.site_header = "fablab"
+admin.site.index_title = _("Dashboard")
+
 # --- Organizations ---------------------------------------------------------------------
 
 

@@ -5,8 +5,13 @@ from datetime import timedelta
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from fablab.roles import DOMAIN_APPS
@@ -19,6 +24,18 @@ DOMAIN_ICONS = {
     "reconstruction": "view_in_ar",
     "billing": "payments",
 }
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login page, always carrying where to go afterwards.
+
+    unfold's login form posts back to its own address and has no hidden `next`
+    field, so a login started at /admin/login/ would fall back to the portal's
+    LOGIN_REDIRECT_URL. Adding `?next=/admin/` to the address keeps staff in the admin.
+    """
+    if request.method == "GET" and REDIRECT_FIELD_NAME not in request.GET:
+        return redirect(f"{request.path}?{urlencode({REDIRECT_FIELD_NAME: reverse('admin:index')})}")
+    return admin.site.login(request)
 
 
 def environment(request):
@@ -41,7 +58,7 @@ def _model_item(model, *, icon: str, title=None, badge: str | None = None) -> di
     except NoReverseMatch:
         return None
     item = {
-        "title": title or opts.verbose_name_plural.capitalize(),
+        "title": title or capfirst(opts.verbose_name_plural),
         "icon": icon,
         "link": link,
         "permission": lambda request, o=opts: request.user.has_perm(f"{o.app_label}.view_{o.model_name}"),
@@ -71,8 +88,9 @@ def navigation(request) -> list[dict]:
         {
             "items": [
                 {"title": _("Dashboard"), "icon": "dashboard", "link": reverse("admin:index")},
-                {"title": _("Customer portal"), "icon": "storefront", "link": reverse("portal:home")},
-                {"title": _("API documentation"), "icon": "api", "link": reverse("api:openapi-view")},
+                # "active": False, or unfold would mark "/" active on every page.
+                {"title": _("Customer portal"), "icon": "storefront", "link": reverse("portal:home"), "active": False},
+                {"title": _("API documentation"), "icon": "api", "link": reverse("api:openapi-view"), "active": False},
             ],
         },
         {

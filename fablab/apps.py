@@ -17,7 +17,7 @@ def _sync_groups_after_migrate(sender, app_config=None, apps=None, using="defaul
 
 class FablabConfig(AppConfig):
     name = "fablab"
-    verbose_name = _("Organizations")
+    verbose_name = _("Customers & partners")
 
     def ready(self):
         post_migrate.connect(_sync_groups_after_migrate, dispatch_uid="fablab.sync_staff_groups")

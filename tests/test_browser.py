@@ -1,0 +1,251 @@
+"""Browser tests: the customer portal and the admin, driven through the system's Chromium.
+
+They run against pytest-django's `live_server` (a real HTTP server in a thread, with a
+transactional database) and Playwright's sync API. Chromium is Debian's
+(/usr/bin/chromium); Playwright never downloads a browser here. A missing Chromium
+is a failure, not a skip: CI installs it.
+
+Screenshots land in var/screenshots/<name>.png for a human to look at.
+"""
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core import mail
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+TIMEOUT_MS = 15_000
+
+PASSWORD = "Printing-Farm-2026!"
+ORGANIZATION = "Bench Prints"
+DOMAIN_TITLES = ["Catalog", "Inventory", "Production", "Printers", "Reconstruction", "Billing"]
+CONFIRM_LINK = re.compile(r"https?://[^\s\"'<>]+/accounts/confirm-email/[^/\s\"'<>]+/")
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+# --- fixtures -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} not found: the browser tests need Debian's Chromium "
+            "(apt-get install chromium). Playwright's own browser downloads are not used.",
+            pytrace=False,
+        )
+    # Playwright's sync API keeps an asyncio loop in this thread; the test's own ORM calls
+    # (creating users, checking rows) would otherwise be refused as "async unsafe".
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def sign_up(page, base_url: str, *, email: str, organization: str = ORGANIZATION, shot: str | None = None) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(base_url + "/accounts/signup/")
+    form = page.locator("form").filter(has=page.locator("input[name=password1]"))
+    form.locator("input[name=email]").fill(email)
+    form.locator("input[name=password1]").fill(PASSWORD)
+    form.locator("input[name=password2]").fill(PASSWORD)
+    form.locator("input[name=organization_name]").fill(organization)
+    if shot:
+        screenshot(page, shot)
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/accounts/confirm-email/$"))
+    expect(page.locator("main")).to_contain_text("sent", ignore_case=True)
+
+
+def log_in(page, base_url: str, *, email: str) -> None:
+    page.goto(base_url + "/accounts/login/")
+    form = page.locator("form").filter(has=page.locator("input[name=password]"))
+    form.locator("input[name=login]").fill(email)
+    form.locator("input[name=password]").fill(PASSWORD)
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+
+
+def confirmation_link_for(email: str) -> str:
+    messages = [m for m in mail.outbox if email in m.to]
+    assert messages, f"no e-mail was sent to {email}; outbox: {[m.to for m in mail.outbox]}"
+    body = messages[-1].body
+    match = CONFIRM_LINK.search(body)
+    assert match, f"no confirmation link in the e-mail body:\n{body}"
+    return match.group(0)
+
+
+# --- portal -------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_signup_verify_and_log_in_shows_the_organization(live_server, page, mailoutbox):
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+    from playwright.sync_api import expect
+
+    from fablab.choices import MembershipRole
+    from fablab.models import Membership, Organization
+
+    email = "maker@bench-prints.example"
+    sign_up(page, live_server.url, email=email, shot="signup")
+    expect(page.locator("main")).to_contain_text(email)
+    screenshot(page, "verification-sent")
+
+    link = confirmation_link_for(email)
+    assert link.startswith(live_server.url), link
+    page.goto(link)
+    confirm = page.locator("main form button[type=submit]")
+    expect(confirm).to_have_count(1)
+    with page.expect_navigation():
+        confirm.click()
+    assert "/accounts/confirm-email/" not in page.url, f"still on the confirmation page: {page.url}"
+    expect(page.locator("main")).not_to_contain_text("expired or is invalid")
+
+    # Log in as someone who comes back later: a fresh session, e-mail and password.
+    page.context.clear_cookies()
+    log_in(page, live_server.url, email=email)
+
+    expect(page.locator("[data-testid=organization-name]")).to_contain_text(ORGANIZATION)
+    expect(page.locator("table").first.locator("tbody")).to_contain_text(email)
+    expect(page.locator("[data-testid=logout]")).to_be_visible()
+    screenshot(page, "portal-home")
+
+    user = get_user_model().objects.get(email=email)
+    assert EmailAddress.objects.filter(user=user, email=email, verified=True, primary=True).exists()
+    organization = Organization.objects.get(name=ORGANIZATION)
+    assert Membership.objects.filter(organization=organization, user=user, role=MembershipRole.OWNER).exists()
+
+
+@pytest.mark.browser
+def test_log_in_before_verifying_is_refused(live_server, page, mailoutbox):
+    from allauth.account.models import EmailAddress
+    from playwright.sync_api import expect
+
+    email = "early@bench-prints.example"
+    sign_up(page, live_server.url, email=email)
+    assert len([m for m in mailoutbox if email in m.to]) == 1
+
+    page.context.clear_cookies()
+    log_in(page, live_server.url, email=email)
+
+    # allauth stops at "verification sent" instead of letting the user in.
+    expect(page).to_have_url(re.compile(r"/accounts/confirm-email/$"))
+    expect(page.locator("[data-testid=organization-name]")).to_have_count(0)
+    screenshot(page, "login-unverified")
+
+    page.goto(live_server.url + "/")
+    expect(page.locator("[data-testid=organization-name]")).to_have_count(0)
+    expect(page.locator("[data-testid=logout]")).to_have_count(0)
+    expect(page.locator("header").get_by_role("link", name="Log in")).to_be_visible()
+
+    assert not EmailAddress.objects.filter(email=email, verified=True).exists()
+
+
+@pytest.mark.browser
+def test_language_switch_sets_html_lang(live_server, page):
+    from playwright.sync_api import expect
+
+    page.goto(live_server.url + "/")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    screenshot(page, "landing")
+
+    page.locator("select#language").select_option("de")  # submits itself on change
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    expect(page.locator("select#language")).to_have_value("de")
+    screenshot(page, "landing-de")
+
+
+# --- admin --------------------------------------------------------------------------
+
+
+def admin_log_in(page) -> None:
+    form = page.locator("form#login-form")
+    form.locator("input[name=username]").fill("boss")
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.locator("button[type=submit]").click()
+
+
+@pytest.fixture
+def boss(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser(username="boss", email="boss@example.com", password=PASSWORD)
+
+
+@pytest.mark.browser
+def test_admin_login_dashboard_and_organizations(live_server, page, boss):
+    from playwright.sync_api import expect
+
+    # The usual way in: /admin/ sends an anonymous visitor to the log-in page and back.
+    page.goto(live_server.url + "/admin/")
+    page.wait_for_url(re.compile(r"/admin/login/\?next=/admin/$"))
+    admin_log_in(page)
+    page.wait_for_url(re.compile(r"/admin/$"))
+
+    dashboard = page.locator("#fablab-dashboard")
+    expect(dashboard).to_be_visible()
+    expect(dashboard).to_contain_text("Customers and partners")
+    for title in DOMAIN_TITLES:
+        expect(dashboard).to_contain_text(title)
+    expect(dashboard).to_contain_text("Background tasks")
+    page.wait_for_load_state("networkidle")
+    screenshot(page, "admin-dashboard", full_page=True)
+
+    # The link's accessible name starts with its icon's ligature ("corporate_fare Organizations").
+    sidebar_link = page.get_by_role("navigation").get_by_role("link", name=re.compile(r"(^|\s)Organizations$"))
+    expect(sidebar_link.first).to_be_visible()
+    sidebar_link.first.click()
+    page.wait_for_url(re.compile(r"/admin/fablab/organization/$"))
+    expect(page).to_have_title(re.compile(r"^\s*Select organization to change \| fablab\s*$"))
+    screenshot(page, "admin-organizations")
+
+
+@pytest.mark.browser
+def test_admin_login_page_opened_directly_leads_to_the_dashboard(live_server, page, boss):
+    """Staff who bookmark /admin/login/ must land in the admin, not on the customer portal."""
+    from playwright.sync_api import expect
+
+    page.goto(live_server.url + "/admin/login/")
+    with page.expect_navigation():
+        admin_log_in(page)
+    screenshot(page, "admin-login-direct")
+    expect(page).to_have_url(re.compile(r"/admin/$"))
+    expect(page.locator("#fablab-dashboard")).to_be_visible()
