@@ -10,6 +10,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Serve admin, portal and API and run the django-q2 clusters (default and long) until interrupted."
 
@@ -25,6 +29,8 @@ class Command(BaseCommand):
                 [*manage, "qcluster"], env={**os.environ, "Q_CLUSTER_NAME": settings.LONG_CLUSTER}
             ),
         }
+        # A supervisor's SIGTERM stops everything just like Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
         self.stdout.write(self.style.SUCCESS(f"fablab is running at http://{addr}/  (Ctrl-C stops it)"))
         exit_code = 0
         try:
