@@ -4,11 +4,12 @@ from django.utils.translation import gettext_lazy as _
 
 
 def _sync_groups_after_migrate(sender, app_config=None, apps=None, using="default", **kwargs):
-    # post_migrate is sent once per installed app; permissions of every app exist
-    # only once the last one has been handled.
+    # post_migrate is sent once per installed app that has models; permissions of
+    # every app exist only once the last of those has been handled.
     from django.apps import apps as global_apps
 
-    if sender.label != list(global_apps.get_app_configs())[-1].label:
+    with_models = [config for config in global_apps.get_app_configs() if config.models_module is not None]
+    if sender.label != with_models[-1].label:
         return
     from fablab.roles import sync_staff_groups
 
