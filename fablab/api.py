@@ -10,6 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI, Status
 from ninja.throttling import AuthRateThrottle
 
+from catalog.api import router as catalog_router
 from fablab.api_auth import read_key
 from fablab.health import health_report
 from fablab.org_api import router as organization_router
@@ -32,6 +33,7 @@ api = NinjaAPI(
 install_problem_handlers(api)
 
 api.add_router("/", organization_router)
+api.add_router("/catalog", catalog_router)
 
 
 @api.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["system"], throttle=[])

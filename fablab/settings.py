@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "allauth",
     "allauth.account",
     "django_q",
@@ -210,6 +211,13 @@ STORAGES = {
         )
     },
 }
+
+# --- Catalog ------------------------------------------------------------------------
+
+MB = 1024 * 1024
+CATALOG_MAX_UPLOAD_BYTES = env_int("CATALOG_MAX_UPLOAD_MB", 200) * MB
+# Files up to this size are read while the upload waits; larger ones by a background task.
+CATALOG_SYNC_READ_BYTES = env_int("CATALOG_SYNC_READ_MB", 25) * MB
 
 # --- Internationalisation and time ---------------------------------------------------
 

@@ -249,3 +249,38 @@ def test_admin_login_page_opened_directly_leads_to_the_dashboard(live_server, pa
     screenshot(page, "admin-login-direct")
     expect(page).to_have_url(re.compile(r"/admin/$"))
     expect(page.locator("#fablab-dashboard")).to_be_visible()
+
+
+@pytest.mark.browser
+def test_admin_uploads_several_sliced_files_with_progress(live_server, page, boss, settings):
+    """Staff choose two real sliced files on a variant's upload page; each becomes a version."""
+    from playwright.sync_api import expect
+
+    from catalog.models import VariantVersion
+    from catalog.services import model_create, variant_create
+
+    variant = variant_create(model=model_create(name="Mini Cube"), name="Orange", sku="CUBE-OR")
+    corpus = Path(settings.FABLAB_CORPUS) / "slicer"
+    files = [corpus / "prusaslicer-2.8.1_mk4s_minicube.bgcode",
+             corpus / "bambustudio-02.04.00.70_a1mini_cube.gcode.3mf"]
+    assert all(f.exists() for f in files), f"slicer corpus missing under {corpus}"
+
+    page.goto(f"{live_server.url}/admin/catalog/modelvariant/{variant.pk}/upload/")
+    admin_log_in(page)
+    page.wait_for_url(re.compile(r"/upload/$"))
+    page.locator("#change-note").fill("first batch")
+    page.locator("#file-input").set_input_files([str(f) for f in files])
+    rows = page.locator("#upload-list li")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#upload-list li[data-result=ok]")).to_have_count(2, timeout=30_000)
+    expect(rows.nth(0)).to_contain_text("Version 1")
+    expect(rows.nth(1)).to_contain_text("Version 2")
+    screenshot(page, "admin-variant-upload")
+    versions = VariantVersion.objects.filter(variant=variant).order_by("number")
+    assert [(v.number, v.change_note, v.sliced_file.format) for v in versions] == [
+        (1, "first batch", "bgcode"), (2, "first batch", "3mf")]
+
+    # The current version's file again is refused, with the reason shown next to it.
+    page.locator("#file-input").set_input_files(str(files[1]))
+    expect(page.locator("#upload-list li[data-result=error]")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#upload-list li[data-result=error]")).to_contain_text("identical to version")

@@ -38,3 +38,14 @@ def test_demo_prints_working_credentials_and_is_repeatable():
         services.api_key_authenticate(raw_key=old_key)
     assert services.api_key_authenticate(raw_key=new_key).organization.kind == "partner"
     assert ApiKey.objects.filter(revoked_at__isnull=True).count() == 1
+
+
+def test_demo_catalog_carries_read_sliced_files():
+    from catalog.models import ModelVariant
+
+    run_demo()
+    run_demo()
+    variants = ModelVariant.objects.select_related("current_version__sliced_file")
+    assert variants.count() == 4
+    assert all(v.current_version.sliced_file.status == "done" for v in variants)
+    assert ModelVariant.objects.get(sku="CUBE-PLA-OR").printer_model == "MK4S"

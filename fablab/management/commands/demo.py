@@ -62,6 +62,8 @@ class Command(BaseCommand):
             organization=partner_org, name=DEMO_KEY_NAME, scope=ApiKeyScope.WRITE
         )
 
+        catalog_note = self._catalog(partner_org)
+
         rows = [
             ("Admin (staff, superuser)", "http://127.0.0.1:8000/admin/", ADMIN[1], ADMIN[2]),
             ("Operator (staff)", "http://127.0.0.1:8000/admin/", OPERATOR[1], OPERATOR[2]),
@@ -75,4 +77,41 @@ class Command(BaseCommand):
         self.stdout.write(
             f'  Try: curl -H "X-API-Key: {raw_key}" http://127.0.0.1:8000/api/v1/organization'
         )
-        self.stdout.write("  API docs: http://127.0.0.1:8000/api/v1/docs\n")
+        self.stdout.write("  API docs: http://127.0.0.1:8000/api/v1/docs")
+        self.stdout.write(f"  Catalog: {catalog_note}\n")
+
+    def _catalog(self, partner_org) -> str:
+        """Sample models whose variants carry real sliced files from the corpus, if it is there."""
+        from django.conf import settings
+        from django.core.files import File
+
+        from catalog import services as catalog
+        from catalog.models import Model, ModelVariant
+
+        samples = [
+            ("Calibration cube", None, False, ["calibration"], "Orange PLA", "CUBE-PLA-OR",
+             "prusaslicer-2.8.1_mk4s_minicube.bgcode"),
+            ("Calibration cube", None, False, ["calibration"], "Bambu green", "CUBE-BBL-GR",
+             "bambustudio-02.04.00.70_a1mini_cube.gcode.3mf"),
+            ("Benchy", partner_org, True, ["boat", "benchmark"], "Standard", "BENCHY-STD",
+             "orcaslicer-2.4.0a_ad5mpro_benchy.gcode"),
+            ("Shape box", None, True, ["box", "multicolour"], "MMU3", "SHAPEBOX-MMU3",
+             "prusaslicer-2.9.4_mk4ismmu3_shapebox.bgcode"),
+        ]
+        corpus = settings.FABLAB_CORPUS / "slicer"
+        if not corpus.is_dir():
+            return f"no sample files ({corpus} not found; set FABLAB_CORPUS)"
+        added = 0
+        for name, designer, shared, tags, variant_name, sku, filename in samples:
+            if ModelVariant.objects.filter(sku=sku).exists() or not (corpus / filename).exists():
+                continue
+            model = Model.objects.filter(name=name).first() or catalog.model_create(
+                name=name, designer=designer, shared_with_partners=shared, tags=tags,
+                description=f"Sample model, sliced file {filename}.",
+            )
+            variant = catalog.variant_create(model=model, name=variant_name, sku=sku)
+            with open(corpus / filename, "rb") as handle:
+                catalog.variant_upload_sliced_file(variant=variant, upload=File(handle, name=filename),
+                                                   change_note="Demo data")
+            added += 1
+        return f"{ModelVariant.objects.count()} variants ({added} added now) at http://127.0.0.1:8000/admin/catalog/"

@@ -1,0 +1,364 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import RangeNumericFilter, RelatedDropdownFilter
+from unfold.decorators import action, display
+
+from catalog import selectors, services
+from catalog.choices import EXTRACTION_STATUS_COLORS, ExtractionStatus
+from catalog.models import (
+    Category,
+    Model,
+    ModelImage,
+    ModelVariant,
+    SlicedFile,
+    SlicedFileThumbnail,
+    Tag,
+    VariantVersion,
+)
+from fablab.exceptions import ApplicationError
+
+
+def _swatches(hexes: list[str]):
+    return format_html_join(
+        "", '<span title="{}" style="display:inline-block;width:.9rem;height:.9rem;border-radius:9999px;'
+            'border:1px solid rgba(0,0,0,.2);margin-right:2px;background:{}"></span>',
+        ((h, h) for h in hexes if h),
+    )
+
+
+def _minutes(seconds: int | None) -> str:
+    if seconds is None:
+        return "—"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
+
+
+@admin.register(Category)
+class CategoryAdmin(ModelAdmin):
+    search_fields = ["name"]
+
+
+@admin.register(Tag)
+class TagAdmin(ModelAdmin):
+    search_fields = ["name"]
+
+
+class VariantInline(TabularInline):
+    model = ModelVariant
+    extra = 0
+    fields = ["name", "sku", "colour", "material", "size", "current_version"]
+    readonly_fields = ["current_version"]
+    show_change_link = True
+    tab = True
+
+
+class ModelImageInline(TabularInline):
+    model = ModelImage
+    extra = 0
+    fields = ["image", "caption", "position"]
+    tab = True
+
+
+@admin.register(Model)
+class CatalogModelAdmin(ModelAdmin):
+    list_display = ["show_thumbnail", "name", "designer", "category", "show_variants", "show_tags", "updated_at"]
+    list_display_links = ["show_thumbnail", "name"]
+    list_filter = [("designer", RelatedDropdownFilter), ("category", RelatedDropdownFilter), "shared_with_partners",
+                   "licence"]
+    search_fields = ["name", "description", "tags__name", "variants__name", "variants__sku"]
+    autocomplete_fields = ["designer", "category", "tags"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+    inlines = [VariantInline, ModelImageInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).prefetch_related("tags").annotate(n_variants=Count("variants"))
+
+    @display(description=_("variants"), ordering="n_variants")
+    def show_variants(self, obj):
+        return obj.n_variants
+
+    @display(description=_("tags"))
+    def show_tags(self, obj):
+        return ", ".join(tag.name for tag in obj.tags.all())
+
+    @display(description="")
+    def show_thumbnail(self, obj):
+        thumbnail = (
+            SlicedFileThumbnail.objects.filter(sliced_file__versions__variant__model=obj)
+            .order_by("-width").first()
+        )
+        if thumbnail is None:
+            image = obj.images.first()
+            url = image.image.url if image else None
+        else:
+            url = thumbnail.image.url
+        if not url:
+            return "—"
+        return format_html('<img src="{}" alt="" style="height:40px;width:40px;object-fit:contain">', url)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+class VersionInline(TabularInline):
+    model = VariantVersion
+    extra = 0
+    fields = ["number", "sliced_file", "change_note", "created_by", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+    tab = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # versions are made by uploading a file
+
+
+@admin.register(ModelVariant)
+class ModelVariantAdmin(ModelAdmin):
+    list_display = ["__str__", "sku", "show_colours", "filament_types", "printer_model", "layer_height",
+                    "show_time", "filament_used_g", "current_version"]
+    list_filter = [("model__designer", RelatedDropdownFilter), "printer_model", "layer_height", "nozzle_diameter",
+                   ("estimated_time_s", RangeNumericFilter)]
+    list_filter_submit = True
+    search_fields = ["name", "sku", "model__name", "search_document"]
+    autocomplete_fields = ["model"]
+    readonly_fields = ["current_version", "printer_model", "filament_types", "filament_colours", "nozzle_diameter",
+                       "layer_height", "estimated_time_s", "filament_used_g"]
+    inlines = [VersionInline]
+    actions_detail = ["open_upload", "open_diff"]
+
+    @display(description=_("colours"))
+    def show_colours(self, obj):
+        return _swatches(obj.filament_colours.split(",") or [obj.colour])
+
+    @action(description=_("Upload sliced files"), icon="upload_file", url_path="open-upload")
+    def open_upload(self, request, object_id):
+        return redirect("admin:catalog_modelvariant_upload", object_id)
+
+    @action(description=_("Compare versions"), icon="difference", url_path="open-diff")
+    def open_diff(self, request, object_id):
+        return redirect("admin:catalog_modelvariant_diff", object_id)
+
+    def get_urls(self):
+        return [
+            path("<int:object_id>/upload/", self.admin_site.admin_view(self.upload_view),
+                 name="catalog_modelvariant_upload"),
+            path("<int:object_id>/upload/file/", self.admin_site.admin_view(require_POST(self.upload_file_view)),
+                 name="catalog_modelvariant_upload_file"),
+            path("<int:object_id>/diff/", self.admin_site.admin_view(self.diff_view),
+                 name="catalog_modelvariant_diff"),
+            *super().get_urls(),
+        ]
+
+    def _variant_or_404(self, request, object_id, *, change=False):
+        variant = self.get_object(request, str(object_id))
+        if variant is None:
+            raise Http404(_("No such variant."))
+        allowed = self.has_change_permission(request, variant) if change else self.has_view_permission(request, variant)
+        if not allowed:
+            raise DjangoPermissionDenied
+        return variant
+
+    def upload_view(self, request, object_id):
+        variant = self._variant_or_404(request, object_id, change=True)
+        from django.conf import settings
+
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Upload sliced files to %(variant)s") % {"variant": variant},
+            "variant": variant,
+            "opts": self.model._meta,
+            "upload_url": reverse("admin:catalog_modelvariant_upload_file", args=[variant.pk]),
+            "change_url": reverse("admin:catalog_modelvariant_change", args=[variant.pk]),
+            "max_bytes": settings.CATALOG_MAX_UPLOAD_BYTES,
+            "accept": ".gcode,.bgcode,.3mf,.stl",
+        }
+        return TemplateResponse(request, "catalog/admin/variant_upload.html", context)
+
+    def upload_file_view(self, request, object_id):
+        """One file per request, so the page can show each file's progress and outcome."""
+        variant = self._variant_or_404(request, object_id, change=True)
+        upload = request.FILES.get("file")
+        if upload is None:
+            return JsonResponse({"error": str(_("No file was sent."))}, status=400)
+        try:
+            version = services.variant_upload_sliced_file(
+                variant=variant, upload=upload, change_note=request.POST.get("change_note", ""),
+                uploaded_by=request.user,
+            )
+        except ApplicationError as exc:
+            return JsonResponse({"error": exc.message}, status=exc.status)
+        sliced = version.sliced_file
+        return JsonResponse({
+            "version": version.number,
+            "status": sliced.status,
+            "status_label": str(sliced.get_status_display()),
+            "url": reverse("admin:catalog_slicedfile_change", args=[sliced.pk]),
+        }, status=201)
+
+    def diff_view(self, request, object_id):
+        variant = self._variant_or_404(request, object_id)
+        versions = list(selectors.version_list(variant=variant))
+        numbers = [v.number for v in versions]
+        try:
+            after_n = int(request.GET.get("b") or (numbers[0] if numbers else 0))
+            before_n = int(request.GET.get("a") or (numbers[1] if len(numbers) > 1 else after_n))
+        except ValueError:
+            raise Http404(_("Versions are given by number.")) from None
+        diff = None
+        if versions:
+            try:
+                before = selectors.version_get(variant=variant, number=before_n)
+                after = selectors.version_get(variant=variant, number=after_n)
+            except ApplicationError as exc:
+                raise Http404(exc.message) from None
+            diff = selectors.version_diff(before=before, after=after,
+                                          changed_only=request.GET.get("all") != "1")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Compare versions of %(variant)s") % {"variant": variant},
+            "variant": variant, "versions": versions, "opts": self.model._meta,
+            "a": before_n, "b": after_n, "diff": diff, "show_all": request.GET.get("all") == "1",
+            "change_url": reverse("admin:catalog_modelvariant_change", args=[variant.pk]),
+        }
+        return TemplateResponse(request, "catalog/admin/variant_diff.html", context)
+
+    @display(description=_("print time"), ordering="estimated_time_s")
+    def show_time(self, obj):
+        return _minutes(obj.estimated_time_s)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.variant_refresh_search(variant=obj)
+
+
+class ThumbnailInline(TabularInline):
+    model = SlicedFileThumbnail
+    extra = 0
+    fields = ["show_image", "width", "height", "source_format", "plate_index", "role"]
+    readonly_fields = fields
+    can_delete = False
+    tab = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @display(description=_("image"))
+    def show_image(self, obj):
+        return format_html('<img src="{}" alt="" style="max-height:96px">', obj.image.url)
+
+
+CRITICAL_FIELDS = [
+    ("estimated_time_s", _("Print time")),
+    ("filament_used_g", _("Filament per slot (g)")),
+    ("filament_used_g_total", _("Filament total (g)")),
+    ("filament_type", _("Filament types")),
+    ("layer_height", _("Layer height (mm)")),
+    ("nozzle_diameter", _("Nozzle (mm)")),
+    ("nozzle_temperature", _("Nozzle (°C)")),
+    ("bed_temperature", _("Bed (°C)")),
+    ("printer_model", _("Printer")),
+    ("slicer", _("Slicer")),
+]
+
+
+@admin.register(SlicedFile)
+class SlicedFileAdmin(ModelAdmin):
+    list_display = ["original_name", "format", "show_status", "show_time", "show_colours", "size_bytes",
+                    "created_at"]
+    list_filter = ["status", "format", "sliced"]
+    search_fields = ["original_name", "sha256"]
+    readonly_fields = ["show_summary", "original_name", "sha256", "size_bytes", "format", "status", "error",
+                       "sliced", "metadata", "plates", "extra", "warnings", "show_config", "extracted_at",
+                       "uploaded_by", "file"]
+    fieldsets = [
+        (None, {"fields": ["show_summary", "original_name", "file", "format", "status", "error", "warnings"]}),
+        (_("Corrections"), {"classes": ["tab"], "fields": ["corrections"]}),
+        (_("Extracted metadata"), {"classes": ["tab"], "fields": ["metadata", "plates", "extra"]}),
+        (_("Slicer configuration"), {"classes": ["tab"], "fields": ["show_config"]}),
+        (_("File"), {"classes": ["tab"], "fields": ["sha256", "size_bytes", "sliced", "extracted_at",
+                                                     "uploaded_by"]}),
+    ]
+    inlines = [ThumbnailInline]
+    actions = ["reread"]
+
+    def has_add_permission(self, request):
+        return False  # files arrive by uploading them to a variant
+
+    @display(description=_("metadata"), label=EXTRACTION_STATUS_COLORS)
+    def show_status(self, obj):
+        return obj.status, obj.get_status_display()
+
+    @display(description=_("print time"))
+    def show_time(self, obj):
+        return _minutes(obj.effective_metadata.get("estimated_time_s"))
+
+    @display(description=_("colours"))
+    def show_colours(self, obj):
+        return _swatches(obj.effective_metadata.get("filament_colour") or [])
+
+    @display(description=_("at a glance"))
+    def show_summary(self, obj):
+        meta = obj.effective_metadata
+        rows = []
+        for key, label in CRITICAL_FIELDS:
+            value = meta.get(key)
+            if key == "estimated_time_s":
+                value = _minutes(value)
+            elif isinstance(value, list):
+                value = ", ".join("—" if v is None else str(v) for v in value)
+            corrected = " ✎" if key in obj.corrections else ""
+            rows.append((label, value if value not in (None, "") else "—", corrected))
+        table = format_html_join("", "<tr><th style='text-align:left;padding-right:1rem'>{}</th>"
+                                     "<td>{}{}</td></tr>", rows)
+        return format_html("<table>{}</table>{}", table, _swatches(meta.get("filament_colour") or []))
+
+    @display(description=_("configuration"))
+    def show_config(self, obj):
+        rows = format_html_join(
+            "", "<tr data-key='{}'><td style='padding-right:1rem'><code>{}</code></td><td><code>{}</code></td></tr>",
+            ((k.lower(), k, v) for k, v in sorted(obj.config.items())),
+        )
+        return format_html(
+            "<input type='search' placeholder='{}' style='margin-bottom:.5rem' class='border rounded px-2 py-1' "
+            "oninput=\"const q=this.value.toLowerCase();this.nextElementSibling.querySelectorAll('tr')"
+            ".forEach(r=>r.style.display=r.dataset.key.includes(q)?'':'none')\">"
+            "<table>{}</table><p>{}</p>",
+            _("Filter settings…"), rows, _("%(n)s settings") % {"n": len(obj.config)},
+        )
+
+    @action(description=_("Read metadata again"))
+    def reread(self, request, queryset):
+        results = [services.sliced_file_reread(sliced_file=sliced_file) for sliced_file in queryset]
+        failed = [r for r in results if r.status == ExtractionStatus.FAILED]
+        for sliced_file in failed:
+            messages.error(request, f"{sliced_file.original_name}: {sliced_file.error}")
+        if len(results) > len(failed):
+            messages.success(request, _("Metadata read again."))
+
+    def save_model(self, request, obj, form, change):
+        services.sliced_file_correct(sliced_file=obj, corrections=form.cleaned_data.get("corrections") or {},
+                                     by=request.user)
+
+
+@admin.register(VariantVersion)
+class VariantVersionAdmin(ModelAdmin):
+    list_display = ["variant", "number", "sliced_file", "created_by", "created_at"]
+    search_fields = ["variant__sku", "variant__name", "variant__model__name"]
+    readonly_fields = ["variant", "number", "sliced_file", "created_by", "created_at"]
+    fields = ["variant", "number", "sliced_file", "change_note", "created_by", "created_at"]
+
+    def has_add_permission(self, request):
+        return False

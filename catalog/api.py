@@ -1,0 +1,71 @@
+"""Catalog endpoints for partners: models, variants, versions, upload and download."""
+
+from django.http import FileResponse, HttpRequest
+from django.utils.translation import gettext as _
+from ninja import File, Form, Query, Router, Status
+from ninja.files import UploadedFile
+from ninja.pagination import paginate
+
+from catalog import selectors, services
+from catalog.schemas import ModelDetailOut, ModelOut, VariantDetailOut, VariantFilterIn, VariantOut, VersionOut
+from fablab.api_auth import tenant, write_key
+from fablab.api_pagination import Pagination
+from fablab.exceptions import InvalidInput, PermissionDenied
+
+router = Router(tags=["catalog"])
+
+
+@router.get("/models", response=list[ModelOut], summary="Models this organization may see")
+@paginate(Pagination)
+def model_list(request: HttpRequest, q: str = ""):
+    return selectors.model_list(partner=tenant(request), q=q)
+
+
+@router.get("/models/{model_id}", response=ModelDetailOut, summary="A model with its variants")
+def model_detail(request: HttpRequest, model_id: int):
+    return selectors.model_get(model_id=model_id, partner=tenant(request))
+
+
+@router.get("/variants", response=list[VariantOut], summary="Search and filter variants")
+@paginate(Pagination)
+def variant_list(request: HttpRequest, filters: Query[VariantFilterIn]):
+    if filters.min_time_s is not None and filters.max_time_s is not None and filters.min_time_s > filters.max_time_s:
+        raise InvalidInput(_("min_time_s must not be larger than max_time_s."))
+    return selectors.variant_list(
+        partner=tenant(request),
+        filters=selectors.VariantFilter(
+            q=filters.q, material=filters.material, colour=filters.colour, printer_model=filters.printer_model,
+            nozzle_diameter=filters.nozzle_diameter, layer_height=filters.layer_height,
+            min_time_s=filters.min_time_s, max_time_s=filters.max_time_s, designer_id=filters.designer,
+            tags=filters.tag,
+        ),
+    )
+
+
+@router.get("/variants/{variant_id}", response=VariantDetailOut, summary="A variant with its metadata and versions")
+def variant_detail(request: HttpRequest, variant_id: int):
+    return selectors.variant_get(variant_id=variant_id, partner=tenant(request))
+
+
+@router.post(
+    "/variants/{variant_id}/versions", response={201: VersionOut}, auth=write_key,
+    summary="Upload a sliced file as the variant's next version",
+)
+def version_upload(request: HttpRequest, variant_id: int, file: File[UploadedFile], change_note: Form[str] = ""):
+    organization = tenant(request)
+    variant = selectors.variant_get(variant_id=variant_id, partner=organization)
+    if variant.model.designer_id != organization.pk:
+        raise PermissionDenied(_("This model is shared with you to read; only its designer can add versions."))
+    version = services.variant_upload_sliced_file(variant=variant, upload=file, change_note=change_note)
+    return Status(201, version)
+
+
+@router.get(
+    "/variants/{variant_id}/versions/{number}/download", url_name="catalog_version_download",
+    summary="Download the sliced file of a version",
+)
+def version_download(request: HttpRequest, variant_id: int, number: int):
+    variant = selectors.variant_get(variant_id=variant_id, partner=tenant(request))
+    version = selectors.version_get(variant=variant, number=number)
+    sliced = version.sliced_file
+    return FileResponse(sliced.file.open("rb"), as_attachment=True, filename=sliced.original_name)

@@ -1,0 +1,137 @@
+"""Every non-trivial read of the model library."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet
+from django.utils.translation import gettext as _
+
+from catalog import search as catalog_search
+from catalog.models import Model, ModelVariant, SlicedFile, VariantVersion
+from fablab.exceptions import NotFound
+
+
+@dataclass
+class VariantFilter:
+    q: str = ""
+    material: str = ""
+    colour: str = ""
+    printer_model: str = ""
+    nozzle_diameter: Decimal | None = None
+    layer_height: Decimal | None = None
+    min_time_s: int | None = None
+    max_time_s: int | None = None
+    designer_id: int | None = None
+    tags: list[str] = field(default_factory=list)
+    model_id: int | None = None
+
+
+def variant_list(*, filters: VariantFilter | None = None, partner=None) -> QuerySet[ModelVariant]:
+    """Variants matching `filters`, ranked when searching. `partner` limits to what it may see."""
+    filters = filters or VariantFilter()
+    qs = ModelVariant.objects.select_related("model", "model__designer", "model__category", "current_version")
+    if partner is not None:
+        qs = qs.filter(Q(model__designer=partner) | Q(model__shared_with_partners=True))
+    if filters.model_id is not None:
+        qs = qs.filter(model_id=filters.model_id)
+    if filters.material:
+        material = filters.material.strip()
+        qs = qs.filter(Q(material__iexact=material) | Q(filament_types__iregex=rf"(^|,){_re(material)}(,|$)"))
+    if filters.colour:
+        colour = filters.colour.strip().upper()
+        qs = qs.filter(Q(colour__iexact=colour) | Q(filament_colours__icontains=colour))
+    if filters.printer_model:
+        qs = qs.filter(printer_model__iexact=filters.printer_model.strip())
+    if filters.nozzle_diameter is not None:
+        qs = qs.filter(nozzle_diameter=filters.nozzle_diameter)
+    if filters.layer_height is not None:
+        qs = qs.filter(layer_height=filters.layer_height)
+    if filters.min_time_s is not None:
+        qs = qs.filter(estimated_time_s__gte=filters.min_time_s)
+    if filters.max_time_s is not None:
+        qs = qs.filter(estimated_time_s__lte=filters.max_time_s)
+    if filters.designer_id is not None:
+        qs = qs.filter(model__designer_id=filters.designer_id)
+    for tag in filters.tags:
+        qs = qs.filter(model__tags__name__iexact=tag.strip())
+    if filters.q:
+        return catalog_search.search(qs, filters.q)
+    return qs.order_by("search_title")
+
+
+def _re(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def variant_get(*, variant_id: int, partner=None) -> ModelVariant:
+    variant = variant_list(partner=partner).filter(pk=variant_id).first()
+    if variant is None:
+        raise NotFound(_("No variant with id %(id)s.") % {"id": variant_id})
+    return variant
+
+
+def model_list(*, partner=None, q: str = "") -> QuerySet[Model]:
+    qs = Model.objects.select_related("designer", "category").prefetch_related("tags").annotate(
+        variant_count=Count("variants", distinct=True)
+    )
+    if partner is not None:
+        qs = qs.visible_to_partner(partner)
+    if q:
+        variant_ids = catalog_search.search(ModelVariant.objects.all(), q).values("model_id")
+        qs = qs.filter(Q(pk__in=variant_ids) | Q(name__icontains=q))
+    return qs.order_by("name")
+
+
+def model_get(*, model_id: int, partner=None) -> Model:
+    model = model_list(partner=partner).filter(pk=model_id).first()
+    if model is None:
+        raise NotFound(_("No model with id %(id)s.") % {"id": model_id})
+    return model
+
+
+def version_list(*, variant: ModelVariant) -> QuerySet[VariantVersion]:
+    return variant.versions.select_related("sliced_file", "created_by").order_by("-number")
+
+
+def version_get(*, variant: ModelVariant, number: int) -> VariantVersion:
+    version = version_list(variant=variant).filter(number=number).first()
+    if version is None:
+        raise NotFound(_("Variant %(sku)s has no version %(n)s.") % {"sku": variant.sku, "n": number})
+    return version
+
+
+def catalog_kpis() -> list[dict]:
+    return [
+        {"label": _("Models"), "value": Model.objects.count()},
+        {"label": _("Variants"), "value": ModelVariant.objects.count()},
+        {"label": _("Sliced files"), "value": SlicedFile.objects.count()},
+        {"label": _("Files being read"), "value": SlicedFile.objects.filter(status__in=["pending", "running"]).count()},
+    ]
+
+
+@dataclass
+class DiffRow:
+    key: str
+    before: object
+    after: object
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def version_diff(*, before: VariantVersion, after: VariantVersion, changed_only: bool = True) -> dict:
+    """Settings and key metadata of two versions side by side."""
+
+    def rows(a: dict, b: dict) -> list[DiffRow]:
+        result = [DiffRow(key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b))]
+        return [row for row in result if row.changed] if changed_only else result
+
+    old, new = before.sliced_file, after.sliced_file
+    return {
+        "metadata": rows(old.effective_metadata, new.effective_metadata),
+        "config": rows(old.config, new.config),
+        "config_total": len(set(old.config) | set(new.config)),
+    }

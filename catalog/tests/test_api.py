@@ -1,0 +1,137 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from catalog import services
+from catalog.models import SlicedFile, VariantVersion
+from catalog.tests.factories import FakeInfo, ModelFactory, VariantFactory, gcode_upload, metadata
+from conftest import ApiClient
+from fablab.choices import ApiKeyScope
+from fablab.tests.factories import make_api_key
+from fablab.tests.test_api import assert_problem
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalog(partner, other_partner, fake_reader):
+    """Own, shared, foreign and lab-only models with one variant each, each with a version."""
+    own = VariantFactory(model=ModelFactory(name="Own Vase", designer=partner), sku="OWN-1")
+    shared = VariantFactory(model=ModelFactory(name="Shared Hook", shared_with_partners=True), sku="SHR-1")
+    foreign = VariantFactory(model=ModelFactory(name="Foreign Gear", designer=other_partner), sku="FOR-1")
+    lab = VariantFactory(model=ModelFactory(name="Lab Secret"), sku="LAB-1")
+    for n, variant in enumerate([own, shared, foreign, lab]):
+        fake_reader.info = FakeInfo(fields=metadata(estimated_time_s=600 * (n + 1),
+                                                    filament_type=["PLA" if n % 2 else "PETG"]))
+        services.variant_upload_sliced_file(variant=variant, upload=gcode_upload(body=f"G28 ; {n}\n".encode()))
+    return {"own": own, "shared": shared, "foreign": foreign, "lab": lab}
+
+
+def skus(response) -> set[str]:
+    assert response.status_code == 200, response.content
+    return {item["sku"] for item in response.json()["items"]}
+
+
+class TestVisibility:
+    def test_partner_sees_own_and_shared_only(self, api, catalog):
+        assert skus(api.get("/api/v1/catalog/variants")) == {"OWN-1", "SHR-1"}
+        names = {m["name"] for m in api.get("/api/v1/catalog/models").json()["items"]}
+        assert names == {"Own Vase", "Shared Hook"}
+
+    @pytest.mark.parametrize("which", ["foreign", "lab"])
+    def test_hidden_rows_are_not_found(self, api, catalog, which):
+        variant = catalog[which]
+        assert_problem(api.get(f"/api/v1/catalog/variants/{variant.pk}"), 404)
+        assert_problem(api.get(f"/api/v1/catalog/models/{variant.model_id}"), 404)
+        assert_problem(api.get(f"/api/v1/catalog/variants/{variant.pk}/versions/1/download"), 404)
+        before = VariantVersion.objects.count()
+        response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions",
+                             {"file": gcode_upload(body=b"G28 ; sneaky\n")})
+        assert_problem(response, 404)
+        assert VariantVersion.objects.count() == before
+
+    def test_shared_models_are_read_only(self, api, catalog):
+        response = api.post(f"/api/v1/catalog/variants/{catalog['shared'].pk}/versions",
+                            {"file": gcode_upload(body=b"G28 ; mine now\n")})
+        assert_problem(response, 403, detail_contains="only its designer")
+
+    def test_search_never_reaches_hidden_rows(self, api, catalog):
+        assert skus(api.get("/api/v1/catalog/variants?q=Foreign")) == set()
+        assert skus(api.get("/api/v1/catalog/variants?q=Secret")) == set()
+
+
+class TestReading:
+    def test_variant_detail_has_metadata_and_versions(self, api, catalog):
+        body = api.get(f"/api/v1/catalog/variants/{catalog['own'].pk}").json()
+        assert body["current_version"] == 1
+        assert body["model"]["name"] == "Own Vase"
+        version = body["versions"][0]
+        assert version["number"] == 1
+        assert version["sliced_file"]["metadata"]["printer_model"] == "MK4S"
+        assert version["sliced_file"]["status"] == "done"
+        assert version["download_url"].endswith(f"/variants/{catalog['own'].pk}/versions/1/download")
+
+    def test_download(self, api, catalog):
+        response = api.get(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions/1/download")
+        assert response.status_code == 200
+        assert b"".join(response.streaming_content) == b"G28 ; 0\n"
+        assert 'attachment; filename="part.gcode"' in response["Content-Disposition"]
+        assert_problem(api.get(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions/7/download"), 404)
+
+    @pytest.mark.parametrize("query,expected", [
+        ("material=PETG", {"OWN-1"}),
+        ("material=pla", {"SHR-1"}),
+        ("min_time_s=1000", {"SHR-1"}),
+        ("max_time_s=600", {"OWN-1"}),
+        ("printer_model=MK4S", {"OWN-1", "SHR-1"}),
+        ("printer_model=XL", set()),
+        ("layer_height=0.2&nozzle_diameter=0.4", {"OWN-1", "SHR-1"}),
+        ("colour=%23ff8000", {"OWN-1", "SHR-1"}),
+        ("colour=%23000000", set()),
+    ])
+    def test_filters(self, api, catalog, query, expected):
+        assert skus(api.get(f"/api/v1/catalog/variants?{query}")) == expected
+
+    def test_designer_and_tag_filters(self, api, catalog, partner):
+        catalog["own"].model.tags.set(services.tags_get_or_create(names=["Kitchen"]))
+        assert skus(api.get(f"/api/v1/catalog/variants?designer={partner.pk}")) == {"OWN-1"}
+        assert skus(api.get("/api/v1/catalog/variants?tag=kitchen")) == {"OWN-1"}
+
+    @pytest.mark.parametrize("query", ["colour=red", "min_time_s=-1", "nozzle_diameter=abc",
+                                       "min_time_s=100&max_time_s=10"])
+    def test_bad_filters_are_refused(self, api, catalog, query):
+        assert_problem(api.get(f"/api/v1/catalog/variants?{query}"), 422)
+
+
+class TestUploading:
+    def test_upload_makes_the_next_version(self, api, catalog, fake_reader):
+        fake_reader.info = FakeInfo(fields=metadata(estimated_time_s=42))
+        response = api.post(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions",
+                            {"file": gcode_upload(body=b"G28 ; v2\n"), "change_note": "thinner walls"})
+        assert response.status_code == 201, response.content
+        assert response.json()["number"] == 2
+        assert response.json()["change_note"] == "thinner walls"
+        assert api.get(f"/api/v1/catalog/variants/{catalog['own'].pk}").json()["estimated_time_s"] == 42
+
+    def test_read_only_key_cannot_upload(self, partner, catalog):
+        _key, raw = make_api_key(partner, scope=ApiKeyScope.READ)
+        response = ApiClient(raw).post(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions",
+                                       {"file": gcode_upload(body=b"G28 ; ro\n")})
+        assert_problem(response, 403)
+
+    @pytest.mark.parametrize("upload,status,detail", [
+        (SimpleUploadedFile("evil.exe", b"MZ\x90\x00"), 422, "not a file the catalog takes"),
+        (SimpleUploadedFile("empty.gcode", b""), 422, "is empty"),
+    ])
+    def test_refused_uploads(self, api, catalog, upload, status, detail):
+        before = (SlicedFile.objects.count(), VariantVersion.objects.count())
+        assert_problem(api.post(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions", {"file": upload}),
+                       status, detail_contains=detail)
+        assert (SlicedFile.objects.count(), VariantVersion.objects.count()) == before
+
+    def test_same_file_twice_is_a_conflict(self, api, catalog):
+        response = api.post(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions",
+                            {"file": gcode_upload(body=b"G28 ; 0\n")})
+        assert_problem(response, 409, detail_contains="identical to version 1")
+
+    def test_missing_file_field(self, api, catalog):
+        assert_problem(api.post(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions", {}), 422)
