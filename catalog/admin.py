@@ -75,8 +75,29 @@ class CatalogModelAdmin(ModelAdmin):
                    "licence"]
     search_fields = ["name", "description", "tags__name", "variants__name", "variants__sku"]
     autocomplete_fields = ["designer", "category", "tags"]
-    readonly_fields = ["created_by", "created_at", "updated_at"]
+    readonly_fields = ["created_by", "created_at", "updated_at", "show_versions"]
+    fieldsets = [
+        (None, {"fields": ["name", "designer", "category", "tags", "description", "licence", "shared_with_partners",
+                           "created_by", "created_at", "updated_at"]}),
+        (_("Versions"), {"classes": ["tab"], "fields": ["show_versions"]}),
+    ]
     inlines = [VariantInline, ModelImageInline]
+
+    @display(description=_("versions of all variants"))
+    def show_versions(self, obj):
+        if obj.pk is None:
+            return "—"
+        versions = VariantVersion.objects.filter(variant__model=obj).select_related("variant", "sliced_file")
+        rows = format_html_join(
+            "", "<tr><td style='padding-right:1rem'><a href='{}'>{} v{}</a></td><td style='padding-right:1rem'>{}</td>"
+                "<td style='padding-right:1rem'>{}</td><td>{}</td></tr>",
+            (
+                (reverse("admin:catalog_variantversion_change", args=[v.pk]), v.variant.sku, v.number,
+                 v.sliced_file.original_name, v.created_at.strftime("%Y-%m-%d %H:%M"), v.change_note)
+                for v in versions.order_by("variant__sku", "-number")
+            ),
+        )
+        return format_html("<table>{}</table>", rows) if versions else _("No versions yet.")
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -262,16 +283,67 @@ class ThumbnailInline(TabularInline):
 
 CRITICAL_FIELDS = [
     ("estimated_time_s", _("Print time")),
-    ("filament_used_g", _("Filament per slot (g)")),
-    ("filament_used_g_total", _("Filament total (g)")),
-    ("filament_type", _("Filament types")),
     ("layer_height", _("Layer height (mm)")),
+    ("first_layer_height", _("First layer (mm)")),
     ("nozzle_diameter", _("Nozzle (mm)")),
     ("nozzle_temperature", _("Nozzle (°C)")),
+    ("nozzle_temperature_initial_layer", _("Nozzle, first layer (°C)")),
     ("bed_temperature", _("Bed (°C)")),
+    ("bed_temperature_initial_layer", _("Bed, first layer (°C)")),
     ("printer_model", _("Printer")),
     ("slicer", _("Slicer")),
+    ("filament_used_g_total", _("Filament total (g)")),
 ]
+
+
+def _slot(values, index):
+    return values[index] if isinstance(values, list) and index < len(values) else None
+
+
+def render_summary(sliced_file: SlicedFile):
+    """The values an operator checks before printing, with one row per filament slot."""
+    meta = sliced_file.effective_metadata
+    rows = []
+    for key, label in CRITICAL_FIELDS:
+        value = meta.get(key)
+        if key == "estimated_time_s":
+            value = _minutes(value)
+        elif isinstance(value, list):
+            value = ", ".join("—" if v is None else str(v) for v in value)
+        if key == "slicer" and meta.get("slicer_version"):
+            value = f"{value} {meta['slicer_version']}"
+        corrected = " ✎" if key in sliced_file.corrections else ""
+        rows.append((label, value if value not in (None, "") else "—", corrected))
+    table = format_html_join("", "<tr><th style='text-align:left;padding-right:1rem'>{}</th><td>{}{}</td></tr>", rows)
+    types, colours, grams = meta.get("filament_type"), meta.get("filament_colour"), meta.get("filament_used_g")
+    slots = max((len(v) for v in (types, colours, grams) if isinstance(v, list)), default=0)
+    filaments = format_html_join(
+        "", "<tr data-slot='{}'><td style='padding-right:.75rem'>{}</td><td>{}</td><td style='padding:0 .75rem'>{}</td>"
+            "<td style='text-align:right'>{}</td></tr>",
+        (
+            (n + 1, n + 1, _swatches([_slot(colours, n) or ""]), _slot(types, n) or "—",
+             "—" if _slot(grams, n) is None else f"{_slot(grams, n)} g")
+            for n in range(slots)
+        ),
+    )
+    return format_html(
+        "<table>{}</table><h3 style='margin:1rem 0 .25rem;font-weight:600'>{}</h3><table>{}</table>",
+        table, _("Filament per slot"), filaments,
+    )
+
+
+def render_config(sliced_file: SlicedFile):
+    rows = format_html_join(
+        "", "<tr data-key='{}'><td style='padding-right:1rem'><code>{}</code></td><td><code>{}</code></td></tr>",
+        ((k.lower(), k, v) for k, v in sorted(sliced_file.config.items())),
+    )
+    return format_html(
+        "<input type='search' placeholder='{}' style='margin-bottom:.5rem' class='border rounded px-2 py-1' "
+        "oninput=\"const q=this.value.toLowerCase();this.nextElementSibling.querySelectorAll('tr')"
+        ".forEach(r=>r.style.display=r.dataset.key.includes(q)?'':'none')\">"
+        "<table>{}</table><p>{}</p>",
+        _("Filter settings…"), rows, _("%(n)s settings") % {"n": len(sliced_file.config)},
+    )
 
 
 @admin.register(SlicedFile)
@@ -311,33 +383,11 @@ class SlicedFileAdmin(ModelAdmin):
 
     @display(description=_("at a glance"))
     def show_summary(self, obj):
-        meta = obj.effective_metadata
-        rows = []
-        for key, label in CRITICAL_FIELDS:
-            value = meta.get(key)
-            if key == "estimated_time_s":
-                value = _minutes(value)
-            elif isinstance(value, list):
-                value = ", ".join("—" if v is None else str(v) for v in value)
-            corrected = " ✎" if key in obj.corrections else ""
-            rows.append((label, value if value not in (None, "") else "—", corrected))
-        table = format_html_join("", "<tr><th style='text-align:left;padding-right:1rem'>{}</th>"
-                                     "<td>{}{}</td></tr>", rows)
-        return format_html("<table>{}</table>{}", table, _swatches(meta.get("filament_colour") or []))
+        return render_summary(obj)
 
     @display(description=_("configuration"))
     def show_config(self, obj):
-        rows = format_html_join(
-            "", "<tr data-key='{}'><td style='padding-right:1rem'><code>{}</code></td><td><code>{}</code></td></tr>",
-            ((k.lower(), k, v) for k, v in sorted(obj.config.items())),
-        )
-        return format_html(
-            "<input type='search' placeholder='{}' style='margin-bottom:.5rem' class='border rounded px-2 py-1' "
-            "oninput=\"const q=this.value.toLowerCase();this.nextElementSibling.querySelectorAll('tr')"
-            ".forEach(r=>r.style.display=r.dataset.key.includes(q)?'':'none')\">"
-            "<table>{}</table><p>{}</p>",
-            _("Filter settings…"), rows, _("%(n)s settings") % {"n": len(obj.config)},
-        )
+        return render_config(obj)
 
     @action(description=_("Read metadata again"))
     def reread(self, request, queryset):
@@ -357,8 +407,28 @@ class SlicedFileAdmin(ModelAdmin):
 class VariantVersionAdmin(ModelAdmin):
     list_display = ["variant", "number", "sliced_file", "created_by", "created_at"]
     search_fields = ["variant__sku", "variant__name", "variant__model__name"]
-    readonly_fields = ["variant", "number", "sliced_file", "created_by", "created_at"]
-    fields = ["variant", "number", "sliced_file", "change_note", "created_by", "created_at"]
+    readonly_fields = ["variant", "number", "sliced_file", "created_by", "created_at", "show_summary",
+                       "show_thumbnail", "show_config"]
+    fieldsets = [
+        (None, {"fields": ["show_summary", "show_thumbnail", "variant", "number", "sliced_file", "change_note",
+                           "created_by", "created_at"]}),
+        (_("Slicer configuration"), {"classes": ["tab"], "fields": ["show_config"]}),
+    ]
+
+    @display(description=_("at a glance"))
+    def show_summary(self, obj):
+        return render_summary(obj.sliced_file)
+
+    @display(description=_("picture"))
+    def show_thumbnail(self, obj):
+        thumbnail = obj.sliced_file.thumbnails.order_by("-width").first()
+        if thumbnail is None:
+            return "—"
+        return format_html('<img src="{}" alt="" style="max-height:160px">', thumbnail.image.url)
+
+    @display(description=_("configuration"))
+    def show_config(self, obj):
+        return render_config(obj.sliced_file)
 
     def has_add_permission(self, request):
         return False

@@ -83,3 +83,16 @@ def test_sliced_file_page_shows_summary_and_config(staff_client, fake_reader):
     assert response.status_code == 200
     assert "MK4S" in html and "1 h 00 min" in html and "#FF8000" in html
     assert "data-key='layer_height'" in html
+
+
+def test_version_page_and_model_versions_tab(staff_client, fake_reader):
+    fake_reader.info = FakeInfo(fields=metadata(filament_type=["PLA", "PETG"], filament_colour=["#FF0000", "#00FF00"],
+                                                filament_used_g=[3.5, 1.25]))
+    variant = VariantFactory()
+    version = services.variant_upload_sliced_file(variant=variant, upload=gcode_upload(), change_note="thinner")
+    page = staff_client.get(reverse("admin:catalog_variantversion_change", args=[version.pk])).content.decode()
+    assert "data-slot='1'" in page and "data-slot='2'" in page
+    assert "3.5 g" in page and "1.25 g" in page and "#00FF00" in page
+    assert "<img src=" in page  # the thumbnail
+    model_page = staff_client.get(reverse("admin:catalog_model_change", args=[variant.model_id])).content.decode()
+    assert f"{variant.sku} v1" in model_page and "thinner" in model_page
