@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeNumericFilter, RelatedDropdownFilter
@@ -342,7 +343,8 @@ def render_config(sliced_file: SlicedFile):
         "oninput=\"const q=this.value.toLowerCase();this.nextElementSibling.querySelectorAll('tr')"
         ".forEach(r=>r.style.display=r.dataset.key.includes(q)?'':'none')\">"
         "<table>{}</table><p>{}</p>",
-        _("Filter settings…"), rows, _("%(n)s settings") % {"n": len(sliced_file.config)},
+        _("Filter settings…"), rows,
+        ngettext("%(n)s setting", "%(n)s settings", len(sliced_file.config)) % {"n": len(sliced_file.config)},
     )
 
 

@@ -55,7 +55,7 @@ def version_upload(request: HttpRequest, variant_id: int, file: File[UploadedFil
     organization = tenant(request)
     variant = selectors.variant_get(variant_id=variant_id, partner=organization)
     if variant.model.designer_id != organization.pk:
-        raise PermissionDenied(_("This model is shared with you to read; only its designer can add versions."))
+        raise PermissionDenied(_("This model is shared with you read-only; only its designer can add versions."))
     version = services.variant_upload_sliced_file(variant=variant, upload=file, change_note=change_note)
     return Status(201, version)
 

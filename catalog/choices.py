@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Licence(models.TextChoices):
@@ -24,7 +25,7 @@ class FileFormat(models.TextChoices):
 class ExtractionStatus(models.TextChoices):
     PENDING = "pending", _("Waiting")
     RUNNING = "running", _("Reading")
-    DONE = "done", _("Read")
+    DONE = "done", pgettext_lazy("metadata status", "Read")
     FAILED = "failed", _("Failed")
 
 

@@ -175,7 +175,7 @@ def _read(source, *, name: str):
 def _transition(sliced_file: SlicedFile, status: str) -> None:
     if status not in ALLOWED_TRANSITIONS[sliced_file.status]:
         raise Conflict(
-            _("A file that is %(old)s cannot become %(new)s.")
+            _("The metadata status cannot change from %(old)s to %(new)s.")
             % {"old": sliced_file.get_status_display(), "new": ExtractionStatus(status).label}
         )
     sliced_file.status = status
@@ -249,13 +249,13 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
     size = upload.size
     limit = settings.CATALOG_MAX_UPLOAD_BYTES
     if size == 0:
-        raise InvalidInput(_("%(name)s is empty.") % {"name": name or _("The file")})
+        raise InvalidInput(_("%(name)s is empty.") % {"name": name} if name else _("The file is empty."))
     if size > limit:
         raise InvalidInput(_("%(name)s is %(size).0f MB; the limit is %(limit).0f MB.")
                            % {"name": name, "size": size / 1e6, "limit": limit / 1e6})
     suffix = _suffix(name)
     if suffix is None:
-        raise InvalidInput(_("%(name)s is not a file the catalog takes: use .gcode, .bgcode, .3mf, "
+        raise InvalidInput(_("%(name)s is not a file the catalog accepts: use .gcode, .bgcode, .3mf, "
                              ".gcode.3mf or .stl.") % {"name": name})
 
     locked = ModelVariant.objects.select_for_update().select_related("model").get(pk=variant.pk)
@@ -267,7 +267,7 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
             detected = _detect_format(upload, name=name)
             if detected not in ACCEPTED_SUFFIXES[suffix]:
                 raise InvalidInput(
-                    _("%(name)s is named like %(named)s but contains %(actual)s.")
+                    _("%(name)s has the extension %(named)s but contains %(actual)s.")
                     % {"name": name, "named": suffix, "actual": FileFormat(detected).label}
                 )
             sliced_file = SlicedFile(

@@ -59,7 +59,12 @@ def read_po(path: Path) -> list[dict]:
                 entry["references"].extend(line[2:].split())
             continue
         keyword, _space, rest = line.partition(" ")
-        if keyword == "msgid":
+        if keyword == "msgctxt":
+            if entry is None or "msgid" in entry:
+                start()
+            entry["msgctxt"] = _unquote(rest)
+            field = "msgctxt"
+        elif keyword == "msgid":
             if entry is None or "msgid" in entry:
                 start()
             entry["msgid"] = _unquote(rest)
@@ -74,7 +79,7 @@ def read_po(path: Path) -> list[dict]:
             field = int(keyword[len("msgstr["):-1])
             entry["msgstr"][field] = _unquote(rest)
         elif line.startswith('"'):
-            if field in ("msgid", "msgid_plural"):
+            if field in ("msgctxt", "msgid", "msgid_plural"):
                 entry[field] += _unquote(line)
             else:
                 entry["msgstr"][field] += _unquote(line)
@@ -146,11 +151,13 @@ def test_compiled_catalogue_matches_the_po_file():
         compiled = gettext.GNUTranslations(fh)._catalog
     stale = []
     for e in po_messages():
+        # gettext stores a message with a context under "context\x04message".
+        key = f"{e['msgctxt']}\x04{e['msgid']}" if "msgctxt" in e else e["msgid"]
         if "msgid_plural" in e:
             for n, text in e["msgstr"].items():
-                if compiled.get((e["msgid"], n)) != text:
+                if compiled.get((key, n)) != text:
                     stale.append(e["msgid"])
-        elif compiled.get(e["msgid"]) != e["msgstr"][0]:
+        elif compiled.get(key) != e["msgstr"][0]:
             stale.append(e["msgid"])
     assert stale == [], f"django.mo is out of date, run compilemessages: {stale}"
 
@@ -177,8 +184,9 @@ def test_catalogue_covers_every_marked_string(tmp_path, monkeypatch, settings):
     monkeypatch.chdir(copy)
     call_command("makemessages", locale=["de"], verbosity=0)
 
-    extracted = {e["msgid"] for e in po_messages(copy / "locale" / "de" / "LC_MESSAGES" / "django.po")}
-    catalogued = {e["msgid"] for e in po_messages()}
+    fresh = po_messages(copy / "locale" / "de" / "LC_MESSAGES" / "django.po")
+    extracted = {(e.get("msgctxt"), e["msgid"]) for e in fresh}
+    catalogued = {(e.get("msgctxt"), e["msgid"]) for e in po_messages()}
     missing = sorted(extracted - catalogued)
     assert missing == [], (
         "strings not yet in the German catalogue; run makemessages -l de --ignore=.venv --ignore=var "

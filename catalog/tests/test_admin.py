@@ -37,7 +37,7 @@ def test_refused_upload_answers_with_the_reason(staff_client, fake_reader):
     variant = VariantFactory()
     response = upload(staff_client, variant, gcode_upload(name="virus.exe"))
     assert response.status_code == 422
-    assert "not a file the catalog takes" in response.json()["error"]
+    assert "not a file the catalog accepts" in response.json()["error"]
     assert not SlicedFile.objects.exists()
     response = staff_client.post(reverse("admin:catalog_modelvariant_upload_file", args=[variant.pk]), {})
     assert response.status_code == 400

@@ -119,7 +119,7 @@ class TestUploading:
         assert_problem(response, 403)
 
     @pytest.mark.parametrize("upload,status,detail", [
-        (SimpleUploadedFile("evil.exe", b"MZ\x90\x00"), 422, "not a file the catalog takes"),
+        (SimpleUploadedFile("evil.exe", b"MZ\x90\x00"), 422, "not a file the catalog accepts"),
         (SimpleUploadedFile("empty.gcode", b""), 422, "is empty"),
     ])
     def test_refused_uploads(self, api, catalog, upload, status, detail):

@@ -85,8 +85,8 @@ class TestUpload:
 
 class TestRefusedUploadsLeaveNothing:
     @pytest.mark.parametrize("name,body,message", [
-        ("part.exe", b"G28\n", "not a file the catalog takes"),
-        ("part", b"G28\n", "not a file the catalog takes"),
+        ("part.exe", b"G28\n", "not a file the catalog accepts"),
+        ("part", b"G28\n", "not a file the catalog accepts"),
         ("empty.gcode", b"", "is empty"),
     ])
     def test_by_name_and_size(self, fake_reader, name, body, message):
