@@ -219,6 +219,20 @@ CATALOG_MAX_UPLOAD_BYTES = env_int("CATALOG_MAX_UPLOAD_MB", 200) * MB
 # Files up to this size are read while the upload waits; larger ones by a background task.
 CATALOG_SYNC_READ_BYTES = env_int("CATALOG_SYNC_READ_MB", 25) * MB
 
+# --- Inventory ------------------------------------------------------------------------
+
+# Largest CIEDE2000 colour difference at which a spool still counts as "the same colour"
+# as a sliced file's filament slot (about 2 is barely visible, 10 is clearly different).
+INVENTORY_COLOUR_TOLERANCE = float(env_str("INVENTORY_COLOUR_TOLERANCE", "8"))
+
+# --- Printers ---------------------------------------------------------------------------
+
+# Key that encrypts printer credentials (access codes, passwords, API keys) at rest.
+# Empty: derived from SECRET_KEY. Changing it makes stored credentials unreadable.
+PRINTER_CREDENTIALS_KEY = env_str("PRINTER_CREDENTIALS_KEY")
+PRUSALINK_POLL_SECONDS = env_int("PRUSALINK_POLL_SECONDS", 30)
+PRINTER_HTTP_TIMEOUT_SECONDS = env_int("PRINTER_HTTP_TIMEOUT_SECONDS", 5)
+
 # --- Internationalisation and time ---------------------------------------------------
 
 TIME_ZONE = env_str("TIME_ZONE", "Europe/Berlin")

@@ -31,7 +31,7 @@ def test_dashboard_shows_kpis_from_selectors(superuser_client):
     sections = {s["label"]: s["kpis"] for s in response.context["domain_sections"]}
     assert list(sections) == ["catalog", "inventory", "production", "printers", "reconstruction", "billing"]
     # Apps that hold no data yet show zero.
-    assert all(kpi["value"] == 0 for kpis in sections.values() for kpi in kpis)
+    assert all(float(kpi["value"]) == 0 for kpis in sections.values() for kpi in kpis)
     html = response.content.decode()
     assert 'id="fablab-dashboard"' in html
     assert "Background tasks" in html

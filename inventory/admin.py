@@ -1,0 +1,141 @@
+from django.contrib import admin, messages
+from django.db.models import Q, Sum
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import RelatedDropdownFilter
+from unfold.decorators import action, display
+
+from inventory import services
+from inventory.choices import MOVEMENT_KIND_COLORS
+from inventory.models import Filament, Location, Movement, Spool
+
+
+def _swatches(colours: list[str]):
+    return format_html_join(
+        "", '<span title="{}" style="display:inline-block;width:1rem;height:1rem;border-radius:9999px;'
+            'border:1px solid rgba(0,0,0,.2);margin-right:2px;background:{}"></span>',
+        ((c, c) for c in colours if c),
+    )
+
+
+def _bar(value, total, *, warn_below=None):
+    total = float(total or 0)
+    share = 0 if total <= 0 else max(0.0, min(1.0, float(value or 0) / total))
+    low = warn_below is not None and float(value or 0) < float(warn_below)
+    colour = "#dc2626" if low else "var(--color-primary-600, #0d9488)"
+    return format_html(
+        '<div style="display:flex;align-items:center;gap:.5rem"><div style="width:90px;height:8px;border-radius:4px;'
+        'background:rgba(0,0,0,.1)"><div style="width:{}%;height:8px;border-radius:4px;background:{}"></div></div>'
+        "<span>{} g</span></div>", round(share * 100), colour, f"{float(value or 0):.0f}",
+    )
+
+
+@admin.register(Location)
+class LocationAdmin(ModelAdmin):
+    list_display = ["__str__", "kind"]
+    list_filter = ["kind"]
+    search_fields = ["name"]
+    autocomplete_fields = ["parent"]
+
+
+@admin.register(Filament)
+class FilamentAdmin(ModelAdmin):
+    list_display = ["show_colour", "brand", "material", "name", "show_stock", "reorder_threshold_g", "cost_per_kg",
+                    "currency", "supplier"]
+    list_display_links = ["show_colour", "name"]
+    list_filter = ["material", "brand", "supplier"]
+    search_fields = ["brand", "material", "name", "colour_hex", "supplier"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            stock_g=Sum("spools__remaining_grams", filter=Q(spools__archived_at__isnull=True)))
+
+    @display(description=_("colour"), ordering="colour_hex")
+    def show_colour(self, obj):
+        return _swatches(obj.colours)
+
+    @display(description=_("in stock"), ordering="stock_g")
+    def show_stock(self, obj):
+        return _bar(obj.stock_g, max(float(obj.net_weight_g) * 3, float(obj.stock_g or 0)),
+                    warn_below=obj.reorder_threshold_g or None)
+
+
+class MovementInline(TabularInline):
+    model = Movement
+    extra = 0
+    fields = ["created_at", "show_kind", "delta_grams", "reason", "source_type", "source_id", "created_by"]
+    readonly_fields = fields
+    can_delete = False
+    ordering = ["-created_at", "-id"]
+    tab = True
+    verbose_name_plural = _("history")
+
+    def has_add_permission(self, request, obj=None):
+        return False  # stock changes only through the actions, which write the ledger
+
+    @display(description=_("kind"), label=MOVEMENT_KIND_COLORS)
+    def show_kind(self, obj):
+        return obj.kind, obj.get_kind_display()
+
+
+@admin.register(Spool)
+class SpoolAdmin(ModelAdmin):
+    list_display = ["code", "show_colour", "filament", "show_remaining", "location", "lot_number", "opened_at",
+                    "archived_at"]
+    list_filter = [("filament__material", admin.AllValuesFieldListFilter),
+                   ("filament__brand", admin.AllValuesFieldListFilter),
+                   ("filament__colour_hex", admin.AllValuesFieldListFilter),
+                   ("location", RelatedDropdownFilter), "archived_at"]
+    # Scanning a label types its code into the search box.
+    search_fields = ["code", "filament__name", "filament__brand", "lot_number"]
+    readonly_fields = ["code", "filament", "initial_grams", "remaining_grams", "location", "opened_at", "archived_at"]
+    fields = ["code", "filament", "lot_number", "initial_grams", "remaining_grams", "location", "opened_at",
+              "archived_at"]
+    inlines = [MovementInline]
+    actions = ["archive"]
+
+    def has_add_permission(self, request):
+        return False  # spools are received (a 'received' movement), see the API and the receive action
+
+    def get_search_results(self, request, queryset, search_term):
+        code = search_term.strip().upper()
+        if code.startswith("S-") and queryset.filter(code=code).exists():
+            return queryset.filter(code=code), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @display(description=_("colour"))
+    def show_colour(self, obj):
+        return _swatches(obj.filament.colours)
+
+    @display(description=_("remaining"), ordering="remaining_grams")
+    def show_remaining(self, obj):
+        return _bar(obj.remaining_grams, obj.initial_grams)
+
+    @action(description=_("Archive selected spools"))
+    def archive(self, request, queryset):
+        for spool in queryset:
+            services.spool_archive(spool=spool)
+        messages.success(request, _("Spools archived."))
+
+
+@admin.register(Movement)
+class MovementAdmin(ModelAdmin):
+    list_display = ["created_at", "spool", "show_kind", "delta_grams", "reason", "source_type", "source_id",
+                    "created_by"]
+    list_filter = ["kind", "source_type"]
+    search_fields = ["spool__code", "idempotency_key", "source_id", "reason"]
+    readonly_fields = [f.name for f in Movement._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the ledger is append-only
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @display(description=_("kind"), label=MOVEMENT_KIND_COLORS)
+    def show_kind(self, obj):
+        return obj.kind, obj.get_kind_display()

@@ -1,0 +1,42 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class LocationKind(models.TextChoices):
+    SHELF = "shelf", _("Shelf")
+    DRY_BOX = "dry_box", _("Dry box")
+    AMS_SLOT = "ams_slot", _("Printer AMS slot")
+    PRINTER = "printer", _("Printer")
+    OTHER = "other", _("Other")
+
+
+class MovementKind(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    USED = "used", _("Used by a print")
+    FAILED_PRINT = "failed_print", _("Used by a failed print")
+    WEIGHED = "weighed", _("Weighed correction")
+    WASTE = "waste", _("Waste")
+    MOVED = "moved", _("Moved")
+    ADJUSTED = "adjusted", _("Adjusted")
+
+
+class SourceType(models.TextChoices):
+    USER = "user", _("A person")
+    PRINT_JOB = "print_job", _("A print job")
+    IMPORT = "import", _("An import")
+    API = "api", _("The API")
+    SPOOLMAN = "spoolman", _("A Spoolman client")
+
+
+# Kinds that take filament off a spool (their delta is negative).
+CONSUMING_KINDS = frozenset({MovementKind.USED, MovementKind.FAILED_PRINT, MovementKind.WASTE})
+
+MOVEMENT_KIND_COLORS = {
+    MovementKind.RECEIVED: "success",
+    MovementKind.USED: "info",
+    MovementKind.FAILED_PRINT: "warning",
+    MovementKind.WEIGHED: "primary",
+    MovementKind.WASTE: "danger",
+    MovementKind.MOVED: "info",
+    MovementKind.ADJUSTED: "primary",
+}

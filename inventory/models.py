@@ -1,0 +1,166 @@
+"""Filament stock kept as a ledger: spools change only through movements.
+
+A spool's `remaining_grams` is a cached figure that services keep equal to
+`initial_grams + sum(movement.delta_grams)` in the same transaction as each
+movement, under a row lock. The movements are append-only.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from fablab.models import TimeStampedModel
+from inventory.choices import LocationKind, MovementKind, SourceType
+
+HEX_COLOUR = RegexValidator(r"^#[0-9A-F]{6}$", _("A colour is written as #RRGGBB."))
+CURRENCY = RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter currency code such as EUR."))
+
+
+class Location(TimeStampedModel):
+    """Where stock sits: a shelf, a dry box, a printer's AMS slot. Locations nest."""
+
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=16, choices=LocationKind.choices, default=LocationKind.SHELF)
+    parent = models.ForeignKey(
+        "self", verbose_name=_("inside"), null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("location")
+        verbose_name_plural = _("locations")
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "name"], name="inventory_location_unique_name_in_parent"),
+        ]
+
+    def __str__(self) -> str:
+        return " › ".join(location.name for location in self.path())
+
+    def path(self) -> list["Location"]:
+        chain, node, seen = [], self, set()
+        while node is not None and node.pk not in seen:
+            seen.add(node.pk)
+            chain.append(node)
+            node = node.parent
+        return list(reversed(chain))
+
+
+class Filament(TimeStampedModel):
+    """A filament product: brand, material, colour and what a spool of it weighs and costs."""
+
+    brand = models.CharField(_("brand"), max_length=80)
+    material = models.CharField(_("material"), max_length=30, help_text=_("PLA, PETG, ASA, TPU, …"))
+    name = models.CharField(_("name"), max_length=120, help_text=_("The maker's colour name, e.g. 'Galaxy Black'."))
+    colour_hex = models.CharField(_("colour"), max_length=7, validators=[HEX_COLOUR])
+    extra_colours = models.JSONField(
+        _("further colours"), default=list, blank=True,
+        help_text=_("For multicolour or gradient filament: the other colours as #RRGGBB."),
+    )
+    diameter_mm = models.DecimalField(
+        _("diameter (mm)"), max_digits=4, decimal_places=2, default=Decimal("1.75"),
+        validators=[MinValueValidator(Decimal("1.0")), MaxValueValidator(Decimal("3.5"))],
+    )
+    density_g_cm3 = models.DecimalField(
+        _("density (g/cm³)"), max_digits=5, decimal_places=3, default=Decimal("1.240"),
+        validators=[MinValueValidator(Decimal("0.5")), MaxValueValidator(Decimal("3.0"))],
+    )
+    net_weight_g = models.DecimalField(
+        _("net filament per spool (g)"), max_digits=8, decimal_places=1, default=Decimal("1000"),
+        validators=[MinValueValidator(Decimal("1")), MaxValueValidator(Decimal("50000"))],
+    )
+    spool_weight_g = models.DecimalField(
+        _("empty spool (g)"), max_digits=7, decimal_places=1, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("5000"))],
+        help_text=_("What the empty spool weighs; used when a spool is weighed on a scale."),
+    )
+    cost_per_kg = models.DecimalField(
+        _("cost per kg"), max_digits=8, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    currency = models.CharField(_("currency"), max_length=3, default="EUR", validators=[CURRENCY])
+    supplier = models.CharField(_("supplier"), max_length=120, blank=True)
+    purchase_url = models.URLField(_("purchase link"), blank=True)
+    reorder_threshold_g = models.DecimalField(
+        _("reorder below (g)"), max_digits=9, decimal_places=1, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    lead_time_days = models.PositiveIntegerField(_("lead time (days)"), default=7)
+
+    class Meta:
+        ordering = ["brand", "material", "name"]
+        verbose_name = _("filament")
+        verbose_name_plural = _("filaments")
+
+    def __str__(self) -> str:
+        return f"{self.brand} {self.material} {self.name}"
+
+    @property
+    def colours(self) -> list[str]:
+        return [self.colour_hex, *self.extra_colours]
+
+
+class Spool(TimeStampedModel):
+    filament = models.ForeignKey(Filament, verbose_name=_("filament"), on_delete=models.PROTECT, related_name="spools")
+    code = models.CharField(_("label code"), max_length=12, unique=True, editable=False,
+                            help_text=_("Printed on the spool's label; scan it in the admin search."))
+    location = models.ForeignKey(
+        Location, verbose_name=_("location"), null=True, blank=True, on_delete=models.PROTECT, related_name="spools"
+    )
+    lot_number = models.CharField(_("lot"), max_length=60, blank=True)
+    initial_grams = models.DecimalField(
+        _("filament when received (g)"), max_digits=9, decimal_places=2,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("50000"))],
+    )
+    remaining_grams = models.DecimalField(_("remaining (g)"), max_digits=9, decimal_places=2, editable=False)
+    opened_at = models.DateTimeField(_("opened"), null=True, blank=True)
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["filament", "code"]
+        verbose_name = _("spool")
+        verbose_name_plural = _("spools")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(initial_grams__gte=0),
+                                   name="inventory_spool_initial_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} · {self.filament}"
+
+
+class Movement(models.Model):
+    """One change of a spool's stock. Append-only: corrections are new movements."""
+
+    spool = models.ForeignKey(Spool, verbose_name=_("spool"), on_delete=models.PROTECT, related_name="movements")
+    kind = models.CharField(_("kind"), max_length=16, choices=MovementKind.choices)
+    delta_grams = models.DecimalField(_("change (g)"), max_digits=9, decimal_places=2)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    source_type = models.CharField(_("source"), max_length=16, choices=SourceType.choices)
+    source_id = models.CharField(_("source id"), max_length=100, blank=True)
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=200, unique=True,
+        help_text=_("Unique per source event: the same event applied twice is recorded once."),
+    )
+    from_location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("from")
+    )
+    to_location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("to")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("stock movement")
+        verbose_name_plural = _("stock movements")
+        indexes = [models.Index(fields=["spool", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.spool.code} {self.delta_grams:+} g ({self.get_kind_display()})"

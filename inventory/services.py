@@ -1,0 +1,212 @@
+"""Every write to stock. Quantities change only here, one movement at a time.
+
+Each change locks the spool row (select_for_update), re-checks its idempotency key
+under the lock, appends one Movement and updates the cached remaining grams in the
+same transaction. Replaying an event with the same idempotency key returns the
+movement recorded the first time and changes nothing.
+"""
+
+import secrets
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from fablab.exceptions import Conflict, InvalidInput
+from fablab.validation import validate
+from inventory.choices import CONSUMING_KINDS, MovementKind, SourceType
+from inventory.models import Filament, Location, Movement, Spool
+
+MAX_GRAMS = Decimal("50000")  # no spool holds 50 kg; larger numbers are typing errors
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: readable on a label
+
+
+def grams(value, *, field: str = "grams", allow_zero: bool = False) -> Decimal:
+    """A positive, plausible weight in grams with two decimals, or InvalidInput."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput(_("%(field)s must be a number of grams, not %(value)r.")
+                           % {"field": field, "value": value}) from None
+    if not amount.is_finite():
+        raise InvalidInput(_("%(field)s must be a finite number of grams.") % {"field": field})
+    if amount > MAX_GRAMS:
+        raise InvalidInput(_("%(field)s of %(value)s g is more than any spool holds (%(max)s g).")
+                           % {"field": field, "value": amount, "max": MAX_GRAMS})
+    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise InvalidInput(_("%(field)s must be more than 0 g, not %(value)s g.") % {"field": field, "value": amount})
+    return amount
+
+
+def _key(idempotency_key: str) -> str:
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 200:
+        raise InvalidInput(_("Every stock change needs an idempotency key of 1 to 200 characters."))
+    return key
+
+
+def _replayed(key: str, *, spool_id: int | None, kind: str) -> Movement | None:
+    """The movement recorded earlier under `key`, after checking it describes the same change."""
+    movement = Movement.objects.filter(idempotency_key=key).first()
+    if movement is None:
+        return None
+    if (spool_id is not None and movement.spool_id != spool_id) or movement.kind != kind:
+        raise Conflict(_("The idempotency key %(key)s was already used for a different stock change.")
+                       % {"key": key})
+    return movement
+
+
+def _new_code() -> str:
+    for _attempt in range(20):
+        code = "S-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(5))
+        if not Spool.objects.filter(code=code).exists():
+            return code
+    raise Conflict(_("Could not find a free label code; try again."))
+
+
+def filament_create(**fields) -> Filament:
+    fields["colour_hex"] = (fields.get("colour_hex") or "").upper()
+    fields["extra_colours"] = [str(c).upper() for c in fields.get("extra_colours") or []]
+    filament = Filament(**fields)
+    validate(filament)
+    from inventory.models import HEX_COLOUR
+
+    for colour in filament.extra_colours:
+        try:
+            HEX_COLOUR(colour)
+        except Exception:
+            raise InvalidInput(_("Further colour %(colour)r is not #RRGGBB.") % {"colour": colour}) from None
+    filament.save()
+    return filament
+
+
+def location_create(*, name: str, kind: str, parent: Location | None = None) -> Location:
+    location = Location(name=(name or "").strip(), kind=kind, parent=parent)
+    validate(location)
+    location.save()
+    return location
+
+
+@transaction.atomic
+def spool_receive(*, filament: Filament, initial_grams, idempotency_key: str, location: Location | None = None,
+                  lot_number: str = "", source_type: str = SourceType.USER, source_id: str = "",
+                  by=None) -> Spool:
+    """A new spool arrives: it is created with a 'received' movement of its net grams."""
+    key = _key(idempotency_key)
+    amount = grams(initial_grams, field=_("received grams"))
+    replay = _replayed(key, spool_id=None, kind=MovementKind.RECEIVED)
+    if replay is not None:
+        return replay.spool
+    spool = Spool(filament=filament, code=_new_code(), location=location, lot_number=lot_number.strip(),
+                  initial_grams=amount, remaining_grams=amount)
+    validate(spool, exclude=["code", "remaining_grams"])
+    spool.save()
+    try:
+        with transaction.atomic():
+            Movement.objects.create(
+                spool=spool, kind=MovementKind.RECEIVED, delta_grams=amount, reason=_("Received"),
+                source_type=source_type, source_id=source_id, idempotency_key=key, to_location=location,
+                created_by=by,
+            )
+    except IntegrityError:
+        # Someone recorded the same key at the same moment: theirs stands, this spool goes.
+        spool.delete()
+        return _replayed(key, spool_id=None, kind=MovementKind.RECEIVED).spool
+    return spool
+
+
+def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callable[[Spool], Decimal],
+            reason: str = "", source_type: str = SourceType.USER, source_id: str = "", by=None,
+            allow_negative: bool = False, to_location: Location | None = None,
+            move: bool = False) -> Movement:
+    key = _key(idempotency_key)
+    replay = _replayed(key, spool_id=spool.pk, kind=kind)
+    if replay is not None:
+        return replay
+    with transaction.atomic():
+        locked = Spool.objects.select_for_update().select_related("filament").get(pk=spool.pk)
+        replay = _replayed(key, spool_id=spool.pk, kind=kind)  # a concurrent twin may have won the lock
+        if replay is not None:
+            return replay
+        if locked.archived_at is not None and kind != MovementKind.ADJUSTED:
+            raise Conflict(_("Spool %(code)s is archived.") % {"code": locked.code})
+        delta = delta_for(locked)
+        if locked.remaining_grams + delta < 0 and not allow_negative:
+            raise InvalidInput(
+                _("Spool %(code)s has %(left)s g left; it cannot give %(amount)s g.")
+                % {"code": locked.code, "left": locked.remaining_grams, "amount": -delta}
+            )
+        try:
+            with transaction.atomic():
+                movement = Movement.objects.create(
+                    spool=locked, kind=kind, delta_grams=delta, reason=reason[:255], source_type=source_type,
+                    source_id=str(source_id)[:100], idempotency_key=key, created_by=by,
+                    from_location=locked.location if move else None, to_location=to_location,
+                )
+        except IntegrityError:
+            return _replayed(key, spool_id=spool.pk, kind=kind)
+        updates = {"remaining_grams": F("remaining_grams") + delta, "updated_at": timezone.now()}
+        if kind in CONSUMING_KINDS and locked.opened_at is None:
+            updates["opened_at"] = timezone.now()
+        if move:
+            updates["location"] = to_location
+        Spool.objects.filter(pk=locked.pk).update(**updates)
+    return movement
+
+
+def spool_use(*, spool: Spool, grams_used, idempotency_key: str, kind: str = MovementKind.USED, reason: str = "",
+              source_type: str = SourceType.USER, source_id: str = "", by=None) -> Movement:
+    """Take filament off a spool: a print used it, a failed print used part of it, or it was wasted."""
+    if kind not in CONSUMING_KINDS:
+        raise InvalidInput(_("%(kind)s does not take filament off a spool.") % {"kind": kind})
+    amount = grams(grams_used, field=_("used grams"))
+    return _change(spool=spool, kind=kind, idempotency_key=idempotency_key, delta_for=lambda s: -amount,
+                   reason=reason, source_type=source_type, source_id=source_id, by=by)
+
+
+def spool_weigh(*, spool: Spool, gross_grams, idempotency_key: str, by=None,
+                source_type: str = SourceType.USER, source_id: str = "") -> Movement:
+    """The spool was put on a scale: book the difference between the scale and the ledger."""
+    gross = grams(gross_grams, field=_("weight on the scale"))
+
+    def correction(locked: Spool) -> Decimal:
+        empty = locked.filament.spool_weight_g
+        if gross < empty:
+            raise InvalidInput(
+                _("The scale shows %(gross)s g, less than the empty spool of %(filament)s (%(empty)s g). "
+                  "Check the scale or the filament's empty-spool weight.")
+                % {"gross": gross, "filament": locked.filament, "empty": empty}
+            )
+        return (gross - empty) - locked.remaining_grams
+
+    return _change(spool=spool, kind=MovementKind.WEIGHED, idempotency_key=idempotency_key, delta_for=correction,
+                   reason=_("Weighed %(gross)s g on the scale") % {"gross": gross}, source_type=source_type,
+                   source_id=source_id, by=by)
+
+
+def spool_adjust(*, spool: Spool, remaining_grams, idempotency_key: str, reason: str, by=None) -> Movement:
+    """Set the remaining grams to a counted value, with the reason on record."""
+    target = grams(remaining_grams, field=_("remaining grams"), allow_zero=True)
+    if not (reason or "").strip():
+        raise InvalidInput(_("Say why the stock is adjusted."))
+    return _change(spool=spool, kind=MovementKind.ADJUSTED, idempotency_key=idempotency_key,
+                   delta_for=lambda s: target - s.remaining_grams, reason=reason, by=by)
+
+
+def spool_move(*, spool: Spool, location: Location | None, idempotency_key: str, by=None) -> Movement:
+    return _change(spool=spool, kind=MovementKind.MOVED, idempotency_key=idempotency_key,
+                   delta_for=lambda s: Decimal("0"), reason=_("Moved to %(to)s") % {"to": location or "—"},
+                   by=by, to_location=location, move=True)
+
+
+def spool_archive(*, spool: Spool) -> Spool:
+    with transaction.atomic():
+        locked = Spool.objects.select_for_update().get(pk=spool.pk)
+        if locked.archived_at is None:
+            locked.archived_at = timezone.now()
+            locked.save(update_fields=["archived_at", "updated_at"])
+    return locked

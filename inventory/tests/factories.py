@@ -1,0 +1,31 @@
+import itertools
+from decimal import Decimal
+
+import factory
+
+from inventory import services
+from inventory.models import Filament
+
+_keys = itertools.count()
+
+
+def key(prefix: str = "test") -> str:
+    return f"{prefix}-{next(_keys)}"
+
+
+class FilamentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Filament
+
+    brand = "Prusament"
+    material = "PLA"
+    name = factory.Sequence(lambda n: f"Colour {n}")
+    colour_hex = "#FF8000"
+    net_weight_g = Decimal("1000")
+    spool_weight_g = Decimal("200")
+    cost_per_kg = Decimal("25.00")
+
+
+def spool(filament=None, grams="1000", **kwargs):
+    return services.spool_receive(filament=filament or FilamentFactory(), initial_grams=grams,
+                                  idempotency_key=key("receive"), **kwargs)
