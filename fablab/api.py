@@ -16,6 +16,7 @@ from fablab.health import health_report
 from fablab.org_api import router as organization_router
 from fablab.problems import install_problem_handlers, problem_response
 from fablab.schemas import HealthOut
+from inventory.api import router as inventory_router
 
 api = NinjaAPI(
     title="fablab API",
@@ -34,6 +35,7 @@ install_problem_handlers(api)
 
 api.add_router("/", organization_router)
 api.add_router("/catalog", catalog_router)
+api.add_router("/inventory", inventory_router)
 
 
 @api.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["system"], throttle=[])

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import APIKeyHeader
 
-from fablab.choices import ApiKeyScope
-from fablab.exceptions import PermissionDenied
+from fablab.choices import ApiKeyScope, OrganizationKind
+from fablab.exceptions import InvalidInput, PermissionDenied
 from fablab.models import ApiKey, Organization
 from fablab.services import api_key_authenticate
 
@@ -41,3 +41,27 @@ def tenant(request: HttpRequest) -> Organization:
     so a row of another organization is simply not found (404).
     """
     return request.auth.organization
+
+
+class LabKeyAuth(ApiKeyAuth):
+    """A write key of the lab's own organization (kind 'lab'), for stock-changing integrations."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+        api_key = super().authenticate(request, key)
+        if api_key is not None and api_key.organization.kind != OrganizationKind.LAB:
+            raise PermissionDenied(
+                "Only the lab's own API keys (an organization of kind 'lab') may change stock."
+            )
+        return api_key
+
+
+lab_write_key = LabKeyAuth(ApiKeyScope.WRITE)
+
+
+def idempotency_key(request: HttpRequest) -> str:
+    """The Idempotency-Key header of a stock-changing request (required)."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        raise InvalidInput("Send an Idempotency-Key header: a unique string per real-world event "
+                           "(the same key sent again changes nothing).")
+    return key

@@ -5,6 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class OrganizationKind(models.TextChoices):
     CUSTOMER = "customer", _("Customer")
     PARTNER = "partner", _("Partner")
+    # The fab lab itself: API keys for its own systems (scales, printer hosts, scripts).
+    LAB = "lab", _("The lab's own systems")
 
 
 class MembershipRole(models.TextChoices):
@@ -38,4 +40,5 @@ API_KEY_STATUS_COLORS = {
 ORGANIZATION_KIND_COLORS = {
     OrganizationKind.CUSTOMER: "info",
     OrganizationKind.PARTNER: "primary",
+    OrganizationKind.LAB: "success",
 }

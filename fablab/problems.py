@@ -1,6 +1,7 @@
 """RFC 7807 problem details: the one shape every API error takes."""
 
 import logging
+from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -74,7 +75,11 @@ def install_problem_handlers(api) -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request, exc: HttpError):
-        return problem_response(request, status=exc.status_code, title=str(exc) or "Error", detail=str(exc))
+        try:
+            title = HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            title = "Error"
+        return problem_response(request, status=exc.status_code, title=title, detail=str(exc) or title)
 
     @api.exception_handler(Http404)
     def not_found(request, exc):

@@ -1,0 +1,122 @@
+"""Stock through the API: partners read it; the lab's own systems change it, once per event."""
+
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from ninja import Router, Status
+from ninja.pagination import paginate
+
+from fablab.api_auth import idempotency_key, lab_write_key
+from fablab.api_pagination import Pagination
+from fablab.exceptions import NotFound
+from inventory import matching, selectors, services
+from inventory.choices import SourceType
+from inventory.models import Filament, Location, Spool
+from inventory.schemas import (
+    FilamentStockOut,
+    LocationOut,
+    MatchIn,
+    MovementOut,
+    ReceiveIn,
+    SlotMatchOut,
+    SpoolOut,
+    UseIn,
+    WeighIn,
+)
+
+router = Router(tags=["inventory"])
+
+
+def _get(queryset, pk: int, what: str):
+    item = queryset.filter(pk=pk).first()
+    if item is None:
+        raise NotFound(_("No %(what)s with id %(id)s.") % {"what": what, "id": pk})
+    return item
+
+
+@router.get("/filaments", response=list[FilamentStockOut], summary="Filaments with the grams in stock")
+@paginate(Pagination)
+def filament_list(request: HttpRequest, material: str = ""):
+    qs = selectors.filament_list_with_stock().order_by("brand", "material", "name")
+    return qs.filter(material__iexact=material) if material else qs
+
+
+@router.get("/locations", response=list[LocationOut], summary="Storage locations")
+@paginate(Pagination)
+def location_list(request: HttpRequest):
+    return Location.objects.select_related("parent").order_by("name")
+
+
+@router.get("/spools", response=list[SpoolOut], summary="Spools in stock (archived ones with archived=true)")
+@paginate(Pagination)
+def spool_list(request: HttpRequest, filament: int | None = None, archived: bool = False, code: str = ""):
+    qs = Spool.objects.select_related("filament", "location", "location__parent").order_by("code")
+    qs = qs.filter(archived_at__isnull=not archived)
+    if filament is not None:
+        qs = qs.filter(filament_id=filament)
+    if code:
+        qs = qs.filter(code__iexact=code.strip())
+    return qs
+
+
+@router.get("/spools/{spool_id}", response=SpoolOut)
+def spool_detail(request: HttpRequest, spool_id: int):
+    return _get(Spool.objects.select_related("filament", "location"), spool_id, _("spool"))
+
+
+@router.get("/spools/{spool_id}/movements", response=list[MovementOut], summary="A spool's ledger, newest first")
+@paginate(Pagination)
+def spool_movements(request: HttpRequest, spool_id: int):
+    return _get(Spool.objects.all(), spool_id, _("spool")).movements.order_by("-created_at", "-id")
+
+
+@router.post("/spools", response={201: SpoolOut}, auth=lab_write_key,
+             summary="Receive a new spool (needs an Idempotency-Key header)")
+def spool_receive(request: HttpRequest, payload: ReceiveIn):
+    key = idempotency_key(request)
+    filament = _get(Filament.objects.all(), payload.filament_id, _("filament"))
+    location = _get(Location.objects.all(), payload.location_id, _("location")) if payload.location_id else None
+    spool = services.spool_receive(
+        filament=filament, initial_grams=payload.grams, location=location, lot_number=payload.lot_number,
+        idempotency_key=key, source_type=SourceType.API, source_id=str(request.auth.pk),
+    )
+    return Status(201, Spool.objects.select_related("filament", "location").get(pk=spool.pk))
+
+
+@router.post("/spools/{spool_id}/use", response={201: MovementOut}, auth=lab_write_key,
+             summary="Take filament off a spool (needs an Idempotency-Key header)")
+def spool_use(request: HttpRequest, spool_id: int, payload: UseIn):
+    key = idempotency_key(request)
+    spool = _get(Spool.objects.all(), spool_id, _("spool"))
+    movement = services.spool_use(spool=spool, grams_used=payload.grams, kind=payload.kind, reason=payload.reason,
+                                  idempotency_key=key, source_type=SourceType.API, source_id=payload.source_id)
+    return Status(201, movement)
+
+
+@router.post("/spools/{spool_id}/weigh", response={201: MovementOut}, auth=lab_write_key,
+             summary="Book what a scale shows (needs an Idempotency-Key header)")
+def spool_weigh(request: HttpRequest, spool_id: int, payload: WeighIn):
+    key = idempotency_key(request)
+    spool = _get(Spool.objects.all(), spool_id, _("spool"))
+    return Status(201, services.spool_weigh(spool=spool, gross_grams=payload.gross_grams, idempotency_key=key,
+                                            source_type=SourceType.API))
+
+
+@router.post("/match", response=list[SlotMatchOut], summary="Which filaments in stock fit these filament slots")
+def match(request: HttpRequest, payload: MatchIn):
+    results = matching.match_slots(
+        materials=[s.material for s in payload.slots], colours=[s.colour for s in payload.slots],
+        grams_needed=[s.grams for s in payload.slots], brands=[s.brand for s in payload.slots],
+        tolerance=payload.tolerance,
+    )
+    return [
+        {
+            "slot": r.slot, "material": r.material, "colour": r.colour, "needed_g": r.needed_g,
+            "available_g": r.available_g, "enough": r.enough, "note": r.note,
+            "candidates": [
+                {"filament": c.filament, "delta_e": None if c.delta_e is None else round(c.delta_e, 2),
+                 "available_g": c.available_g, "spool_codes": c.spool_codes}
+                for c in r.candidates
+            ],
+        }
+        for r in results
+    ]

@@ -1,0 +1,106 @@
+from datetime import datetime
+from decimal import Decimal
+
+from ninja import Field, Schema
+
+
+class LocationOut(Schema):
+    id: int
+    name: str
+    kind: str
+    parent_id: int | None
+    path: str
+
+    @staticmethod
+    def resolve_path(obj) -> str:
+        return str(obj)
+
+
+class FilamentOut(Schema):
+    id: int
+    brand: str
+    material: str
+    name: str
+    colour_hex: str
+    extra_colours: list[str]
+    diameter_mm: Decimal
+    density_g_cm3: Decimal
+    net_weight_g: Decimal
+    spool_weight_g: Decimal
+    reorder_threshold_g: Decimal
+
+
+class FilamentStockOut(FilamentOut):
+    stock_g: Decimal
+
+
+class SpoolOut(Schema):
+    id: int
+    code: str
+    filament: FilamentOut
+    location: LocationOut | None
+    lot_number: str
+    initial_grams: Decimal
+    remaining_grams: Decimal
+    opened_at: datetime | None
+    archived_at: datetime | None
+
+
+class MovementOut(Schema):
+    id: int
+    spool_id: int
+    kind: str
+    delta_grams: Decimal
+    reason: str
+    source_type: str
+    source_id: str
+    idempotency_key: str
+    created_at: datetime
+
+
+class ReceiveIn(Schema):
+    filament_id: int
+    grams: Decimal = Field(..., description="Net filament on the new spool, in grams.")
+    location_id: int | None = None
+    lot_number: str = Field("", max_length=60)
+
+
+class UseIn(Schema):
+    grams: Decimal
+    kind: str = Field("used", description="used, failed_print or waste")
+    reason: str = Field("", max_length=255)
+    source_id: str = Field("", max_length=100, description="Your id of the event, e.g. the print job.")
+
+
+class WeighIn(Schema):
+    gross_grams: Decimal = Field(..., description="What the scale shows: filament plus the empty spool.")
+
+
+class SlotIn(Schema):
+    material: str = ""
+    colour: str = ""
+    grams: Decimal | None = None
+    brand: str = ""
+
+
+class MatchIn(Schema):
+    slots: list[SlotIn] = Field(..., max_length=32)
+    tolerance: float | None = Field(None, gt=0, le=100, description="Largest CIEDE2000 difference accepted.")
+
+
+class CandidateOut(Schema):
+    filament: FilamentOut
+    delta_e: float | None
+    available_g: Decimal
+    spool_codes: list[str]
+
+
+class SlotMatchOut(Schema):
+    slot: int
+    material: str
+    colour: str | None
+    needed_g: Decimal | None
+    available_g: Decimal
+    enough: bool
+    note: str
+    candidates: list[CandidateOut]

@@ -1,0 +1,105 @@
+from decimal import Decimal
+
+import pytest
+
+from conftest import ApiClient
+from fablab.choices import ApiKeyScope, OrganizationKind
+from fablab.tests.factories import OrganizationFactory, make_api_key
+from fablab.tests.test_api import assert_problem
+from inventory.models import Movement, Spool
+from inventory.tests.factories import FilamentFactory, spool
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def lab_api(db):
+    _key, raw = make_api_key(OrganizationFactory(kind=OrganizationKind.LAB), scope=ApiKeyScope.WRITE)
+    return ApiClient(raw)
+
+
+def post(client, path, payload, key=None):
+    headers = {"Idempotency-Key": key} if key else {}
+    return client.post(path, payload, content_type="application/json", headers=headers)
+
+
+def test_partners_read_stock(api):
+    s = spool(FilamentFactory(colour_hex="#00AE42"), grams="800")
+    filaments = api.get("/api/v1/inventory/filaments").json()
+    assert Decimal(filaments["items"][0]["stock_g"]) == Decimal("800")
+    detail = api.get(f"/api/v1/inventory/spools/{s.pk}").json()
+    assert detail["code"] == s.code and detail["filament"]["colour_hex"] == "#00AE42"
+    assert api.get(f"/api/v1/inventory/spools?code={s.code.lower()}").json()["count"] == 1
+    assert api.get(f"/api/v1/inventory/spools/{s.pk}/movements").json()["items"][0]["kind"] == "received"
+
+
+def test_partners_cannot_change_stock(api):
+    s = spool(grams="800")
+    assert_problem(post(api, f"/api/v1/inventory/spools/{s.pk}/use", {"grams": 10}, key="p-1"), 403,
+                   detail_contains="lab's own API keys")
+    assert Movement.objects.count() == 1
+
+
+def test_lab_uses_once_per_idempotency_key(lab_api):
+    s = spool(grams="800")
+    first = post(lab_api, f"/api/v1/inventory/spools/{s.pk}/use", {"grams": "12.5", "source_id": "job-9"}, "job-9")
+    again = post(lab_api, f"/api/v1/inventory/spools/{s.pk}/use", {"grams": "12.5", "source_id": "job-9"}, "job-9")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    s.refresh_from_db()
+    assert s.remaining_grams == Decimal("787.50")
+
+
+def test_idempotency_key_is_required(lab_api):
+    s = spool()
+    assert_problem(post(lab_api, f"/api/v1/inventory/spools/{s.pk}/use", {"grams": 1}), 422,
+                   detail_contains="Idempotency-Key")
+
+
+def test_receive_and_weigh(lab_api):
+    filament = FilamentFactory(spool_weight_g=Decimal("250"))
+    response = post(lab_api, "/api/v1/inventory/spools", {"filament_id": filament.pk, "grams": 1000}, "po-77/1")
+    assert response.status_code == 201
+    spool_id = response.json()["id"]
+    assert post(lab_api, "/api/v1/inventory/spools", {"filament_id": filament.pk, "grams": 1000},
+                "po-77/1").json()["id"] == spool_id
+    weighed = post(lab_api, f"/api/v1/inventory/spools/{spool_id}/weigh", {"gross_grams": 1200}, "scale-1")
+    assert weighed.json()["delta_grams"] == "-50.00"
+    assert Spool.objects.get(pk=spool_id).remaining_grams == Decimal("950.00")
+
+
+@pytest.mark.parametrize("payload,status", [
+    ({"grams": -5}, 422), ({"grams": "lots"}, 422), ({"grams": 99999999}, 422),
+    ({"grams": 5, "kind": "received"}, 422), ({}, 422),
+])
+def test_bad_uses_are_refused(lab_api, payload, status):
+    s = spool()
+    assert_problem(post(lab_api, f"/api/v1/inventory/spools/{s.pk}/use", payload, key="bad"), status)
+    assert s.movements.count() == 1
+
+
+def test_malformed_json_and_unknown_ids(lab_api):
+    s = spool()
+    response = lab_api.post(f"/api/v1/inventory/spools/{s.pk}/use", "{not json", content_type="application/json",
+                            headers={"Idempotency-Key": "x"})
+    assert_problem(response, 400, detail_contains="Cannot parse request body")
+    assert_problem(post(lab_api, "/api/v1/inventory/spools/999999/use", {"grams": 1}, "y"), 404)
+    assert_problem(post(lab_api, "/api/v1/inventory/spools", {"filament_id": 999999, "grams": 5}, "z"), 404)
+
+
+def test_read_only_lab_key_cannot_write():
+    _key, raw = make_api_key(OrganizationFactory(kind=OrganizationKind.LAB), scope=ApiKeyScope.READ)
+    s = spool()
+    assert_problem(post(ApiClient(raw), f"/api/v1/inventory/spools/{s.pk}/use", {"grams": 1}, "k"), 403)
+
+
+def test_match_slots(api):
+    orange = FilamentFactory(colour_hex="#FF8000")
+    spool(orange, grams="300")
+    body = post(api, "/api/v1/inventory/match", {"slots": [
+        {"material": "PLA", "colour": "#FF8000FF", "grams": 100},
+        {"material": "PETG", "colour": "#000000", "grams": 10},
+    ]}).json()
+    assert body[0]["enough"] is True and body[0]["candidates"][0]["filament"]["id"] == orange.pk
+    assert body[0]["candidates"][0]["delta_e"] == 0
+    assert body[1]["enough"] is False and body[1]["candidates"] == []
