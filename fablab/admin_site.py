@@ -38,6 +38,11 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     return admin.site.login(request)
 
 
+DOMAIN_PAGES = {
+    "inventory": [(_("Shopping list"), "shopping_cart", "admin:inventory_shopping_list", "inventory.view_filament")],
+}
+
+
 def environment(request):
     if settings.DEBUG:
         return [_("Development"), "warning"]
@@ -104,16 +109,22 @@ def navigation(request) -> list[dict]:
             ]),
         },
     ]
-    # Each domain app gets its own group as soon as it registers models in the admin.
+    # Each domain app gets its own group as soon as it registers models in the admin,
+    # with its pages that are not a model's list first.
     for app_label in DOMAIN_APPS:
         config = apps.get_app_config(app_label)
         models = [m for m in config.get_models() if m in admin.site._registry]
         if models:
+            pages = [
+                {"title": title, "icon": icon, "link": reverse(url_name),
+                 "permission": lambda request, p=permission: request.user.has_perm(p)}
+                for title, icon, url_name, permission in DOMAIN_PAGES.get(app_label, [])
+            ]
             groups.append({
                 "title": config.verbose_name,
                 "separator": True,
                 "collapsible": True,
-                "items": [_model_item(m, icon=DOMAIN_ICONS[app_label]) for m in models],
+                "items": pages + [_model_item(m, icon=DOMAIN_ICONS[app_label]) for m in models],
             })
     groups.append({
         "title": _("System"),

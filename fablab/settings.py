@@ -224,6 +224,10 @@ CATALOG_SYNC_READ_BYTES = env_int("CATALOG_SYNC_READ_MB", 25) * MB
 # Largest CIEDE2000 colour difference at which a spool still counts as "the same colour"
 # as a sliced file's filament slot (about 2 is barely visible, 10 is clearly different).
 INVENTORY_COLOUR_TOLERANCE = float(env_str("INVENTORY_COLOUR_TOLERANCE", "8"))
+# The shopping list buys for the average daily use over this window, for the lead time
+# plus this many days of safety stock, on top of the reorder level.
+INVENTORY_USAGE_WINDOW_DAYS = env_int("INVENTORY_USAGE_WINDOW_DAYS", 30)
+INVENTORY_SAFETY_DAYS = env_int("INVENTORY_SAFETY_DAYS", 7)
 
 # --- Printers ---------------------------------------------------------------------------
 

@@ -1,14 +1,29 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Q, Sum
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import action, display
 
-from inventory import services
+from inventory import labels, services, shopping
 from inventory.choices import MOVEMENT_KIND_COLORS
-from inventory.models import Filament, Location, Movement, Spool
+from inventory.models import (
+    Filament,
+    Location,
+    Movement,
+    Product,
+    ProductMovement,
+    ProductStock,
+    Sale,
+    Spool,
+    StockAlert,
+)
 
 
 def _swatches(colours: list[str]):
@@ -55,6 +70,34 @@ class FilamentAdmin(ModelAdmin):
     def show_colour(self, obj):
         return _swatches(obj.colours)
 
+    def get_urls(self):
+        return [
+            path("shopping-list/", self.admin_site.admin_view(self.shopping_list_view),
+                 name="inventory_shopping_list"),
+            *super().get_urls(),
+        ]
+
+    def shopping_list_view(self, request):
+        if not self.has_view_permission(request):
+            raise DjangoPermissionDenied
+        rows = shopping.shopping_list()
+        stamp = timezone.localdate().isoformat()
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(shopping.to_csv(rows), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="shopping-list-{stamp}.csv"'
+            return response
+        if request.GET.get("format") == "xlsx":
+            response = HttpResponse(
+                shopping.to_xlsx(rows),
+                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            response["Content-Disposition"] = f'attachment; filename="shopping-list-{stamp}.xlsx"'
+            return response
+        context = {
+            **self.admin_site.each_context(request), "title": _("Shopping list"), "opts": self.model._meta,
+            "groups": shopping.grouped(rows),
+        }
+        return TemplateResponse(request, "inventory/admin/shopping_list.html", context)
+
     @display(description=_("in stock"), ordering="stock_g")
     def show_stock(self, obj):
         return _bar(obj.stock_g, max(float(obj.net_weight_g) * 3, float(obj.stock_g or 0)),
@@ -93,7 +136,7 @@ class SpoolAdmin(ModelAdmin):
     fields = ["code", "filament", "lot_number", "initial_grams", "remaining_grams", "location", "opened_at",
               "archived_at"]
     inlines = [MovementInline]
-    actions = ["archive"]
+    actions = ["archive", "print_labels"]
 
     def has_add_permission(self, request):
         return False  # spools are received (a 'received' movement), see the API and the receive action
@@ -111,6 +154,13 @@ class SpoolAdmin(ModelAdmin):
     @display(description=_("remaining"), ordering="remaining_grams")
     def show_remaining(self, obj):
         return _bar(obj.remaining_grams, obj.initial_grams)
+
+    @action(description=_("Print labels for selected spools"))
+    def print_labels(self, request, queryset):
+        response = HttpResponse(labels.label_sheet_pdf(list(queryset.select_related("filament").order_by("code"))),
+                                content_type="application/pdf")
+        response["Content-Disposition"] = 'inline; filename="spool-labels.pdf"'
+        return response
 
     @action(description=_("Archive selected spools"))
     def archive(self, request, queryset):
@@ -139,3 +189,73 @@ class MovementAdmin(ModelAdmin):
     @display(description=_("kind"), label=MOVEMENT_KIND_COLORS)
     def show_kind(self, obj):
         return obj.kind, obj.get_kind_display()
+
+
+class ProductStockInline(TabularInline):
+    model = ProductStock
+    extra = 0
+    fields = ["location", "quantity"]
+    readonly_fields = fields
+    can_delete = False
+    tab = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ProductMovementInline(TabularInline):
+    model = ProductMovement
+    extra = 0
+    fields = ["created_at", "kind", "location", "delta_units", "reason", "source_type", "source_id"]
+    readonly_fields = fields
+    can_delete = False
+    ordering = ["-created_at", "-id"]
+    tab = True
+    verbose_name_plural = _("history")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Product)
+class ProductAdmin(ModelAdmin):
+    list_display = ["sku", "name", "kind", "show_stock", "reorder_threshold_units", "unit_cost", "supplier"]
+    list_filter = ["kind", "supplier"]
+    search_fields = ["sku", "name", "supplier"]
+    autocomplete_fields = ["variant"]
+    inlines = [ProductStockInline, ProductMovementInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(units=Sum("stock__quantity"))
+
+    @display(description=_("in stock"), ordering="units")
+    def show_stock(self, obj):
+        return obj.units or 0
+
+
+@admin.register(Sale)
+class SaleAdmin(ModelAdmin):
+    list_display = ["sold_on", "product", "channel", "quantity", "unit_price", "currency"]
+    list_filter = ["channel", "sold_on"]
+    search_fields = ["product__sku", "product__name"]
+    readonly_fields = [f.name for f in Sale._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # sales are recorded through the service, which also takes the units out of stock
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StockAlert)
+class StockAlertAdmin(ModelAdmin):
+    list_display = ["raised_at", "item_type", "filament", "product", "level", "threshold", "cleared_at",
+                    "notified_at"]
+    list_filter = ["item_type", ("cleared_at", admin.EmptyFieldListFilter)]
+    readonly_fields = [f.name for f in StockAlert._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -40,3 +40,33 @@ MOVEMENT_KIND_COLORS = {
     MovementKind.MOVED: "info",
     MovementKind.ADJUSTED: "primary",
 }
+
+
+class ProductKind(models.TextChoices):
+    PRINTED = "printed", _("Printed here")
+    BOUGHT = "bought", _("Bought in")
+
+
+class ProductMovementKind(models.TextChoices):
+    PRODUCED = "produced", _("Produced")
+    RECEIVED = "received", _("Received")
+    SOLD = "sold", _("Sold")
+    RETURNED = "returned", _("Returned")
+    ADJUSTED = "adjusted", _("Adjusted")
+    MOVED_OUT = "moved_out", _("Moved out")
+    MOVED_IN = "moved_in", _("Moved in")
+
+
+class SalesChannel(models.TextChoices):
+    SHOP = "shop", _("Own shop")
+    MARKET = "market", _("Market or fair")
+    ETSY = "etsy", "Etsy"
+    EBAY = "ebay", "eBay"
+    AMAZON = "amazon", "Amazon"
+    WHOLESALE = "wholesale", _("Wholesale")
+    OTHER = "other", _("Other")
+
+
+class AlertItem(models.TextChoices):
+    FILAMENT = "filament", _("Filament")
+    PRODUCT = "product", _("Product")

@@ -13,7 +13,15 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from fablab.models import TimeStampedModel
-from inventory.choices import LocationKind, MovementKind, SourceType
+from inventory.choices import (
+    AlertItem,
+    LocationKind,
+    MovementKind,
+    ProductKind,
+    ProductMovementKind,
+    SalesChannel,
+    SourceType,
+)
 
 HEX_COLOUR = RegexValidator(r"^#[0-9A-F]{6}$", _("A colour is written as #RRGGBB."))
 CURRENCY = RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter currency code such as EUR."))
@@ -164,3 +172,139 @@ class Movement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.spool.code} {self.delta_grams:+} g ({self.get_kind_display()})"
+
+
+class Product(TimeStampedModel):
+    """A finished item kept in stock: a printed catalog variant or a bought-in part."""
+
+    sku = models.CharField(
+        _("SKU"), max_length=64, unique=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", _("Letters, digits, dot, dash, underscore."))],
+    )
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=10, choices=ProductKind.choices, default=ProductKind.PRINTED)
+    variant = models.ForeignKey(
+        "catalog.ModelVariant", verbose_name=_("catalog variant"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="products",
+    )
+    unit_cost = models.DecimalField(_("unit cost"), max_digits=10, decimal_places=2, default=Decimal("0"),
+                                    validators=[MinValueValidator(Decimal("0"))])
+    currency = models.CharField(_("currency"), max_length=3, default="EUR", validators=[CURRENCY])
+    supplier = models.CharField(_("supplier"), max_length=120, blank=True)
+    purchase_url = models.URLField(_("purchase link"), blank=True)
+    reorder_threshold_units = models.PositiveIntegerField(_("reorder below (units)"), default=0)
+    lead_time_days = models.PositiveIntegerField(_("lead time (days)"), default=7)
+
+    class Meta:
+        ordering = ["sku"]
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        constraints = [
+            # Printed products are catalog variants; bought-in items are not.
+            models.CheckConstraint(
+                condition=(models.Q(kind="printed", variant__isnull=False)
+                           | models.Q(kind="bought", variant__isnull=True)),
+                name="inventory_product_printed_has_variant",
+                violation_error_message=_("A printed product needs its catalog variant; a bought-in item has none."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} · {self.name}"
+
+
+class ProductStock(models.Model):
+    """Units of a product at one location; changed only with a ProductMovement."""
+
+    product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="stock")
+    location = models.ForeignKey(Location, verbose_name=_("location"), on_delete=models.PROTECT, related_name="+")
+    quantity = models.IntegerField(_("units"), default=0, editable=False)
+
+    class Meta:
+        ordering = ["product", "location"]
+        verbose_name = _("product stock")
+        verbose_name_plural = _("product stock")
+        constraints = [
+            models.UniqueConstraint(fields=["product", "location"], name="inventory_productstock_unique"),
+            models.CheckConstraint(condition=models.Q(quantity__gte=0), name="inventory_productstock_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} @ {self.location}: {self.quantity}"
+
+
+class ProductMovement(models.Model):
+    """One change of a product's stock at a location. Append-only."""
+
+    product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT,
+                                related_name="movements")
+    location = models.ForeignKey(Location, verbose_name=_("location"), on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(_("kind"), max_length=12, choices=ProductMovementKind.choices)
+    delta_units = models.IntegerField(_("change (units)"))
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    source_type = models.CharField(_("source"), max_length=16, choices=SourceType.choices)
+    source_id = models.CharField(_("source id"), max_length=100, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("product movement")
+        verbose_name_plural = _("product movements")
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} {self.delta_units:+} ({self.get_kind_display()})"
+
+
+class Sale(models.Model):
+    """A sale of units of a product, from which sales velocity is computed."""
+
+    product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="sales")
+    sold_on = models.DateField(_("date"))
+    channel = models.CharField(_("channel"), max_length=12, choices=SalesChannel.choices)
+    quantity = models.PositiveIntegerField(_("units"), validators=[MinValueValidator(1)])
+    unit_price = models.DecimalField(_("unit price"), max_digits=10, decimal_places=2,
+                                     validators=[MinValueValidator(Decimal("0"))])
+    currency = models.CharField(_("currency"), max_length=3, default="EUR", validators=[CURRENCY])
+    movement = models.OneToOneField(ProductMovement, on_delete=models.PROTECT, related_name="sale",
+                                    verbose_name=_("stock movement"))
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-sold_on", "-id"]
+        verbose_name = _("sale")
+        verbose_name_plural = _("sales")
+
+    def __str__(self) -> str:
+        return f"{self.sold_on} {self.product.sku} ×{self.quantity}"
+
+
+class StockAlert(models.Model):
+    """A filament or product fell below its reorder level. Raised once per crossing."""
+
+    item_type = models.CharField(_("item"), max_length=10, choices=AlertItem.choices)
+    filament = models.ForeignKey(Filament, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    level = models.DecimalField(_("stock when raised"), max_digits=12, decimal_places=2)
+    threshold = models.DecimalField(_("reorder level"), max_digits=12, decimal_places=2)
+    raised_at = models.DateTimeField(_("raised"), auto_now_add=True)
+    cleared_at = models.DateTimeField(_("cleared"), null=True, blank=True)
+    notified_at = models.DateTimeField(_("e-mailed"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at"]
+        verbose_name = _("stock alert")
+        verbose_name_plural = _("stock alerts")
+        constraints = [
+            models.UniqueConstraint(fields=["filament"], condition=models.Q(cleared_at__isnull=True),
+                                    name="inventory_alert_one_open_per_filament"),
+            models.UniqueConstraint(fields=["product"], condition=models.Q(cleared_at__isnull=True),
+                                    name="inventory_alert_one_open_per_product"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filament or self.product}: {self.level} < {self.threshold}"

@@ -17,8 +17,18 @@ from django.utils.translation import gettext as _
 
 from fablab.exceptions import Conflict, InvalidInput
 from fablab.validation import validate
-from inventory.choices import CONSUMING_KINDS, MovementKind, SourceType
-from inventory.models import Filament, Location, Movement, Spool
+from inventory.choices import CONSUMING_KINDS, AlertItem, MovementKind, ProductMovementKind, SalesChannel, SourceType
+from inventory.models import (
+    Filament,
+    Location,
+    Movement,
+    Product,
+    ProductMovement,
+    ProductStock,
+    Sale,
+    Spool,
+    StockAlert,
+)
 
 MAX_GRAMS = Decimal("50000")  # no spool holds 50 kg; larger numbers are typing errors
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: readable on a label
@@ -116,6 +126,7 @@ def spool_receive(*, filament: Filament, initial_grams, idempotency_key: str, lo
         # Someone recorded the same key at the same moment: theirs stands, this spool goes.
         spool.delete()
         return _replayed(key, spool_id=None, kind=MovementKind.RECEIVED).spool
+    stock_alert_check(filament=filament)
     return spool
 
 
@@ -155,6 +166,7 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
         if move:
             updates["location"] = to_location
         Spool.objects.filter(pk=locked.pk).update(**updates)
+        stock_alert_check(filament=locked.filament)
     return movement
 
 
@@ -209,4 +221,166 @@ def spool_archive(*, spool: Spool) -> Spool:
         if locked.archived_at is None:
             locked.archived_at = timezone.now()
             locked.save(update_fields=["archived_at", "updated_at"])
+            stock_alert_check(filament=locked.filament)
     return locked
+
+
+# --- Products ----------------------------------------------------------------------------
+
+
+def product_create(**fields) -> Product:
+    product = Product(**fields)
+    validate(product)
+    product.save()
+    return product
+
+
+def units(value, *, field: str = "units") -> int:
+    if isinstance(value, bool):
+        raise InvalidInput(_("%(field)s must be a whole number.") % {"field": field})
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput(_("%(field)s must be a whole number, not %(value)r.")
+                           % {"field": field, "value": value}) from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise InvalidInput(_("%(field)s must be a whole number, not %(value)r.") % {"field": field, "value": value})
+    if number <= 0 or number > MAX_UNITS:
+        raise InvalidInput(_("%(field)s must be between 1 and %(max)s.") % {"field": field, "max": MAX_UNITS})
+    return int(number)
+
+
+MAX_UNITS = 100_000
+_PRODUCT_SIGN = {
+    ProductMovementKind.PRODUCED: 1, ProductMovementKind.RECEIVED: 1, ProductMovementKind.RETURNED: 1,
+    ProductMovementKind.MOVED_IN: 1, ProductMovementKind.SOLD: -1, ProductMovementKind.MOVED_OUT: -1,
+}
+
+
+@transaction.atomic
+def product_stock_change(*, product: Product, location: Location, kind: str, quantity, idempotency_key: str,
+                         reason: str = "", source_type: str = SourceType.USER, source_id: str = "",
+                         by=None) -> ProductMovement:
+    """Add or take units of a product at a location; `quantity` is positive, the kind gives the sign.
+
+    ADJUSTED sets the stock at the location to `quantity` (which may be 0).
+    """
+    key = _key(idempotency_key)
+    existing = ProductMovement.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        if existing.product_id != product.pk or existing.kind != kind:
+            raise Conflict(_("The idempotency key %(key)s was already used for a different stock change.")
+                           % {"key": key})
+        return existing
+    if kind not in ProductMovementKind.values:
+        raise InvalidInput(_("Unknown product movement %(kind)r.") % {"kind": kind})
+    amount = units(quantity, field=_("units")) if kind != ProductMovementKind.ADJUSTED else _count(quantity)
+    ProductStock.objects.get_or_create(product=product, location=location)
+    stock = ProductStock.objects.select_for_update().get(product=product, location=location)
+    if ProductMovement.objects.filter(idempotency_key=key).exists():  # a concurrent twin won the lock
+        return ProductMovement.objects.get(idempotency_key=key)
+    delta = amount - stock.quantity if kind == ProductMovementKind.ADJUSTED else _PRODUCT_SIGN[kind] * amount
+    if stock.quantity + delta < 0:
+        raise InvalidInput(_("%(sku)s has %(left)s units at %(location)s; %(amount)s cannot be taken.")
+                           % {"sku": product.sku, "left": stock.quantity, "location": location, "amount": -delta})
+    movement = ProductMovement.objects.create(
+        product=product, location=location, kind=kind, delta_units=delta, reason=reason[:255],
+        source_type=source_type, source_id=str(source_id)[:100], idempotency_key=key, created_by=by,
+    )
+    ProductStock.objects.filter(pk=stock.pk).update(quantity=F("quantity") + delta)
+    stock_alert_check(product=product)
+    return movement
+
+
+def _count(value) -> int:
+    if value in (0, "0"):
+        return 0
+    return units(value, field=_("counted units"))
+
+
+@transaction.atomic
+def sale_record(*, product: Product, location: Location, quantity, unit_price, sold_on, channel: str,
+                idempotency_key: str, currency: str = "EUR", source_type: str = SourceType.USER,
+                by=None) -> Sale:
+    """Record a sale and take its units out of stock, once per sale."""
+    if channel not in SalesChannel.values:
+        raise InvalidInput(_("Unknown sales channel %(channel)r.") % {"channel": channel})
+    try:
+        price = Decimal(str(unit_price))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput(_("The unit price must be a number.")) from None
+    if not price.is_finite() or price < 0:
+        raise InvalidInput(_("The unit price must be 0 or more."))
+    movement = product_stock_change(product=product, location=location, kind=ProductMovementKind.SOLD,
+                                    quantity=quantity, idempotency_key=idempotency_key, reason=_("Sale"),
+                                    source_type=source_type, by=by)
+    sale = Sale.objects.filter(movement=movement).first()
+    if sale is None:
+        sale = Sale(product=product, sold_on=sold_on, channel=channel, quantity=-movement.delta_units,
+                    unit_price=price.quantize(Decimal("0.01")), currency=currency, movement=movement)
+        validate(sale)
+        sale.save()
+    return sale
+
+
+# --- Low-stock alerts ------------------------------------------------------------------
+
+
+def _notify(alert_id: int) -> None:
+    from django.conf import settings as django_settings
+    from django.contrib.auth import get_user_model
+    from django.core.mail import send_mail
+    from django.db.models import Q
+
+    alert = StockAlert.objects.select_related("filament", "product").get(pk=alert_id)
+    if alert.notified_at is not None:
+        return
+    recipients = list(
+        get_user_model().objects.filter(is_active=True, is_staff=True)
+        .filter(Q(is_superuser=True) | Q(groups__name="Manager")).exclude(email="")
+        .values_list("email", flat=True).distinct()
+    )
+    item = alert.filament or alert.product
+    unit = "g" if alert.filament_id else _("units")
+    if recipients:
+        send_mail(
+            subject=f"{django_settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}" + _("Low stock: %(item)s") % {"item": item},
+            message=_("%(item)s is down to %(level)s %(unit)s, below its reorder level of %(threshold)s %(unit)s.\n"
+                      "See the shopping list in the admin.")
+            % {"item": item, "level": alert.level, "unit": unit, "threshold": alert.threshold},
+            from_email=django_settings.DEFAULT_FROM_EMAIL, recipient_list=recipients,
+        )
+    StockAlert.objects.filter(pk=alert.pk).update(notified_at=timezone.now())
+
+
+def stock_alert_check(*, filament: Filament | None = None, product: Product | None = None) -> StockAlert | None:
+    """Raise an alert when stock is below the reorder level and none is open; clear it once above.
+
+    So a filament that keeps falling below its level raises one alert (and one e-mail)
+    per crossing, not one per print.
+    """
+    from django.db.models import Sum
+
+    if filament is not None:
+        threshold = filament.reorder_threshold_g
+        level = filament.spools.filter(archived_at__isnull=True).aggregate(s=Sum("remaining_grams"))["s"] or 0
+        lookup = {"filament": filament, "item_type": AlertItem.FILAMENT}
+    else:
+        threshold = Decimal(product.reorder_threshold_units)
+        level = ProductStock.objects.filter(product=product).aggregate(s=Sum("quantity"))["s"] or 0
+        lookup = {"product": product, "item_type": AlertItem.PRODUCT}
+    level = Decimal(str(level)).quantize(Decimal("0.01"))
+    open_alert = StockAlert.objects.filter(cleared_at__isnull=True, **lookup).first()
+    if threshold > 0 and level < threshold:
+        if open_alert is not None:
+            return open_alert
+        try:
+            with transaction.atomic():
+                alert = StockAlert.objects.create(level=level, threshold=threshold, **lookup)
+        except IntegrityError:
+            return StockAlert.objects.filter(cleared_at__isnull=True, **lookup).first()
+        transaction.on_commit(lambda: _notify(alert.pk))
+        return alert
+    if open_alert is not None:
+        StockAlert.objects.filter(pk=open_alert.pk).update(cleared_at=timezone.now())
+    return None
