@@ -410,12 +410,21 @@ class VariantVersionAdmin(ModelAdmin):
     list_display = ["variant", "number", "sliced_file", "created_by", "created_at"]
     search_fields = ["variant__sku", "variant__name", "variant__model__name"]
     readonly_fields = ["variant", "number", "sliced_file", "created_by", "created_at", "show_summary",
-                       "show_thumbnail", "show_config"]
+                       "show_thumbnail", "show_config", "show_panels"]
     fieldsets = [
-        (None, {"fields": ["show_summary", "show_thumbnail", "variant", "number", "sliced_file", "change_note",
-                           "created_by", "created_at"]}),
+        (None, {"fields": ["show_summary", "show_panels", "show_thumbnail", "variant", "number", "sliced_file",
+                           "change_note", "created_by", "created_at"]}),
         (_("Slicer configuration"), {"classes": ["tab"], "fields": ["show_config"]}),
     ]
+
+    @display(description=_("for this file"))
+    def show_panels(self, obj):
+        from catalog.panels import version_panels
+
+        parts = [(title, render(obj.sliced_file)) for title, render in version_panels()]
+        if not parts:
+            return "—"
+        return format_html_join("", "<h3 style='font-weight:600;margin:.25rem 0'>{}</h3>{}", parts)
 
     @display(description=_("at a glance"))
     def show_summary(self, obj):

@@ -63,6 +63,7 @@ class Command(BaseCommand):
         )
 
         catalog_note = self._catalog(partner_org)
+        inventory_note = self._inventory()
 
         rows = [
             ("Admin (staff, superuser)", "http://127.0.0.1:8000/admin/", ADMIN[1], ADMIN[2]),
@@ -78,7 +79,77 @@ class Command(BaseCommand):
             f'  Try: curl -H "X-API-Key: {raw_key}" http://127.0.0.1:8000/api/v1/organization'
         )
         self.stdout.write("  API docs: http://127.0.0.1:8000/api/v1/docs")
-        self.stdout.write(f"  Catalog: {catalog_note}\n")
+        self.stdout.write(f"  Catalog: {catalog_note}")
+        self.stdout.write(f"  Inventory: {inventory_note}\n")
+
+    def _inventory(self) -> str:
+        """Filaments close to the colours the sample files ask for, spools, products and some history."""
+        import datetime
+        from decimal import Decimal
+
+        from django.utils import timezone
+
+        from inventory import services as stock
+        from inventory.models import Filament, Location, Product, Spool
+
+        if Filament.objects.exists():
+            return f"{Spool.objects.count()} spools (already loaded)"
+        shelf = stock.location_create(name="Shelf A", kind="shelf")
+        dry_box = stock.location_create(name="Dry box 1", kind="dry_box", parent=shelf)
+        for slot in range(1, 5):
+            stock.location_create(name=f"AMS slot {slot}", kind="ams_slot")
+        filaments = [
+            # brand, material, name, colour, supplier, cost/kg, reorder level, spools (grams each)
+            ("Prusament", "PLA", "Prusa Orange", "#FF8000", "Prusa Research", "24.99", 1000, [1000, 640]),
+            ("Prusament", "PETG", "Prusa Orange", "#FE7F00", "Prusa Research", "27.99", 500, [1000]),
+            ("Prusament", "ASA", "Prusa Orange", "#FF7E04", "Prusa Research", "32.99", 0, [850]),
+            ("Bambu Lab", "PLA", "Basic Bambu Green", "#00AE42", "Bambu Lab", "19.99", 500, [1000]),
+            ("Bambu Lab", "PLA", "Basic Silver", "#C0C0C0", "Bambu Lab", "19.99", 0, [720]),
+            ("Bambu Lab", "PLA", "Basic Jade White", "#FFFFFF", "Bambu Lab", "19.99", 500, [300]),
+            ("Sunlu", "PLA", "Turquoise", "#00C2AD", "Sunlu", "15.99", 0, [1000]),
+            ("Sunlu", "SILK", "Silk Turquoise", "#02C0AE", "Sunlu", "18.99", 0, [1000]),
+            ("Polymaker", "PLA", "PolyTerra Teal", "#27A59A", "Polymaker", "21.99", 0, [900]),
+            ("Polymaker", "PLA", "PolyTerra Olive", "#7F8001", "Polymaker", "21.99", 0, [1000]),
+            ("Polymaker", "PLA", "PolyTerra Lavender", "#8100FE", "Polymaker", "21.99", 0, [500]),
+            ("Polymaker", "PLA", "PolyTerra Ocean", "#0D6385", "Polymaker", "21.99", 0, [1000]),
+            ("Polymaker", "PLA", "PolyTerra Cyan", "#29B3B1", "Polymaker", "21.99", 0, [1000]),
+            ("Extrudr", "PETG", "Black", "#000000", "Extrudr", "29.90", 0, [1000]),
+            ("Extrudr", "PETG", "Signal Red", "#FE0000", "Extrudr", "29.90", 0, [1000]),
+            ("Extrudr", "PETG", "White", "#FFFFFF", "Extrudr", "29.90", 0, [1000]),
+            ("Fiberlogy", "ABS", "Pastel Lilac", "#A668DF", "Fiberlogy", "26.50", 0, [1000]),
+        ]
+        spools = []
+        for brand, material, name, colour, supplier, cost, level, weights in filaments:
+            filament = stock.filament_create(
+                brand=brand, material=material, name=name, colour_hex=colour, supplier=supplier,
+                cost_per_kg=Decimal(cost), reorder_threshold_g=Decimal(level), spool_weight_g=Decimal("230"),
+                lead_time_days=5 if brand == "Prusament" else 12,
+                purchase_url=f"https://{brand.lower().replace(' ', '')}.example/{name.lower().replace(' ', '-')}",
+            )
+            for n, grams in enumerate(weights):
+                spools.append(stock.spool_receive(filament=filament, initial_grams=grams,
+                                                  idempotency_key=f"demo-receive-{filament.pk}-{n}",
+                                                  location=dry_box if material != "PLA" else shelf))
+        # Three weeks of printing on the orange PLA, so the shopping list has a usage rate.
+        orange = spools[0]
+        for day in range(21):
+            movement = stock.spool_use(spool=orange, grams_used=Decimal("12.5"),
+                                       idempotency_key=f"demo-print-{day}", source_type="print_job",
+                                       source_id=f"demo-{day}")
+            type(movement).objects.filter(pk=movement.pk).update(
+                created_at=timezone.now() - datetime.timedelta(days=day))
+        rings = stock.product_create(sku="RING-25", name="Keyring rings 25 mm", kind="bought",
+                                     supplier="Hardware Direct", unit_cost=Decimal("0.06"),
+                                     reorder_threshold_units=100, lead_time_days=14)
+        stock.product_stock_change(product=rings, location=shelf, kind="received", quantity=140,
+                                   idempotency_key="demo-rings")
+        for day in range(1, 11):
+            stock.sale_record(product=rings, location=shelf, quantity=5, unit_price="2.50", channel="market",
+                              sold_on=timezone.localdate() - datetime.timedelta(days=day),
+                              idempotency_key=f"demo-sale-{day}")
+        return (f"{Spool.objects.count()} spools of {Filament.objects.count()} filaments, "
+                f"{Product.objects.count()} product; shopping list at "
+                "http://127.0.0.1:8000/admin/inventory/filament/shopping-list/")
 
     def _catalog(self, partner_org) -> str:
         """Sample models whose variants carry real sliced files from the corpus, if it is there."""
