@@ -1,11 +1,11 @@
 import pytest
 from django.test import Client
 
-# Fixtures other apps' tests use too (e.g. catalog's substitute slicer reader).
-pytest_plugins = ["catalog.tests.fixtures"]
-
 from fablab.choices import ApiKeyScope, MembershipRole
 from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, make_api_key
+
+# Fixtures other apps' tests use too (e.g. catalog's substitute slicer reader).
+pytest_plugins = ["catalog.tests.fixtures"]
 
 
 @pytest.fixture(autouse=True)
