@@ -17,6 +17,7 @@ from fablab.org_api import router as organization_router
 from fablab.problems import install_problem_handlers, problem_response
 from fablab.schemas import HealthOut
 from inventory.api import router as inventory_router
+from printers.api import router as printers_router
 
 api = NinjaAPI(
     title="fablab API",
@@ -35,6 +36,7 @@ install_problem_handlers(api)
 
 api.add_router("/", organization_router)
 api.add_router("/catalog", catalog_router)
+api.add_router("/printers", printers_router)
 api.add_router("/inventory", inventory_router)
 
 

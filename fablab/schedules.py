@@ -8,6 +8,7 @@ under other names are left alone. Running it twice changes nothing the second ti
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
@@ -45,6 +46,17 @@ SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec(
         name=f"{PREFIX}prune-task-results",
         func="fablab.tasks.prune_task_results",
+        schedule_type=Schedule.DAILY,
+    ),
+    ScheduleSpec(
+        name=f"{PREFIX}poll-prusalink-printers",
+        func="printers.tasks.poll_prusalink_printers",
+        schedule_type=Schedule.MINUTES,
+        minutes=max(1, settings.PRUSALINK_POLL_SECONDS // 60),  # shorter intervals: rounds inside the task
+    ),
+    ScheduleSpec(
+        name=f"{PREFIX}purge-printer-telemetry",
+        func="printers.tasks.purge_telemetry",
         schedule_type=Schedule.DAILY,
     ),
 ]

@@ -90,7 +90,7 @@ class Command(BaseCommand):
         from django.utils import timezone
 
         from inventory import services as stock
-        from inventory.models import Filament, Location, Product, Spool
+        from inventory.models import Filament, Product, Spool
 
         if Filament.objects.exists():
             return f"{Spool.objects.count()} spools (already loaded)"

@@ -1,0 +1,1 @@
+"""Printer drivers: one module (or package) per brand, each producing `printers.state.NormalisedState`."""

@@ -1,0 +1,275 @@
+"""Every write of the printers app."""
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from fablab.exceptions import ApplicationError, InvalidInput
+from fablab.validation import validate
+from printers import credentials as creds
+from printers import lifecycle
+from printers.choices import ALLOWED_TRANSITIONS, AuthMethod, Driver, JobOutcome, PrinterState
+from printers.models import Printer, PrinterJob, PrinterLiveState, StateTransition, TelemetrySample
+from printers.signals import job_finished, job_started
+from printers.state import NormalisedState, offline_state
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_AFTER_FAILURES = 3
+TELEMETRY_INTERVAL = timedelta(seconds=60)
+DEFAULT_USERNAMES = {Driver.BAMBU: "bblp", Driver.PRUSALINK: "maker"}
+
+
+# --- Printers and credentials ----------------------------------------------------------------
+
+
+@transaction.atomic
+def printer_create(*, name: str, driver: str, host: str, port: int | None = None, model: str = "",
+                   serial: str = "", secret: str = "", username: str = "", auth_method: str = AuthMethod.DIGEST,
+                   location: str = "", **fields) -> Printer:
+    printer = Printer(name=(name or "").strip(), driver=driver, host=(host or "").strip(), port=port,
+                      model=model.strip(), serial=serial.strip(), auth_method=auth_method, location=location.strip(),
+                      **fields)
+    validate(printer)
+    printer.save()
+    PrinterLiveState.objects.create(printer=printer)
+    if secret:
+        printer_set_credentials(printer=printer, secret=secret, username=username)
+    return printer
+
+
+def printer_set_credentials(*, printer: Printer, secret: str, username: str = "") -> Printer:
+    """Store the printer's secret (Bambu access code, PrusaLink password) encrypted; never log it."""
+    secret = (secret or "").strip()
+    if not secret:
+        raise InvalidInput(_("Enter the printer's password or access code."))
+    if len(secret) > 200:
+        raise InvalidInput(_("The password or access code is too long."))
+    username = (username or "").strip() or DEFAULT_USERNAMES.get(printer.driver, "")
+    printer.credentials_ciphertext = creds.encrypt(creds.Credentials(username=username, secret=secret))
+    printer.save(update_fields=["credentials_ciphertext", "updated_at"])
+    logger.info("Credentials of printer %s were changed.", printer.pk)
+    return printer
+
+
+def printer_get_credentials(*, printer: Printer) -> creds.Credentials:
+    if not printer.credentials_ciphertext:
+        raise ApplicationError(_("Printer %(name)s has no credentials yet.") % {"name": printer.name})
+    return creds.decrypt(printer.credentials_ciphertext)
+
+
+def printer_clear_credentials(*, printer: Printer) -> Printer:
+    printer.credentials_ciphertext = b""
+    printer.save(update_fields=["credentials_ciphertext", "updated_at"])
+    return printer
+
+
+# --- Live state, transitions, jobs ------------------------------------------------------------
+
+
+def _live_for_update(printer: Printer) -> PrinterLiveState:
+    PrinterLiveState.objects.get_or_create(printer=printer)
+    return PrinterLiveState.objects.select_for_update().get(printer=printer)
+
+
+def _job_transition(job: PrinterJob, outcome: str) -> None:
+    if outcome not in ALLOWED_TRANSITIONS[job.outcome]:
+        raise ApplicationError(f"A {job.outcome} job cannot become {outcome}.")
+    job.outcome = outcome
+
+
+def _close_job(job: PrinterJob, *, outcome: str, at: datetime, reason: str, progress: float | None) -> PrinterJob:
+    _job_transition(job, outcome)
+    job.ended_at = max(at, job.started_at)
+    job.duration_seconds = int((job.ended_at - job.started_at).total_seconds())
+    if outcome == JobOutcome.COMPLETED:
+        job.progress_reached = 100.0
+    elif progress is not None:
+        job.progress_reached = max(job.progress_reached, progress)
+    job.end_reason = reason[:300]
+    job.save()
+    transaction.on_commit(lambda: job_finished.send(sender=PrinterJob, job=job, printer=job.printer, outcome=outcome))
+    return job
+
+
+def _start_job(printer: Printer, state: NormalisedState, *, at: datetime, adopted: bool) -> PrinterJob:
+    job = PrinterJob.objects.create(
+        printer=printer, external_job_id=state.job_key, file_name=state.current_file[:255], started_at=at,
+        progress_reached=state.progress_percent or 0, observed_start=not adopted,
+    )
+    transaction.on_commit(lambda: job_started.send(sender=PrinterJob, job=job, printer=printer, adopted=adopted))
+    return job
+
+
+def _record_missed_job(printer: Printer, state: NormalisedState, *, at: datetime, outcome: str) -> PrinterJob | None:
+    if PrinterJob.objects.filter(printer=printer, external_job_id=state.job_key).exists():
+        return None  # already recorded
+    job = _start_job(printer, replace(state, progress_percent=state.progress_percent or 0), at=at, adopted=True)
+    return _close_job(job, outcome=outcome, at=at, reason="the job ran between two reports",
+                      progress=state.progress_percent)
+
+
+@transaction.atomic
+def printer_apply_state(*, printer: Printer, state: NormalisedState, at: datetime | None = None) -> PrinterLiveState:
+    """Record one observed state: the live row, a transition on change, job start/end, telemetry.
+
+    Safe to replay: the same state again changes nothing; a report older than the last one is ignored.
+    """
+    at = at or timezone.now()
+    live = _live_for_update(printer)
+    if live.last_report_at and at < live.last_report_at:
+        logger.info("Ignored a report of printer %s older than the last one.", printer.pk)
+        return live
+    previous_state, previous_key = live.state, live.job_key
+
+    open_job = PrinterJob.objects.select_for_update().filter(printer=printer, outcome=JobOutcome.RUNNING).first()
+    decision = lifecycle.decide(
+        previous_state=previous_state, previous_job_key=previous_key, current=state,
+        open_job=lifecycle.OpenJob(open_job.external_job_id, open_job.progress_reached) if open_job else None,
+    )
+    if decision.close_outcome and open_job is not None:
+        _close_job(open_job, outcome=decision.close_outcome, at=at, reason=decision.close_reason,
+                   progress=state.progress_percent if not decision.start else None)
+        open_job = None
+    if decision.missed_outcome:
+        _record_missed_job(printer, state, at=at, outcome=decision.missed_outcome)
+    if decision.start:
+        open_job = _start_job(printer, state, at=at, adopted=decision.adopted)
+    elif open_job is not None and state.is_active and state.progress_percent is not None \
+            and state.progress_percent > open_job.progress_reached:
+        open_job.progress_reached = state.progress_percent
+        open_job.save(update_fields=["progress_reached"])
+
+    if previous_state != state.state:
+        StateTransition.objects.create(
+            printer=printer, from_state=previous_state, to_state=state.state, at=at,
+            reason=(state.reason or ("reconnected" if previous_state == PrinterState.OFFLINE else ""))[:300],
+        )
+
+    if state.state == PrinterState.OFFLINE:
+        live.state, live.online = state.state, False
+        live.last_error = (state.reason or live.last_error)[:500]
+    else:
+        for name, value in state.as_fields().items():
+            setattr(live, name, value)
+        live.consecutive_failures = 0
+        live.last_error = ""
+        live.last_report_at = at
+        if live.last_sample_at is None or at - live.last_sample_at >= TELEMETRY_INTERVAL \
+                or previous_state != state.state:
+            TelemetrySample.objects.create(printer=printer, at=at, nozzle_c=state.nozzle_temp_c,
+                                           bed_c=state.bed_temp_c, progress_percent=state.progress_percent)
+            live.last_sample_at = at
+    live.save()
+    return live
+
+
+@transaction.atomic
+def printer_record_failure(*, printer: Printer, error: str, at: datetime | None = None) -> PrinterLiveState:
+    """Count one failed contact; the printer goes offline at the third in a row."""
+    at = at or timezone.now()
+    live = _live_for_update(printer)
+    live.consecutive_failures += 1
+    live.last_error = error[:500]
+    live.save(update_fields=["consecutive_failures", "last_error", "updated_at"])
+    if live.consecutive_failures >= OFFLINE_AFTER_FAILURES and live.state != PrinterState.OFFLINE:
+        live = printer_apply_state(printer=printer, state=offline_state(reason=error[:300]), at=at)
+    return live
+
+
+def telemetry_purge(*, older_than_days: int | None = None, now: datetime | None = None) -> int:
+    """Delete telemetry samples older than N days (PRINTER_TELEMETRY_RETENTION_DAYS, default 30)."""
+    days = older_than_days if older_than_days is not None else settings.PRINTER_TELEMETRY_RETENTION_DAYS
+    if days < 1:
+        raise InvalidInput(_("Keep telemetry for at least one day."))
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, _details = TelemetrySample.objects.filter(at__lt=cutoff).delete()
+    return deleted
+
+
+# --- PrusaLink polling and commands -----------------------------------------------------------
+
+
+def prusalink_client(*, printer: Printer, timeout: float | None = None):
+    from printers.drivers.prusalink import PrusaLinkClient
+
+    if printer.driver != Driver.PRUSALINK:
+        raise InvalidInput(_("%(name)s is not a PrusaLink printer.") % {"name": printer.name})
+    credentials = printer_get_credentials(printer=printer)
+    return PrusaLinkClient(
+        host=printer.host, port=printer.effective_port, username=credentials.username or "maker",
+        password=credentials.secret, use_api_key=printer.auth_method == AuthMethod.API_KEY,
+        timeout=timeout if timeout is not None else settings.PRINTER_HTTP_TIMEOUT_SECONDS,
+    )
+
+
+def printer_poll_prusalink(*, printer: Printer, client=None, at: datetime | None = None) -> PrinterLiveState:
+    """Read /api/v1/status (and /api/v1/job when the job changed) and record the state.
+
+    A failure (unreachable, 5xx, timeout, refused credentials, unreadable answer) is counted;
+    the third in a row makes the printer offline. The next good answer brings it back.
+    """
+    from printers.drivers import prusalink
+    from printers.exceptions import PrinterAuthError, PrinterUnreachable, ReportError
+
+    own_client = client is None
+    try:
+        client = client or prusalink_client(printer=printer)
+    except ApplicationError as exc:
+        return printer_record_failure(printer=printer, error=exc.message, at=at)
+    live = PrinterLiveState.objects.filter(printer=printer).first()
+    try:
+        status = client.status()
+        job = None
+        status_job = status.get("job")
+        if isinstance(status_job, dict) and status_job.get("id") is not None:
+            if live is None or str(status_job["id"]) != live.job_key or not live.current_file:
+                job = client.job()
+        state = prusalink.normalise(status, job)
+        if job is None and live is not None and state.job_key and state.job_key == live.job_key:
+            state = replace(state, current_file=live.current_file)
+    except (PrinterUnreachable, PrinterAuthError, ReportError) as exc:
+        logger.info("Polling printer %s failed: %s", printer.pk, exc.message)
+        return printer_record_failure(printer=printer, error=exc.message, at=at)
+    finally:
+        if own_client and client is not None:
+            client.close()
+    return printer_apply_state(printer=printer, state=state, at=at)
+
+
+def _command(printer: Printer, action: str) -> PrinterLiveState:
+    if printer.driver != Driver.PRUSALINK:
+        raise ApplicationError(_("Commands to Bambu printers need the MQTT connection, which is not available yet."))
+    live = PrinterLiveState.objects.filter(printer=printer).first()
+    if live is None or not live.job_key:
+        raise ApplicationError(_("%(name)s has no job to %(action)s.") % {"name": printer.name, "action": action})
+    client = prusalink_client(printer=printer)
+    try:
+        getattr(client, action)(live.job_key)
+        logger.info("Sent %s to printer %s (job %s).", action, printer.pk, live.job_key)
+        return printer_poll_prusalink(printer=printer, client=client)
+    finally:
+        client.close()
+
+
+def printer_pause(*, printer: Printer) -> PrinterLiveState:
+    return _command(printer, "pause")
+
+
+def printer_resume(*, printer: Printer) -> PrinterLiveState:
+    return _command(printer, "resume")
+
+
+def printer_stop(*, printer: Printer) -> PrinterLiveState:
+    return _command(printer, "stop")
+
+
+def printer_ensure_live_state(*, printer: Printer) -> PrinterLiveState:
+    """Every printer has its live-state row (the admin creates printers through the model form)."""
+    live, _created = PrinterLiveState.objects.get_or_create(printer=printer)
+    return live

@@ -1,0 +1,407 @@
+"""A fake PrusaLink (Buddy firmware) printer: a threaded HTTP server on loopback (printers.md §4.2).
+
+Behaves like the firmware where the app depends on it: Digest auth (realm "Printer API",
+user "maker", no qop, 16-hex nonces valid 300 s, `stale=true` for an expired nonce with a
+correct digest), optional X-Api-Key, 401 for every /api, /usb, /thumb path without auth,
+204 on /api/v1/job without a job, 409 for pause/resume/stop in the wrong state, 404 for a
+stale job id, 400 for a non-numeric one, job ids increasing per job, FINISHED/STOPPED sticky
+until `acknowledge()`, ATTENTION (job shows PAUSED), ERROR, BUSY, SFN/LFN file pairs with
+ETag/304 and downloads under /usb/<SFN>.
+
+Time is the simulator's own clock: `advance(seconds)` moves prints forward and ages nonces,
+so tests never sleep. Faults: `fault = "slow" | "reset" | "503" | None`, `power_off()` (connection
+refused) and `power_on()`. Tests control it through this Python handle only; there is no
+control endpoint a production client could reach.
+
+    with PrusaLinkSimulator(password="secret") as sim:
+        sim.add_file("BENCHY~1.BGC", "benchy 0.4n.bgcode", b"...", print_seconds=600)
+        sim.start_print("BENCHY~1.BGC")
+        sim.advance(300)
+"""
+
+import hashlib
+import json
+import re
+import secrets
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REALM = "Printer API"
+USERNAME = "maker"
+NONCE_VALID_SECONDS = 300
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c6360000002000100"
+    "05fe02fea73581e40000000049454e44ae426082"
+)
+
+
+def _md5(value: str) -> str:
+    return hashlib.md5(value.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class SimFile:
+    sfn: str
+    lfn: str
+    content: bytes
+    print_seconds: int = 600
+    m_timestamp: int = 1706802615
+    read_only: bool = False
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha1(self.content, usedforsecurity=False).hexdigest()[:16] + '"'
+
+    def refs(self) -> dict:
+        return {"icon": f"/thumb/s/usb/{self.sfn}", "thumbnail": f"/thumb/l/usb/{self.sfn}",
+                "download": f"/usb/{self.sfn}"}
+
+
+@dataclass
+class SimJob:
+    id: int
+    file: SimFile
+    state: str = "PRINTING"  # PRINTING, PAUSED, FINISHED, STOPPED, ERROR
+    time_printing: float = 0.0
+
+    @property
+    def progress(self) -> float:
+        return round(min(100.0, self.time_printing / max(1, self.file.print_seconds) * 100), 2)
+
+
+@dataclass
+class _Nonce:
+    issued_at: float
+
+
+@dataclass
+class SimState:
+    printer_state: str = "IDLE"
+    job: SimJob | None = None
+    next_job_id: int = 100
+    files: dict[str, SimFile] = field(default_factory=dict)
+    temp_nozzle: float = 24.0
+    temp_bed: float = 23.5
+
+
+class PrusaLinkSimulator:
+    def __init__(self, *, password: str = "sim-password", api_key_enabled: bool = True, port: int = 0,
+                 slow_seconds: float = 1.0):
+        self.password = password
+        self.api_key_enabled = api_key_enabled
+        self.slow_seconds = slow_seconds
+        self.fault: str | None = None
+        self.clock = 0.0
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
+        self.sim = SimState()
+        self._nonces: dict[str, _Nonce] = {}
+        self._lock = threading.RLock()
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    def start(self) -> "PrusaLinkSimulator":
+        handler = type("Handler", (_Handler,), {"simulator": self})
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+        self._server.daemon_threads = True
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    power_off = stop  # connection refused until power_on()
+
+    def power_on(self) -> None:
+        if self._server is None:
+            self.start()
+
+    def __enter__(self) -> "PrusaLinkSimulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- test controls -------------------------------------------------------------------
+
+    def add_file(self, sfn: str, lfn: str, content: bytes = b"GCDE\x01\x00", *, print_seconds: int = 600,
+                 read_only: bool = False) -> SimFile:
+        with self._lock:
+            sim_file = SimFile(sfn=sfn, lfn=lfn, content=content, print_seconds=print_seconds, read_only=read_only)
+            self.sim.files[sfn] = sim_file
+            return sim_file
+
+    def start_print(self, sfn: str) -> SimJob:
+        with self._lock:
+            if self.sim.printer_state not in ("IDLE", "READY"):
+                raise RuntimeError(f"cannot start a print while {self.sim.printer_state}")
+            job = SimJob(id=self.sim.next_job_id, file=self.sim.files[sfn])
+            self.sim.next_job_id += 1
+            self.sim.job = job
+            self.sim.printer_state = "PRINTING"
+            self.sim.temp_nozzle, self.sim.temp_bed = 215.0, 60.0
+            return job
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock: printing jobs progress, FINISHED comes when the print time is used up."""
+        with self._lock:
+            self.clock += seconds
+            job = self.sim.job
+            if job and job.state == "PRINTING" and self.sim.printer_state == "PRINTING":
+                job.time_printing = min(job.file.print_seconds, job.time_printing + seconds)
+                if job.time_printing >= job.file.print_seconds:
+                    job.state = self.sim.printer_state = "FINISHED"
+                    self.sim.temp_nozzle, self.sim.temp_bed = 40.0, 35.0
+
+    def acknowledge(self, *, ready: bool = False) -> None:
+        """The operator confirms the end of the job on the printer's screen."""
+        with self._lock:
+            if self.sim.printer_state in ("FINISHED", "STOPPED", "ERROR"):
+                self.sim.job = None
+                self.sim.printer_state = "READY" if ready else "IDLE"
+
+    def attention(self) -> None:
+        with self._lock:
+            if self.sim.job and self.sim.printer_state == "PRINTING":
+                self.sim.printer_state = "ATTENTION"
+                self.sim.job.state = "PAUSED"
+
+    def resolve_attention(self) -> None:
+        with self._lock:
+            if self.sim.printer_state == "ATTENTION":
+                self.sim.printer_state = self.sim.job.state = "PRINTING"
+
+    def error(self) -> None:
+        with self._lock:
+            self.sim.printer_state = "ERROR"
+            if self.sim.job:
+                self.sim.job.state = "ERROR"
+
+    def set_busy(self, busy: bool = True) -> None:
+        with self._lock:
+            self.sim.printer_state = "BUSY" if busy else "IDLE"
+
+    # --- auth ----------------------------------------------------------------------------
+
+    def new_nonce(self) -> str:
+        nonce = secrets.token_hex(8)  # 16 hex characters, like the firmware
+        self._nonces[nonce] = _Nonce(issued_at=self.clock)
+        return nonce
+
+    def check_auth(self, method: str, headers) -> tuple[bool, str]:
+        """(authorised, WWW-Authenticate header to send when not)."""
+        api_key = headers.get("X-Api-Key")
+        if api_key is not None and self.api_key_enabled:
+            if secrets.compare_digest(api_key, self.password):
+                return True, ""
+            return False, f'ApiKey realm="{REALM}"'
+        authorization = headers.get("Authorization", "")
+        stale = False
+        if authorization.startswith("Digest "):
+            fields = dict(re.findall(r'(\w+)="?([^",]*)"?', authorization[7:]))
+            nonce = fields.get("nonce", "")
+            expected = _md5(
+                f"{_md5(f'{USERNAME}:{REALM}:{self.password}')}:{nonce}:{_md5(method + ':' + fields.get('uri', ''))}"
+            )
+            digest_ok = (fields.get("username") == USERNAME and fields.get("realm") == REALM
+                         and secrets.compare_digest(fields.get("response", ""), expected))
+            issued = self._nonces.get(nonce)
+            if digest_ok and issued is not None:
+                if self.clock - issued.issued_at <= NONCE_VALID_SECONDS:
+                    return True, ""
+                stale = True
+        return False, (f'Digest realm="{REALM}", nonce="{self.new_nonce()}", '
+                       f'stale={"true" if stale else "false"}')
+
+
+class _Handler(BaseHTTPRequestHandler):
+    simulator: PrusaLinkSimulator
+    protocol_version = "HTTP/1.1"
+    server_version = "PrusaLink-Simulator"
+
+    def log_message(self, format, *args):  # quiet
+        pass
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes = b"", *, content_type: str = "application/json",
+              headers: dict | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if status not in (204, 304):
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        if body and status not in (204, 304) and self.command != "HEAD":
+            self.wfile.write(body)
+        self.simulator.requests.append((self.command, self.path, status))
+
+    def _json(self, status: int, data) -> None:
+        self._send(status, json.dumps(data).encode())
+
+    def _reset(self) -> None:
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def _dispatch(self) -> None:
+        try:
+            self._handle()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. its timeout during a "slow" fault)
+
+    def _handle(self) -> None:
+        sim = self.simulator
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if sim.fault == "reset":
+            return self._reset()
+        if sim.fault == "slow":
+            time.sleep(sim.slow_seconds)
+        if sim.fault == "503":
+            return self._json(503, {"title": "Service Unavailable"})
+        path = self.path.split("?", 1)[0]
+        with sim._lock:
+            if path.startswith(("/api/", "/usb/", "/thumb/")):
+                authorised, challenge = sim.check_auth(self.command, self.headers)
+                if not authorised:
+                    return self._send(401, b"401: Unauthorized", content_type="text/plain",
+                                      headers={"WWW-Authenticate": challenge})
+            return self._route(path)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _dispatch
+
+    # --- routes ------------------------------------------------------------------------------
+
+    def _route(self, path: str) -> None:
+        sim = self.simulator.sim
+        method = self.command
+        if path == "/api/version" and method == "GET":
+            return self._json(200, {"api": "2.0.0", "server": "2.1.2", "nozzle_diameter": 0.4, "text": "PrusaLink",
+                                    "hostname": "PrusaCoreOne", "capabilities": {"upload-by-put": True}})
+        if path == "/api/v1/info" and method == "GET":
+            return self._json(200, {"nozzle_diameter": 0.4, "mmu": False, "serial": "SIM-0000000001",
+                                    "hostname": "PrusaCoreOne", "min_extrusion_temp": 170})
+        if path == "/api/v1/status" and method == "GET":
+            return self._json(200, self._status())
+        if path == "/api/v1/storage" and method == "GET":
+            return self._json(200, {"storage_list": [{"path": "/usb/", "name": "usb", "type": "USB",
+                                                      "read_only": False, "available": True}]})
+        if path == "/api/v1/job" and method == "GET":
+            return self._json(200, self._job()) if sim.job else self._send(204)
+        match = re.fullmatch(r"/api/v1/job/([^/]+)(?:/(pause|resume))?", path)
+        if match:
+            return self._job_command(match.group(1), match.group(2))
+        if path in ("/api/v1/files/usb", "/api/v1/files/usb/") and method == "GET":
+            return self._json(200, {"type": "FOLDER", "ro": False, "name": "usb", "children": [
+                {"name": f.sfn, "ro": f.read_only, "type": "PRINT_FILE", "m_timestamp": f.m_timestamp,
+                 "display_name": f.lfn, "refs": f.refs() if not f.read_only else {"icon": f.refs()["icon"]}}
+                for f in sim.files.values()]})
+        match = re.fullmatch(r"/api/v1/files/usb/([^/]+)", path)
+        if match:
+            return self._file(match.group(1))
+        match = re.fullmatch(r"/usb/([^/]+)", path)
+        if match and method == "GET":
+            sim_file = sim.files.get(match.group(1))
+            if sim_file is None:
+                return self._json(404, {"title": "Not Found"})
+            return self._send(200, sim_file.content, content_type="application/octet-stream",
+                              headers={"Content-Disposition": f'attachment; filename="{sim_file.sfn}"'})
+        if re.fullmatch(r"/thumb/[sl]/usb/[^/]+", path) and method == "GET":
+            return self._send(200, PNG_1PX, content_type="image/png")
+        return self._json(404, {"title": "Not Found"})
+
+    def _status(self) -> dict:
+        sim = self.simulator.sim
+        printer = {"state": sim.printer_state, "temp_bed": sim.temp_bed, "target_bed": 60.0 if sim.job else 0.0,
+                   "temp_nozzle": sim.temp_nozzle, "target_nozzle": 215.0 if sim.job else 0.0, "axis_z": 5.0,
+                   "flow": 100, "speed": 100, "fan_hotend": 0, "fan_print": 0}
+        if sim.printer_state != "PRINTING":
+            printer.update(axis_x=125.0, axis_y=105.0)
+        status = {"storage": {"path": "/usb/", "name": "usb", "read_only": False}, "printer": printer}
+        if sim.job:
+            job = {"id": sim.job.id, "progress": sim.job.progress, "time_printing": int(sim.job.time_printing)}
+            if sim.job.state in ("FINISHED", "STOPPED"):
+                job["time_remaining"] = 0
+            elif sim.job.time_printing > 0:
+                job["time_remaining"] = int(sim.job.file.print_seconds - sim.job.time_printing)
+            status["job"] = job
+        return status
+
+    def _job(self) -> dict:
+        job = self.simulator.sim.job
+        data = {"id": job.id, "state": job.state, "progress": job.progress, "time_printing": int(job.time_printing),
+                "file": {"refs": job.file.refs(), "name": job.file.sfn, "display_name": job.file.lfn,
+                         "path": "/usb", "size": len(job.file.content), "m_timestamp": job.file.m_timestamp}}
+        if job.time_printing > 0:
+            data["time_remaining"] = int(job.file.print_seconds - job.time_printing)
+        return data
+
+    def _job_command(self, raw_id: str, action: str | None) -> None:
+        sim = self.simulator.sim
+        if not raw_id.isdigit():
+            return self._json(400, {"title": "Bad Request"})
+        if sim.job is None or int(raw_id) != sim.job.id:
+            return self._json(404, {"title": "Not Found"})
+        state = sim.printer_state
+        if self.command == "PUT" and action == "pause":
+            if state != "PRINTING":
+                return self._json(409, {"title": "Conflict"})
+            sim.printer_state = sim.job.state = "PAUSED"
+        elif self.command == "PUT" and action == "resume":
+            if state != "PAUSED":
+                return self._json(409, {"title": "Conflict"})
+            sim.printer_state = sim.job.state = "PRINTING"
+        elif self.command == "DELETE" and action is None:
+            if state not in ("PRINTING", "PAUSED", "ATTENTION"):
+                return self._json(409, {"title": "Conflict"})
+            sim.printer_state = sim.job.state = "STOPPED"
+        else:
+            return self._json(405, {"title": "Method Not Allowed"})
+        return self._send(204)
+
+    def _file(self, sfn: str) -> None:
+        sim = self.simulator.sim
+        sim_file = sim.files.get(sfn)
+        if self.command == "POST":
+            if sim_file is None:
+                return self._json(404, {"title": "Gcode doesn't exist"})
+            if sim.printer_state not in ("IDLE", "READY"):
+                return self._json(409, {"title": "Can't start print now"})
+            self.simulator.start_print(sfn)
+            return self._send(204)
+        if self.command not in ("GET", "HEAD"):
+            return self._json(405, {"title": "Method Not Allowed"})
+        if sim_file is None:
+            return self._json(404, {"title": "Not Found"})
+        if self.headers.get("If-None-Match") == sim_file.etag:
+            return self._send(304, headers={"ETag": sim_file.etag})
+        return self._send(200, json.dumps({
+            "name": sim_file.sfn, "ro": sim_file.read_only, "type": "PRINT_FILE", "m_timestamp": sim_file.m_timestamp,
+            "display_name": sim_file.lfn, "size": len(sim_file.content), "refs": sim_file.refs(),
+        }).encode(), headers={"ETag": sim_file.etag})

@@ -1,0 +1,33 @@
+import json
+
+import pytest
+from django.conf import settings
+
+
+def bambu_corpus(name: str) -> dict:
+    """A corpus file as the wire message `{"print": {...}}` (unwrapping the ha-bambulab test envelope)."""
+    data = json.loads((settings.FABLAB_CORPUS / "printers" / "bambu" / name).read_text())
+    if "pushall" in data:
+        return data["pushall"]
+    if "push_all" in data:
+        return {"print": data["push_all"]}
+    return data
+
+
+@pytest.fixture
+def signals_log():
+    from printers.signals import job_finished, job_started
+
+    log = []
+
+    def on_start(sender, job, printer, adopted, **kwargs):
+        log.append(("started", job.pk, adopted))
+
+    def on_finish(sender, job, printer, outcome, **kwargs):
+        log.append(("finished", job.pk, str(outcome)))
+
+    job_started.connect(on_start, weak=False)
+    job_finished.connect(on_finish, weak=False)
+    yield log
+    job_started.disconnect(on_start)
+    job_finished.disconnect(on_finish)
