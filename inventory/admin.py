@@ -1,9 +1,10 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Q, Sum
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -11,8 +12,10 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import action, display
 
+from fablab.exceptions import ApplicationError
 from inventory import labels, services, shopping
 from inventory.choices import MOVEMENT_KIND_COLORS
+from inventory.forms import MoveForm, ReceiveForm, WeighForm
 from inventory.models import (
     Filament,
     Location,
@@ -46,6 +49,24 @@ def _bar(value, total, *, warn_below=None):
     )
 
 
+def form_page(model_admin, request, *, obj, form_class, title: str, submit: str, run, done_url: str):
+    """GET shows the form, POST runs one service call; refusals are shown on the form."""
+    if not model_admin.has_change_permission(request, obj):
+        raise DjangoPermissionDenied
+    form = form_class(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            message = run(form.cleaned_data)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, message)
+            return redirect(done_url)
+    context = {**model_admin.admin_site.each_context(request), "title": title, "form": form, "submit": submit,
+               "opts": model_admin.model._meta, "object": obj, "back_url": done_url}
+    return TemplateResponse(request, "inventory/admin/form.html", context)
+
+
 @admin.register(Location)
 class LocationAdmin(ModelAdmin):
     list_display = ["__str__", "kind"]
@@ -70,12 +91,36 @@ class FilamentAdmin(ModelAdmin):
     def show_colour(self, obj):
         return _swatches(obj.colours)
 
+    actions_detail = ["open_receive"]
+
     def get_urls(self):
         return [
             path("shopping-list/", self.admin_site.admin_view(self.shopping_list_view),
                  name="inventory_shopping_list"),
+            path("<int:object_id>/receive/", self.admin_site.admin_view(self.receive_view),
+                 name="inventory_filament_receive"),
             *super().get_urls(),
         ]
+
+    @action(description=_("Receive spools"), icon="add_box", url_path="open-receive")
+    def open_receive(self, request, object_id):
+        return redirect("admin:inventory_filament_receive", object_id)
+
+    def receive_view(self, request, object_id):
+        filament = self.get_object(request, str(object_id))
+        if filament is None:
+            raise Http404
+
+        def run(data):
+            for n in range(data["count"]):
+                services.spool_receive(filament=filament, initial_grams=data["grams"], location=data["location"],
+                                       lot_number=data["lot_number"], by=request.user,
+                                       idempotency_key=f"{data['idempotency_key']}/{n}")
+            return _("%(n)s spool(s) of %(filament)s received.") % {"n": data["count"], "filament": filament}
+
+        return form_page(self, request, obj=filament, form_class=ReceiveForm, submit=_("Receive"), run=run,
+                         title=_("Receive spools of %(filament)s") % {"filament": filament},
+                         done_url=reverse("admin:inventory_filament_change", args=[filament.pk]))
 
     def shopping_list_view(self, request):
         if not self.has_view_permission(request):
@@ -137,6 +182,52 @@ class SpoolAdmin(ModelAdmin):
               "archived_at"]
     inlines = [MovementInline]
     actions = ["archive", "print_labels"]
+    actions_detail = ["open_weigh", "open_move"]
+
+    def get_urls(self):
+        return [
+            path("<int:object_id>/weigh/", self.admin_site.admin_view(self.weigh_view), name="inventory_spool_weigh"),
+            path("<int:object_id>/move/", self.admin_site.admin_view(self.move_view), name="inventory_spool_move"),
+            *super().get_urls(),
+        ]
+
+    @action(description=_("Weigh"), icon="scale", url_path="open-weigh")
+    def open_weigh(self, request, object_id):
+        return redirect("admin:inventory_spool_weigh", object_id)
+
+    @action(description=_("Move"), icon="move_item", url_path="open-move")
+    def open_move(self, request, object_id):
+        return redirect("admin:inventory_spool_move", object_id)
+
+    def _spool(self, request, object_id) -> Spool:
+        spool = self.get_object(request, str(object_id))
+        if spool is None:
+            raise Http404
+        return spool
+
+    def weigh_view(self, request, object_id):
+        spool = self._spool(request, object_id)
+
+        def run(data):
+            movement = services.spool_weigh(spool=spool, gross_grams=data["gross_grams"], by=request.user,
+                                            idempotency_key=data["idempotency_key"])
+            return _("%(code)s weighed: %(delta)s g booked.") % {"code": spool.code, "delta": movement.delta_grams}
+
+        return form_page(self, request, obj=spool, form_class=WeighForm, submit=_("Book the weight"), run=run,
+                         title=_("Weigh %(code)s") % {"code": spool.code},
+                         done_url=reverse("admin:inventory_spool_change", args=[spool.pk]))
+
+    def move_view(self, request, object_id):
+        spool = self._spool(request, object_id)
+
+        def run(data):
+            services.spool_move(spool=spool, location=data["location"], by=request.user,
+                                idempotency_key=data["idempotency_key"])
+            return _("%(code)s moved to %(location)s.") % {"code": spool.code, "location": data["location"]}
+
+        return form_page(self, request, obj=spool, form_class=MoveForm, submit=_("Move"), run=run,
+                         title=_("Move %(code)s") % {"code": spool.code},
+                         done_url=reverse("admin:inventory_spool_change", args=[spool.pk]))
 
     def has_add_permission(self, request):
         return False  # spools are received (a 'received' movement), see the API and the receive action

@@ -16,6 +16,7 @@ from inventory.schemas import (
     LocationOut,
     MatchIn,
     MovementOut,
+    ProductOut,
     ReceiveIn,
     SlotMatchOut,
     SpoolOut,
@@ -38,6 +39,17 @@ def _get(queryset, pk: int, what: str):
 def filament_list(request: HttpRequest, material: str = ""):
     qs = selectors.filament_list_with_stock().order_by("brand", "material", "name")
     return qs.filter(material__iexact=material) if material else qs
+
+
+@router.get("/products", response=list[ProductOut], summary="Products with the units in stock")
+@paginate(Pagination)
+def product_list(request: HttpRequest):
+    from django.db.models import Sum
+    from django.db.models.functions import Coalesce
+
+    from inventory.models import Product
+
+    return Product.objects.annotate(units_in_stock=Coalesce(Sum("stock__quantity"), 0)).order_by("sku")
 
 
 @router.get("/locations", response=list[LocationOut], summary="Storage locations")

@@ -104,3 +104,13 @@ class SlotMatchOut(Schema):
     enough: bool
     note: str
     candidates: list[CandidateOut]
+
+
+class ProductOut(Schema):
+    id: int
+    sku: str
+    name: str
+    kind: str
+    variant_id: int | None
+    units_in_stock: int = 0
+    reorder_threshold_units: int

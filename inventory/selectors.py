@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from inventory.choices import CONSUMING_KINDS
-from inventory.models import Filament, Movement, Spool
+from inventory.models import Filament, Movement, Spool, StockAlert
 
 ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=12, decimal_places=2))
 
@@ -50,6 +50,7 @@ def inventory_kpis() -> list[dict]:
     return [
         {"label": _("Stock value"), "value": f"{stock_value:.2f}"},
         {"label": _("Filaments below reorder level"), "value": filament_list_low().count()},
+        {"label": _("Open stock alerts"), "value": StockAlert.objects.filter(cleared_at__isnull=True).count()},
         {"label": _("Grams used in 7 days"), "value": f"{-used:.0f}"},
         {"label": _("Active spools"), "value": spool_list_active().count()},
     ]

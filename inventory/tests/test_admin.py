@@ -43,3 +43,33 @@ def test_archive_action(staff_client):
     staff_client.post(reverse("admin:inventory_spool_changelist"), {"action": "archive", "_selected_action": [s.pk]})
     s.refresh_from_db()
     assert s.archived_at is not None
+
+
+def test_receive_weigh_and_move_pages(staff_client):
+    from decimal import Decimal
+
+    from inventory.models import Spool
+
+    filament = FilamentFactory(spool_weight_g=Decimal("250"))
+    shelf = services.location_create(name="Shelf", kind="shelf")
+    url = reverse("admin:inventory_filament_receive", args=[filament.pk])
+    assert staff_client.get(url).status_code == 200
+    form = {"grams": "1000", "count": "2", "location": shelf.pk, "lot_number": "L-1", "idempotency_key": "form-1"}
+    assert staff_client.post(url, form).status_code == 302
+    assert staff_client.post(url, form).status_code == 302  # the same form twice books once
+    spools = Spool.objects.filter(filament=filament)
+    assert spools.count() == 2 and {s.location for s in spools} == {shelf}
+
+    s = spools.first()
+    weigh = reverse("admin:inventory_spool_weigh", args=[s.pk])
+    refused = staff_client.post(weigh, {"gross_grams": "100", "idempotency_key": "w-1"})
+    assert refused.status_code == 200 and "less than the empty spool" in refused.content.decode()
+    assert staff_client.post(weigh, {"gross_grams": "1200", "idempotency_key": "w-2"}).status_code == 302
+    s.refresh_from_db()
+    assert s.remaining_grams == Decimal("950.00")
+
+    box = services.location_create(name="Dry box", kind="dry_box")
+    move = reverse("admin:inventory_spool_move", args=[s.pk])
+    assert staff_client.post(move, {"location": box.pk, "idempotency_key": "m-1"}).status_code == 302
+    s.refresh_from_db()
+    assert s.location == box

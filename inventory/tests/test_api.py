@@ -103,3 +103,13 @@ def test_match_slots(api):
     assert body[0]["enough"] is True and body[0]["candidates"][0]["filament"]["id"] == orange.pk
     assert body[0]["candidates"][0]["delta_e"] == 0
     assert body[1]["enough"] is False and body[1]["candidates"] == []
+
+
+def test_products_with_units(api):
+    from inventory import services
+
+    shelf = services.location_create(name="Shelf", kind="shelf")
+    rings = services.product_create(sku="RING", name="Rings", kind="bought")
+    services.product_stock_change(product=rings, location=shelf, kind="received", quantity=12, idempotency_key="r")
+    item = api.get("/api/v1/inventory/products").json()["items"][0]
+    assert (item["sku"], item["units_in_stock"]) == ("RING", 12)
