@@ -149,18 +149,25 @@ class FilamentAdmin(ModelAdmin):
                     warn_below=obj.reorder_threshold_g or None)
 
 
-class MovementInline(TabularInline):
-    model = Movement
+class HistoryInline(TabularInline):
+    """A ledger shown read-only as a tab: stock changes only through the services."""
+
     extra = 0
-    fields = ["created_at", "show_kind", "delta_grams", "reason", "source_type", "source_id", "created_by"]
-    readonly_fields = fields
     can_delete = False
     ordering = ["-created_at", "-id"]
     tab = True
     verbose_name_plural = _("history")
 
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
     def has_add_permission(self, request, obj=None):
-        return False  # stock changes only through the actions, which write the ledger
+        return False
+
+
+class MovementInline(HistoryInline):
+    model = Movement
+    fields = ["created_at", "show_kind", "delta_grams", "reason", "source_type", "source_id", "created_by"]
 
     @display(description=_("kind"), label=MOVEMENT_KIND_COLORS)
     def show_kind(self, obj):
@@ -294,18 +301,9 @@ class ProductStockInline(TabularInline):
         return False
 
 
-class ProductMovementInline(TabularInline):
+class ProductMovementInline(HistoryInline):
     model = ProductMovement
-    extra = 0
     fields = ["created_at", "kind", "location", "delta_units", "reason", "source_type", "source_id"]
-    readonly_fields = fields
-    can_delete = False
-    ordering = ["-created_at", "-id"]
-    tab = True
-    verbose_name_plural = _("history")
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Product)

@@ -139,24 +139,15 @@ class Spool(TimeStampedModel):
         return f"{self.code} · {self.filament}"
 
 
-class Movement(models.Model):
-    """One change of a spool's stock. Append-only: corrections are new movements."""
+class LedgerEntry(models.Model):
+    """What every stock change records besides its amount: why, from where, once, by whom, when."""
 
-    spool = models.ForeignKey(Spool, verbose_name=_("spool"), on_delete=models.PROTECT, related_name="movements")
-    kind = models.CharField(_("kind"), max_length=16, choices=MovementKind.choices)
-    delta_grams = models.DecimalField(_("change (g)"), max_digits=9, decimal_places=2)
     reason = models.CharField(_("reason"), max_length=255, blank=True)
     source_type = models.CharField(_("source"), max_length=16, choices=SourceType.choices)
     source_id = models.CharField(_("source id"), max_length=100, blank=True)
     idempotency_key = models.CharField(
         _("idempotency key"), max_length=200, unique=True,
         help_text=_("Unique per source event: the same event applied twice is recorded once."),
-    )
-    from_location = models.ForeignKey(
-        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("from")
-    )
-    to_location = models.ForeignKey(
-        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("to")
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True, blank=True, on_delete=models.SET_NULL,
@@ -165,7 +156,24 @@ class Movement(models.Model):
     created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
+
+
+class Movement(LedgerEntry):
+    """One change of a spool's stock. Append-only: corrections are new movements."""
+
+    spool = models.ForeignKey(Spool, verbose_name=_("spool"), on_delete=models.PROTECT, related_name="movements")
+    kind = models.CharField(_("kind"), max_length=16, choices=MovementKind.choices)
+    delta_grams = models.DecimalField(_("change (g)"), max_digits=9, decimal_places=2)
+    from_location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("from")
+    )
+    to_location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("to")
+    )
+
+    class Meta(LedgerEntry.Meta):
         verbose_name = _("stock movement")
         verbose_name_plural = _("stock movements")
         indexes = [models.Index(fields=["spool", "created_at"])]
@@ -233,7 +241,7 @@ class ProductStock(models.Model):
         return f"{self.product.sku} @ {self.location}: {self.quantity}"
 
 
-class ProductMovement(models.Model):
+class ProductMovement(LedgerEntry):
     """One change of a product's stock at a location. Append-only."""
 
     product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT,
@@ -241,18 +249,8 @@ class ProductMovement(models.Model):
     location = models.ForeignKey(Location, verbose_name=_("location"), on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(_("kind"), max_length=12, choices=ProductMovementKind.choices)
     delta_units = models.IntegerField(_("change (units)"))
-    reason = models.CharField(_("reason"), max_length=255, blank=True)
-    source_type = models.CharField(_("source"), max_length=16, choices=SourceType.choices)
-    source_id = models.CharField(_("source id"), max_length=100, blank=True)
-    idempotency_key = models.CharField(_("idempotency key"), max_length=200, unique=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(LedgerEntry.Meta):
         verbose_name = _("product movement")
         verbose_name_plural = _("product movements")
 
