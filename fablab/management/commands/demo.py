@@ -44,8 +44,7 @@ def _organization(name: str, kind: str, owner) -> Organization:
 class Command(BaseCommand):
     help = "Create the demo users, organizations and a partner API key, and print the credentials."
 
-    @transaction.atomic
-    def handle(self, *args, **options):
+    def _load(self):
         _user(*ADMIN, is_staff=True, is_superuser=True)
         operator = _user(*OPERATOR, is_staff=True)
         operator.groups.add(Group.objects.get(name="Operator"))
@@ -64,6 +63,13 @@ class Command(BaseCommand):
 
         catalog_note = self._catalog(partner_org)
         inventory_note = self._inventory()
+        return raw_key, customer_org, partner_org, catalog_note, inventory_note
+
+    def handle(self, *args, **options):
+        # Load everything first; e-mails it triggers (low stock) are sent on commit, so the
+        # credentials below are the last thing printed.
+        with transaction.atomic():
+            raw_key, customer_org, partner_org, catalog_note, inventory_note = self._load()
 
         rows = [
             ("Admin (staff, superuser)", "http://127.0.0.1:8000/admin/", ADMIN[1], ADMIN[2]),
