@@ -8,6 +8,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import action, display
@@ -116,7 +117,8 @@ class FilamentAdmin(ModelAdmin):
                 services.spool_receive(filament=filament, initial_grams=data["grams"], location=data["location"],
                                        lot_number=data["lot_number"], by=request.user,
                                        idempotency_key=f"{data['idempotency_key']}/{n}")
-            return _("%(n)s spool(s) of %(filament)s received.") % {"n": data["count"], "filament": filament}
+            return ngettext("%(n)s spool of %(filament)s received.", "%(n)s spools of %(filament)s received.",
+                            data["count"]) % {"n": data["count"], "filament": filament}
 
         return form_page(self, request, obj=filament, form_class=ReceiveForm, submit=_("Receive"), run=run,
                          title=_("Receive spools of %(filament)s") % {"filament": filament},

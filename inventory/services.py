@@ -174,7 +174,8 @@ def spool_use(*, spool: Spool, grams_used, idempotency_key: str, kind: str = Mov
               source_type: str = SourceType.USER, source_id: str = "", by=None) -> Movement:
     """Take filament off a spool: a print used it, a failed print used part of it, or it was wasted."""
     if kind not in CONSUMING_KINDS:
-        raise InvalidInput(_("%(kind)s does not take filament off a spool.") % {"kind": kind})
+        label = MovementKind(kind).label if kind in MovementKind.values else kind
+        raise InvalidInput(_("'%(kind)s' does not take filament off a spool.") % {"kind": label})
     amount = grams(grams_used, field=_("used grams"))
     return _change(spool=spool, kind=kind, idempotency_key=idempotency_key, delta_for=lambda s: -amount,
                    reason=reason, source_type=source_type, source_id=source_id, by=by)

@@ -9,6 +9,7 @@ only; `services.printer_set_credentials` / `printer_get_credentials` are the onl
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from fablab.models import TimeStampedModel
 from printers.choices import AuthMethod, Driver, JobOutcome, PrinterState
@@ -26,7 +27,8 @@ class Printer(TimeStampedModel):
     )
     auth_method = models.CharField(
         _("authentication"), max_length=16, choices=AuthMethod.choices, default=AuthMethod.DIGEST,
-        help_text=_("PrusaLink only. Both use the password shown under Settings → Network → PrusaLink."),
+        help_text=_("PrusaLink only: digest with the user 'maker' and the password, or the X-Api-Key header with "
+                    "the API key; the printer shows both under Settings → Network → PrusaLink."),
     )
     credentials_ciphertext = models.BinaryField(_("encrypted credentials"), blank=True, default=b"", editable=False)
     nozzle_diameter_mm = models.DecimalField(
@@ -37,7 +39,7 @@ class Printer(TimeStampedModel):
     bed_y_mm = models.PositiveIntegerField(_("bed size Y (mm)"), default=250)
     bed_z_mm = models.PositiveIntegerField(_("build height Z (mm)"), default=250)
     is_active = models.BooleanField(_("active"), default=True, help_text=_("Inactive printers are not polled."))
-    location = models.CharField(_("location"), max_length=200, blank=True)
+    location = models.CharField(pgettext_lazy("where a printer stands", "location"), max_length=200, blank=True)
     shared_with_partners = models.BooleanField(
         _("shared with partners"), default=False,
         help_text=_("Partners can read its state and jobs through the API (never its address or credentials)."),

@@ -247,7 +247,9 @@ def _command(printer: Printer, action: str) -> PrinterLiveState:
         raise ApplicationError(_("Commands to Bambu printers need the MQTT connection, which is not available yet."))
     live = PrinterLiveState.objects.filter(printer=printer).first()
     if live is None or not live.job_key:
-        raise ApplicationError(_("%(name)s has no job to %(action)s.") % {"name": printer.name, "action": action})
+        verbs = {"pause": _("pause"), "resume": _("resume"), "stop": _("stop")}
+        raise ApplicationError(_("%(name)s has no job to %(action)s.")
+                               % {"name": printer.name, "action": verbs.get(action, action)})
     client = prusalink_client(printer=printer)
     try:
         getattr(client, action)(live.job_key)

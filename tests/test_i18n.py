@@ -125,9 +125,11 @@ def test_translations_keep_every_placeholder():
     placeholder = re.compile(r"%\([a-z_]+\)[sdr]|\{\{\s*\w+\s*\}\}|<[^>]+>")
     wrong = []
     for e in po_messages():
-        for text in e["msgstr"].values():
-            if sorted(placeholder.findall(e["msgid"])) != sorted(placeholder.findall(text)):
-                wrong.append((e["msgid"], text))
+        for form, text in e["msgstr"].items():
+            # The singular form mirrors msgid; plural forms mirror msgid_plural.
+            source = e["msgid"] if form == 0 or "msgid_plural" not in e else e["msgid_plural"]
+            if sorted(placeholder.findall(source)) != sorted(placeholder.findall(text)):
+                wrong.append((source, text))
     assert wrong == []
 
 
