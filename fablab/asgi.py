@@ -1,6 +1,56 @@
+"""ASGI entry point: Django for HTTP, plus the one WebSocket fablab serves.
+
+Moonraker's Spoolman integration reports filament usage only while it holds a
+WebSocket open to `<server>/api/v1/spool`; fablab accepts that connection (for
+keys of the lab's own systems) and keeps it open. Serve fablab with an ASGI server
+(`uvicorn fablab.asgi:application`) where Moonraker reports usage.
+"""
+
 import os
+import re
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fablab.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+SPOOL_EVENTS = re.compile(r"^/spoolman/(?:(?P<key>fl_[A-Za-z0-9]+_[A-Za-z0-9]+)/)?api/v1/spool/?$")
+
+
+async def spool_events(scope, receive, send, key: str | None) -> None:
+    from asgiref.sync import sync_to_async
+
+    from fablab.choices import OrganizationKind
+    from fablab.exceptions import ApplicationError
+    from fablab.services import api_key_authenticate
+
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
+    raw_key = key or headers.get("x-api-key", "")
+    try:
+        api_key = await sync_to_async(api_key_authenticate)(raw_key=raw_key)
+    except ApplicationError:
+        await send({"type": "websocket.close", "code": 4401})
+        return
+    if api_key.organization.kind != OrganizationKind.LAB:
+        await send({"type": "websocket.close", "code": 4403})
+        return
+    await send({"type": "websocket.accept"})
+    while True:  # nothing to push yet: spools are never deleted, only archived
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "websocket":
+        match = SPOOL_EVENTS.match(scope.get("path", ""))
+        if match is None:
+            await receive()
+            await send({"type": "websocket.close", "code": 4404})
+            return
+        await spool_events(scope, receive, send, match.group("key"))
+        return
+    await django_application(scope, receive, send)
