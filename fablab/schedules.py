@@ -39,6 +39,11 @@ class ScheduleSpec:
 
 SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec(
+        name=f"{PREFIX}purge-expired-scans",
+        func="reconstruction.tasks.purge_expired_scans",
+        schedule_type=Schedule.DAILY,
+    ),
+    ScheduleSpec(
         name=f"{PREFIX}purge-expired-invitations",
         func="fablab.tasks.purge_expired_invitations",
         schedule_type=Schedule.DAILY,

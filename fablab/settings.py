@@ -229,6 +229,16 @@ INVENTORY_COLOUR_TOLERANCE = float(env_str("INVENTORY_COLOUR_TOLERANCE", "8"))
 INVENTORY_USAGE_WINDOW_DAYS = env_int("INVENTORY_USAGE_WINDOW_DAYS", 30)
 INVENTORY_SAFETY_DAYS = env_int("INVENTORY_SAFETY_DAYS", 7)
 
+# --- Reconstruction ---------------------------------------------------------------------
+
+RECONSTRUCTION_MAX_PHOTO_MB = env_int("RECONSTRUCTION_MAX_PHOTO_MB", 40)
+RECONSTRUCTION_MAX_JOB_MB = env_int("RECONSTRUCTION_MAX_JOB_MB", 2000)
+RECONSTRUCTION_MIN_PHOTOS = 8
+RECONSTRUCTION_MAX_PHOTOS = 200
+RECONSTRUCTION_RETENTION_DAYS = env_int("RECONSTRUCTION_RETENTION_DAYS", 30)
+# Where running jobs keep their intermediate files (per job, removed when it ends).
+RECONSTRUCTION_WORK_DIR = Path(env_str("RECONSTRUCTION_WORK_DIR") or VAR_DIR / "scan-work")
+
 # --- Printers ---------------------------------------------------------------------------
 
 # Key that encrypts printer credentials (access codes, passwords, API keys) at rest.

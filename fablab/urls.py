@@ -18,6 +18,7 @@ urlpatterns = [
     # Spoolman-compatible API for Moonraker and OctoPrint (inventory/spoolman.py).
     path("spoolman/api/v1/", spoolman.urls),
     re_path(r"^spoolman/(?P<key>fl_[A-Za-z0-9]+_[A-Za-z0-9]+)/api/v1/(?P<rest>.*)$", spoolman_keyed),
+    path("scans/", include("reconstruction.urls")),
     path("", include("fablab.portal_urls")),
 ]
 

@@ -1,0 +1,46 @@
+"""Stage 3: place the cameras and triangulate points (incremental mapping)."""
+
+import pycolmap
+
+from reconstruction.pipeline import ScanFailed
+
+MIN_REGISTERED_SHARE = 0.5
+
+
+def run(context) -> None:
+    database = context.work_dir / "database.db"
+    sparse = context.work_dir / "sparse"
+    sparse.mkdir(exist_ok=True)
+    reconstructions = pycolmap.incremental_mapping(database, context.photos_dir, sparse)
+    total = context.report.get("photos", 0)
+    if not reconstructions:
+        raise ScanFailed(
+            f"None of the {total} photos could be placed relative to each other. Take the photos closer "
+            "together (each overlapping the last by about two thirds) while walking around the object."
+        )
+    best = max(reconstructions.values(), key=lambda r: r.num_reg_images())
+    registered = best.num_reg_images()
+    context.report.update({
+        "registered_photos": registered,
+        "points": best.num_points3D(),
+        "reprojection_error_px": round(best.compute_mean_reprojection_error(), 3),
+        "separate_groups": len(reconstructions),
+    })
+    if registered < max(3, MIN_REGISTERED_SHARE * total):
+        missing = sorted({img.name for img in best.images.values()} ^ _all_names(database))
+        hint = ", e.g. " + ", ".join(missing[:5]) if missing else ""
+        raise ScanFailed(
+            f"Only {registered} of {total} photos could be placed{hint}. Take more overlapping photos "
+            "around the parts of the object those photos show, or check that all photos show the same object."
+        )
+    (context.work_dir / "model").mkdir(exist_ok=True)
+    best.write(context.work_dir / "model")
+    context.report["unplaced_photos"] = sorted(_all_names(database) - {img.name for img in best.images.values()})
+
+
+def _all_names(database) -> set[str]:
+    db = pycolmap.Database.open(database)
+    try:
+        return {image.name for image in db.read_all_images()}
+    finally:
+        db.close()

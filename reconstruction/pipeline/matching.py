@@ -1,0 +1,18 @@
+"""Stage 2: match features between photos; every pair for small sets, neighbours for large ones."""
+
+import pycolmap
+
+EXHAUSTIVE_UP_TO = 60
+
+
+def run(context) -> None:
+    database = context.work_dir / "database.db"
+    if context.report.get("photos", 0) <= EXHAUSTIVE_UP_TO:
+        pycolmap.match_exhaustive(database)
+        context.report["matching"] = "exhaustive"
+    else:
+        options = pycolmap.SequentialPairingOptions()
+        options.overlap = 15
+        options.loop_detection = False
+        pycolmap.match_sequential(database, pairing_options=options)
+        context.report["matching"] = "sequential"

@@ -1,0 +1,355 @@
+"""Every write to scan jobs: photos in, job state, cancellation, retention."""
+
+import hashlib
+import io
+import logging
+import warnings
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from PIL import Image, ImageStat, UnidentifiedImageError
+
+from fablab.exceptions import Conflict, InvalidInput
+from fablab.validation import validate
+from reconstruction.choices import ALLOWED_TRANSITIONS, FINISHED, ScanStatus
+from reconstruction.models import ScanJob, ScanPhoto
+
+logger = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+MAX_PIXELS = 60_000_000  # 60 MP: larger "photos" are refused as decompression bombs
+MIN_LONG_SIDE = 640
+FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png"}
+
+
+def scan_job_create(*, organization, user, title: str, known_dimension_mm=None) -> ScanJob:
+    job = ScanJob(organization=organization, created_by=user, title=(title or "").strip(),
+                  known_dimension_mm=known_dimension_mm)
+    validate(job)
+    job.save()
+    return job
+
+
+def _transition(job: ScanJob, status: str) -> None:
+    if status not in ALLOWED_TRANSITIONS[job.status]:
+        raise Conflict(_("A scan that is %(old)s cannot become %(new)s.")
+                       % {"old": job.get_status_display(), "new": ScanStatus(status).label})
+    job.status = status
+
+
+def _exif(image: Image.Image) -> dict:
+    try:
+        exif = image.getexif()
+        details = exif.get_ifd(0x8769)
+    except Exception:  # unreadable EXIF is common and harmless
+        return {}
+    focal = details.get(37386)
+    focal_35 = details.get(41989)
+    camera = " ".join(str(exif.get(tag, "")).strip() for tag in (271, 272)).strip()
+    return {
+        "focal_length_mm": float(focal) if focal else None,
+        "focal_length_35mm": float(focal_35) if focal_35 else None,
+        "camera": camera[:120],
+    }
+
+
+def _inspect(data: bytes, *, name: str) -> dict:
+    """Decode the photo completely; refuse what the pipeline could not use."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                kind = image.format
+                if kind not in FORMATS:
+                    raise InvalidInput(_("%(name)s is a %(kind)s image; upload JPEG or PNG photos.")
+                                       % {"name": name, "kind": kind or _("unknown")})
+                image.load()
+                width, height = image.size
+                details = _exif(image)
+                small = image.convert("L")
+                small.thumbnail((256, 256))
+                spread = ImageStat.Stat(small).stddev[0]
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidInput(_("%(name)s has more than %(mp)s megapixels; upload a smaller photo.")
+                           % {"name": name, "mp": MAX_PIXELS // 1_000_000}) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InvalidInput(_("%(name)s is not a photo that can be read (damaged or not an image).")
+                           % {"name": name}) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    if max(width, height) < MIN_LONG_SIDE:
+        raise InvalidInput(_("%(name)s is only %(w)s×%(h)s pixels; photos need at least %(min)s pixels on "
+                             "their long side.") % {"name": name, "w": width, "h": height, "min": MIN_LONG_SIDE})
+    if spread < 2.0:
+        raise InvalidInput(_("%(name)s is blank (one flat colour); check the lens cap and the exposure.")
+                           % {"name": name})
+    return {"format": kind, "width": width, "height": height, **details}
+
+
+@transaction.atomic
+def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
+    """Add one photo to a job that is still collecting photos.
+
+    Returns the photo and whether it was new; the same photo twice is kept once.
+    A refused photo leaves nothing stored.
+    """
+    job = ScanJob.objects.select_for_update().get(pk=job.pk)
+    if job.status != ScanStatus.DRAFT:
+        raise Conflict(_("Photos can only be added before the scan starts."))
+    name = (getattr(upload, "name", "") or "photo").rsplit("/", 1)[-1][:255]
+    size = upload.size
+    if size > settings.RECONSTRUCTION_MAX_PHOTO_MB * MB:
+        raise InvalidInput(_("%(name)s is %(size).0f MB; photos may have at most %(max)s MB.")
+                           % {"name": name, "size": size / MB, "max": settings.RECONSTRUCTION_MAX_PHOTO_MB})
+    upload.seek(0)
+    data = upload.read()
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = job.photos.filter(sha256=sha256).first()
+    if existing is not None:
+        return existing, False
+    if job.photos.count() >= settings.RECONSTRUCTION_MAX_PHOTOS:
+        raise InvalidInput(_("A scan takes at most %(max)s photos.") % {"max": settings.RECONSTRUCTION_MAX_PHOTOS})
+    total = sum(job.photos.values_list("size_bytes", flat=True)) + size
+    if total > settings.RECONSTRUCTION_MAX_JOB_MB * MB:
+        raise InvalidInput(_("The photos of one scan may have at most %(max)s MB together.")
+                           % {"max": settings.RECONSTRUCTION_MAX_JOB_MB})
+    facts = _inspect(data, name=name)
+    photo = ScanPhoto(job=job, original_name=name, sha256=sha256, extension=FORMATS[facts["format"]],
+                      size_bytes=size, width=facts["width"], height=facts["height"],
+                      focal_length_mm=facts.get("focal_length_mm"), focal_length_35mm=facts.get("focal_length_35mm"),
+                      camera=facts.get("camera", ""))
+    photo.image.save(f"{sha256}{photo.extension}", ContentFile(data), save=False)
+    try:
+        photo.save()
+    except Exception:
+        photo.image.storage.delete(photo.image.name)
+        raise
+    return photo, True
+
+
+def photo_advice(count: int) -> str:
+    if count < settings.RECONSTRUCTION_MIN_PHOTOS:
+        return _("Add at least %(n)s more photos: a scan needs %(min)s or more.") % {
+            "n": settings.RECONSTRUCTION_MIN_PHOTOS - count, "min": settings.RECONSTRUCTION_MIN_PHOTOS}
+    if count < 20:
+        return _("%(n)s photos can work, but 20 to 50 give far better results: walk around the object once "
+                 "at its height and once from above, each photo overlapping the last by about two thirds.") % {
+            "n": count}
+    if count > 50:
+        return _("More than 50 photos take longer without making the model better.")
+    return _("A good number of photos.")
+
+
+@transaction.atomic
+def scan_job_submit(*, job: ScanJob) -> ScanJob:
+    job = ScanJob.objects.select_for_update().get(pk=job.pk)
+    count = job.photos.count()
+    if count < settings.RECONSTRUCTION_MIN_PHOTOS:
+        raise InvalidInput(photo_advice(count))
+    _transition(job, ScanStatus.QUEUED)
+    job.error = ""
+    job.save(update_fields=["status", "error", "updated_at"])
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("reconstruction.tasks.run_scan_job", job_id, cluster=settings.LONG_CLUSTER,
+               task_name=f"scan job {job_id}", timeout=settings.LONG_TASK_TIMEOUT_SECONDS)
+
+
+@transaction.atomic
+def scan_job_retry(*, job: ScanJob) -> ScanJob:
+    job = ScanJob.objects.select_for_update().get(pk=job.pk)
+    _transition(job, ScanStatus.QUEUED)
+    job.error = ""
+    job.save(update_fields=["status", "error", "updated_at"])
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+@transaction.atomic
+def scan_job_cancel(*, job: ScanJob) -> ScanJob:
+    """A job that has not started is cancelled at once; a running one stops at its next checkpoint."""
+    job = ScanJob.objects.select_for_update().get(pk=job.pk)
+    if job.status in FINISHED:
+        raise Conflict(_("This scan has already ended."))
+    if job.status == ScanStatus.RUNNING:
+        job.cancel_requested_at = timezone.now()
+        job.save(update_fields=["cancel_requested_at", "updated_at"])
+        return job
+    _transition(job, ScanStatus.CANCELLED)
+    _finish(job)
+    job.save()
+    return job
+
+
+def _finish(job: ScanJob) -> None:
+    job.finished_at = timezone.now()
+    job.expires_at = job.finished_at + timedelta(days=settings.RECONSTRUCTION_RETENTION_DAYS)
+
+
+def _delete_files(job: ScanJob) -> None:
+    for photo in job.photos.all():
+        if photo.image:
+            photo.image.storage.delete(photo.image.name)
+    for field in (job.mesh_stl, job.mesh_3mf, job.preview, job.point_cloud):
+        if field:
+            field.storage.delete(field.name)
+
+
+@transaction.atomic
+def scan_job_delete(*, job: ScanJob) -> None:
+    job = ScanJob.objects.select_for_update().get(pk=job.pk)
+    if job.status == ScanStatus.RUNNING:
+        raise Conflict(_("Cancel the scan before deleting it."))
+    files = [p.image.name for p in job.photos.all()] + [
+        f.name for f in (job.mesh_stl, job.mesh_3mf, job.preview, job.point_cloud) if f]
+    storage = ScanPhoto._meta.get_field("image").storage
+    job.delete()
+    transaction.on_commit(lambda: [storage.delete(name) for name in files])
+
+
+def scan_jobs_purge_expired(*, now=None) -> int:
+    """Delete the photos and results of jobs whose retention has run out; the job row stays as a record."""
+    now = now or timezone.now()
+    purged = 0
+    for job in ScanJob.objects.filter(expires_at__lte=now, purged_at__isnull=True):
+        with transaction.atomic():
+            locked = ScanJob.objects.select_for_update().get(pk=job.pk)
+            _delete_files(locked)
+            locked.photos.all().delete()
+            for field in ("mesh_stl", "mesh_3mf", "preview", "point_cloud"):
+                setattr(locked, field, "")
+            locked.purged_at = now
+            locked.save()
+        import shutil
+
+        shutil.rmtree(work_dir(job), ignore_errors=True)
+        purged += 1
+    return purged
+
+
+# --- Running a job (the long-job cluster) ---------------------------------------------
+
+
+def work_dir(job: ScanJob):
+    return settings.RECONSTRUCTION_WORK_DIR / f"job-{job.pk}"
+
+
+def _claim(job_id: int) -> ScanJob | None:
+    with transaction.atomic():
+        job = ScanJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != ScanStatus.QUEUED:
+            return None  # already taken, finished or cancelled: running twice changes nothing
+        if job.cancel_requested_at is not None:
+            _transition(job, ScanStatus.CANCELLED)
+            _finish(job)
+            job.save()
+            return None
+        _transition(job, ScanStatus.RUNNING)
+        job.started_at = timezone.now()
+        job.attempts += 1
+        job.save()
+        return job
+
+
+def _photos_on_disk(job: ScanJob, folder) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in job.photos.all():
+        target = folder / f"{photo.sha256[:16]}{photo.extension}"
+        if not target.exists():
+            with photo.image.open("rb") as source, open(target, "wb") as handle:
+                for chunk in source.chunks():
+                    handle.write(chunk)
+
+
+def scan_job_run(*, job_id: int) -> str:
+    """Run a queued job's pipeline; returns the job's final status."""
+    import shutil
+    import time
+
+    from reconstruction.pipeline import Cancelled, Context, ScanFailed, run
+
+    job = _claim(job_id)
+    if job is None:
+        job = ScanJob.objects.filter(pk=job_id).first()
+        return job.status if job else "gone"
+    folder = work_dir(job)
+    state = {"saved": 0.0, "checked": 0.0, "stage": ""}
+
+    def on_progress(stage: str, percent: float) -> None:
+        now = time.monotonic()
+        if stage != state["stage"] or now - state["saved"] > 0.5:
+            ScanJob.objects.filter(pk=job.pk).update(stage=stage, progress=round(percent, 1))
+            state.update(saved=now, stage=stage)
+
+    def is_cancelled() -> bool:
+        now = time.monotonic()
+        if now - state["checked"] < 1.0:
+            return False
+        state["checked"] = now
+        return ScanJob.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists()
+
+    context = Context(photos_dir=folder / "photos", work_dir=folder / "stages",
+                      known_dimension_mm=float(job.known_dimension_mm) if job.known_dimension_mm else None,
+                      on_progress=on_progress, is_cancelled=is_cancelled)
+    try:
+        _photos_on_disk(job, context.photos_dir)
+        report = run(context)
+    except Cancelled:
+        _end(job, ScanStatus.CANCELLED, report=context.report)
+        shutil.rmtree(folder, ignore_errors=True)
+    except ScanFailed as exc:
+        _end(job, ScanStatus.FAILED, report=context.report, error=exc.message)  # work kept: a retry resumes
+    except Exception:
+        logger.exception("scan job %s stopped with an internal error", job.pk)
+        _end(job, ScanStatus.FAILED, report=context.report,
+             error=_("An internal error stopped the scan. It has been logged; retry later or contact us."))
+    else:
+        _store_results(job, context.work_dir / "out", report)
+        shutil.rmtree(folder, ignore_errors=True)
+    return ScanJob.objects.get(pk=job.pk).status
+
+
+def _end(job: ScanJob, status: str, *, report: dict, error: str = "") -> None:
+    with transaction.atomic():
+        locked = ScanJob.objects.select_for_update().get(pk=job.pk)
+        _transition(locked, status)
+        locked.report, locked.error = report, error
+        locked.stage_timings = report.get("stage_timings", {})
+        _finish(locked)
+        locked.save()
+
+
+def _store_results(job: ScanJob, out, report: dict) -> None:
+    stored = []
+    try:
+        with transaction.atomic():
+            locked = ScanJob.objects.select_for_update().get(pk=job.pk)
+            for field, name in (("mesh_stl", "mesh.stl"), ("mesh_3mf", "mesh.3mf"), ("preview", "preview.png"),
+                                ("point_cloud", "points.ply")):
+                with open(out / name, "rb") as handle:
+                    getattr(locked, field).save(name, ContentFile(handle.read()), save=False)
+                stored.append(getattr(locked, field).name)
+            _transition(locked, ScanStatus.SUCCEEDED)
+            locked.report = report
+            locked.stage_timings = report.get("stage_timings", {})
+            locked.progress, locked.error = 100.0, ""
+            _finish(locked)
+            locked.save()
+    except BaseException:
+        storage = ScanJob._meta.get_field("mesh_stl").storage
+        for name in stored:
+            storage.delete(name)
+        raise

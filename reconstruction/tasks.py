@@ -1,0 +1,11 @@
+"""django-q2 entry points (long-job cluster). Each takes ids and is safe to run twice."""
+
+from reconstruction import services
+
+
+def run_scan_job(job_id: int) -> str:
+    return services.scan_job_run(job_id=job_id)
+
+
+def purge_expired_scans() -> int:
+    return services.scan_jobs_purge_expired()

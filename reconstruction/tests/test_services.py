@@ -1,0 +1,126 @@
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from fablab.exceptions import Conflict, InvalidInput
+from fablab.tests.factories import MembershipFactory
+from reconstruction import services
+from reconstruction.choices import ScanStatus
+from reconstruction.models import ScanJob, ScanPhoto
+from reconstruction.tests.factories import photo
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job():
+    owner = MembershipFactory()
+    return services.scan_job_create(organization=owner.organization, user=owner.user, title="Skull")
+
+
+def stored() -> list[str]:
+    root = Path(default_storage.location)
+    return [str(p) for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+class TestPhotos:
+    def test_a_photo_is_checked_stored_and_read(self, job):
+        added, created = services.scan_photo_add(job=job, upload=photo("a.jpg", focal_mm=55.0))
+        assert created and (added.width, added.height, added.extension) == (800, 600, ".jpg")
+        assert added.focal_length_mm == 55.0 and added.camera == "Canon EOS REBEL T3"
+        assert added.image.name.startswith(f"scans/org-{job.organization_id}/{job.pk}/photos/")
+
+    def test_the_same_photo_twice_is_kept_once(self, job):
+        services.scan_photo_add(job=job, upload=photo("a.jpg"))
+        again, created = services.scan_photo_add(job=job, upload=photo("copy.jpg"))
+        assert not created and again.original_name == "a.jpg" and job.photos.count() == 1
+
+    @pytest.mark.parametrize("upload,message", [
+        (SimpleUploadedFile("x.jpg", b"not an image at all"), "can be read"),
+        (SimpleUploadedFile("x.jpg", b""), "can be read"),
+        (photo("tiny.jpg", size=(320, 240)), "at least 640 pixels"),
+        (photo("black.jpg", blank=True), "blank"),
+        (photo("x.gif", fmt="GIF"), "upload JPEG or PNG"),
+    ])
+    def test_bad_photos_are_refused_and_nothing_is_stored(self, job, upload, message):
+        with pytest.raises(InvalidInput, match=message):
+            services.scan_photo_add(job=job, upload=upload)
+        assert not ScanPhoto.objects.exists() and stored() == []
+
+    def test_truncated_jpeg(self, job):
+        data = photo("a.jpg").read()
+        with pytest.raises(InvalidInput, match="can be read"):
+            services.scan_photo_add(job=job, upload=SimpleUploadedFile("cut.jpg", data[: len(data) // 2]))
+
+    def test_decompression_bomb(self, job, monkeypatch):
+        monkeypatch.setattr(services, "MAX_PIXELS", 100_000)
+        with pytest.raises(InvalidInput, match="megapixels"):
+            services.scan_photo_add(job=job, upload=photo("big.jpg", size=(1000, 800)))
+
+    def test_size_limits(self, job, settings):
+        settings.RECONSTRUCTION_MAX_PHOTO_MB = 0
+        with pytest.raises(InvalidInput, match="at most 0 MB"):
+            services.scan_photo_add(job=job, upload=photo())
+
+    def test_count_limit(self, job, settings):
+        settings.RECONSTRUCTION_MAX_PHOTOS = 2
+        for n in range(2):
+            services.scan_photo_add(job=job, upload=photo(f"{n}.jpg", seed=n))
+        with pytest.raises(InvalidInput, match="at most 2 photos"):
+            services.scan_photo_add(job=job, upload=photo("3.jpg", seed=3))
+
+
+class TestLifecycle:
+    def test_needs_eight_photos_then_queues_on_the_long_cluster(self, job, settings,
+                                                               django_capture_on_commit_callbacks, monkeypatch):
+        queued = []
+        monkeypatch.setattr(services, "_enqueue", queued.append)
+        for n in range(7):
+            services.scan_photo_add(job=job, upload=photo(f"{n}.jpg", seed=n))
+        with pytest.raises(InvalidInput, match="at least 1 more"):
+            services.scan_job_submit(job=job)
+        services.scan_photo_add(job=job, upload=photo("7.jpg", seed=7))
+        with django_capture_on_commit_callbacks(execute=True):
+            services.scan_job_submit(job=job)
+        assert ScanJob.objects.get(pk=job.pk).status == ScanStatus.QUEUED and queued == [job.pk]
+        with pytest.raises(Conflict, match="before the scan starts"):
+            services.scan_photo_add(job=job, upload=photo("8.jpg", seed=8))
+
+    def test_advice(self):
+        assert "20 to 50" in services.photo_advice(12)
+        assert "More than 50" in services.photo_advice(80)
+
+    def test_cancel_before_and_while_running(self, job):
+        services.scan_job_cancel(job=job)
+        job.refresh_from_db()
+        assert job.status == ScanStatus.CANCELLED and job.expires_at is not None
+        with pytest.raises(Conflict, match="already ended"):
+            services.scan_job_cancel(job=job)
+        running = ScanJob.objects.create(organization=job.organization, title="r", status=ScanStatus.RUNNING)
+        services.scan_job_cancel(job=running)
+        running.refresh_from_db()
+        assert running.status == ScanStatus.RUNNING and running.cancel_requested_at is not None
+
+    def test_a_claimed_job_is_not_run_twice(self, job):
+        assert services.scan_job_run(job_id=job.pk) == ScanStatus.DRAFT  # not queued: nothing happens
+        assert services.scan_job_run(job_id=999999) == "gone"
+
+    def test_retention_deletes_files_and_keeps_the_record(self, job):
+        services.scan_photo_add(job=job, upload=photo())
+        services.scan_job_cancel(job=job)
+        assert services.scan_jobs_purge_expired() == 0
+        ScanJob.objects.filter(pk=job.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        assert services.scan_jobs_purge_expired() == 1
+        job.refresh_from_db()
+        assert job.purged_at is not None and not job.photos.exists() and stored() == []
+        assert services.scan_jobs_purge_expired() == 0
+
+    def test_delete(self, job, django_capture_on_commit_callbacks):
+        services.scan_photo_add(job=job, upload=photo())
+        with django_capture_on_commit_callbacks(execute=True):
+            services.scan_job_delete(job=job)
+        assert not ScanJob.objects.exists() and stored() == []

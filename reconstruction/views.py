@@ -1,0 +1,108 @@
+"""Customer portal pages for scans: create, upload photos, follow progress, download."""
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from fablab.exceptions import ApplicationError
+from fablab.views import with_organization
+from reconstruction import selectors, services
+from reconstruction.forms import ScanJobForm
+
+DOWNLOADS = {"stl": ("mesh_stl", "model/stl"), "3mf": ("mesh_3mf", "model/3mf"),
+             "ply": ("point_cloud", "application/octet-stream"), "png": ("preview", "image/png")}
+
+
+def _status(job) -> dict:
+    return {
+        "status": job.status, "status_label": str(job.get_status_display()), "stage": job.stage,
+        "stage_label": str(job.get_stage_display()) if job.stage else "", "progress": round(job.progress, 1),
+        "error": job.error, "photos": job.photos.count(),
+    }
+
+
+@with_organization
+def scan_list(request, organization, membership) -> HttpResponse:
+    form = ScanJobForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        job = services.scan_job_create(organization=organization, user=request.user, title=form.cleaned_data["title"],
+                                       known_dimension_mm=form.cleaned_data["known_dimension_mm"])
+        return redirect("scans:detail", job.pk)
+    return render(request, "reconstruction/scan_list.html",
+                  {"organization": organization, "jobs": selectors.scan_job_list(organization=organization),
+                   "form": form})
+
+
+@with_organization
+def scan_detail(request, organization, membership, job_id: int) -> HttpResponse:
+    job = selectors.scan_job_get(organization=organization, job_id=job_id)
+    return render(request, "reconstruction/scan_detail.html", {
+        "job": job, "status": _status(job), "advice": services.photo_advice(job.photo_count),
+        "photos": job.photos.all()[:200], "organization": organization,
+    })
+
+
+@with_organization
+def scan_status(request, organization, membership, job_id: int) -> JsonResponse:
+    return JsonResponse(_status(selectors.scan_job_get(organization=organization, job_id=job_id)))
+
+
+@require_POST
+@with_organization
+def photo_upload(request, organization, membership, job_id: int) -> JsonResponse:
+    """One photo per request, so the page shows each file's progress and outcome."""
+    job = selectors.scan_job_get(organization=organization, job_id=job_id)
+    upload = request.FILES.get("photo")
+    if upload is None:
+        return JsonResponse({"error": _("No photo was sent.")}, status=400)
+    try:
+        photo, created = services.scan_photo_add(job=job, upload=upload)
+    except ApplicationError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status)
+    count = job.photos.count()
+    return JsonResponse({"created": created, "photos": count, "advice": services.photo_advice(count),
+                         "name": photo.original_name}, status=201 if created else 200)
+
+
+@require_POST
+@with_organization
+def scan_submit(request, organization, membership, job_id: int) -> HttpResponse:
+    services.scan_job_submit(job=selectors.scan_job_get(organization=organization, job_id=job_id))
+    messages.success(request, _("The scan is queued; this page shows its progress."))
+    return redirect("scans:detail", job_id)
+
+
+@require_POST
+@with_organization
+def scan_cancel(request, organization, membership, job_id: int) -> HttpResponse:
+    services.scan_job_cancel(job=selectors.scan_job_get(organization=organization, job_id=job_id))
+    messages.success(request, _("The scan is being cancelled."))
+    return redirect("scans:detail", job_id)
+
+
+@require_POST
+@with_organization
+def scan_delete(request, organization, membership, job_id: int) -> HttpResponse:
+    services.scan_job_delete(job=selectors.scan_job_get(organization=organization, job_id=job_id))
+    messages.success(request, _("The scan and its files were deleted."))
+    return redirect("scans:list")
+
+
+@with_organization
+def scan_download(request, organization, membership, job_id: int, kind: str) -> FileResponse:
+    job = selectors.scan_job_get(organization=organization, job_id=job_id)
+    if kind not in DOWNLOADS:
+        raise Http404
+    field_name, content_type = DOWNLOADS[kind]
+    field = getattr(job, field_name)
+    if not field:
+        raise Http404(_("This file is not available."))
+    filename = f"{job.title or 'scan'}.{kind}".replace("/", "-")
+    return FileResponse(field.open("rb"), as_attachment=kind != "png", filename=filename, content_type=content_type)
+
+
+def urls_for(job) -> dict:
+    return {kind: reverse("scans:download", args=[job.pk, kind]) for kind in DOWNLOADS}
