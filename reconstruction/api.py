@@ -1,0 +1,66 @@
+"""Scans for partners: create a job, upload photos, start it, follow it, download the result."""
+
+from django.http import FileResponse, HttpRequest
+from ninja import File, Router, Status
+from ninja.files import UploadedFile
+from ninja.pagination import paginate
+
+from fablab.api_auth import tenant, write_key
+from fablab.api_pagination import Pagination
+from fablab.exceptions import NotFound
+from reconstruction import selectors, services
+from reconstruction.schemas import PhotoOut, ScanCreateIn, ScanOut
+from reconstruction.views import DOWNLOADS
+
+router = Router(tags=["scans"])
+
+
+@router.get("", response=list[ScanOut], summary="Scans of this organization")
+@paginate(Pagination)
+def scan_list(request: HttpRequest):
+    return selectors.scan_job_list(organization=tenant(request))
+
+
+@router.post("", response={201: ScanOut}, auth=write_key, summary="Create a scan (then upload its photos)")
+def scan_create(request: HttpRequest, payload: ScanCreateIn):
+    job = services.scan_job_create(organization=tenant(request), user=None, title=payload.title,
+                                   known_dimension_mm=payload.known_dimension_mm)
+    return Status(201, job)
+
+
+@router.get("/{scan_id}", response=ScanOut, summary="A scan with its progress and report")
+def scan_detail(request: HttpRequest, scan_id: int):
+    return selectors.scan_job_get(organization=tenant(request), job_id=scan_id)
+
+
+@router.post("/{scan_id}/photos", response={200: PhotoOut, 201: PhotoOut}, auth=write_key,
+             summary="Upload one photo (JPEG or PNG); the same photo twice is kept once")
+def photo_upload(request: HttpRequest, scan_id: int, photo: File[UploadedFile]):
+    job = selectors.scan_job_get(organization=tenant(request), job_id=scan_id)
+    added, created = services.scan_photo_add(job=job, upload=photo)
+    count = job.photos.count()
+    return Status(201 if created else 200, {"created": created, "name": added.original_name, "photos": count,
+                                            "advice": services.photo_advice(count)})
+
+
+@router.post("/{scan_id}/submit", response=ScanOut, auth=write_key, summary="Start the reconstruction")
+def scan_submit(request: HttpRequest, scan_id: int):
+    return services.scan_job_submit(job=selectors.scan_job_get(organization=tenant(request), job_id=scan_id))
+
+
+@router.post("/{scan_id}/cancel", response=ScanOut, auth=write_key, summary="Cancel a scan")
+def scan_cancel(request: HttpRequest, scan_id: int):
+    return services.scan_job_cancel(job=selectors.scan_job_get(organization=tenant(request), job_id=scan_id))
+
+
+@router.get("/{scan_id}/download/{kind}", url_name="scan_download", summary="Download stl, 3mf, png or ply")
+def scan_download(request: HttpRequest, scan_id: int, kind: str):
+    job = selectors.scan_job_get(organization=tenant(request), job_id=scan_id)
+    if kind not in DOWNLOADS:
+        raise NotFound(f"Unknown file kind {kind!r}; use stl, 3mf, png or ply.")
+    field_name, content_type = DOWNLOADS[kind]
+    field = getattr(job, field_name)
+    if not field:
+        raise NotFound("This scan has no such file (yet).")
+    return FileResponse(field.open("rb"), as_attachment=True, filename=f"scan-{job.pk}.{kind}",
+                        content_type=content_type)

@@ -1,0 +1,44 @@
+from datetime import datetime
+from decimal import Decimal
+
+from django.urls import reverse
+from ninja import Field, Schema
+
+
+class ScanCreateIn(Schema):
+    title: str = Field(..., min_length=1, max_length=200)
+    known_dimension_mm: Decimal | None = Field(None, gt=0, le=5000,
+                                               description="The real length of the object's longest side.")
+
+
+class ScanOut(Schema):
+    id: int
+    title: str
+    status: str
+    stage: str
+    progress: float
+    known_dimension_mm: Decimal | None
+    photos: int
+    report: dict
+    error: str
+    created_at: datetime
+    finished_at: datetime | None
+    expires_at: datetime | None
+    downloads: dict[str, str]
+
+    @staticmethod
+    def resolve_photos(obj) -> int:
+        return obj.photos.count()
+
+    @staticmethod
+    def resolve_downloads(obj) -> dict[str, str]:
+        if obj.status != "succeeded" or obj.purged_at:
+            return {}
+        return {kind: reverse("api:scan_download", args=[obj.pk, kind]) for kind in ("stl", "3mf", "png", "ply")}
+
+
+class PhotoOut(Schema):
+    created: bool
+    name: str
+    photos: int
+    advice: str
