@@ -31,7 +31,7 @@ class ScanJobAdmin(ModelAdmin):
                        "error", "attempts", "cancel_requested_at", "started_at", "finished_at", "expires_at",
                        "purged_at", "mesh_stl", "mesh_3mf", "preview", "point_cloud"]
     inlines = [PhotoInline]
-    actions = ["retry", "cancel"]
+    actions = ["retry", "cancel", "add_to_catalog"]
 
     def has_add_permission(self, request):
         return False  # customers and partners create scans in the portal or the API
@@ -52,6 +52,11 @@ class ScanJobAdmin(ModelAdmin):
     @action(description=_("Retry failed scans"))
     def retry(self, request, queryset):
         self._each(request, queryset, services.scan_job_retry, _("queued again"))
+
+    @action(description=_("Add to the catalog"))
+    def add_to_catalog(self, request, queryset):
+        self._each(request, queryset, lambda job: services.scan_job_add_to_catalog(job=job, by=request.user),
+                   _("added to the catalog"))
 
     @action(description=_("Cancel scans"))
     def cancel(self, request, queryset):

@@ -353,3 +353,24 @@ def _store_results(job: ScanJob, out, report: dict) -> None:
         for name in stored:
             storage.delete(name)
         raise
+
+
+def scan_job_add_to_catalog(*, job: ScanJob, by=None):
+    """Make a catalog model from a finished scan: one variant whose first version is the scan's STL."""
+    from django.core.files import File
+
+    from catalog import services as catalog
+
+    if job.status != ScanStatus.SUCCEEDED or not job.mesh_stl:
+        raise Conflict(_("Only a finished scan with its mesh can be added to the catalog."))
+    with transaction.atomic():
+        model = catalog.model_create(
+            name=job.title, created_by=by,
+            description=_("From photo scan %(id)s (%(n)s photos).") % {"id": job.pk, "n": job.photos.count()},
+        )
+        variant = catalog.variant_create(model=model, name=_("Scanned"), sku=f"SCAN-{job.pk}")
+        with job.mesh_stl.open("rb") as handle:
+            catalog.variant_upload_sliced_file(variant=variant, upload=File(handle, name=f"scan-{job.pk}.stl"),
+                                               change_note=_("Mesh from photo scan %(id)s") % {"id": job.pk},
+                                               uploaded_by=by)
+    return model
