@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from PIL import Image, ImageStat, UnidentifiedImageError
 
 from fablab.exceptions import Conflict, InvalidInput
@@ -69,8 +70,8 @@ def _inspect(data: bytes, *, name: str) -> dict:
             with Image.open(io.BytesIO(data)) as image:
                 kind = image.format
                 if kind not in FORMATS:
-                    raise InvalidInput(_("%(name)s is a %(kind)s image; upload JPEG or PNG photos.")
-                                       % {"name": name, "kind": kind or _("unknown")})
+                    raise InvalidInput(_("%(name)s is not a JPEG or PNG photo (it is %(kind)s); upload JPEG or PNG.")
+                                       % {"name": name, "kind": kind or "?"})
                 image.load()
                 width, height = image.size
                 details = _exif(image)
@@ -137,8 +138,10 @@ def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
 
 def photo_advice(count: int) -> str:
     if count < settings.RECONSTRUCTION_MIN_PHOTOS:
-        return _("Add at least %(n)s more photos: a scan needs %(min)s or more.") % {
-            "n": settings.RECONSTRUCTION_MIN_PHOTOS - count, "min": settings.RECONSTRUCTION_MIN_PHOTOS}
+        missing = settings.RECONSTRUCTION_MIN_PHOTOS - count
+        return ngettext("Add at least %(n)s more photo: a scan needs %(min)s or more.",
+                        "Add at least %(n)s more photos: a scan needs %(min)s or more.", missing) % {
+            "n": missing, "min": settings.RECONSTRUCTION_MIN_PHOTOS}
     if count < 20:
         return _("%(n)s photos can work, but 20 to 50 give far better results: walk around the object once "
                  "at its height and once from above, each photo overlapping the last by about two thirds.") % {

@@ -2,6 +2,7 @@
 
 import numpy as np
 import trimesh
+from django.utils.translation import gettext as _
 
 from reconstruction.pipeline import ScanFailed
 
@@ -58,7 +59,7 @@ def run(context) -> None:
     mesh = trimesh.load(context.work_dir / "poisson.ply", force="mesh")
     parts = mesh.split(only_watertight=False)
     if not len(parts):
-        raise ScanFailed("The surface fell apart into nothing usable. Take more photos from more directions.")
+        raise ScanFailed(_("The surface fell apart into nothing usable. Take more photos from more directions."))
     mesh = max(parts, key=lambda part: part.area)
     context.checkpoint(0.3)
     mesh.merge_vertices()

@@ -1,6 +1,7 @@
 """Stage 1: SIFT features of every photo (pycolmap), one camera model for the set."""
 
 import pycolmap
+from django.utils.translation import gettext as _
 
 from reconstruction.pipeline import ScanFailed
 
@@ -25,8 +26,8 @@ def run(context) -> None:
     context.report["features_per_photo"] = round(sum(counts.values()) / max(1, len(counts)))
     poor = sorted(name for name, count in counts.items() if count < 100)
     if len(counts) - len(poor) < 3:
-        raise ScanFailed(
+        raise ScanFailed(_(
             "Almost no detail could be found in the photos. Photograph the object in even light, in focus, "
             "against a background with some texture, and fill most of each photo with the object."
-        )
+        ))
     context.report["photos_without_detail"] = poor

@@ -1,6 +1,7 @@
 """Stage 3: place the cameras and triangulate points (incremental mapping)."""
 
 import pycolmap
+from django.utils.translation import gettext as _
 
 from reconstruction.pipeline import ScanFailed
 
@@ -14,10 +15,10 @@ def run(context) -> None:
     reconstructions = pycolmap.incremental_mapping(database, context.photos_dir, sparse)
     total = context.report.get("photos", 0)
     if not reconstructions:
-        raise ScanFailed(
-            f"None of the {total} photos could be placed relative to each other. Take the photos closer "
+        raise ScanFailed(_(
+            "None of the %(total)s photos could be placed relative to each other. Take the photos closer "
             "together (each overlapping the last by about two thirds) while walking around the object."
-        )
+        ) % {"total": total})
     best = max(reconstructions.values(), key=lambda r: r.num_reg_images())
     registered = best.num_reg_images()
     context.report.update({
@@ -28,11 +29,11 @@ def run(context) -> None:
     })
     if registered < max(3, MIN_REGISTERED_SHARE * total):
         missing = sorted({img.name for img in best.images.values()} ^ _all_names(database))
-        hint = ", e.g. " + ", ".join(missing[:5]) if missing else ""
-        raise ScanFailed(
-            f"Only {registered} of {total} photos could be placed{hint}. Take more overlapping photos "
-            "around the parts of the object those photos show, or check that all photos show the same object."
-        )
+        raise ScanFailed(_(
+            "Only %(placed)s of %(total)s photos could be placed (not placed: %(names)s). Take more overlapping "
+            "photos around the parts of the object those photos show, or check that all photos show the same "
+            "object."
+        ) % {"placed": registered, "total": total, "names": ", ".join(missing[:5]) or "—"})
     (context.work_dir / "model").mkdir(exist_ok=True)
     best.write(context.work_dir / "model")
     context.report["unplaced_photos"] = sorted(_all_names(database) - {img.name for img in best.images.values()})

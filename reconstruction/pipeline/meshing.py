@@ -8,6 +8,7 @@ This CPU path works from the sparse points; the dense CUDA path comes with GPU w
 import numpy as np
 import pycolmap
 import trimesh
+from django.utils.translation import gettext as _
 
 from reconstruction.pipeline import ScanFailed
 
@@ -54,10 +55,10 @@ def run(context) -> None:
         points.append(point.xyz)
         viewpoints.append(np.mean(seen_from, axis=0))
     if len(points) < 50:
-        raise ScanFailed(
-            f"Only {len(points)} points of the surface could be found, too few for a model. Take sharper photos "
-            "with more overlap, and avoid shiny or plain single-coloured surfaces (a light dusting of powder helps)."
-        )
+        raise ScanFailed(_(
+            "Only %(n)s points of the surface could be found, too few for a model. Take sharper photos with more "
+            "overlap, and avoid shiny or plain single-coloured surfaces (a light dusting of powder helps)."
+        ) % {"n": len(points)})
     points, viewpoints = np.asarray(points), np.asarray(viewpoints)
     context.checkpoint(0.2)
     normals = oriented_normals(points, viewpoints)
@@ -70,6 +71,6 @@ def run(context) -> None:
     mesh_path = context.work_dir / "poisson.ply"
     pycolmap.poisson_meshing(cloud, mesh_path, options)
     if not mesh_path.exists() or mesh_path.stat().st_size == 0:
-        raise ScanFailed("No surface could be built from the photos. Take more photos from more directions.")
+        raise ScanFailed(_("No surface could be built from the photos. Take more photos from more directions."))
     mesh = trimesh.load(mesh_path, force="mesh")
     context.report["raw_mesh_faces"] = int(len(mesh.faces))

@@ -81,7 +81,7 @@ class TestLifecycle:
         monkeypatch.setattr(services, "_enqueue", queued.append)
         for n in range(7):
             services.scan_photo_add(job=job, upload=photo(f"{n}.jpg", seed=n))
-        with pytest.raises(InvalidInput, match="at least 1 more"):
+        with pytest.raises(InvalidInput, match="at least 1 more photo"):
             services.scan_job_submit(job=job)
         services.scan_photo_add(job=job, upload=photo("7.jpg", seed=7))
         with django_capture_on_commit_callbacks(execute=True):
