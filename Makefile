@@ -22,7 +22,7 @@ migrate: install
 demo: migrate
 	$(PY) manage.py demo
 	$(PY) manage.py sync_schedules
-	$(PY) manage.py serve
+	$(PY) manage.py serve --with-printers
 
 # PYTEST_ARGS adds options, e.g. make test PYTEST_ARGS="--reuse-db -k api"
 test: install

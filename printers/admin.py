@@ -1,12 +1,15 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
 from fablab.exceptions import ApplicationError
-from printers import services
+from printers import selectors, services
 from printers.choices import JOB_OUTCOME_COLORS, PRINTER_STATE_COLORS, PrinterState
 from printers.models import Printer, PrinterJob, StateTransition
 
@@ -78,6 +81,33 @@ class PrinterAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("live")
+
+    def get_urls(self):
+        return [
+            path("fleet/", self.admin_site.admin_view(self.fleet_view), name="printers_fleet"),
+            path("fleet.json", self.admin_site.admin_view(self.fleet_json), name="printers_fleet_json"),
+            *super().get_urls(),
+        ]
+
+    def fleet_view(self, request):
+        """Every active printer as a card; the page refreshes the cards from fleet.json every few seconds."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request), "title": _("Printer fleet"), "opts": self.model._meta,
+            "cards": selectors.printer_fleet(), "json_url": reverse("admin:printers_fleet_json"),
+            "change_url": reverse("admin:printers_printer_change", args=[0]).replace("/0/", "/{id}/"),
+            "refresh_ms": 3000,
+            "labels": {"nozzle": _("Nozzle"), "bed": _("Bed"), "chamber": _("Chamber"), "left": _("left"),
+                       "layer": _("layer"), "updated": _("Updated"),
+                       "stale": _("Could not refresh; showing the last known state.")},
+        }
+        return TemplateResponse(request, "printers/admin/fleet.html", context)
+
+    def fleet_json(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse({"printers": selectors.printer_fleet()})
 
     def _live(self, obj):
         return getattr(obj, "live", None) if obj.pk else None

@@ -77,3 +77,31 @@ TERMINAL_STATE_OUTCOME = {
     PrinterState.CANCELLED: JobOutcome.CANCELLED,
     PrinterState.FAILED: JobOutcome.FAILED,
 }
+
+
+class CommandAction(models.TextChoices):
+    PAUSE = "pause", _("Pause")
+    RESUME = "resume", _("Resume")
+    STOP = "stop", _("Stop")
+    LIGHT = "light", _("Light")
+    PROJECT_FILE = "project_file", _("Start a file")
+
+
+class CommandStatus(models.TextChoices):
+    """A command to a Bambu printer travels web process → database → run_printers → printer."""
+
+    PENDING = "pending", _("Waiting for the printer listener")
+    SENT = "sent", _("Sent, waiting for the printer")
+    SUCCEEDED = "succeeded", _("Done")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Not picked up")
+
+
+COMMAND_STATUS_COLORS = {
+    CommandStatus.PENDING: "info",
+    CommandStatus.SENT: "primary",
+    CommandStatus.SUCCEEDED: "success",
+    CommandStatus.FAILED: "danger",
+    CommandStatus.EXPIRED: "warning",
+}
+COMMAND_DONE = frozenset({CommandStatus.SUCCEEDED, CommandStatus.FAILED, CommandStatus.EXPIRED})

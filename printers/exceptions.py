@@ -34,3 +34,19 @@ class CredentialsError(ApplicationError):
     status = 500
     title = "Printer credentials unreadable"
     code = "printer-credentials"
+
+
+class PrinterCommandError(ApplicationError):
+    """A command to a printer was refused, not acknowledged, or had no effect."""
+
+    status = 502
+    title = "Printer command failed"
+    code = "printer-command"
+
+
+class PrinterListenerDown(ApplicationError):
+    """No run_printers process took the command: Bambu printers are reachable only through it."""
+
+    status = 503
+    title = "Printer listener not running"
+    code = "printer-listener-down"

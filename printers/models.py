@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from fablab.models import TimeStampedModel
-from printers.choices import AuthMethod, Driver, JobOutcome, PrinterState
+from printers.choices import AuthMethod, CommandAction, CommandStatus, Driver, JobOutcome, PrinterState
 
 
 class Printer(TimeStampedModel):
@@ -184,3 +184,32 @@ class PrinterJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.printer}: {self.file_name or self.external_job_id or self.pk}"
+
+
+class PrinterCommand(models.Model):
+    """One command for a Bambu printer, handed from the web process to run_printers.
+
+    run_printers holds the only MQTT connection to each printer; services write a pending row,
+    run_printers publishes it with a fresh sequence_id and records the acknowledgement (or its
+    absence) here, and the service that wrote the row waits for that outcome.
+    """
+
+    printer = models.ForeignKey(Printer, verbose_name=_("printer"), on_delete=models.CASCADE,
+                                related_name="commands")
+    action = models.CharField(_("action"), max_length=20, choices=CommandAction.choices)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=CommandStatus.choices,
+                              default=CommandStatus.PENDING, db_index=True)
+    sequence_id = models.CharField(_("sequence id"), max_length=20, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("requested"), auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("printer command")
+        verbose_name_plural = _("printer commands")
+
+    def __str__(self) -> str:
+        return f"{self.printer}: {self.action} ({self.status})"

@@ -1,6 +1,7 @@
 """Every write of the printers app."""
 
 import logging
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -11,10 +12,26 @@ from django.utils.translation import gettext as _
 
 from fablab.exceptions import ApplicationError, InvalidInput
 from fablab.validation import validate
+from printers import conf, lifecycle
 from printers import credentials as creds
-from printers import lifecycle
-from printers.choices import ALLOWED_TRANSITIONS, AuthMethod, Driver, JobOutcome, PrinterState
-from printers.models import Printer, PrinterJob, PrinterLiveState, StateTransition, TelemetrySample
+from printers.choices import (
+    ALLOWED_TRANSITIONS,
+    COMMAND_DONE,
+    AuthMethod,
+    CommandAction,
+    CommandStatus,
+    Driver,
+    JobOutcome,
+    PrinterState,
+)
+from printers.models import (
+    Printer,
+    PrinterCommand,
+    PrinterJob,
+    PrinterLiveState,
+    StateTransition,
+    TelemetrySample,
+)
 from printers.signals import job_finished, job_started
 from printers.state import NormalisedState, offline_state
 
@@ -243,8 +260,9 @@ def printer_poll_prusalink(*, printer: Printer, client=None, at: datetime | None
 
 
 def _command(printer: Printer, action: str) -> PrinterLiveState:
-    if printer.driver != Driver.PRUSALINK:
-        raise ApplicationError(_("Commands to Bambu printers need the MQTT connection, which is not available yet."))
+    if printer.driver == Driver.BAMBU:
+        bambu_command(printer=printer, action=action)
+        return PrinterLiveState.objects.get(printer=printer)
     live = PrinterLiveState.objects.filter(printer=printer).first()
     if live is None or not live.job_key:
         verbs = {"pause": _("pause"), "resume": _("resume"), "stop": _("stop")}
@@ -269,6 +287,127 @@ def printer_resume(*, printer: Printer) -> PrinterLiveState:
 
 def printer_stop(*, printer: Printer) -> PrinterLiveState:
     return _command(printer, "stop")
+
+
+def printer_set_light(*, printer: Printer, on: bool) -> PrinterCommand:
+    """Switch a Bambu printer's chamber light on or off."""
+    if printer.driver != Driver.BAMBU:
+        raise InvalidInput(_("Only Bambu printers have a light the app can switch."))
+    return bambu_command(printer=printer, action=CommandAction.LIGHT, params={"mode": "on" if on else "off"})
+
+
+def printer_start_file(*, printer: Printer, file_name: str, plate: int = 1,
+                       ams_mapping: list[int] | None = None) -> PrinterCommand:
+    """Start printing a .3mf already on a Bambu printer's storage (`project_file`, printers.md §1.7).
+
+    `ams_mapping`: one global tray id per filament of the file (ams*4 + slot, 254 = external spool,
+    -1 = unused), checked against the trays the printer reports, because a wrong index makes the
+    printer hang in "preparing AMS" without an error.
+    """
+    if printer.driver != Driver.BAMBU:
+        raise InvalidInput(_("Starting a file on the printer's storage works for Bambu printers only."))
+    file_name = (file_name or "").strip().lstrip("/")
+    if not file_name or ".." in file_name.split("/") or not file_name.lower().endswith(".3mf") \
+            or len(file_name) > 200:
+        raise InvalidInput(_("Name a .3mf file on the printer's storage, e.g. benchy.gcode.3mf."))
+    if not 1 <= int(plate) <= 64:
+        raise InvalidInput(_("The plate number must be between 1 and 64."))
+    live = PrinterLiveState.objects.filter(printer=printer).first()
+    if live is None or live.state not in IDLE_LIKE_STATES:
+        raise ApplicationError(_("%(name)s is busy or offline; start a file only when it is idle or its last job "
+                                 "has ended.") % {"name": printer.name})
+    mapping = []
+    loaded = {slot.get("slot") for slot in live.filament_slots or []}
+    for value in ams_mapping or []:
+        try:
+            tray = int(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(_("AMS mapping entries must be tray numbers.")) from None
+        if tray != -1 and tray not in loaded:
+            raise InvalidInput(_("Tray %(tray)s holds no filament on %(name)s; the printer would wait forever in "
+                                 "\"preparing AMS\".") % {"tray": tray, "name": printer.name})
+        mapping.append(tray)
+    return bambu_command(printer=printer, action=CommandAction.PROJECT_FILE, params={
+        "file": file_name, "plate": int(plate), "ams_mapping": mapping, "model": printer.model})
+
+
+# --- Bambu commands through run_printers ------------------------------------------------------
+#
+# The web process never opens its own MQTT connection: a Bambu printer accepts very few clients
+# and run_printers holds the one the app may use. A command is a PrinterCommand row; run_printers
+# publishes it, waits for the acknowledgement and writes the outcome; the caller waits for it.
+
+COMMAND_POLL_SECONDS = 0.1
+_sleep = time.sleep  # the waiting seam (tests let run_printers work while the service waits)
+
+_COMMAND_STATES = {
+    CommandAction.PAUSE: {PrinterState.PRINTING, PrinterState.PREPARING},
+    CommandAction.RESUME: {PrinterState.PAUSED, PrinterState.NEEDS_ATTENTION},
+    CommandAction.STOP: {PrinterState.PRINTING, PrinterState.PREPARING, PrinterState.PAUSED,
+                         PrinterState.NEEDS_ATTENTION},
+}
+IDLE_LIKE_STATES = {PrinterState.IDLE, PrinterState.FINISHED, PrinterState.CANCELLED, PrinterState.FAILED}
+
+
+def bambu_command(*, printer: Printer, action: str, params: dict | None = None,
+                  timeout: float | None = None) -> PrinterCommand:
+    """Hand one command to run_printers and wait for its outcome; PrinterCommandError when it failed."""
+    from printers.exceptions import PrinterCommandError, PrinterListenerDown
+
+    if action not in CommandAction.values:
+        raise InvalidInput(_("Unknown printer command %(action)s.") % {"action": action})
+    if not printer.is_active:
+        raise ApplicationError(_("%(name)s is inactive; activate it first.") % {"name": printer.name})
+    live = PrinterLiveState.objects.filter(printer=printer).first()
+    state = live.state if live else PrinterState.OFFLINE
+    if state == PrinterState.OFFLINE:
+        raise ApplicationError(_("%(name)s is offline.") % {"name": printer.name})
+    allowed = _COMMAND_STATES.get(action)
+    if allowed is not None and state not in allowed:
+        raise ApplicationError(_("%(name)s cannot %(action)s while %(state)s.") % {
+            "name": printer.name, "action": CommandAction(action).label.lower(),
+            "state": PrinterState(state).label.lower()})
+    command = PrinterCommand.objects.create(printer=printer, action=action, params=params or {})
+    logger.info("Queued %s for printer %s (command %s).", action, printer.pk, command.pk)
+    wait = (timeout if timeout is not None else float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS"))) \
+        + PICKUP_MARGIN_SECONDS
+    deadline = time.monotonic() + wait
+    while True:
+        command.refresh_from_db(fields=["status", "error", "sequence_id", "sent_at", "finished_at"])
+        if command.status in COMMAND_DONE:
+            break
+        if time.monotonic() >= deadline:
+            if command.status == CommandStatus.PENDING and PrinterCommand.objects.filter(
+                    pk=command.pk, status=CommandStatus.PENDING).update(
+                    status=CommandStatus.EXPIRED, finished_at=timezone.now(),
+                    error="no printer listener picked the command up"):
+                raise PrinterListenerDown(_("The printer listener (manage.py run_printers) is not running, so "
+                                            "the command did not reach %(name)s.") % {"name": printer.name})
+            if time.monotonic() >= deadline + wait:  # sent, but run_printers never wrote the outcome
+                raise PrinterCommandError(_("%(name)s: no outcome for the command.") % {"name": printer.name})
+        _sleep(COMMAND_POLL_SECONDS)
+    if command.status != CommandStatus.SUCCEEDED:
+        raise PrinterCommandError(f"{printer.name}: {command.error}")
+    return command
+
+
+PICKUP_MARGIN_SECONDS = 3.0
+
+
+def command_mark_sent(*, command: PrinterCommand, sequence_id: str) -> PrinterCommand:
+    command.status, command.sequence_id, command.sent_at = CommandStatus.SENT, sequence_id, timezone.now()
+    command.save(update_fields=["status", "sequence_id", "sent_at"])
+    return command
+
+
+def command_finish(*, command: PrinterCommand, ok: bool, error: str = "") -> PrinterCommand:
+    """Record a command's outcome once (the first outcome wins)."""
+    status = CommandStatus.SUCCEEDED if ok else CommandStatus.FAILED
+    updated = PrinterCommand.objects.filter(pk=command.pk, status__in=[CommandStatus.PENDING, CommandStatus.SENT]) \
+        .update(status=status, error=error[:500], finished_at=timezone.now())
+    if updated:
+        command.status, command.error = status, error[:500]
+    return command
 
 
 def printer_ensure_live_state(*, printer: Printer) -> PrinterLiveState:

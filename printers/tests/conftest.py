@@ -31,3 +31,6 @@ def signals_log():
     yield log
     job_started.disconnect(on_start)
     job_finished.disconnect(on_finish)
+
+
+from printers.tests.mqtt import bambu_printer, broker, fast_mqtt, listener, sim  # noqa: E402, F401

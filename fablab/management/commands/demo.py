@@ -63,6 +63,9 @@ class Command(BaseCommand):
 
         catalog_note = self._catalog(partner_org)
         inventory_note = self._inventory()
+        from printers.demo import load_demo_printers
+
+        load_demo_printers()
         return raw_key, customer_org, partner_org, catalog_note, inventory_note
 
     def handle(self, *args, **options):

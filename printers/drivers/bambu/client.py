@@ -1,0 +1,428 @@
+"""One MQTT connection to one Bambu printer (printers.md §1.1–1.3, §1.7, §1.11), paho-mqtt v2.
+
+`BambuConnection` owns one paho client and one thread. It connects over TLS with the serial as
+the expected certificate name, subscribes `device/<serial>/report`, asks `get_version` and
+`pushall` once per (re)connect, merges every report with `BambuReport` and hands the normalised
+state to `on_event`. It never touches the database: run_printers (printers.listener) does.
+
+Events passed to `on_event(event)` (called on the connection's thread, must not block):
+- StateEvent(printer_id, state, at, fingerprint, signature_required): a readable report;
+- OfflineEvent(printer_id, reason, at, auth=False): no report for `watchdog_seconds`, or the
+  printer refused the access code (auth=True: no more retries until the settings change);
+- AckEvent(printer_id, sequence_id, result, reason): the printer answered one of our commands.
+
+Reconnects back off exponentially with full jitter (min → max seconds); the watchdog counts from
+the last message (or from start), so a dropped TCP session and a printer that silently stopped
+pushing look the same to the operator: offline after the watchdog, back on the next report.
+"""
+
+import itertools
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import paho.mqtt.client as mqtt
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from django.utils import timezone
+
+from printers.exceptions import ReportError
+from printers.state import NormalisedState
+
+from .merge import BambuReport, decode_message
+
+logger = logging.getLogger(__name__)
+
+USERNAME = "bblp"
+SIGNATURE_REQUIRED_BIT = 0x20000000  # print.fun: the firmware wants signed commands (§1.8)
+DEV_MODE_HMS = "HMS_0500_0500_0001_0007"
+# MQTT 3.1.1 CONNACK 4/5 and their MQTT 5 equivalents (paho v2 maps them to 134/135).
+AUTH_REFUSED = {4, 5, 134, 135}
+CONNACK_TIMEOUT = 10.0
+
+
+# --- TLS: the printer's certificate is named after its serial, not its address ---------------
+
+
+def certificate_names(der: bytes) -> list[str]:
+    """The DNS names a certificate is valid for: its SAN DNS entries, else its subject CN."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return names
+
+
+class SerialNameTLSContext(ssl.SSLContext):
+    """A client TLS context that expects `expected_name` (the serial) whatever address paho dials.
+
+    With a CA file, OpenSSL verifies the chain and the name. Without one (Bambu's CA is private),
+    the chain is not verified, but the certificate's name is still compared with the serial after
+    the handshake and before paho sends the access code.
+    """
+
+    expected_name: str = ""
+    verify_chain: bool = False
+
+    def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, suppress_ragged_eofs=True,
+                    server_hostname=None, session=None):
+        ssl_sock = super().wrap_socket(
+            sock, server_side=server_side, do_handshake_on_connect=False,
+            suppress_ragged_eofs=suppress_ragged_eofs, server_hostname=self.expected_name, session=session,
+        )
+        if not self.verify_chain:
+            ssl_sock.do_handshake()
+            names = certificate_names(ssl_sock.getpeercert(binary_form=True) or b"")
+            if self.expected_name.lower() not in {name.lower() for name in names}:
+                ssl_sock.close()
+                raise ssl.SSLCertVerificationError(
+                    f"The printer's certificate is for {', '.join(names) or 'no name'}, not serial "
+                    f"{self.expected_name}: is the serial right, or is another device at this address?"
+                )
+        elif do_handshake_on_connect:
+            ssl_sock.do_handshake()
+        return ssl_sock
+
+
+def tls_context(*, serial: str, ca_file: str = "") -> SerialNameTLSContext:
+    context = SerialNameTLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.expected_name = serial
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+        # Bambu's CA lacks the key-usage extension that strict X.509 checking (Python 3.13) wants.
+        context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_chain = True
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.verify_chain = False
+    return context
+
+
+# --- Commands (printers.md §1.7) ---------------------------------------------------------------
+
+
+LIGHT_MODES = {"on", "off"}
+SIMPLE_PRINT_COMMANDS = {"pause", "resume", "stop"}
+# LAN printers that take `file:///sdcard/...` URLs (pybambu LEGACY_SDCARD_PRINTERS); newer ones take ftp:///.
+SDCARD_URL_MODELS = ("X1", "P1", "A1")
+
+
+def command_message(action: str, sequence_id: str, params: dict | None = None) -> dict:
+    """The request JSON for one command, with our sequence id. ValueError for an unknown action."""
+    params = params or {}
+    if action in SIMPLE_PRINT_COMMANDS:
+        return {"print": {"sequence_id": sequence_id, "command": action, "param": ""}}
+    if action == "light":
+        mode = params.get("mode", "on")
+        if mode not in LIGHT_MODES:
+            raise ValueError(f"Unknown light mode {mode!r}.")
+        return {"system": {"sequence_id": sequence_id, "command": "ledctrl",
+                           "led_node": params.get("node", "chamber_light"), "led_mode": mode,
+                           "led_on_time": 500, "led_off_time": 500, "loop_times": 0, "interval_time": 0}}
+    if action == "project_file":
+        file_name = params["file"]
+        plate = int(params.get("plate", 1))
+        mapping = [int(v) for v in params.get("ams_mapping") or []]
+        model = (params.get("model") or "").upper()
+        legacy = not model or model.startswith(SDCARD_URL_MODELS)
+        url = f"file:///sdcard/{file_name}" if legacy else f"ftp:///{file_name}"
+        subtask = params.get("subtask_name") or file_name.rsplit("/", 1)[-1].removesuffix(".3mf") \
+            .removesuffix(".gcode")
+        return {"print": {
+            "sequence_id": sequence_id, "command": "project_file", "param": f"Metadata/plate_{plate}.gcode",
+            "url": url, "file": file_name, "subtask_name": subtask, "project_id": "0", "profile_id": "0",
+            "task_id": "0", "subtask_id": "0", "md5": "", "timelapse": bool(params.get("timelapse", False)),
+            "bed_type": "auto", "bed_levelling": True, "bed_leveling": True, "flow_cali": True,
+            "vibration_cali": True, "layer_inspect": True, "use_ams": bool(mapping), "ams_mapping": mapping,
+        }}
+    raise ValueError(f"Unknown Bambu command {action!r}.")
+
+
+# --- Events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    printer_id: int
+    state: NormalisedState
+    at: datetime
+    fingerprint: str = ""  # gcode_state, stage and lights: what a command is expected to change
+    signature_required: bool = False
+
+
+@dataclass(frozen=True)
+class OfflineEvent:
+    printer_id: int
+    reason: str
+    at: datetime
+    auth: bool = False
+
+
+@dataclass(frozen=True)
+class AckEvent:
+    printer_id: int
+    sequence_id: str
+    result: str
+    reason: str = ""
+    body: dict = field(default_factory=dict)
+
+
+def control_fingerprint(print_state: dict) -> str:
+    return json.dumps([print_state.get("gcode_state"), print_state.get("stg_cur"),
+                       print_state.get("lights_report"), print_state.get("subtask_name")],
+                      sort_keys=True, default=str)
+
+
+def signature_required(print_state: dict, errors: list[dict]) -> bool:
+    fun = print_state.get("fun")
+    try:
+        bits = int(str(fun), 16) if fun not in (None, "") else 0
+    except ValueError:
+        bits = 0
+    return bool(bits & SIGNATURE_REQUIRED_BIT) or any(e.get("code") == DEV_MODE_HMS for e in errors)
+
+
+# --- The connection ----------------------------------------------------------------------------
+
+
+class BambuConnection:
+    def __init__(self, *, printer_id: int, host: str, port: int, serial: str, access_code: str, on_event,
+                 tls: bool = True, ca_file: str = "", keepalive: int = 30, watchdog_seconds: float = 60.0,
+                 backoff_min: float = 1.0, backoff_max: float = 30.0, loop_timeout: float = 0.5) -> None:
+        self.printer_id = printer_id
+        self.host, self.port, self.serial = host, port, serial
+        self.on_event = on_event
+        self.keepalive = keepalive
+        self.watchdog_seconds = watchdog_seconds
+        self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self.loop_timeout = loop_timeout
+        self.report = BambuReport()
+        self.report_topic = f"device/{serial}/report"
+        self.request_topic = f"device/{serial}/request"
+        self.connected = threading.Event()
+        self.auth_refused = False
+        self.offline = True
+        self.messages = 0
+        self.bad_messages = 0
+        self._sequence = itertools.count(random.randint(10_000, 90_000))
+        self._lock = threading.Lock()
+        self._pending: dict[str, str] = {}  # sequence_id -> command name, for acks
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_message = time.monotonic()
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._prodded = False  # sent pushing.start since the last message
+        self._session = False  # a socket is open (connecting or connected)
+        self._connect_started = 0.0
+        self._connected_at = 0.0
+        self._has_state = False  # a readable state arrived since the last connect
+        self._repushed = False
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fablab-{uuid.uuid4().hex[:12]}",
+                                  protocol=mqtt.MQTTv311, clean_session=True)
+        self.client.username_pw_set(USERNAME, access_code)
+        if tls:
+            self.client.tls_set_context(tls_context(serial=serial, ca_file=ca_file))
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def __repr__(self) -> str:
+        return f"<BambuConnection printer={self.printer_id} {self.host}:{self.port} {self.serial}>"
+
+    # -- lifecycle --
+
+    def start(self) -> "BambuConnection":
+        self._last_message = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"bambu-{self.printer_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        try:
+            self.client.disconnect()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if not self._session:
+                if self.auth_refused or now < self._next_attempt:
+                    self._stop.wait(self.loop_timeout if self.auth_refused
+                                    else min(self.loop_timeout, self._next_attempt - now))
+                else:
+                    self._connect()
+            else:
+                rc = self.client.loop(timeout=self.loop_timeout)
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    self._drop(f"connection lost ({mqtt.error_string(rc)})")
+                elif not self.connected.is_set() and now - self._connect_started > CONNACK_TIMEOUT:
+                    self._drop("the printer did not answer the MQTT connect")
+            self._watchdog()
+        try:
+            if self._session:
+                self.client.disconnect()
+                self.client.loop(timeout=0.1)
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+
+    def _connect(self) -> None:
+        self._connect_started = time.monotonic()
+        try:
+            self.client.connect(self.host, self.port, keepalive=self.keepalive)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._drop(f"cannot connect to {self.host}:{self.port}: {exc}")
+            return
+        self._session = True  # the CONNACK arrives in the next loop() calls
+
+    def _drop(self, reason: str) -> None:
+        """Forget the session and schedule the next attempt: exponential backoff with full jitter."""
+        self._session = False
+        self.connected.clear()
+        if self.auth_refused or self._stop.is_set():
+            return
+        self._failures += 1
+        ceiling = min(self.backoff_max, self.backoff_min * 2 ** min(self._failures - 1, 16))
+        delay = random.uniform(self.backoff_min, max(self.backoff_min, ceiling))
+        self._next_attempt = time.monotonic() + delay
+        logger.info("Bambu printer %s: %s; retrying in %.1f s.", self.printer_id, reason, delay)
+
+    def _pushall(self) -> None:
+        self._publish({"pushing": {"sequence_id": self._next_sequence(), "command": "pushall",
+                                   "version": 1, "push_target": 1}})
+
+    def _watchdog(self) -> None:
+        now = time.monotonic()
+        if self.connected.is_set() and not self._has_state and not self._repushed \
+                and now - self._connected_at >= min(5.0, self.watchdog_seconds / 2):
+            # Reports arrive but none said which state the printer is in: the answer to our pushall
+            # was lost. Ask once more (never poll pushall, printers.md §1.3).
+            self._repushed = True
+            self._pushall()
+        silent = now - self._last_message
+        if silent < self.watchdog_seconds:
+            return
+        if not self.offline:
+            self.offline = True
+            reason = f"no report for {silent:.0f} s" + ("" if self.connected.is_set() else " (not connected)")
+            self._emit(OfflineEvent(self.printer_id, reason, timezone.now()))
+        if self.connected.is_set() and not self._prodded:
+            # pybambu: a printer that stopped pushing resumes on pushing.start; else the session is stale.
+            self._prodded = True
+            self._publish({"pushing": {"sequence_id": self._next_sequence(), "command": "start"}})
+        elif self.connected.is_set() and silent >= 2 * self.watchdog_seconds:
+            self._last_message = time.monotonic() - self.watchdog_seconds  # one forced reconnect per period
+            self._prodded = False
+            self._drop("stale session: no report after pushing.start")
+
+    # -- paho callbacks (on this connection's thread) --
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        code = reason_code.value if hasattr(reason_code, "value") else int(reason_code)
+        if reason_code.is_failure:
+            if code in AUTH_REFUSED:
+                self.auth_refused = True
+                logger.warning("Bambu printer %s refused the access code; not retrying until it changes.",
+                               self.printer_id)
+                self.offline = True
+                self._emit(OfflineEvent(self.printer_id, "the printer refused the access code", timezone.now(),
+                                        auth=True))
+            return
+        self._failures = 0
+        self._connected_at = time.monotonic()
+        self._has_state = self._repushed = False
+        self.connected.set()
+        with self._lock:
+            self._pending.clear()  # never replay or wait on commands from before the reconnect
+        client.subscribe(self.report_topic, qos=0)
+        self._publish({"info": {"sequence_id": self._next_sequence(), "command": "get_version"}})
+        self._pushall()
+        logger.info("Connected to Bambu printer %s.", self.printer_id)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+
+    def _on_message(self, client, userdata, message) -> None:
+        self._last_message = time.monotonic()
+        self._prodded = False
+        self.messages += 1
+        try:
+            decoded = decode_message(message.payload)
+            self._check_acks(decoded)
+            result = self.report.feed(decoded)
+        except ReportError as exc:
+            self.bad_messages += 1
+            logger.warning("Bambu printer %s sent an unreadable report (%s); ignored.", self.printer_id,
+                           exc.message)
+            return
+        if result.kind != "status":
+            return
+        state = self.report.normalised()
+        if state is None:
+            return
+        self._has_state = True
+        self.offline = False
+        self._emit(StateEvent(self.printer_id, state, timezone.now(), control_fingerprint(self.report.print),
+                              signature_required(self.report.print, state.errors)))
+
+    def _check_acks(self, message: dict) -> None:
+        for body in message.values():
+            command, sequence_id = body.get("command"), body.get("sequence_id")
+            if command in (None, "push_status") or sequence_id is None:
+                continue
+            with self._lock:
+                expected = self._pending.get(str(sequence_id))
+                if expected != command:
+                    continue
+                del self._pending[str(sequence_id)]
+            result = str(body.get("result", "success")).lower()
+            self._emit(AckEvent(self.printer_id, str(sequence_id), result, str(body.get("reason", "") or ""),
+                                body))
+
+    # -- commands --
+
+    def _next_sequence(self) -> str:
+        return str(next(self._sequence))
+
+    def _publish(self, message: dict, qos: int = 0) -> None:
+        self.client.publish(self.request_topic, json.dumps(message), qos=qos)
+
+    def send_command(self, action: str, params: dict | None = None) -> str:
+        """Publish one command; returns its sequence_id (the ack arrives as an AckEvent). Thread-safe."""
+        if not self.connected.is_set():
+            raise ConnectionError("not connected to the printer")
+        sequence_id = self._next_sequence()
+        message = command_message(action, sequence_id, params)
+        body = next(iter(message.values()))
+        with self._lock:
+            self._pending[sequence_id] = body["command"]
+        self._publish(message, qos=1 if action in SIMPLE_PRINT_COMMANDS else 0)
+        logger.info("Sent %s (sequence %s) to Bambu printer %s.", action, sequence_id, self.printer_id)
+        return sequence_id
+
+    def forget(self, sequence_id: str) -> None:
+        with self._lock:
+            self._pending.pop(sequence_id, None)
+
+    def _emit(self, event) -> None:
+        try:
+            self.on_event(event)
+        except Exception:  # noqa: BLE001 - a broken consumer must not kill the connection
+            logger.exception("Handling an event of Bambu printer %s failed.", self.printer_id)

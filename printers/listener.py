@@ -1,0 +1,276 @@
+"""The printer listener behind `manage.py run_printers`: one MQTT connection per active Bambu printer.
+
+Threads: each `BambuConnection` runs its own network thread and only puts events on a queue.
+Everything that touches the database happens in `Listener.step()`, on one thread:
+
+- reconcile (every PRINTER_RECONCILE_SECONDS): start a connection for each active Bambu printer with
+  a serial and credentials, restart it when its host, port, serial or credentials change, stop it
+  when the printer is deactivated or deleted — no restart of the process needed;
+- states: a changed state (state, job, errors) is written at once through
+  `services.printer_apply_state`, in arrival order, so no transition is lost or merged away; reports
+  that change only telemetry are coalesced to the newest and written at most every
+  PRINTER_STATE_WRITE_SECONDS per printer; all writes of one step share one transaction;
+- commands: pending PrinterCommand rows are published on the printer's connection; the
+  acknowledgement (matched by sequence_id) finishes them; without one after
+  BAMBU_COMMAND_TIMEOUT_SECONDS a command still succeeds when the printer visibly reacted, and fails
+  with a "Developer Mode / LAN Only mode" explanation when it did not (printers.md §1.8).
+"""
+
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from fablab.exceptions import ApplicationError
+from printers import conf, services
+from printers.choices import CommandStatus, Driver
+from printers.drivers.bambu.client import AckEvent, BambuConnection, OfflineEvent, StateEvent
+from printers.models import Printer, PrinterCommand
+from printers.state import NormalisedState, offline_state
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _PrinterSlot:
+    printer: Printer
+    fingerprint: tuple
+    connection: BambuConnection
+    pending: list = field(default_factory=list)  # [(NormalisedState, at)] not yet written
+    last_key: tuple | None = None  # key of the last state handed to the writer
+    last_write: float = 0.0
+    control: str = ""  # fingerprint of what commands change (gcode_state, stage, lights)
+    signature_required: bool = False
+
+
+@dataclass
+class _InFlight:
+    command: PrinterCommand
+    printer_id: int
+    sequence_id: str
+    deadline: float
+    control_at_send: str
+
+
+def _state_key(state: NormalisedState) -> tuple:
+    return (state.state, state.job_key, tuple(sorted(e.get("code", "") for e in state.errors)))
+
+
+class Listener:
+    def __init__(self, *, connection_factory=BambuConnection) -> None:
+        self.connection_factory = connection_factory
+        self.slots: dict[int, _PrinterSlot] = {}
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.in_flight: dict[tuple[int, str], _InFlight] = {}
+        self._last_reconcile = float("-inf")
+        self.stats = {"reports": 0, "writes": 0, "transitions": 0, "commands": 0, "errors": 0}
+
+    # -- connections --
+
+    @staticmethod
+    def _fingerprint(printer: Printer) -> tuple:
+        return (printer.host, printer.effective_port, printer.serial, bytes(printer.credentials_ciphertext))
+
+    def _connect(self, printer: Printer) -> BambuConnection | None:
+        try:
+            credentials = services.printer_get_credentials(printer=printer)
+        except ApplicationError as exc:
+            logger.warning("Printer %s: %s", printer.pk, exc.message)
+            return None
+        port = printer.effective_port
+        return self.connection_factory(
+            printer_id=printer.pk, host=printer.host, port=port, serial=printer.serial,
+            access_code=credentials.secret, on_event=self.events.put,
+            tls=port not in tuple(conf.value("BAMBU_PLAIN_MQTT_PORTS")), ca_file=conf.value("BAMBU_CA_FILE"),
+            keepalive=int(conf.value("BAMBU_KEEPALIVE_SECONDS")),
+            watchdog_seconds=float(conf.value("BAMBU_WATCHDOG_SECONDS")),
+            backoff_min=float(conf.value("BAMBU_BACKOFF_MIN_SECONDS")),
+            backoff_max=float(conf.value("BAMBU_BACKOFF_MAX_SECONDS")),
+        ).start()
+
+    def reconcile(self) -> None:
+        self._last_reconcile = time.monotonic()
+        wanted = {
+            p.pk: p for p in Printer.objects.filter(driver=Driver.BAMBU, is_active=True)
+            .exclude(credentials_ciphertext=b"").exclude(serial="")
+        }
+        for printer_id in list(self.slots):
+            slot = self.slots[printer_id]
+            printer = wanted.get(printer_id)
+            if printer is None or self._fingerprint(printer) != slot.fingerprint:
+                logger.info("Printer %s was %s; closing its connection.", printer_id,
+                            "changed" if printer else "removed or deactivated")
+                self._drop_slot(printer_id)
+        for printer_id, printer in wanted.items():
+            if printer_id not in self.slots:
+                connection = self._connect(printer)
+                if connection is not None:
+                    self.slots[printer_id] = _PrinterSlot(printer, self._fingerprint(printer), connection)
+
+    def _drop_slot(self, printer_id: int) -> None:
+        slot = self.slots.pop(printer_id)
+        slot.connection.stop(timeout=2)
+        self._flush_slot(slot)
+        for key in [k for k in self.in_flight if k[0] == printer_id]:
+            flight = self.in_flight.pop(key)
+            services.command_finish(command=flight.command, ok=False,
+                                    error=_("the printer's connection was closed before it answered"))
+
+    # -- the step --
+
+    def step(self, *, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if now - self._last_reconcile >= float(conf.value("PRINTER_RECONCILE_SECONDS")):
+            self.reconcile()
+        self._drain_events()
+        self._take_commands()
+        self._expire_commands(now)
+        self.flush(now=now)
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            slot = self.slots.get(event.printer_id)
+            if slot is None:
+                continue
+            if isinstance(event, StateEvent):
+                self.stats["reports"] += 1
+                slot.control, slot.signature_required = event.fingerprint, event.signature_required
+                self._queue_state(slot, event.state, event.at)
+            elif isinstance(event, OfflineEvent):
+                self._queue_state(slot, offline_state(reason=event.reason), event.at)
+            elif isinstance(event, AckEvent):
+                self._acknowledged(event)
+
+    @staticmethod
+    def _queue_state(slot: _PrinterSlot, state: NormalisedState, at) -> None:
+        if slot.pending and _state_key(slot.pending[-1][0]) == _state_key(state):
+            slot.pending[-1] = (state, at)  # the same state again: keep only the newest telemetry
+        else:
+            slot.pending.append((state, at))  # a change is never merged away
+
+    def _due(self, slot: _PrinterSlot, now: float) -> bool:
+        if not slot.pending:
+            return False
+        if len(slot.pending) > 1 or _state_key(slot.pending[0][0]) != slot.last_key:
+            return True
+        return now - slot.last_write >= float(conf.value("PRINTER_STATE_WRITE_SECONDS"))
+
+    def flush(self, *, now: float | None = None, everything: bool = False) -> int:
+        now = time.monotonic() if now is None else now
+        due = [slot for slot in self.slots.values() if slot.pending and (everything or self._due(slot, now))]
+        if not due:
+            return 0
+        written = 0
+        with transaction.atomic():
+            for slot in due:
+                written += self._flush_slot(slot, now=now)
+        return written
+
+    def _flush_slot(self, slot: _PrinterSlot, *, now: float | None = None) -> int:
+        written = 0
+        for state, at in slot.pending:
+            try:
+                with transaction.atomic():
+                    services.printer_apply_state(printer=slot.printer, state=state, at=at)
+            except Exception:  # noqa: BLE001 - one printer's bad state must not stop the fleet
+                self.stats["errors"] += 1
+                logger.exception("Recording the state of printer %s failed.", slot.printer.pk)
+                continue
+            key = _state_key(state)
+            if key[0] != (slot.last_key or (None,))[0]:
+                self.stats["transitions"] += 1
+            slot.last_key = key
+            written += 1
+        slot.pending.clear()
+        slot.last_write = time.monotonic() if now is None else now
+        self.stats["writes"] += written
+        return written
+
+    # -- commands --
+
+    def _take_commands(self) -> None:
+        max_age = timezone.now() - timedelta(seconds=float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS"))
+                                             + services.PICKUP_MARGIN_SECONDS)
+        commands = list(PrinterCommand.objects.filter(status=CommandStatus.PENDING, created_at__gte=max_age)
+                        .order_by("id"))
+        for command in commands:
+            slot = self.slots.get(command.printer_id)
+            if slot is None:
+                services.command_finish(command=command, ok=False, error=_(
+                    "run_printers has no connection to this printer (inactive, no serial or no access code)."))
+                continue
+            try:
+                sequence_id = slot.connection.send_command(command.action, command.params)
+            except ConnectionError:
+                services.command_finish(command=command, ok=False,
+                                        error=_("not connected to the printer right now; try again later"))
+                continue
+            except (ValueError, KeyError) as exc:
+                services.command_finish(command=command, ok=False, error=str(exc))
+                continue
+            self.stats["commands"] += 1
+            services.command_mark_sent(command=command, sequence_id=sequence_id)
+            self.in_flight[(command.printer_id, sequence_id)] = _InFlight(
+                command, command.printer_id, sequence_id,
+                time.monotonic() + float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS")), slot.control)
+
+    def _acknowledged(self, event: AckEvent) -> None:
+        flight = self.in_flight.pop((event.printer_id, event.sequence_id), None)
+        if flight is None:
+            return
+        if event.result == "success":
+            services.command_finish(command=flight.command, ok=True)
+        else:
+            services.command_finish(command=flight.command, ok=False, error=_("the printer refused: %(reason)s")
+                                    % {"reason": event.reason or event.result})
+
+    def _expire_commands(self, now: float) -> None:
+        for key, flight in list(self.in_flight.items()):
+            if now < flight.deadline:
+                continue
+            del self.in_flight[key]
+            slot = self.slots.get(flight.printer_id)
+            if slot is not None:
+                slot.connection.forget(flight.sequence_id)
+            if slot is not None and slot.control != flight.control_at_send:
+                services.command_finish(command=flight.command, ok=True)  # not acknowledged, but it worked
+                continue
+            hint = _("the printer reports that it requires signed commands") if slot and slot.signature_required \
+                else _("no acknowledgement and no change on the printer")
+            services.command_finish(command=flight.command, ok=False, error=_(
+                "The printer ignored the command (%(hint)s). Its firmware drops commands from third-party "
+                "software unless LAN Only mode and Developer Mode are both enabled on the printer's screen.")
+                % {"hint": hint})
+
+    # -- running --
+
+    def close(self) -> None:
+        """Close every connection; the printers show offline, since nobody listens to them any more."""
+        for printer_id in list(self.slots):
+            slot = self.slots[printer_id]
+            self._queue_state(slot, offline_state(reason=_("the printer listener stopped")), timezone.now())
+            self._drop_slot(printer_id)
+
+    def run(self, stop, *, interval: float = 0.1) -> None:
+        """Step until `stop` (a threading.Event) is set; then close every connection."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except Exception:  # noqa: BLE001 - e.g. the database restarting: retry on the next step
+                    self.stats["errors"] += 1
+                    logger.exception("The printer listener's step failed; retrying.")
+                    close_old_connections()
+                    stop.wait(1.0)
+                stop.wait(interval)
+        finally:
+            self.close()
