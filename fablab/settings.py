@@ -247,6 +247,12 @@ PRINTER_CREDENTIALS_KEY = env_str("PRINTER_CREDENTIALS_KEY")
 PRUSALINK_POLL_SECONDS = env_int("PRUSALINK_POLL_SECONDS", 30)
 PRINTER_HTTP_TIMEOUT_SECONDS = env_int("PRINTER_HTTP_TIMEOUT_SECONDS", 5)
 PRINTER_TELEMETRY_RETENTION_DAYS = env_int("PRINTER_TELEMETRY_RETENTION_DAYS", 30)
+# Bambu Lab over MQTT (run_printers); see printers/conf.py for what each does.
+BAMBU_CA_FILE = env_str("BAMBU_CA_FILE")
+BAMBU_PLAIN_MQTT_PORTS = tuple(int(port) for port in env_list("BAMBU_PLAIN_MQTT_PORTS", ["1883"]))
+BAMBU_WATCHDOG_SECONDS = float(env_int("BAMBU_WATCHDOG_SECONDS", 60))
+BAMBU_COMMAND_TIMEOUT_SECONDS = float(env_int("BAMBU_COMMAND_TIMEOUT_SECONDS", 5))
+PRINTER_STATE_WRITE_SECONDS = float(env_int("PRINTER_STATE_WRITE_SECONDS", 5))
 
 # --- Internationalisation and time ---------------------------------------------------
 
