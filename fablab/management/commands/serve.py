@@ -14,6 +14,13 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone
+
+
 class Command(BaseCommand):
     help = "Serve admin, portal and API and run the django-q2 clusters (default and long) until interrupted."
 
@@ -26,20 +33,23 @@ class Command(BaseCommand):
 
     def handle(self, *args, addr: str, with_printers: bool = False, **options):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+
+        def start(*command, env=None):
+            # Each child leads its own process group, so that stopping it also stops what it
+            # started (the task clusters' workers) and a Ctrl-C reaches it once, from here.
+            return subprocess.Popen([*manage, *command], env=env, start_new_session=True)
+
         processes = {
-            "web": subprocess.Popen([*manage, "runserver", addr]),
-            "tasks": subprocess.Popen([*manage, "qcluster"]),
-            "long tasks": subprocess.Popen(
-                [*manage, "qcluster"], env={**os.environ, "Q_CLUSTER_NAME": settings.LONG_CLUSTER}
-            ),
+            "web": start("runserver", addr),
+            "tasks": start("qcluster"),
+            "long tasks": start("qcluster", env={**os.environ, "Q_CLUSTER_NAME": settings.LONG_CLUSTER}),
         }
         # Printer processes are optional: if one stops (e.g. a port is taken), the rest keeps serving.
         optional = {}
         if with_printers:
             optional = {
-                "printer simulators": subprocess.Popen(
-                    [*manage, "simulate_printers", "--bambu", "2", "--prusa", "1", "--auto-jobs"]),
-                "printer listener": subprocess.Popen([*manage, "run_printers"]),
+                "printer simulators": start("simulate_printers", "--bambu", "2", "--prusa", "1", "--auto-jobs"),
+                "printer listener": start("run_printers"),
             }
         # A supervisor's SIGTERM stops everything just like Ctrl-C does.
         signal.signal(signal.SIGTERM, _interrupt)
@@ -62,13 +72,13 @@ class Command(BaseCommand):
         finally:
             processes.update(optional)
             for process in processes.values():
-                if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-            deadline = time.monotonic() + 15
+                _signal_group(process, signal.SIGINT)
+            deadline = time.monotonic() + 20
             for process in processes.values():
                 try:
                     process.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    process.kill()
+                    pass
+                _signal_group(process, signal.SIGKILL)  # whatever is left of its group
         if exit_code:
             sys.exit(exit_code)
