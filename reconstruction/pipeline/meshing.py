@@ -21,11 +21,11 @@ def oriented_normals(points: np.ndarray, towards: np.ndarray) -> np.ndarray:
     tree = cKDTree(points)
     k = min(NEIGHBOURS, len(points))
     _distances, neighbours = tree.query(points, k=k)
-    normals = np.zeros_like(points)
-    for index, group in enumerate(neighbours):
-        patch = points[group] - points[group].mean(axis=0)
-        _u, _s, vt = np.linalg.svd(patch, full_matrices=False)
-        normals[index] = vt[-1]
+    patches = points[np.asarray(neighbours).reshape(len(points), k)]
+    patches = patches - patches.mean(axis=1, keepdims=True)
+    # The normal is the direction of least spread: the last right-singular vector of each patch.
+    _u, _s, vt = np.linalg.svd(patches, full_matrices=False)
+    normals = vt[:, -1, :]
     flip = np.einsum("ij,ij->i", normals, towards - points) < 0
     normals[flip] *= -1
     return normals

@@ -124,3 +124,15 @@ class TestLifecycle:
         with django_capture_on_commit_callbacks(execute=True):
             services.scan_job_delete(job=job)
         assert not ScanJob.objects.exists() and stored() == []
+
+
+def test_point_normals_point_away_from_the_object_towards_the_cameras():
+    import numpy as np
+
+    from reconstruction.pipeline.meshing import oriented_normals
+
+    points = np.random.default_rng(0).normal(size=(2000, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)  # a sphere seen from outside
+    normals = oriented_normals(points, points * 3)
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1)
+    assert (np.einsum("ij,ij->i", normals, points) > 0.9).all()
