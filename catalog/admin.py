@@ -25,14 +25,7 @@ from catalog.models import (
     VariantVersion,
 )
 from fablab.exceptions import ApplicationError
-
-
-def _swatches(hexes: list[str]):
-    return format_html_join(
-        "", '<span title="{}" style="display:inline-block;width:.9rem;height:.9rem;border-radius:9999px;'
-            'border:1px solid rgba(0,0,0,.2);margin-right:2px;background:{}"></span>',
-        ((h, h) for h in hexes if h),
-    )
+from fablab.html import colour_swatches
 
 
 def _minutes(seconds: int | None) -> str:
@@ -163,7 +156,7 @@ class ModelVariantAdmin(ModelAdmin):
 
     @display(description=_("colours"))
     def show_colours(self, obj):
-        return _swatches(obj.filament_colours.split(",") or [obj.colour])
+        return colour_swatches(obj.filament_colours.split(",") or [obj.colour])
 
     @action(description=_("Upload sliced files"), icon="upload_file", url_path="open-upload")
     def open_upload(self, request, object_id):
@@ -322,7 +315,7 @@ def render_summary(sliced_file: SlicedFile):
         "", "<tr data-slot='{}'><td style='padding-right:.75rem'>{}</td><td>{}</td><td style='padding:0 .75rem'>{}</td>"
             "<td style='text-align:right'>{}</td></tr>",
         (
-            (n + 1, n + 1, _swatches([_slot(colours, n) or ""]), _slot(types, n) or "—",
+            (n + 1, n + 1, colour_swatches([_slot(colours, n) or ""]), _slot(types, n) or "—",
              "—" if _slot(grams, n) is None else f"{_slot(grams, n)} g")
             for n in range(slots)
         ),
@@ -381,7 +374,7 @@ class SlicedFileAdmin(ModelAdmin):
 
     @display(description=_("colours"))
     def show_colours(self, obj):
-        return _swatches(obj.effective_metadata.get("filament_colour") or [])
+        return colour_swatches(obj.effective_metadata.get("filament_colour") or [])
 
     @display(description=_("at a glance"))
     def show_summary(self, obj):

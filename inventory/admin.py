@@ -6,7 +6,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, TabularInline
@@ -14,6 +14,7 @@ from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import action, display
 
 from fablab.exceptions import ApplicationError
+from fablab.html import colour_swatches
 from inventory import labels, services, shopping
 from inventory.choices import MOVEMENT_KIND_COLORS
 from inventory.forms import MoveForm, ReceiveForm, WeighForm
@@ -28,14 +29,6 @@ from inventory.models import (
     Spool,
     StockAlert,
 )
-
-
-def _swatches(colours: list[str]):
-    return format_html_join(
-        "", '<span title="{}" style="display:inline-block;width:1rem;height:1rem;border-radius:9999px;'
-            'border:1px solid rgba(0,0,0,.2);margin-right:2px;background:{}"></span>',
-        ((c, c) for c in colours if c),
-    )
 
 
 def _bar(value, total, *, warn_below=None):
@@ -90,7 +83,7 @@ class FilamentAdmin(ModelAdmin):
 
     @display(description=_("colour"), ordering="colour_hex")
     def show_colour(self, obj):
-        return _swatches(obj.colours)
+        return colour_swatches(obj.colours, size="1rem")
 
     actions_detail = ["open_receive"]
 
@@ -249,7 +242,7 @@ class SpoolAdmin(ModelAdmin):
 
     @display(description=_("colour"))
     def show_colour(self, obj):
-        return _swatches(obj.filament.colours)
+        return colour_swatches(obj.filament.colours, size="1rem")
 
     @display(description=_("remaining"), ordering="remaining_grams")
     def show_remaining(self, obj):

@@ -3,6 +3,7 @@
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 
+from fablab.html import colour_swatches
 from inventory.matching import match_slots
 
 
@@ -25,9 +26,7 @@ def stock_for_sliced_file(sliced_file) -> str:
                 "" if best.delta_e is None else f" · ΔE {best.delta_e:.1f}",
             )
         needed = "—" if slot.needed_g is None else f"{slot.needed_g} g"
-        swatch = format_html(
-            "<span style='display:inline-block;width:.9rem;height:.9rem;border-radius:9999px;background:{}'></span>",
-            slot.colour or "transparent") if slot.colour else ""
+        swatch = colour_swatches([slot.colour or ""])
         rows.append((slot.slot, swatch, slot.material or "—", needed, status))
     return format_html(
         "<table data-stock-match>{}</table>",

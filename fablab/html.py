@@ -1,0 +1,18 @@
+"""Small HTML fragments the admin pages of several apps share."""
+
+from collections.abc import Iterable
+
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
+
+
+def colour_swatches(colours: Iterable[str], *, size: str = ".9rem") -> SafeString:
+    """Round colour dots with the hex as tooltip; empty entries are skipped.
+
+    Inline styles, because Tailwind classes unfold does not already use are not compiled.
+    """
+    return format_html_join(
+        "", '<span title="{}" style="display:inline-block;width:{};height:{};border-radius:9999px;'
+            'border:1px solid rgba(0,0,0,.2);margin-right:2px;background:{}"></span>',
+        ((colour, size, size, colour) for colour in colours if colour),
+    )
