@@ -156,7 +156,7 @@ class ModelVariantAdmin(ModelAdmin):
 
     @display(description=_("colours"))
     def show_colours(self, obj):
-        return colour_swatches(obj.filament_colours.split(",") or [obj.colour])
+        return colour_swatches([c for c in obj.filament_colours.split(",") if c] or [obj.colour])
 
     @action(description=_("Upload sliced files"), icon="upload_file", url_path="open-upload")
     def open_upload(self, request, object_id):

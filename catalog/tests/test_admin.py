@@ -96,3 +96,9 @@ def test_version_page_and_model_versions_tab(staff_client, fake_reader):
     assert "<img src=" in page  # the thumbnail
     model_page = staff_client.get(reverse("admin:catalog_model_change", args=[variant.model_id])).content.decode()
     assert f"{variant.sku} v1" in model_page and "thinner" in model_page
+
+
+def test_variant_list_falls_back_to_the_variants_own_colour(staff_client):
+    VariantFactory(colour="#123ABC")  # no sliced file yet, so no filament colours
+    html = staff_client.get(reverse("admin:catalog_modelvariant_changelist")).content.decode()
+    assert 'title="#123ABC"' in html
