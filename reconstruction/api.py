@@ -7,10 +7,8 @@ from ninja.pagination import paginate
 
 from fablab.api_auth import tenant, write_key
 from fablab.api_pagination import Pagination
-from fablab.exceptions import NotFound
 from reconstruction import selectors, services
 from reconstruction.schemas import PhotoOut, ScanCreateIn, ScanOut
-from reconstruction.views import DOWNLOADS
 
 router = Router(tags=["scans"])
 
@@ -56,11 +54,6 @@ def scan_cancel(request: HttpRequest, scan_id: int):
 @router.get("/{scan_id}/download/{kind}", url_name="scan_download", summary="Download stl, 3mf, png or ply")
 def scan_download(request: HttpRequest, scan_id: int, kind: str):
     job = selectors.scan_job_get(organization=tenant(request), job_id=scan_id)
-    if kind not in DOWNLOADS:
-        raise NotFound(f"Unknown file kind {kind!r}; use stl, 3mf, png or ply.")
-    field_name, content_type = DOWNLOADS[kind]
-    field = getattr(job, field_name)
-    if not field:
-        raise NotFound("This scan has no such file (yet).")
+    field, content_type = selectors.scan_job_file(job=job, kind=kind)
     return FileResponse(field.open("rb"), as_attachment=True, filename=f"scan-{job.pk}.{kind}",
                         content_type=content_type)

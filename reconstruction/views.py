@@ -1,9 +1,8 @@
 """Customer portal pages for scans: create, upload photos, follow progress, download."""
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -11,9 +10,6 @@ from fablab.exceptions import ApplicationError
 from fablab.views import with_organization
 from reconstruction import selectors, services
 from reconstruction.forms import ScanJobForm
-
-DOWNLOADS = {"stl": ("mesh_stl", "model/stl"), "3mf": ("mesh_3mf", "model/3mf"),
-             "ply": ("point_cloud", "application/octet-stream"), "png": ("preview", "image/png")}
 
 
 def _status(job) -> dict:
@@ -94,15 +90,7 @@ def scan_delete(request, organization, membership, job_id: int) -> HttpResponse:
 @with_organization
 def scan_download(request, organization, membership, job_id: int, kind: str) -> FileResponse:
     job = selectors.scan_job_get(organization=organization, job_id=job_id)
-    if kind not in DOWNLOADS:
-        raise Http404
-    field_name, content_type = DOWNLOADS[kind]
-    field = getattr(job, field_name)
-    if not field:
-        raise Http404(_("This file is not available."))
+    field, content_type = selectors.scan_job_file(job=job, kind=kind)
     filename = f"{job.title or 'scan'}.{kind}".replace("/", "-")
     return FileResponse(field.open("rb"), as_attachment=kind != "png", filename=filename, content_type=content_type)
 
-
-def urls_for(job) -> dict:
-    return {kind: reverse("scans:download", args=[job.pk, kind]) for kind in DOWNLOADS}
