@@ -24,6 +24,7 @@ from catalog.models import (
     Tag,
     VariantVersion,
 )
+from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from fablab.html import colour_swatches
 
@@ -127,17 +128,12 @@ class CatalogModelAdmin(ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class VersionInline(TabularInline):
-    model = VariantVersion
-    extra = 0
-    fields = ["number", "sliced_file", "change_note", "created_by", "created_at"]
-    readonly_fields = fields
-    show_change_link = True
-    can_delete = False
-    tab = True
+class VersionInline(ReadOnlyTabInline):
+    """Versions are made by uploading a file (the variant's upload page), not here."""
 
-    def has_add_permission(self, request, obj=None):
-        return False  # versions are made by uploading a file
+    model = VariantVersion
+    fields = ["number", "sliced_file", "change_note", "created_by", "created_at"]
+    show_change_link = True
 
 
 @admin.register(ModelVariant)
@@ -259,16 +255,9 @@ class ModelVariantAdmin(ModelAdmin):
         services.variant_refresh_search(variant=obj)
 
 
-class ThumbnailInline(TabularInline):
+class ThumbnailInline(ReadOnlyTabInline):
     model = SlicedFileThumbnail
-    extra = 0
     fields = ["show_image", "width", "height", "source_format", "plate_index", "role"]
-    readonly_fields = fields
-    can_delete = False
-    tab = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     @display(description=_("image"))
     def show_image(self, obj):

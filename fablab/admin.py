@@ -14,6 +14,7 @@ from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from fablab import services
+from fablab.admin_base import ReadOnlyTabInline
 from fablab.choices import API_KEY_STATUS_COLORS, ORGANIZATION_KIND_COLORS
 from fablab.models import ApiKey, Invitation, Membership, Organization, User
 
@@ -32,17 +33,12 @@ class MembershipInline(TabularInline):
     tab = True
 
 
-class ApiKeyInline(TabularInline):
-    model = ApiKey
-    extra = 0
-    fields = ["name", "prefix", "scope", "expires_at", "revoked_at", "last_used_at"]
-    readonly_fields = fields
-    can_delete = False
-    show_change_link = True
-    tab = True
+class ApiKeyInline(ReadOnlyTabInline):
+    """Keys are created on their own page, where the secret is shown once."""
 
-    def has_add_permission(self, request, obj=None):
-        return False  # keys are created on their own page, where the secret is shown once
+    model = ApiKey
+    fields = ["name", "prefix", "scope", "expires_at", "revoked_at", "last_used_at"]
+    show_change_link = True
 
 
 @admin.register(Organization)

@@ -9,10 +9,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import action, display
 
+from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from fablab.html import colour_swatches
 from inventory import labels, services, shopping
@@ -144,20 +145,11 @@ class FilamentAdmin(ModelAdmin):
                     warn_below=obj.reorder_threshold_g or None)
 
 
-class HistoryInline(TabularInline):
-    """A ledger shown read-only as a tab: stock changes only through the services."""
+class HistoryInline(ReadOnlyTabInline):
+    """A ledger, newest first: stock changes only through the services."""
 
-    extra = 0
-    can_delete = False
     ordering = ["-created_at", "-id"]
-    tab = True
     verbose_name_plural = _("history")
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class MovementInline(HistoryInline):
@@ -284,16 +276,9 @@ class MovementAdmin(ModelAdmin):
         return obj.kind, obj.get_kind_display()
 
 
-class ProductStockInline(TabularInline):
+class ProductStockInline(ReadOnlyTabInline):
     model = ProductStock
-    extra = 0
     fields = ["location", "quantity"]
-    readonly_fields = fields
-    can_delete = False
-    tab = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class ProductMovementInline(HistoryInline):

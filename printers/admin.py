@@ -5,9 +5,10 @@ from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from printers import selectors, services
 from printers.choices import JOB_OUTCOME_COLORS, PRINTER_STATE_COLORS, PrinterState
@@ -34,29 +35,19 @@ class PrinterForm(forms.ModelForm):
                   "bed_x_mm", "bed_y_mm", "bed_z_mm", "location", "is_active", "shared_with_partners"]
 
 
-class TransitionInline(TabularInline):
+class TransitionInline(ReadOnlyTabInline):
     model = StateTransition
-    extra = 0
     fields = ["at", "from_state", "to_state", "reason"]
-    readonly_fields = fields
-    can_delete = False
-    max_num = 0
-    tab = True
     ordering = ["-at", "-id"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-at", "-id")
 
 
-class JobInline(TabularInline):
+class JobInline(ReadOnlyTabInline):
     model = PrinterJob
-    extra = 0
     fields = ["file_name", "external_job_id", "started_at", "ended_at", "outcome", "progress_reached",
               "duration_seconds", "end_reason"]
-    readonly_fields = fields
-    can_delete = False
-    max_num = 0
-    tab = True
 
 
 @admin.register(Printer)

@@ -1,24 +1,18 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from reconstruction import services
 from reconstruction.choices import SCAN_STATUS_COLORS
 from reconstruction.models import ScanJob, ScanPhoto
 
 
-class PhotoInline(TabularInline):
+class PhotoInline(ReadOnlyTabInline):
     model = ScanPhoto
-    extra = 0
     fields = ["original_name", "width", "height", "size_bytes", "focal_length_mm", "camera"]
-    readonly_fields = fields
-    can_delete = False
-    tab = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ScanJob)
