@@ -10,7 +10,7 @@ from catalog import selectors, services
 from catalog.schemas import ModelDetailOut, ModelOut, VariantDetailOut, VariantFilterIn, VariantOut, VersionOut
 from fablab.api_auth import tenant, write_key
 from fablab.api_pagination import Pagination
-from fablab.exceptions import InvalidInput, PermissionDenied
+from fablab.exceptions import InvalidInput
 
 router = Router(tags=["catalog"])
 
@@ -54,9 +54,8 @@ def variant_detail(request: HttpRequest, variant_id: int):
 def version_upload(request: HttpRequest, variant_id: int, file: File[UploadedFile], change_note: Form[str] = ""):
     organization = tenant(request)
     variant = selectors.variant_get(variant_id=variant_id, partner=organization)
-    if variant.model.designer_id != organization.pk:
-        raise PermissionDenied(_("This model is shared with you read-only; only its designer can add versions."))
-    version = services.variant_upload_sliced_file(variant=variant, upload=file, change_note=change_note)
+    version = services.variant_upload_by_designer(variant=variant, organization=organization, upload=file,
+                                                  change_note=change_note)
     return Status(201, version)
 
 

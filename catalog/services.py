@@ -24,7 +24,7 @@ from catalog.models import (
     Tag,
     VariantVersion,
 )
-from fablab.exceptions import Conflict, InvalidInput
+from fablab.exceptions import Conflict, InvalidInput, PermissionDenied
 from fablab.validation import validate
 
 logger = logging.getLogger(__name__)
@@ -300,6 +300,14 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
         locked.save(update_fields=["current_version", "updated_at"])
         variant_refresh_search(variant=locked)
     return version
+
+
+def variant_upload_by_designer(*, variant: ModelVariant, organization, upload: File,
+                               change_note: str = "") -> VariantVersion:
+    """A partner's upload: only the model's designer adds versions; shared models are read-only to others."""
+    if variant.model.designer_id != organization.pk:
+        raise PermissionDenied(_("This model is shared with you read-only; only its designer can add versions."))
+    return variant_upload_sliced_file(variant=variant, upload=upload, change_note=change_note)
 
 
 def _enqueue_extraction(sliced_file_id: int) -> None:

@@ -257,6 +257,18 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+def member_api_key_create(*, organization: Organization, by, name: str, scope: str = ApiKeyScope.READ,
+                          expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+    """A key made by a person of the organization: only its owners and admins may."""
+    _require_manager(organization=organization, user=by)
+    return api_key_create(organization=organization, name=name, scope=scope, expires_at=expires_at, created_by=by)
+
+
+def member_api_key_revoke(*, api_key: ApiKey, by) -> ApiKey:
+    _require_manager(organization=api_key.organization, user=by)
+    return api_key_revoke(api_key=api_key)
+
+
 def api_key_authenticate(*, raw_key: str) -> ApiKey:
     """Resolve a presented key, or raise AuthenticationFailed saying why not."""
     parts = (raw_key or "").strip().split("_")

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from fablab import selectors, services
 from fablab.choices import MANAGING_ROLES
-from fablab.exceptions import ApplicationError, NotFound
+from fablab.exceptions import ApplicationError, NotFound, PermissionDenied
 from fablab.forms import ApiKeyForm, InvitationForm
 
 ORGANIZATION_SESSION_KEY = "fablab_organization_id"
@@ -143,21 +143,19 @@ def member_remove(request, organization, membership, membership_id: int) -> Http
 @require_POST
 @with_organization
 def api_key_create(request, organization, membership) -> HttpResponse:
-    if membership.role not in MANAGING_ROLES:
-        raise Http404(_("No such page."))
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         for field, errors in form.errors.items():
             for error in errors:
                 messages.error(request, f"{form.fields[field].label if field in form.fields else ''}: {error}")
         return redirect("portal:home")
-    api_key, raw_key = services.api_key_create(
-        organization=organization,
-        name=form.cleaned_data["name"],
-        scope=form.cleaned_data["scope"],
-        expires_at=form.cleaned_data["expires_at"],
-        created_by=request.user,
-    )
+    try:
+        api_key, raw_key = services.member_api_key_create(
+            organization=organization, by=request.user, name=form.cleaned_data["name"],
+            scope=form.cleaned_data["scope"], expires_at=form.cleaned_data["expires_at"],
+        )
+    except PermissionDenied:
+        raise Http404(_("No such page.")) from None  # members do not see key management at all
     # Shown once on the next page, then gone: only its hash is stored.
     request.session[NEW_API_KEY_SESSION_KEY] = {"name": api_key.name, "key": raw_key}
     return redirect("portal:home")
@@ -166,9 +164,10 @@ def api_key_create(request, organization, membership) -> HttpResponse:
 @require_POST
 @with_organization
 def api_key_revoke(request, organization, membership, key_id: int) -> HttpResponse:
-    if membership.role not in MANAGING_ROLES:
-        raise Http404(_("No such page."))
     api_key = selectors.api_key_get_for_organization(organization=organization, key_id=key_id)
-    services.api_key_revoke(api_key=api_key)
+    try:
+        services.member_api_key_revoke(api_key=api_key, by=request.user)
+    except PermissionDenied:
+        raise Http404(_("No such page.")) from None
     messages.success(request, _("API key %(name)s revoked.") % {"name": api_key.name})
     return redirect("portal:home")

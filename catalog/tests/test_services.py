@@ -192,3 +192,16 @@ class TestModels:
             services.variant_create(model=model, name="Blue", sku="abc-1")
         with pytest.raises(InvalidInput):
             services.variant_create(model=model, name="Blue", sku="has space")
+
+
+class TestPartnerUploads:
+    def test_only_the_designer_adds_versions(self, fake_reader):
+        designer, other = PartnerFactory(), PartnerFactory()
+        variant = VariantFactory(model=ModelFactory(designer=designer, shared_with_partners=True))
+        from fablab.exceptions import PermissionDenied
+
+        with pytest.raises(PermissionDenied, match="only its designer"):
+            services.variant_upload_by_designer(variant=variant, organization=other, upload=gcode_upload())
+        assert not VariantVersion.objects.exists()
+        version = services.variant_upload_by_designer(variant=variant, organization=designer, upload=gcode_upload())
+        assert version.number == 1

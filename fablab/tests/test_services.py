@@ -239,3 +239,19 @@ class TestApiKeys:
         write, _ = make_api_key(org, scope=ApiKeyScope.WRITE)
         assert read.allows("read") and not read.allows("write")
         assert write.allows("read") and write.allows("write")
+
+
+class TestMemberApiKeys:
+    def test_only_owners_and_admins_make_and_revoke_keys(self):
+        admin = MembershipFactory(role=MembershipRole.ADMIN)
+        member = MembershipFactory(organization=admin.organization)
+        api_key, raw = services.member_api_key_create(organization=admin.organization, by=admin.user, name="Shop")
+        assert api_key.created_by == admin.user and raw.startswith("fl_")
+        with pytest.raises(PermissionDenied):
+            services.member_api_key_create(organization=admin.organization, by=member.user, name="Mine")
+        with pytest.raises(PermissionDenied):
+            services.member_api_key_revoke(api_key=api_key, by=member.user)
+        with pytest.raises(NotFound):
+            services.member_api_key_revoke(api_key=api_key, by=UserFactory())
+        assert services.member_api_key_revoke(api_key=api_key, by=admin.user).status == "revoked"
+        assert ApiKey.objects.count() == 1
