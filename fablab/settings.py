@@ -320,6 +320,9 @@ MQTT_PORT = env_int("MQTT_PORT", 1883)
 MQTT_USERNAME = env_str("MQTT_USERNAME")
 MQTT_PASSWORD = env_str("MQTT_PASSWORD")
 MQTT_TLS = env_bool("MQTT_TLS", False)
+# Home Assistant MQTT discovery (manage.py publish_home_assistant); empty: not published.
+HOME_ASSISTANT_MQTT_URL = env_str("HOME_ASSISTANT_MQTT_URL")
+HOME_ASSISTANT_DISCOVERY_PREFIX = env_str("HOME_ASSISTANT_DISCOVERY_PREFIX", "homeassistant")
 
 # --- Stripe (read by the billing app) ---------------------------------------------------
 

@@ -1,18 +1,33 @@
+from dataclasses import dataclass
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesCheckboxFilter, RelatedDropdownFilter
 from unfold.decorators import action, display
+from unfold.enums import ActionVariant
 
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from printers import selectors, services
-from printers.choices import JOB_OUTCOME_COLORS, PRINTER_STATE_COLORS, PrinterState
-from printers.models import Printer, PrinterJob, StateTransition
+from printers.admin_charts import Series, legend, line_chart
+from printers.choices import (
+    COMMAND_STATUS_COLORS,
+    JOB_OUTCOME_COLORS,
+    PRINTER_STATE_COLORS,
+    CommandAction,
+    PrinterState,
+)
+from printers.models import Printer, PrinterCommand, PrinterJob, StateTransition
 
 
 def _duration(seconds: int | None) -> str:
@@ -39,6 +54,7 @@ class TransitionInline(ReadOnlyTabInline):
     model = StateTransition
     fields = ["at", "from_state", "to_state", "reason"]
     ordering = ["-at", "-id"]
+    per_page = 20
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-at", "-id")
@@ -48,6 +64,41 @@ class JobInline(ReadOnlyTabInline):
     model = PrinterJob
     fields = ["file_name", "external_job_id", "started_at", "ended_at", "outcome", "progress_reached",
               "duration_seconds", "end_reason"]
+    ordering = ["-started_at", "-id"]
+    per_page = 20
+
+
+@dataclass(frozen=True)
+class AdminCommand:
+    """A button on the printer's page: the command it sends, its question and the service call."""
+
+    action: str
+    label: Promise
+    question: Promise
+    explanation: Promise | str
+    run: object
+
+
+ADMIN_COMMANDS = {
+    "pause": AdminCommand(CommandAction.PAUSE, _("Pause"), _("Pause the current job?"),
+                          _("The printer parks the head and waits until the job is resumed."),
+                          lambda printer: services.printer_pause(printer=printer)),
+    "resume": AdminCommand(CommandAction.RESUME, _("Resume"), _("Resume the paused job?"),
+                           _("The printer heats up again and goes on printing."),
+                           lambda printer: services.printer_resume(printer=printer)),
+    "stop": AdminCommand(CommandAction.STOP, _("Stop"), _("Stop the current job?"),
+                         _("The job is cancelled and cannot be resumed."),
+                         lambda printer: services.printer_stop(printer=printer)),
+    "light_on": AdminCommand(CommandAction.LIGHT, _("Light on"), _("Switch the chamber light on?"), "",
+                             lambda printer: services.printer_set_light(printer=printer, on=True)),
+    "light_off": AdminCommand(CommandAction.LIGHT, _("Light off"), _("Switch the chamber light off?"), "",
+                              lambda printer: services.printer_set_light(printer=printer, on=False)),
+}
+
+CHART_WINDOWS = {"1h": (timedelta(hours=1), _("1 h")), "6h": (timedelta(hours=6), _("6 h")),
+                 "24h": (timedelta(hours=24), _("24 h"))}
+DEFAULT_CHART_WINDOW = "6h"
+COLOURS = {"nozzle": "#dc2626", "bed": "#2563eb", "chamber": "#16a34a", "progress": "#7c3aed"}
 
 
 @admin.register(Printer)
@@ -69,6 +120,8 @@ class PrinterAdmin(ModelAdmin):
     ]
     inlines = [JobInline, TransitionInline]
     actions = ["pause_printers", "resume_printers", "stop_printers"]
+    actions_detail = ["detail_pause", "detail_resume", "detail_stop", "detail_light_on", "detail_light_off"]
+    change_form_outer_before_template = "printers/admin/printer_panel.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("live")
@@ -77,8 +130,124 @@ class PrinterAdmin(ModelAdmin):
         return [
             path("fleet/", self.admin_site.admin_view(self.fleet_view), name="printers_fleet"),
             path("fleet.json", self.admin_site.admin_view(self.fleet_json), name="printers_fleet_json"),
+            path("<int:object_id>/command/<str:command>/", self.admin_site.admin_view(self.command_view),
+                 name="printers_printer_command"),
             *super().get_urls(),
         ]
+
+    # --- the printer's page: charts and command buttons ------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        printer = self.get_object(request, object_id)
+        if printer is not None:
+            extra_context = {**(extra_context or {}), "printer_panel": self._panel(request, printer)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _panel(self, request, printer: Printer) -> dict:
+        window = request.GET.get("window", DEFAULT_CHART_WINDOW)
+        if window not in CHART_WINDOWS:
+            window = DEFAULT_CHART_WINDOW
+        end = timezone.now()
+        start = end - CHART_WINDOWS[window][0]
+        data = selectors.printer_telemetry(printer=printer, since=start)
+        live = self._live(printer)
+        temperatures = []
+        for part, label in (("nozzle", _("Nozzle")), ("bed", _("Bed")), ("chamber", _("Chamber"))):
+            actual = data.get(f"{part}_c")
+            if actual and any(v is not None for v in actual):
+                temperatures.append(Series(str(label), actual, COLOURS[part]))
+            target = data.get(f"{part}_target_c")
+            if target and any(v is not None for v in target):
+                temperatures.append(Series(str(_("%(part)s target") % {"part": label}), target, COLOURS[part],
+                                           dashed=True))
+            elif actual and live is not None and getattr(live, f"{part}_target_c", None):
+                # Samples without targets: the current target as a reference line.
+                now_target = getattr(live, f"{part}_target_c")
+                temperatures.append(Series(str(_("%(part)s target now") % {"part": label}),
+                                           [now_target] * len(data["at"]), COLOURS[part], dashed=True))
+        progress = [Series(str(_("Progress")), data.get("progress_percent") or [], COLOURS["progress"])]
+        has_progress = any(v is not None for v in progress[0].values)
+        return {
+            "window": window,
+            "windows": [{"key": key, "label": label, "url": f"?window={key}", "active": key == window}
+                        for key, (_span, label) in CHART_WINDOWS.items()],
+            "samples": len(data["at"]),
+            "temperature_chart": line_chart(times=data["at"], series=temperatures, start=start, end=end,
+                                            unit="°C", y_min=0, title=str(_("Temperatures")))
+            if temperatures else None,
+            "temperature_legend": legend(temperatures),
+            "progress_chart": line_chart(times=data["at"], series=progress, start=start, end=end, unit="%",
+                                         y_min=0, y_max=100, title=str(_("Progress")))
+            if has_progress else None,
+            "chamber_now": live.chamber_temp_c if live is not None and "chamber_c" not in data else None,
+        }
+
+    def _allowed_commands(self, request, object_id) -> set[str]:
+        """The command buttons this user may press on this printer now (cached for the request)."""
+        cache = request.__dict__.setdefault("_printer_commands", {})
+        if object_id not in cache:
+            printer = self.get_object(request, str(object_id))
+            allowed = set()
+            if printer is not None and self.has_change_permission(request, printer):
+                live = self._live(printer)
+                allowed = {name for name, spec in ADMIN_COMMANDS.items()
+                           if not services.command_refusal(printer=printer, action=spec.action, live=live)}
+            cache[object_id] = allowed
+        return cache[object_id]
+
+    def get_actions_detail(self, request, object_id):
+        allowed = self._allowed_commands(request, object_id)
+        prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_detail_"
+        return [a for a in super().get_actions_detail(request, object_id)
+                if not a.action_name.startswith(prefix) or a.action_name.removeprefix(prefix) in allowed]
+
+    @action(description=_("Pause"), icon="pause", url_path="pause", variant=ActionVariant.WARNING)
+    def detail_pause(self, request, object_id):
+        return redirect("admin:printers_printer_command", object_id, "pause")
+
+    @action(description=_("Resume"), icon="play_arrow", url_path="resume", variant=ActionVariant.PRIMARY)
+    def detail_resume(self, request, object_id):
+        return redirect("admin:printers_printer_command", object_id, "resume")
+
+    @action(description=_("Stop"), icon="stop", url_path="stop", variant=ActionVariant.DANGER)
+    def detail_stop(self, request, object_id):
+        return redirect("admin:printers_printer_command", object_id, "stop")
+
+    @action(description=_("Light on"), icon="light_mode", url_path="light-on")
+    def detail_light_on(self, request, object_id):
+        return redirect("admin:printers_printer_command", object_id, "light_on")
+
+    @action(description=_("Light off"), icon="dark_mode", url_path="light-off")
+    def detail_light_off(self, request, object_id):
+        return redirect("admin:printers_printer_command", object_id, "light_off")
+
+    def command_view(self, request, object_id: int, command: str):
+        """GET asks for confirmation and sends nothing; POST (with the CSRF token) sends the command once."""
+        spec = ADMIN_COMMANDS.get(command)
+        printer = self.get_object(request, str(object_id))
+        if spec is None or printer is None:
+            raise Http404
+        if not self.has_change_permission(request, printer):
+            raise PermissionDenied
+        change_url = reverse("admin:printers_printer_change", args=[printer.pk])
+        refusal = services.command_refusal(printer=printer, action=spec.action)
+        if refusal:
+            self.message_user(request, refusal, messages.ERROR)
+            return redirect(change_url)
+        if request.method == "POST":
+            try:
+                spec.run(printer)
+            except ApplicationError as exc:
+                self.message_user(request, f"{printer}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(printer)s: %(command)s done.")
+                                  % {"printer": printer, "command": spec.label}, messages.SUCCESS)
+            return redirect(change_url)
+        return TemplateResponse(request, "printers/admin/confirm_printer_command.html", {
+            **self.admin_site.each_context(request), "title": spec.question, "opts": self.model._meta,
+            "original": printer, "printer": printer, "live": self._live(printer), "command": spec,
+            "back_url": change_url,
+        })
 
     def fleet_view(self, request):
         """Every active printer as a card; the page refreshes the cards from fleet.json every few seconds."""
@@ -226,3 +395,40 @@ class PrinterJobAdmin(ModelAdmin):
     @display(description=_("duration"), ordering="duration_seconds")
     def show_duration(self, obj):
         return _duration(obj.duration_seconds)
+
+
+@admin.register(PrinterCommand)
+class PrinterCommandAdmin(ModelAdmin):
+    """Commands sent from the admin and the API, and what became of them (written by services only)."""
+
+    list_display = ["created_at", "printer", "show_action", "show_status", "sent_at", "finished_at", "error"]
+    list_filter = [("status", ChoicesCheckboxFilter), ("action", ChoicesCheckboxFilter),
+                   ("printer", RelatedDropdownFilter)]
+    list_select_related = ["printer"]
+    search_fields = ["printer__name", "error", "sequence_id"]
+    date_hierarchy = "created_at"
+    fields = ["printer", "action", "show_status", "params", "sequence_id", "error", "created_at", "sent_at",
+              "finished_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        services.commands_expire_unclaimed()  # show commands nobody will take as expired, not pending
+        return super().changelist_view(request, extra_context)
+
+    @display(description=_("action"), ordering="action")
+    def show_action(self, obj):
+        mode = (obj.params or {}).get("mode")
+        return f"{obj.get_action_display()} ({mode})" if mode else obj.get_action_display()
+
+    @display(description=_("status"), label=COMMAND_STATUS_COLORS, ordering="status")
+    def show_status(self, obj):
+        return obj.status, obj.get_status_display()

@@ -1,18 +1,22 @@
-"""Read-only printer endpoints for partners.
+"""Printer endpoints for partners.
 
 Printers belong to the lab. A partner sees only the printers staff marked
 `shared_with_partners` (and active), with their live state, jobs and transitions,
-and never a printer's host, port, serial or credentials.
+and never a printer's host, port, serial or credentials. With a write key a partner
+may pause, resume or stop the job of a shared printer or switch its light; the answer is
+the command row, which the partner polls until it succeeded, failed or expired.
 """
 
 from django.http import HttpRequest
-from ninja import Router
+from django.utils.translation import gettext as _
+from ninja import Router, Status
 from ninja.pagination import paginate
 
-from fablab.api_auth import tenant
+from fablab.api_auth import idempotency_key, tenant, write_key
 from fablab.api_pagination import Pagination
-from printers import selectors
-from printers.schemas import PrinterJobOut, PrinterOut, StateTransitionOut
+from fablab.exceptions import NotFound
+from printers import selectors, services
+from printers.schemas import PrinterCommandIn, PrinterCommandOut, PrinterJobOut, PrinterOut, StateTransitionOut
 
 router = Router(tags=["printers"])
 
@@ -41,3 +45,39 @@ def printer_jobs(request: HttpRequest, printer_id: int):
 def printer_transitions(request: HttpRequest, printer_id: int):
     printer = selectors.printer_get(printer_id=printer_id, partner=tenant(request))
     return selectors.printer_transition_list(printer=printer)
+
+
+@router.post("/{printer_id}/commands", response={202: PrinterCommandOut}, auth=write_key,
+             summary="Pause, resume or stop the job of a shared printer, or switch its light")
+def printer_command_create(request: HttpRequest, printer_id: int, payload: PrinterCommandIn):
+    """Needs a write key and an `Idempotency-Key` header (the same key again returns the same command).
+
+    The answer is the command: `pending` until the printer listener sends it to a Bambu printer, then
+    `sent`, then `succeeded` or `failed`; PrusaLink printers answer at once. 409 when the printer's
+    state does not allow the command (e.g. resume while printing).
+    """
+    printer = selectors.printer_get(printer_id=printer_id, partner=tenant(request))
+    key = idempotency_key(request)
+    command = services.printer_command_request(printer=printer, action=payload.action, light_on=payload.on,
+                                               organization=tenant(request), idempotency_key=key)
+    return Status(202, command)
+
+
+@router.get("/{printer_id}/commands", response=list[PrinterCommandOut],
+            summary="Your commands to a shared printer, newest first")
+@paginate(Pagination)
+def printer_commands(request: HttpRequest, printer_id: int):
+    printer = selectors.printer_get(printer_id=printer_id, partner=tenant(request))
+    services.commands_expire_unclaimed(printer=printer)
+    return selectors.printer_command_list(printer=printer, organization=tenant(request))
+
+
+@router.get("/{printer_id}/commands/{command_id}", response=PrinterCommandOut,
+            summary="One of your commands to a shared printer, to poll its status")
+def printer_command_detail(request: HttpRequest, printer_id: int, command_id: int):
+    command = selectors.printer_command_get(command_id=command_id, partner=tenant(request))
+    if command.printer_id != printer_id:
+        raise NotFound(_("Command %(id)s does not exist.") % {"id": command_id})
+    if services.commands_expire_unclaimed(printer=command.printer):
+        command.refresh_from_db()
+    return command

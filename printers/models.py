@@ -138,7 +138,10 @@ class TelemetrySample(models.Model):
                                 related_name="samples")
     at = models.DateTimeField(_("at"), db_index=True)
     nozzle_c = models.FloatField(_("nozzle (°C)"), null=True, blank=True)
+    nozzle_target_c = models.FloatField(_("nozzle target (°C)"), null=True, blank=True)
     bed_c = models.FloatField(_("bed (°C)"), null=True, blank=True)
+    bed_target_c = models.FloatField(_("bed target (°C)"), null=True, blank=True)
+    chamber_c = models.FloatField(_("chamber (°C)"), null=True, blank=True)
     progress_percent = models.FloatField(_("progress (%)"), null=True, blank=True)
 
     class Meta:
@@ -198,6 +201,11 @@ class PrinterCommand(models.Model):
                                 related_name="commands")
     action = models.CharField(_("action"), max_length=20, choices=CommandAction.choices)
     params = models.JSONField(_("parameters"), default=dict, blank=True)
+    # Set for commands a partner sent through the API; the same key from the same organization
+    # returns the first command instead of sending a second one.
+    organization = models.ForeignKey("fablab.Organization", verbose_name=_("requested by"), null=True,
+                                     blank=True, on_delete=models.SET_NULL, related_name="printer_commands")
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200, blank=True)
     status = models.CharField(_("status"), max_length=12, choices=CommandStatus.choices,
                               default=CommandStatus.PENDING, db_index=True)
     sequence_id = models.CharField(_("sequence id"), max_length=20, blank=True)
@@ -208,6 +216,10 @@ class PrinterCommand(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "idempotency_key"],
+                                    condition=~models.Q(idempotency_key=""), name="printers_command_idempotent"),
+        ]
         verbose_name = _("printer command")
         verbose_name_plural = _("printer commands")
 

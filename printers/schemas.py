@@ -1,6 +1,8 @@
 from datetime import datetime
+from typing import Literal
 
 from ninja import Schema
+from pydantic import ConfigDict, model_validator
 
 
 class PrinterOut(Schema):
@@ -69,3 +71,44 @@ class StateTransitionOut(Schema):
     to_state: str
     at: datetime
     reason: str
+
+
+class PrinterCommandIn(Schema):
+    """`light` needs `on` (true: on, false: off); the other actions take nothing else."""
+
+    action: Literal["pause", "resume", "stop", "light"]
+    on: bool | None = None
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _light_needs_on(self):
+        if self.action == "light" and self.on is None:
+            raise ValueError("light needs on: true or false")
+        if self.action != "light" and self.on is not None:
+            raise ValueError("only light takes on")
+        return self
+
+
+class PrinterCommandOut(Schema):
+    """A command and how far it got: pending → sent → succeeded / failed, or expired when nobody took it."""
+
+    id: int
+    printer_id: int
+    action: str
+    light_on: bool | None
+    status: str
+    error: str
+    created_at: datetime
+    sent_at: datetime | None
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_light_on(obj):
+        mode = (obj.params or {}).get("mode")
+        return None if mode is None else mode == "on"
+
+    @staticmethod
+    def resolve_error(obj) -> str:
+        host = obj.printer.host
+        return obj.error.replace(host, obj.printer.name) if host else obj.error

@@ -1,11 +1,13 @@
 """Every non-trivial read of the printers app."""
 
+from datetime import datetime
+
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from fablab.exceptions import NotFound
 from printers.choices import ACTIVE_STATES, Driver, JobOutcome, PrinterState
-from printers.models import Printer, PrinterJob, StateTransition
+from printers.models import Printer, PrinterCommand, PrinterJob, StateTransition, TelemetrySample
 
 
 def printers_to_poll() -> QuerySet[Printer]:
@@ -90,3 +92,61 @@ def printer_fleet() -> list[dict]:
             "last_error": live.last_error if live else "",
         })
     return cards
+
+
+# Telemetry columns a chart can draw, in the order they are drawn.
+TELEMETRY_FIELDS = ("nozzle_c", "nozzle_target_c", "bed_c", "bed_target_c", "chamber_c", "progress_percent")
+
+
+def printer_telemetry(*, printer: Printer, since: datetime, max_points: int = 360) -> dict[str, list]:
+    """The printer's samples since `since`, oldest first: {"at": [...], "<field>": [...]} per column.
+
+    A long window is thinned to at most `max_points` rows by averaging neighbours, so a 24 h chart
+    stays small whatever the sampling interval.
+    """
+    fields = list(TELEMETRY_FIELDS)
+    rows = list(TelemetrySample.objects.filter(printer=printer, at__gte=since).order_by("at")
+                .values_list("at", *fields))
+    if len(rows) > max_points > 0:
+        size = -(-len(rows) // max_points)
+        thinned = []
+        for start in range(0, len(rows), size):
+            chunk = rows[start:start + size]
+            averaged = [chunk[len(chunk) // 2][0]]
+            for column in range(1, len(fields) + 1):
+                values = [row[column] for row in chunk if row[column] is not None]
+                averaged.append(sum(values) / len(values) if values else None)
+            thinned.append(tuple(averaged))
+        rows = thinned
+    series = {"at": [row[0] for row in rows]}
+    for index, name in enumerate(fields, start=1):
+        series[name] = [row[index] for row in rows]
+    return series
+
+
+def printer_command_list(*, printer: Printer | None = None, organization=None) -> QuerySet[PrinterCommand]:
+    """Commands, newest first; `organization`: only those it requested through the API."""
+    qs = PrinterCommand.objects.select_related("printer").order_by("-created_at", "-id")
+    if printer is not None:
+        qs = qs.filter(printer=printer)
+    if organization is not None:
+        qs = qs.filter(organization=organization)
+    return qs
+
+
+def printer_command_get(*, command_id: int, partner) -> PrinterCommand:
+    """A command `partner` requested, on a printer still shared with partners; NotFound otherwise."""
+    command = (PrinterCommand.objects.select_related("printer")
+               .filter(pk=command_id, printer__in=printer_list(partner=partner),
+                       organization=partner).first())
+    if command is None:
+        raise NotFound(_("Command %(id)s does not exist.") % {"id": command_id})
+    return command
+
+
+def printers_for_publishing(*, changed_since: datetime | None = None) -> QuerySet[Printer]:
+    """Printers with their live state for Home Assistant; `changed_since`: only those updated after it."""
+    qs = Printer.objects.select_related("live").order_by("pk")
+    if changed_since is not None:
+        qs = qs.filter(Q(live__updated_at__gt=changed_since) | Q(updated_at__gt=changed_since))
+    return qs

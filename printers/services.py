@@ -179,8 +179,10 @@ def printer_apply_state(*, printer: Printer, state: NormalisedState, at: datetim
         live.last_report_at = at
         if live.last_sample_at is None or at - live.last_sample_at >= TELEMETRY_INTERVAL \
                 or previous_state != state.state:
-            TelemetrySample.objects.create(printer=printer, at=at, nozzle_c=state.nozzle_temp_c,
-                                           bed_c=state.bed_temp_c, progress_percent=state.progress_percent)
+            TelemetrySample.objects.create(
+                printer=printer, at=at, nozzle_c=state.nozzle_temp_c, nozzle_target_c=state.nozzle_target_c,
+                bed_c=state.bed_temp_c, bed_target_c=state.bed_target_c, chamber_c=state.chamber_temp_c,
+                progress_percent=state.progress_percent)
             live.last_sample_at = at
     live.save()
     return live
@@ -356,17 +358,9 @@ def bambu_command(*, printer: Printer, action: str, params: dict | None = None,
 
     if action not in CommandAction.values:
         raise InvalidInput(_("Unknown printer command %(action)s.") % {"action": action})
-    if not printer.is_active:
-        raise ApplicationError(_("%(name)s is inactive; activate it first.") % {"name": printer.name})
-    live = PrinterLiveState.objects.filter(printer=printer).first()
-    state = live.state if live else PrinterState.OFFLINE
-    if state == PrinterState.OFFLINE:
-        raise ApplicationError(_("%(name)s is offline.") % {"name": printer.name})
-    allowed = _COMMAND_STATES.get(action)
-    if allowed is not None and state not in allowed:
-        raise ApplicationError(_("%(name)s cannot %(action)s while %(state)s.") % {
-            "name": printer.name, "action": CommandAction(action).label.lower(),
-            "state": PrinterState(state).label.lower()})
+    refusal = command_refusal(printer=printer, action=action)
+    if refusal:
+        raise ApplicationError(refusal)
     command = PrinterCommand.objects.create(printer=printer, action=action, params=params or {})
     logger.info("Queued %s for printer %s (command %s).", action, printer.pk, command.pk)
     wait = (timeout if timeout is not None else float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS"))) \
@@ -414,3 +408,116 @@ def printer_ensure_live_state(*, printer: Printer) -> PrinterLiveState:
     """Every printer has its live-state row (the admin creates printers through the model form)."""
     live, _created = PrinterLiveState.objects.get_or_create(printer=printer)
     return live
+
+
+# --- Commands requested without waiting (the API) ----------------------------------------------
+
+CONTROL_ACTIONS = (CommandAction.PAUSE, CommandAction.RESUME, CommandAction.STOP, CommandAction.LIGHT)
+
+
+def command_refusal(*, printer: Printer, action: str, live: PrinterLiveState | None = None) -> str:
+    """Why `action` cannot be sent to `printer` now, as a sentence for the user; "" when it can."""
+    if action == CommandAction.LIGHT and printer.driver != Driver.BAMBU:
+        return _("Only Bambu printers have a light the app can switch.")
+    if not printer.is_active:
+        return _("%(name)s is inactive; activate it first.") % {"name": printer.name}
+    if live is None:
+        live = PrinterLiveState.objects.filter(printer=printer).first()
+    state = live.state if live else PrinterState.OFFLINE
+    if state == PrinterState.OFFLINE:
+        return _("%(name)s is offline.") % {"name": printer.name}
+    allowed = _COMMAND_STATES.get(action)
+    if allowed is not None and state not in allowed:
+        return _("%(name)s cannot %(action)s while %(state)s.") % {
+            "name": printer.name, "action": CommandAction(action).label.lower(),
+            "state": PrinterState(state).label.lower()}
+    return ""
+
+
+def _redact(message: str, printer: Printer) -> str:
+    """A driver's error without the printer's address (partners read command errors)."""
+    if printer.host:
+        message = message.replace(printer.host, printer.name)
+    return message[:500]
+
+
+def printer_command_request(*, printer: Printer, action: str, light_on: bool | None = None,
+                            organization=None, idempotency_key: str = "") -> PrinterCommand:
+    """Record one control command and hand it on without waiting for a Bambu printer's answer.
+
+    Bambu: the row stays pending until run_printers publishes it and records the outcome; the caller
+    polls the row. PrusaLink: the request goes to the printer over HTTP at once and the row holds
+    its outcome. With `organization` and `idempotency_key`, the same key sent again by the same
+    organization returns the first command and sends nothing; the key for another request is refused.
+    """
+    from printers.exceptions import PrinterConflict
+
+    if action not in CONTROL_ACTIONS:
+        raise InvalidInput(_("Unknown printer command %(action)s; use pause, resume, stop or light.")
+                           % {"action": action})
+    params: dict = {}
+    if action == CommandAction.LIGHT:
+        if light_on is None:
+            raise InvalidInput(_("Say whether the light goes on or off."))
+        params["mode"] = "on" if light_on else "off"
+    key = (idempotency_key or "").strip()
+    if len(key) > 200:
+        raise InvalidInput(_("The Idempotency-Key is too long (at most 200 characters)."))
+    with transaction.atomic():
+        Printer.objects.select_for_update().filter(pk=printer.pk).first()  # one request per printer at a time
+        if organization is not None and key:
+            earlier = PrinterCommand.objects.filter(organization=organization, idempotency_key=key).first()
+            if earlier is not None:
+                if earlier.printer_id != printer.pk or earlier.action != action \
+                        or earlier.params.get("mode") != params.get("mode"):
+                    raise PrinterConflict(_("This Idempotency-Key was already used for another command; "
+                                            "send a new key for a new command."))
+                return earlier
+        refusal = command_refusal(printer=printer, action=action)
+        if refusal:
+            raise PrinterConflict(refusal)
+        command = PrinterCommand.objects.create(printer=printer, action=action, params=params,
+                                                organization=organization, idempotency_key=key)
+    logger.info("Requested %s for printer %s (command %s).", action, printer.pk, command.pk)
+    if printer.driver == Driver.PRUSALINK:
+        _prusalink_execute(printer, command)
+    return command
+
+
+def _prusalink_execute(printer: Printer, command: PrinterCommand) -> None:
+    live = PrinterLiveState.objects.filter(printer=printer).first()
+    if live is None or not live.job_key:
+        command_finish(command=command, ok=False, error=_("The printer has no job."))
+        return
+    try:
+        client = prusalink_client(printer=printer)
+    except ApplicationError as exc:
+        command_finish(command=command, ok=False, error=_redact(exc.message, printer))
+        return
+    try:
+        command_mark_sent(command=command, sequence_id=str(live.job_key)[:20])
+        getattr(client, command.action)(live.job_key)
+    except ApplicationError as exc:
+        command_finish(command=command, ok=False, error=_redact(exc.message, printer))
+    else:
+        command_finish(command=command, ok=True)
+        printer_poll_prusalink(printer=printer, client=client)
+    finally:
+        client.close()
+
+
+def commands_expire_unclaimed(*, printer: Printer | None = None) -> int:
+    """Mark commands that run_printers can no longer take (or never answered) as expired; returns how many.
+
+    run_printers takes a pending command only within the command timeout plus the pick-up margin,
+    so a command still pending after that was never sent; one sent but without an outcome after
+    twice that will not get one. Safe to call often (one UPDATE each).
+    """
+    wait = timedelta(seconds=float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS")) + PICKUP_MARGIN_SECONDS)
+    now = timezone.now()
+    commands = PrinterCommand.objects.all() if printer is None else PrinterCommand.objects.filter(printer=printer)
+    expired = commands.filter(status=CommandStatus.PENDING, created_at__lt=now - wait).update(
+        status=CommandStatus.EXPIRED, finished_at=now, error="no printer listener picked the command up")
+    expired += commands.filter(status=CommandStatus.SENT, created_at__lt=now - 2 * wait).update(
+        status=CommandStatus.EXPIRED, finished_at=now, error="the printer listener recorded no outcome")
+    return expired
