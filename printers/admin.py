@@ -20,6 +20,7 @@ from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from printers import selectors, services
 from printers.admin_charts import Series, legend, line_chart
+from printers.admin_files import file_urls
 from printers.choices import (
     COMMAND_STATUS_COLORS,
     JOB_OUTCOME_COLORS,
@@ -120,7 +121,8 @@ class PrinterAdmin(ModelAdmin):
     ]
     inlines = [JobInline, TransitionInline]
     actions = ["pause_printers", "resume_printers", "stop_printers"]
-    actions_detail = ["detail_pause", "detail_resume", "detail_stop", "detail_light_on", "detail_light_off"]
+    actions_detail = ["detail_pause", "detail_resume", "detail_stop", "detail_light_on", "detail_light_off",
+                      "detail_files"]
     change_form_outer_before_template = "printers/admin/printer_panel.html"
 
     def get_queryset(self, request):
@@ -132,6 +134,7 @@ class PrinterAdmin(ModelAdmin):
             path("fleet.json", self.admin_site.admin_view(self.fleet_json), name="printers_fleet_json"),
             path("<int:object_id>/command/<str:command>/", self.admin_site.admin_view(self.command_view),
                  name="printers_printer_command"),
+            *file_urls(self),
             *super().get_urls(),
         ]
 
@@ -199,7 +202,12 @@ class PrinterAdmin(ModelAdmin):
         allowed = self._allowed_commands(request, object_id)
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_detail_"
         return [a for a in super().get_actions_detail(request, object_id)
-                if not a.action_name.startswith(prefix) or a.action_name.removeprefix(prefix) in allowed]
+                if a.action_name.removeprefix(prefix) not in ADMIN_COMMANDS
+                or a.action_name.removeprefix(prefix) in allowed]
+
+    @action(description=_("Files on the printer"), icon="folder_open", url_path="files-on-printer")
+    def detail_files(self, request, object_id):
+        return redirect("admin:printers_printer_files", object_id)
 
     @action(description=_("Pause"), icon="pause", url_path="pause", variant=ActionVariant.WARNING)
     def detail_pause(self, request, object_id):

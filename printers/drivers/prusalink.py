@@ -145,6 +145,21 @@ class PrusaLinkClient:
             ))
         return files
 
+    def storages(self) -> list[str]:
+        """Names of the available storages (e.g. ["usb"]) from /api/v1/storage."""
+        data = self._json("/api/v1/storage", action="list the storages")
+        names = []
+        for entry in sequence(data.get("storage_list"), "storage_list"):
+            entry = mapping(entry, "storage")
+            name = text(entry.get("name"), "storage.name") or text(entry.get("path"), "storage.path").strip("/")
+            if name and entry.get("available", True) is not False:
+                names.append(name)
+        return names
+
+    def file_info(self, *, storage: str = "usb", path: str) -> dict:
+        """One file's metadata (incl. `size`) from GET /api/v1/files/<storage>/<path>."""
+        return self._json(f"/api/v1/files/{quote(storage)}/{quote(path.strip('/'))}", action="read the file info")
+
     def download(self, ref: str, destination: BinaryIO, *, chunk_size: int = 64 * 1024) -> int:
         """Write the file behind `refs.download` (e.g. /usb/X~1.BGC) to `destination`; returns the byte count."""
         if not ref.startswith("/"):

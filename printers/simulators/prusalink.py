@@ -10,8 +10,9 @@ ETag/304 and downloads under /usb/<SFN>.
 
 Time is the simulator's own clock: `advance(seconds)` moves prints forward and ages nonces,
 so tests never sleep. Faults: `fault = "slow" | "reset" | "503" | None`, `power_off()` (connection
-refused) and `power_on()`. Tests control it through this Python handle only; there is no
-control endpoint a production client could reach.
+refused) and `power_on()`, `vanish_during_download(sfn)` (half the file, then a reset). Tests
+control it through this Python handle only; there is no control endpoint a production client
+could reach.
 
     with PrusaLinkSimulator(password="secret") as sim:
         sim.add_file("BENCHY~1.BGC", "benchy 0.4n.bgcode", b"...", print_seconds=600)
@@ -97,6 +98,7 @@ class PrusaLinkSimulator:
         self.fault: str | None = None
         self.clock = 0.0
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
+        self.vanishing: set[str] = set()
         self.sim = SimState()
         self._nonces: dict[str, _Nonce] = {}
         self._lock = threading.RLock()
@@ -151,6 +153,15 @@ class PrusaLinkSimulator:
             sim_file = SimFile(sfn=sfn, lfn=lfn, content=content, print_seconds=print_seconds, read_only=read_only)
             self.sim.files[sfn] = sim_file
             return sim_file
+
+    def remove_file(self, sfn: str) -> None:
+        with self._lock:
+            self.sim.files.pop(sfn, None)
+
+    def vanish_during_download(self, sfn: str) -> None:
+        """The next download of `sfn` announces the whole file, sends half, then the file is gone."""
+        with self._lock:
+            self.vanishing.add(sfn)
 
     def start_print(self, sfn: str) -> SimJob:
         with self._lock:
@@ -330,11 +341,25 @@ class _Handler(BaseHTTPRequestHandler):
             sim_file = sim.files.get(match.group(1))
             if sim_file is None:
                 return self._json(404, {"title": "Not Found"})
+            if sim_file.sfn in self.simulator.vanishing:
+                return self._vanish(sim_file)
             return self._send(200, sim_file.content, content_type="application/octet-stream",
                               headers={"Content-Disposition": f'attachment; filename="{sim_file.sfn}"'})
         if re.fullmatch(r"/thumb/[sl]/usb/[^/]+", path) and method == "GET":
             return self._send(200, PNG_1PX, content_type="image/png")
         return self._json(404, {"title": "Not Found"})
+
+    def _vanish(self, sim_file: SimFile) -> None:
+        self.simulator.vanishing.discard(sim_file.sfn)
+        self.simulator.sim.files.pop(sim_file.sfn, None)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(sim_file.content)))
+        self.end_headers()
+        self.wfile.write(sim_file.content[: len(sim_file.content) // 2])
+        self.wfile.flush()
+        self.simulator.requests.append((self.command, self.path, 200))
+        self._reset()
 
     def _status(self) -> dict:
         sim = self.simulator.sim

@@ -1,0 +1,130 @@
+"""Admin pages for the files on a printer: the list, and "download to catalog" per file.
+
+`file_urls(model_admin)` returns the URL patterns for `PrinterAdmin.get_urls`:
+
+- `<id>/files/` (name `printers_printer_files`): the files on the printer, newest first, each
+  importable file with a button; one select above the table picks the target catalog variant
+  (empty: a new model named after the file);
+- `<id>/files/import/` (name `printers_printer_files_import`): POST only, CSRF-protected; calls
+  `printers.files.printer_file_import` and returns to the list with a message.
+
+Viewing needs the view permission on printers; importing also needs the change permission on
+printers and the catalog's permission to add versions (and models, for a new model).
+"""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from catalog import selectors as catalog_selectors
+from fablab.exceptions import ApplicationError
+from printers import files
+
+IMPORT_PERMISSIONS = ("catalog.add_variantversion",)
+NEW_MODEL_PERMISSIONS = ("catalog.add_model", "catalog.add_modelvariant")
+
+
+class FileImportForm(forms.Form):
+    path = forms.CharField(max_length=files.MAX_PATH_LENGTH, strip=False)
+    variant = forms.ModelChoiceField(
+        label=gettext_lazy("Add to"), required=False, queryset=None,
+        empty_label=gettext_lazy("A new model named after the file"),
+        help_text=gettext_lazy("The catalog variant that gets the file as its next version."),
+        widget=forms.Select(attrs={"class": "border border-base-200 dark:border-base-700 rounded-default px-2 py-1 "
+                                            "bg-white dark:bg-base-900 max-w-full"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["variant"].queryset = catalog_selectors.variant_list()
+
+
+def _printer(model_admin, request, object_id, *, change: bool = False):
+    printer = model_admin.get_object(request, str(object_id))
+    if printer is None:
+        raise Http404(_("No such printer."))
+    allowed = (model_admin.has_change_permission(request, printer) if change
+               else model_admin.has_view_permission(request, printer))
+    if not allowed:
+        raise PermissionDenied
+    return printer
+
+
+def _may_import(model_admin, request, printer) -> bool:
+    return model_admin.has_change_permission(request, printer) and request.user.has_perms(IMPORT_PERMISSIONS)
+
+
+def files_view(model_admin, request, object_id):
+    printer = _printer(model_admin, request, object_id)
+    error = ""
+    try:
+        printer_files = files.printer_files_list(printer=printer)
+    except ApplicationError as exc:
+        printer_files, error = [], exc.message
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Files on %(printer)s") % {"printer": printer.name},
+        "opts": model_admin.model._meta,
+        "original": printer,
+        "printer": printer,
+        "files": printer_files,
+        "error": error,
+        "form": FileImportForm(),
+        "may_import": _may_import(model_admin, request, printer),
+        "import_url": reverse("admin:printers_printer_files_import", args=[printer.pk]),
+        "change_url": reverse("admin:printers_printer_change", args=[printer.pk]),
+    }
+    return TemplateResponse(request, "printers/admin/files.html", context)
+
+
+def file_import_view(model_admin, request, object_id):
+    printer = _printer(model_admin, request, object_id, change=True)
+    if not _may_import(model_admin, request, printer):
+        raise PermissionDenied
+    back = reverse("admin:printers_printer_files", args=[printer.pk])
+    form = FileImportForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            label = (form.fields[field].label or field) if field in form.fields else field
+            messages.error(request, f"{label}: {' '.join(errors)}")
+        return HttpResponseRedirect(back)
+    variant = form.cleaned_data["variant"]
+    if variant is None and not request.user.has_perms(NEW_MODEL_PERMISSIONS):
+        raise PermissionDenied
+    try:
+        version = files.printer_file_import(printer=printer, path=form.cleaned_data["path"], user=request.user,
+                                            variant=variant)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return HttpResponseRedirect(back)
+    variant = version.variant
+    messages.success(request, format_html(
+        _("{name} is now version {number} of <a href=\"{url}\">{variant}</a>."),
+        name=version.sliced_file.original_name, number=version.number, variant=str(variant),
+        url=reverse("admin:catalog_modelvariant_change", args=[variant.pk]),
+    ))
+    return HttpResponseRedirect(back)
+
+
+def file_urls(model_admin) -> list:
+    """The URL patterns of the file pages, for PrinterAdmin.get_urls (before the admin's own)."""
+    site = model_admin.admin_site
+
+    def list_view(request, object_id):
+        return files_view(model_admin, request, object_id)
+
+    def import_view(request, object_id):
+        return file_import_view(model_admin, request, object_id)
+
+    return [
+        path("<int:object_id>/files/", site.admin_view(list_view), name="printers_printer_files"),
+        path("<int:object_id>/files/import/", site.admin_view(require_POST(import_view)),
+             name="printers_printer_files_import"),
+    ]

@@ -1,0 +1,92 @@
+"""Printer file endpoints for the lab's own integrations (API keys of the organization of kind 'lab').
+
+`files_router` is mounted next to the printers router (`api.add_router("/printers", files_router)`):
+
+- GET  /printers/{id}/files: the files on the printer's storage (a read key of the lab);
+- POST /printers/{id}/files/import: download one into the catalog (a write key of the lab);
+  body `{"path": "/cache/cube.gcode.3mf", "variant_id": 12}`, without `variant_id` a new model
+  named after the file is made. The answer is the new version with its metadata status.
+
+Partners' keys are refused (403): a printer's storage is the lab's, shared printers or not.
+"""
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from ninja import Router, Schema, Status
+
+from catalog import selectors as catalog_selectors
+from fablab.api_auth import ApiKeyAuth
+from fablab.choices import ApiKeyScope, OrganizationKind
+from fablab.exceptions import PermissionDenied
+from fablab.models import ApiKey
+from printers import files, selectors
+
+
+class LabFilesKeyAuth(ApiKeyAuth):
+    """A key of the lab's own organization; `scope` as for every key."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+        api_key = super().authenticate(request, key)
+        if api_key is not None and api_key.organization.kind != OrganizationKind.LAB:
+            raise PermissionDenied(_("Only the lab's own API keys (an organization of kind 'lab') may read or fetch "
+                                     "the files on printers."))
+        return api_key
+
+
+lab_read_key = LabFilesKeyAuth(ApiKeyScope.READ)
+lab_write_key = LabFilesKeyAuth(ApiKeyScope.WRITE)
+
+
+class PrinterFileOut(Schema):
+    path: str
+    name: str
+    size_bytes: int | None
+    modified: datetime | None
+    folder: str
+    downloadable: bool
+
+
+class PrinterFileImportIn(Schema):
+    path: str
+    variant_id: int | None = None
+
+
+class PrinterFileImportOut(Schema):
+    model_id: int
+    variant_id: int
+    version: int
+    sliced_file_id: int
+    sha256: str
+    status: str
+    metadata: dict
+
+
+files_router = Router(tags=["printer files"])
+
+
+@files_router.get("/{printer_id}/files", response=list[PrinterFileOut], auth=lab_read_key,
+                  summary="The files on a printer's storage, newest first")
+def printer_files(request: HttpRequest, printer_id: int):
+    """503 when the printer cannot be reached, 502 when it refuses the stored credentials."""
+    printer = selectors.printer_get(printer_id=printer_id)
+    return files.printer_files_list(printer=printer)
+
+
+@files_router.post("/{printer_id}/files/import", response={201: PrinterFileImportOut}, auth=lab_write_key,
+                   summary="Download a file from a printer into the catalog")
+def printer_file_import(request: HttpRequest, printer_id: int, payload: PrinterFileImportIn):
+    """`path` as the file list gives it. 404 when the file is not on the printer (any more), 422 for a path
+    that is not one the printer lists or a file the catalog refuses (too large, wrong type), 409 when it is
+    identical to the variant's current version or another transfer with the printer is running."""
+    printer = selectors.printer_get(printer_id=printer_id)
+    variant = catalog_selectors.variant_get(variant_id=payload.variant_id) if payload.variant_id else None
+    version = files.printer_file_import(printer=printer, path=payload.path, user=request.auth.created_by,
+                                        variant=variant)
+    sliced = version.sliced_file
+    return Status(201, {
+        "model_id": version.variant.model_id, "variant_id": version.variant_id, "version": version.number,
+        "sliced_file_id": sliced.pk, "sha256": sliced.sha256, "status": sliced.status,
+        "metadata": sliced.metadata,
+    })

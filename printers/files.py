@@ -1,0 +1,313 @@
+"""Files on a printer's storage: list them, and download one into the catalog.
+
+Driver-independent: Bambu printers are read over implicit FTPS (`drivers.bambu.ftps`, folders
+/, /cache, /model, /timelapse), PrusaLink printers over HTTP (`drivers.prusalink`, each storage's
+root, files fetched through their `refs.download`). A file path is what `printer_files_list`
+returns (`/cache/cube.gcode.3mf`, `/usb/CUBE~1.BGC`); an import accepts only a path the printer
+lists at that moment, so a made-up path (`/../etc/passwd`, `/usb/../x`) never reaches the printer.
+
+An import downloads into a temporary file (removed whatever happens), refuses files larger than
+the catalog's CATALOG_MAX_UPLOAD_BYTES while they arrive, and hands the complete file to
+`catalog.services.variant_upload_sliced_file`, which stores it, deduplicates by SHA-256 and
+reads its metadata (at once or in the background). With no variant given, a new catalog model
+named after the file is made, with one variant; a refused upload leaves neither behind.
+
+Settings (read at call time): BAMBU_FTPS_PORT (990), PRINTER_FILES_TIMEOUT_SECONDS (20),
+PRINTER_FILES_LOCK_WAIT_SECONDS (5): one transfer per printer at a time (printers.md §1.9);
+another one waits that long, then is refused.
+"""
+
+import logging
+import posixpath
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files import File
+from django.db import transaction
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from catalog import services as catalog_services
+from catalog.models import ModelVariant, VariantVersion
+from fablab.exceptions import InvalidInput, NotFound
+from printers import conf, services
+from printers.choices import Driver
+from printers.drivers.bambu import ftps
+from printers.exceptions import PrinterConflict, PrinterUnreachable
+from printers.models import Printer
+
+logger = logging.getLogger(__name__)
+
+MAX_PATH_LENGTH = 512
+LOCK_EXPIRY_SECONDS = 15 * 60  # frees a printer whose transfer's process died without releasing it
+
+
+@dataclass(frozen=True)
+class PrinterFile:
+    path: str  # what printer_file_import takes, e.g. /cache/cube.gcode.3mf or /usb/CUBE~1.BGC
+    name: str  # the name people know (PrusaLink's long name), used for the catalog
+    size_bytes: int | None  # None where the printer does not say in its listing (PrusaLink)
+    modified: datetime | None  # aware (UTC)
+    folder: str
+    downloadable: bool  # a finished file the catalog takes
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def _catalog_suffix(name: str) -> str | None:
+    lowered = name.lower()
+    for suffix in sorted(catalog_services.ACCEPTED_SUFFIXES, key=len, reverse=True):
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            return suffix
+    return None
+
+
+def _too_large(name: str, size: int | None, limit: int) -> InvalidInput:
+    if size is None:
+        return InvalidInput(_("%(name)s is larger than %(limit).0f MB, the most the catalog takes "
+                              "(CATALOG_MAX_UPLOAD_MB). Nothing was stored.") % {"name": name, "limit": limit / 1e6})
+    return InvalidInput(_("%(name)s is %(size).1f MB; the catalog takes at most %(limit).0f MB "
+                          "(CATALOG_MAX_UPLOAD_MB). Nothing was stored.")
+                        % {"name": name, "size": size / 1e6, "limit": limit / 1e6})
+
+
+class _LimitedWriter:
+    """Writes to `target` until more than `limit` bytes arrive, then refuses (ending the transfer)."""
+
+    def __init__(self, target, *, limit: int, name: str):
+        self.target, self.limit, self.name = target, limit, name
+        self.written = 0
+
+    def write(self, chunk: bytes) -> int:
+        self.written += len(chunk)
+        if self.written > self.limit:
+            raise _too_large(self.name, None, self.limit)
+        return self.target.write(chunk)
+
+
+def clean_path(path) -> str:
+    """The path as the printer lists it, or InvalidInput for anything that is not a plain absolute path."""
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidInput(_("Name a file on the printer, e.g. /cache/cube.gcode.3mf (see the file list)."))
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidInput(_("The path is too long (at most %(max)s characters).") % {"max": MAX_PATH_LENGTH})
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path) or "\\" in path:
+        raise InvalidInput(_("The path contains control characters or backslashes; copy it from the file list."))
+    parts = path.split("/")
+    if not path.startswith("/") or any(part in ("", ".", "..") for part in parts[1:]):
+        raise InvalidInput(_("%(path)s is not a path the printer lists: use an absolute path such as "
+                             "/cache/cube.gcode.3mf, without '.', '..' or empty parts.") % {"path": path})
+    return path
+
+
+@contextmanager
+def _one_transfer(printer: Printer) -> Iterator[None]:
+    """One file session per printer at a time (the printers accept very few connections).
+
+    Across processes when the cache is shared (Redis in production); per process otherwise.
+    """
+    key = f"printers:files:{printer.pk}"
+    token = secrets.token_hex(8)
+    deadline = time.monotonic() + float(_setting("PRINTER_FILES_LOCK_WAIT_SECONDS", 5))
+    while not cache.add(key, token, timeout=LOCK_EXPIRY_SECONDS):
+        if time.monotonic() >= deadline:
+            raise PrinterConflict(_("Another file transfer with %(printer)s is running. Try again when it is "
+                                    "done.") % {"printer": printer.name})
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        if cache.get(key) == token:
+            cache.delete(key)
+
+
+# --- Bambu ---------------------------------------------------------------------------------------
+
+
+def _bambu_storage(printer: Printer) -> ftps.BambuStorage:
+    if not printer.serial:
+        raise InvalidInput(_("%(printer)s has no serial number; enter it (the printer's certificate is named "
+                             "after it).") % {"printer": printer.name})
+    credentials = services.printer_get_credentials(printer=printer)
+    return ftps.BambuStorage(
+        host=printer.host, port=int(_setting("BAMBU_FTPS_PORT", ftps.FTPS_PORT)), serial=printer.serial,
+        access_code=credentials.secret, ca_file=conf.value("BAMBU_CA_FILE"),
+        timeout=float(_setting("PRINTER_FILES_TIMEOUT_SECONDS", 20)),
+    )
+
+
+def _from_entry(entry: ftps.StorageEntry) -> PrinterFile:
+    return PrinterFile(path=entry.path, name=entry.name, size_bytes=entry.size_bytes, modified=entry.modified,
+                       folder=entry.folder, downloadable=_catalog_suffix(entry.name) is not None)
+
+
+def _bambu_list(printer: Printer) -> list[PrinterFile]:
+    with _bambu_storage(printer) as storage:
+        return [_from_entry(entry) for entry in storage.list_files(ftps.FOLDERS)]
+
+
+def _bambu_fetch(printer: Printer, path: str, destination_for) -> PrinterFile:
+    folder = posixpath.dirname(path) or "/"
+    if folder not in ftps.FOLDERS:
+        raise NotFound(_("%(path)s is not in a folder the app reads (%(folders)s).")
+                       % {"path": path, "folders": ", ".join(ftps.FOLDERS)})
+    with _bambu_storage(printer) as storage:
+        printer_file = _pick(printer, [_from_entry(entry) for entry in storage.list_folder(folder)], path)
+        destination = destination_for(printer_file)
+        storage.download(printer_file.path, destination, expected_size=printer_file.size_bytes)
+    return printer_file
+
+
+# --- PrusaLink -----------------------------------------------------------------------------------
+
+
+def _from_timestamp(value: int | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _prusalink_files(client, storage: str) -> list[PrinterFile]:
+    files = []
+    for remote in client.files(storage=storage):
+        if remote.type.upper() == "FOLDER":
+            continue
+        path = remote.download if remote.download.startswith(f"/{storage}/") else f"/{storage}/{remote.name}"
+        files.append(PrinterFile(
+            path=path, name=remote.display_name or remote.name, size_bytes=None,
+            modified=_from_timestamp(remote.m_timestamp),
+            folder=f"/{storage}", downloadable=bool(remote.download) and _catalog_suffix(
+                remote.display_name or remote.name) is not None,
+        ))
+    return files
+
+
+def _prusalink_list(printer: Printer) -> list[PrinterFile]:
+    client = services.prusalink_client(printer=printer)
+    try:
+        return [f for storage in client.storages() for f in _prusalink_files(client, storage)]
+    finally:
+        client.close()
+
+
+def _prusalink_fetch(printer: Printer, path: str, destination_for) -> PrinterFile:
+    storage = path.split("/")[1]
+    client = services.prusalink_client(printer=printer)
+    try:
+        if storage not in client.storages():
+            raise NotFound(_("%(printer)s has no storage %(storage)s.") % {"printer": printer.name,
+                                                                          "storage": storage})
+        printer_file = _pick(printer, _prusalink_files(client, storage), path)
+        info = client.file_info(storage=storage, path=path.split("/", 2)[2])
+        size = info.get("size")
+        if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+            printer_file = replace(printer_file, size_bytes=size)
+        destination = destination_for(printer_file)
+        try:
+            written = client.download(printer_file.path, destination)
+        except PrinterUnreachable:  # it answered the listing a moment ago: the transfer itself failed
+            raise PrinterUnreachable(_broke_off(path, destination.written, printer_file.size_bytes)) from None
+    finally:
+        client.close()
+    if printer_file.size_bytes is not None and written != printer_file.size_bytes:
+        raise PrinterUnreachable(_broke_off(path, written, printer_file.size_bytes))
+    return printer_file
+
+
+def _broke_off(path: str, written: int, size: int | None) -> str:
+    return _("The download of %(path)s broke off after %(got)s of %(size)s bytes: the file changed or vanished on "
+             "the printer, or the connection dropped. Refresh the list and try again.") % {
+        "path": path, "got": written, "size": size if size is not None else "?"}
+
+
+# --- shared --------------------------------------------------------------------------------------
+
+
+def _pick(printer: Printer, files: list[PrinterFile], path: str) -> PrinterFile:
+    for printer_file in files:
+        if printer_file.path == path:
+            if not printer_file.downloadable:
+                raise InvalidInput(_("%(name)s cannot go into the catalog: it takes finished .gcode, .bgcode, "
+                                     ".3mf, .gcode.3mf and .stl files.") % {"name": printer_file.name})
+            return printer_file
+    raise NotFound(_("%(path)s is not on %(printer)s (any more). Refresh the file list.")
+                   % {"path": path, "printer": printer.name})
+
+
+def _driver(printer: Printer) -> str:
+    if printer.driver not in (Driver.BAMBU, Driver.PRUSALINK):
+        raise InvalidInput(_("%(printer)s has no file storage the app can read.") % {"printer": printer.name})
+    return printer.driver
+
+
+def printer_files_list(*, printer: Printer) -> list[PrinterFile]:
+    """The files on the printer's storage, newest first."""
+    driver = _driver(printer)
+    with _one_transfer(printer):
+        files = _bambu_list(printer) if driver == Driver.BAMBU else _prusalink_list(printer)
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(files, key=lambda f: (f.modified or oldest, f.path), reverse=True)
+
+
+def _stem(name: str) -> str:
+    suffix = _catalog_suffix(name)
+    stem = name[: -len(suffix)] if suffix else name
+    return " ".join(stem.replace("_", " ").split())[:200] or name[:200]
+
+
+def _new_variant(*, name: str, user) -> ModelVariant:
+    stem = _stem(name)
+    model = catalog_services.model_create(name=stem, created_by=user)
+    base = (slugify(stem).upper()[:40].strip("-_") or "PRINT")
+    for _attempt in range(5):
+        sku = f"{base}-{secrets.token_hex(3).upper()}"
+        if not ModelVariant.objects.filter(sku__iexact=sku).exists():
+            return catalog_services.variant_create(model=model, name=_("Standard"), sku=sku)
+    raise PrinterConflict(_("No free SKU could be found for %(name)s; create the variant first.") % {"name": stem})
+
+
+def printer_file_import(*, printer: Printer, path: str, user, variant: ModelVariant | None = None) -> VariantVersion:
+    """Download the file at `path` from the printer and add it to the catalog as a new version.
+
+    `variant`: the catalog variant that gets the version; None makes a new model named after
+    the file with one variant. Nothing is stored when the file is refused, too large, vanishes
+    or the connection breaks.
+    """
+    path = clean_path(path)
+    driver = _driver(printer)
+    limit = settings.CATALOG_MAX_UPLOAD_BYTES
+    with tempfile.NamedTemporaryFile(prefix="fablab-printer-file-", dir=settings.FILE_UPLOAD_TEMP_DIR) as temp:
+        def destination_for(printer_file: PrinterFile) -> _LimitedWriter:
+            if printer_file.size_bytes is not None and printer_file.size_bytes > limit:
+                raise _too_large(printer_file.name, printer_file.size_bytes, limit)
+            return _LimitedWriter(temp, limit=limit, name=printer_file.name)
+
+        with _one_transfer(printer):
+            fetch = _bambu_fetch if driver == Driver.BAMBU else _prusalink_fetch
+            printer_file = fetch(printer, path, destination_for)
+        temp.flush()
+        temp.seek(0)
+        upload = File(temp, name=printer_file.name)
+        note = _("Downloaded from printer %(printer)s: %(path)s") % {"printer": printer.name, "path": path}
+        with transaction.atomic():
+            target = variant if variant is not None else _new_variant(name=printer_file.name, user=user)
+            version = catalog_services.variant_upload_sliced_file(variant=target, upload=upload, change_note=note,
+                                                                  uploaded_by=user)
+    logger.info("Printer %s: %s imported as version %s of variant %s.", printer.pk, path, version.number,
+                version.variant_id)
+    return version
