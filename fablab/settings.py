@@ -247,6 +247,10 @@ PRINTER_CREDENTIALS_KEY = env_str("PRINTER_CREDENTIALS_KEY")
 PRUSALINK_POLL_SECONDS = env_int("PRUSALINK_POLL_SECONDS", 30)
 PRINTER_HTTP_TIMEOUT_SECONDS = env_int("PRINTER_HTTP_TIMEOUT_SECONDS", 5)
 PRINTER_TELEMETRY_RETENTION_DAYS = env_int("PRINTER_TELEMETRY_RETENTION_DAYS", 30)
+# Files on printers (listing and download into the catalog): one transfer per printer at a time.
+BAMBU_FTPS_PORT = env_int("BAMBU_FTPS_PORT", 990)
+PRINTER_FILES_TIMEOUT_SECONDS = env_int("PRINTER_FILES_TIMEOUT_SECONDS", 20)
+PRINTER_FILES_LOCK_WAIT_SECONDS = env_int("PRINTER_FILES_LOCK_WAIT_SECONDS", 5)
 # Bambu Lab over MQTT (run_printers); see printers/conf.py for what each does.
 BAMBU_CA_FILE = env_str("BAMBU_CA_FILE")
 BAMBU_PLAIN_MQTT_PORTS = tuple(int(port) for port in env_list("BAMBU_PLAIN_MQTT_PORTS", ["1883"]))

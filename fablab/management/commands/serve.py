@@ -51,6 +51,8 @@ class Command(BaseCommand):
                 "printer simulators": start("simulate_printers", "--bambu", "2", "--prusa", "1", "--auto-jobs"),
                 "printer listener": start("run_printers"),
             }
+            if settings.HOME_ASSISTANT_MQTT_URL:
+                optional["Home Assistant publisher"] = start("publish_home_assistant")
         # A supervisor's SIGTERM stops everything just like Ctrl-C does.
         signal.signal(signal.SIGTERM, _interrupt)
         self.stdout.write(self.style.SUCCESS(f"fablab is running at http://{addr}/  (Ctrl-C stops it)"))
