@@ -256,6 +256,8 @@ BAMBU_CA_FILE = env_str("BAMBU_CA_FILE")
 BAMBU_PLAIN_MQTT_PORTS = tuple(int(port) for port in env_list("BAMBU_PLAIN_MQTT_PORTS", ["1883"]))
 BAMBU_WATCHDOG_SECONDS = float(env_int("BAMBU_WATCHDOG_SECONDS", 60))
 BAMBU_COMMAND_TIMEOUT_SECONDS = float(env_int("BAMBU_COMMAND_TIMEOUT_SECONDS", 5))
+BAMBU_CONNECTS_PER_SECOND = float(env_int("BAMBU_CONNECTS_PER_SECOND", 25))
+BAMBU_CONNECT_THREADS = env_int("BAMBU_CONNECT_THREADS", 4)
 PRINTER_STATE_WRITE_SECONDS = float(env_int("PRINTER_STATE_WRITE_SECONDS", 5))
 
 # --- Internationalisation and time ---------------------------------------------------

@@ -11,6 +11,9 @@ in Django settings without this app's code changing:
 - BAMBU_KEEPALIVE_SECONDS, BAMBU_WATCHDOG_SECONDS (no report for that long → offline),
   BAMBU_BACKOFF_MIN_SECONDS / BAMBU_BACKOFF_MAX_SECONDS (reconnect delays, doubled with jitter),
   BAMBU_COMMAND_TIMEOUT_SECONDS (wait for a command's acknowledgement or effect),
+- BAMBU_CONNECTS_PER_SECOND: new printer connections (TCP + TLS + MQTT connect) run_printers opens
+  per second at most, so that a restart with hundreds of printers comes up in a steady stream;
+  BAMBU_CONNECT_THREADS: how many of those connects may wait on the network at the same time.
 - PRINTER_STATE_WRITE_SECONDS: run_printers writes a printer's unchanged state (telemetry) at most
   this often; state changes are written at once. PRINTER_RECONCILE_SECONDS: how often run_printers
   re-reads the printer list.
@@ -26,6 +29,8 @@ DEFAULTS = {
     "BAMBU_BACKOFF_MIN_SECONDS": 1.0,
     "BAMBU_BACKOFF_MAX_SECONDS": 30.0,
     "BAMBU_COMMAND_TIMEOUT_SECONDS": 5.0,
+    "BAMBU_CONNECTS_PER_SECOND": 25.0,
+    "BAMBU_CONNECT_THREADS": 4,
     "PRINTER_STATE_WRITE_SECONDS": 5.0,
     "PRINTER_RECONCILE_SECONDS": 5.0,
 }

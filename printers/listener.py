@@ -1,15 +1,18 @@
 """The printer listener behind `manage.py run_printers`: one MQTT connection per active Bambu printer.
 
-Threads: each `BambuConnection` runs its own network thread and only puts events on a queue.
-Everything that touches the database happens in `Listener.step()`, on one thread:
+Threads: the connections share one network loop (`MqttNetwork`: one thread for the I/O of every
+connection, a few connector threads for TLS handshakes, at most BAMBU_CONNECTS_PER_SECOND new
+connections a second) and only put events on a queue. Everything that touches the database
+happens in `Listener.step()`, on one thread:
 
 - reconcile (every PRINTER_RECONCILE_SECONDS): start a connection for each active Bambu printer with
   a serial and credentials, restart it when its host, port, serial or credentials change, stop it
   when the printer is deactivated or deleted — no restart of the process needed;
 - states: a changed state (state, job, errors) is written at once through
-  `services.printer_apply_state`, in arrival order, so no transition is lost or merged away; reports
+  `services.printer_apply_state`, in arrival order, so no transition is lost or merged away; the
+  changes of one step share one transaction, committed before anything else is written. Reports
   that change only telemetry are coalesced to the newest and written at most every
-  PRINTER_STATE_WRITE_SECONDS per printer; all writes of one step share one transaction;
+  PRINTER_STATE_WRITE_SECONDS per printer, oldest first, within TELEMETRY_STEP_SECONDS of each step;
 - commands: pending PrinterCommand rows are published on the printer's connection; the
   acknowledgement (matched by sequence_id) finishes them; without one after
   BAMBU_COMMAND_TIMEOUT_SECONDS a command still succeeds when the printer visibly reacted, and fails
@@ -29,11 +32,14 @@ from django.utils.translation import gettext as _
 from fablab.exceptions import ApplicationError
 from printers import conf, services
 from printers.choices import CommandStatus, Driver
-from printers.drivers.bambu.client import AckEvent, BambuConnection, OfflineEvent, StateEvent
+from printers.drivers.bambu.client import AckEvent, BambuConnection, MqttNetwork, OfflineEvent, StateEvent
 from printers.models import Printer, PrinterCommand
 from printers.state import NormalisedState, offline_state
 
 logger = logging.getLogger(__name__)
+
+# Time one step may spend writing telemetry-only updates (a step runs about ten times a second).
+TELEMETRY_STEP_SECONDS = 0.05
 
 
 @dataclass
@@ -62,19 +68,30 @@ def _state_key(state: NormalisedState) -> tuple:
 
 
 class Listener:
-    def __init__(self, *, connection_factory=BambuConnection) -> None:
+    def __init__(self, *, connection_factory=BambuConnection, network: MqttNetwork | None = None) -> None:
         self.connection_factory = connection_factory
+        self.network = network
         self.slots: dict[int, _PrinterSlot] = {}
+        self._dirty: set[int] = set()  # printers with pending states
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.in_flight: dict[tuple[int, str], _InFlight] = {}
         self._last_reconcile = float("-inf")
-        self.stats = {"reports": 0, "writes": 0, "transitions": 0, "commands": 0, "errors": 0}
+        # busy_seconds: time spent in step(), the listener's own load (compare with wall-clock time).
+        self.stats = {"reports": 0, "writes": 0, "transitions": 0, "commands": 0, "errors": 0, "busy_seconds": 0.0}
 
     # -- connections --
 
     @staticmethod
     def _fingerprint(printer: Printer) -> tuple:
         return (printer.host, printer.effective_port, printer.serial, bytes(printer.credentials_ciphertext))
+
+    def _network(self) -> MqttNetwork:
+        if self.network is None or not self.network.running:
+            self.network = MqttNetwork(
+                name="bambu", connects_per_second=float(conf.value("BAMBU_CONNECTS_PER_SECOND")),
+                connect_threads=int(conf.value("BAMBU_CONNECT_THREADS")),
+            ).start()
+        return self.network
 
     def _connect(self, printer: Printer) -> BambuConnection | None:
         try:
@@ -90,7 +107,7 @@ class Listener:
             keepalive=int(conf.value("BAMBU_KEEPALIVE_SECONDS")),
             watchdog_seconds=float(conf.value("BAMBU_WATCHDOG_SECONDS")),
             backoff_min=float(conf.value("BAMBU_BACKOFF_MIN_SECONDS")),
-            backoff_max=float(conf.value("BAMBU_BACKOFF_MAX_SECONDS")),
+            backoff_max=float(conf.value("BAMBU_BACKOFF_MAX_SECONDS")), network=self._network(),
         ).start()
 
     def reconcile(self) -> None:
@@ -114,6 +131,7 @@ class Listener:
 
     def _drop_slot(self, printer_id: int) -> None:
         slot = self.slots.pop(printer_id)
+        self._dirty.discard(printer_id)
         slot.connection.stop(timeout=2)
         self._flush_slot(slot)
         for key in [k for k in self.in_flight if k[0] == printer_id]:
@@ -124,13 +142,17 @@ class Listener:
     # -- the step --
 
     def step(self, *, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if now - self._last_reconcile >= float(conf.value("PRINTER_RECONCILE_SECONDS")):
-            self.reconcile()
-        self._drain_events()
-        self._take_commands()
-        self._expire_commands(now)
-        self.flush(now=now)
+        started = time.monotonic()
+        now = started if now is None else now
+        try:
+            if now - self._last_reconcile >= float(conf.value("PRINTER_RECONCILE_SECONDS")):
+                self.reconcile()
+            self._drain_events()
+            self._take_commands()
+            self._expire_commands(now)
+            self.flush(now=now)
+        finally:
+            self.stats["busy_seconds"] = round(self.stats["busy_seconds"] + time.monotonic() - started, 3)
 
     def _drain_events(self) -> None:
         while True:
@@ -145,8 +167,10 @@ class Listener:
                 self.stats["reports"] += 1
                 slot.control, slot.signature_required = event.fingerprint, event.signature_required
                 self._queue_state(slot, event.state, event.at)
+                self._dirty.add(event.printer_id)
             elif isinstance(event, OfflineEvent):
                 self._queue_state(slot, offline_state(reason=event.reason), event.at)
+                self._dirty.add(event.printer_id)
             elif isinstance(event, AckEvent):
                 self._acknowledged(event)
 
@@ -157,30 +181,53 @@ class Listener:
         else:
             slot.pending.append((state, at))  # a change is never merged away
 
-    def _due(self, slot: _PrinterSlot, now: float) -> bool:
-        if not slot.pending:
-            return False
-        if len(slot.pending) > 1 or _state_key(slot.pending[0][0]) != slot.last_key:
-            return True
-        return now - slot.last_write >= float(conf.value("PRINTER_STATE_WRITE_SECONDS"))
+    @staticmethod
+    def _is_change(slot: _PrinterSlot) -> bool:
+        return len(slot.pending) > 1 or _state_key(slot.pending[0][0]) != slot.last_key
 
     def flush(self, *, now: float | None = None, everything: bool = False) -> int:
+        """Write what is due: every change at once, then telemetry within this step's budget.
+
+        Changes (state, job or errors) of all printers are written first, in transactions of their
+        own (one per TELEMETRY_STEP_SECONDS of work), so that nothing else delays their commit.
+        Then telemetry-only updates at least PRINTER_STATE_WRITE_SECONDS old are written, oldest
+        first, for at most TELEMETRY_STEP_SECONDS; the rest waits for the next step (under load
+        telemetry gets older; changes never wait); time spent on changes counts against that budget.
+        `everything` writes all pending states.
+        """
         now = time.monotonic() if now is None else now
-        due = [slot for slot in self.slots.values() if slot.pending and (everything or self._due(slot, now))]
-        if not due:
-            return 0
+        candidates = list(self.slots.values()) if everything else [self.slots[i] for i in self._dirty
+                                                                   if i in self.slots]
+        pending = [slot for slot in candidates if slot.pending]
+        changes = [slot for slot in pending if everything or self._is_change(slot)]
         written = 0
-        with transaction.atomic():
-            for slot in due:
-                written += self._flush_slot(slot, now=now)
+        started = time.monotonic()
+        while changes:  # committed every TELEMETRY_STEP_SECONDS, so that a backlog becomes visible in parts
+            chunk_end = time.monotonic() + TELEMETRY_STEP_SECONDS
+            with transaction.atomic():
+                while changes:
+                    written += self._flush_slot(changes.pop(0), now=now)
+                    if time.monotonic() >= chunk_end:
+                        break
+        if everything:
+            return written
+        period = float(conf.value("PRINTER_STATE_WRITE_SECONDS"))
+        stale = sorted((slot for slot in pending if slot.pending and now - slot.last_write >= period),
+                       key=lambda slot: slot.last_write)
+        deadline = started + TELEMETRY_STEP_SECONDS
+        if stale:  # at least one per step, so that telemetry is never starved
+            with transaction.atomic():
+                for slot in stale:
+                    written += self._flush_slot(slot, now=now)
+                    if time.monotonic() >= deadline:
+                        break
         return written
 
     def _flush_slot(self, slot: _PrinterSlot, *, now: float | None = None) -> int:
         written = 0
         for state, at in slot.pending:
-            try:
-                with transaction.atomic():
-                    services.printer_apply_state(printer=slot.printer, state=state, at=at)
+            try:  # printer_apply_state is atomic: a failure rolls back only its own savepoint
+                services.printer_apply_state(printer=slot.printer, state=state, at=at)
             except Exception:  # noqa: BLE001 - one printer's bad state must not stop the fleet
                 self.stats["errors"] += 1
                 logger.exception("Recording the state of printer %s failed.", slot.printer.pk)
@@ -191,6 +238,7 @@ class Listener:
             slot.last_key = key
             written += 1
         slot.pending.clear()
+        self._dirty.discard(slot.printer.pk)
         slot.last_write = time.monotonic() if now is None else now
         self.stats["writes"] += written
         return written
@@ -259,6 +307,9 @@ class Listener:
             slot = self.slots[printer_id]
             self._queue_state(slot, offline_state(reason=_("the printer listener stopped")), timezone.now())
             self._drop_slot(printer_id)
+        if self.network is not None:
+            self.network.stop()
+            self.network = None
 
     def run(self, stop, *, interval: float = 0.1) -> None:
         """Step until `stop` (a threading.Event) is set; then close every connection."""

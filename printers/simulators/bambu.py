@@ -25,7 +25,11 @@ Faults: `silent` (session up, no publishes; `pushing.start` wakes it unless `ign
 `developer_mode=False` (sets the `fun` bit 0x20000000, drops control commands and raises HMS
 0500_0500_0001_0007 while still answering pushall/get_version), `disconnect()` / `reconnect()`.
 
-Time is in ticks of `tick_seconds` (1 s like a printer; 0.05 s in tests).
+Time is in ticks of `tick_seconds` (1 s like a printer; 0.05 s in tests). No fake printer has a
+thread of its own: their MQTT I/O and their ticks run on an `MqttNetwork` loop (the driver's, one
+per fleet or one shared by the process), so one process can run hundreds of them. Each printer
+starts ticking at a random phase, like a real fleet, and remembers in `changes` when it first
+published each new `gcode_state` (wall-clock time; the fleet benchmark measures lag from there).
 """
 
 import copy
@@ -37,6 +41,8 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+
+from printers.drivers.bambu.client import BufferedClient, MqttNetwork, shared_network
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +100,7 @@ class FakeBambuPrinter:
     def __init__(self, *, serial: str, host: str, port: int, access_code: str, profile: str = "X1",
                  tick_seconds: float = 1.0, prepare_ticks: int = 3, print_ticks: int = 20, cancel_clear_ticks: int = 3,
                  files: tuple[str, ...] = ("benchy.gcode.3mf", "cube.gcode.3mf"), ca_file: str | None = None,
-                 auto_jobs: bool = False, layers: int = 120) -> None:
+                 auto_jobs: bool = False, layers: int = 120, network: MqttNetwork | None = None) -> None:
         if profile not in PROFILES:
             raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
         self.serial, self.host, self.port = serial, host, port
@@ -113,6 +119,8 @@ class FakeBambuPrinter:
         self.developer_mode = True
         self.received: list[dict] = []
         self.published = 0
+        self.changes: list[tuple[str, float]] = []  # (gcode_state, time.time()) of its first publish
+        self.network = network
 
         body, version = load_fixture(PROFILES[profile]["fixture"])
         self.version = copy.deepcopy(version)
@@ -128,14 +136,19 @@ class FakeBambuPrinter:
         self._ticks = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{serial}",
-                                  protocol=mqtt.MQTTv311, clean_session=True)
+        self._offline = False  # disconnect() was called: stay away until reconnect()
+        self._session = False
+        self._connecting = False
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._next_tick = 0.0
+        self._published_state = None
+        self.client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{serial}",
+                                     protocol=mqtt.MQTTv311, clean_session=True)
         self.client.username_pw_set(serial, access_code)
         if ca_file:
             self.client.tls_set(ca_certs=str(ca_file))
             self.client.tls_insecure_set(True)  # the broker's certificate is named after a serial, not 127.0.0.1
-        self.client.reconnect_delay_set(min(1, max(tick_seconds, 0.05)), 2)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
 
@@ -145,37 +158,77 @@ class FakeBambuPrinter:
     # -- lifecycle --
 
     def start(self) -> "FakeBambuPrinter":
-        self.client.connect_async(self.host, self.port, keepalive=30)
-        self.client.loop_start()
-        self._thread = threading.Thread(target=self._run, name=f"sim-{self.serial}", daemon=True)
-        self._thread.start()
+        if self.network is None:
+            self.network = shared_network("bambu-simulators", connects_per_second=200.0)
+        network = self.network
+        network.add(self)
+        first = time.monotonic() + random.uniform(0, self.tick_seconds)
+        network.call_soon(lambda: self._schedule_tick(first))
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self.network is not None:
+            self.network.remove(self)
 
     def disconnect(self) -> None:
-        """Drop the MQTT session (a printer that lost its network)."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        """Drop the MQTT session (a printer that lost its network) until reconnect()."""
+        self._offline = True
+        self.network.run_in_loop(self._close_session)
 
     def reconnect(self) -> None:
-        self.client.reconnect()
-        self.client.loop_start()
+        self._failures, self._next_attempt, self._offline = 0, 0.0, False
 
-    def _run(self) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            next_tick += self.tick_seconds
-            try:
-                self.tick()
-            except Exception:  # noqa: BLE001 - a simulator must keep running
-                logger.exception("Simulator %s tick failed.", self.serial)
-            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+    # -- the network loop's calls --
+
+    def _schedule_tick(self, when: float) -> None:
+        self._next_tick = when
+        self.network.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self.tick()
+        except Exception:  # noqa: BLE001 - a simulator must keep running
+            logger.exception("Simulator %s tick failed.", self.serial)
+        now = time.monotonic()
+        following = self._next_tick + self.tick_seconds
+        self._schedule_tick(following if following > now - self.tick_seconds else now + self.tick_seconds)
+
+    def network_tick(self, now: float) -> None:
+        if self._stop.is_set() or self._offline:
+            return
+        if self._session:
+            rc = self.client.loop_misc()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                self.network_lost(rc)
+        elif not self._connecting and now >= self._next_attempt:
+            self._connecting = True
+            self.network.request_connect(self)
+
+    def network_connect(self) -> None:
+        self.client.connect(self.host, self.port, keepalive=30)
+
+    def network_connected(self) -> None:
+        self._connecting, self._session = False, True
+
+    def network_connect_failed(self, exc: Exception) -> None:
+        self._connecting = False
+        self._retry_later()
+
+    def network_lost(self, rc) -> None:
+        self._close_session()
+        self._retry_later()
+
+    def _close_session(self) -> None:
+        self._session = False
+        self.network.close_client(self.client)
+
+    def _retry_later(self) -> None:
+        self._failures += 1
+        first = min(1.0, max(self.tick_seconds, 0.05))
+        self._next_attempt = time.monotonic() + min(2.0, first * 2 ** min(self._failures - 1, 8))
 
     # -- state --
 
@@ -287,13 +340,16 @@ class FakeBambuPrinter:
 
     # -- publishing --
 
-    def _publish(self, message: dict | bytes) -> None:
+    def _publish(self, message: dict | bytes) -> bool:
         payload = message if isinstance(message, bytes) else json.dumps(message)
-        self.client.publish(f"device/{self.serial}/report", payload, qos=0)
+        if self.client.publish(f"device/{self.serial}/report", payload, qos=0).rc != mqtt.MQTT_ERR_SUCCESS:
+            return False  # not connected: lost, like a real printer's push without a listener
         self.published += 1
+        return True
 
     def _public_state(self) -> dict:
-        return {k: copy.deepcopy(v) for k, v in self.state.items() if not k.startswith("_")}
+        # A shallow copy is enough: the simulator replaces values, it never changes them in place.
+        return {k: v for k, v in self.state.items() if not k.startswith("_")}
 
     def _publish_status(self, *, full: bool) -> None:
         current = self._public_state()
@@ -303,11 +359,15 @@ class FakeBambuPrinter:
             body = {k: v for k, v in current.items() if self._last_sent.get(k) != v}
             body["msg"] = 1
         body.update({"command": "push_status", "sequence_id": self._next_sequence()})
-        self._last_sent = current
-        self._publish({"print": body})
+        if self._publish({"print": body}):
+            self._last_sent = current
+            gcode_state = current.get("gcode_state")
+            if gcode_state != self._published_state:
+                self._published_state = gcode_state
+                self.changes.append((gcode_state, time.time()))
 
     def _publish_ams_only(self) -> None:
-        self._publish({"print": {"ams": copy.deepcopy(self.state["ams"]), "command": "push_status", "msg": 1,
+        self._publish({"print": {"ams": self.state["ams"], "command": "push_status", "msg": 1,
                                  "sequence_id": self._next_sequence()}})
 
     def send_raw(self, payload: bytes) -> None:
@@ -318,6 +378,8 @@ class FakeBambuPrinter:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
+            self._failures = 0
+            self._last_sent = {}  # the listener may have missed what came before: a full report next
             client.subscribe(f"device/{self.serial}/request", qos=1)
             with self._lock:
                 if not self.silent:
@@ -421,22 +483,30 @@ class FakeBambuPrinter:
 
 
 class BambuFleetSimulator:
-    """Several fake printers on one broker (the simulate_printers command and the benchmark)."""
+    """Several fake printers on one broker, served by one network loop of their own.
+
+    Used by the simulate_printers command and the fleet benchmark; `connects_per_second` paces how
+    fast the fleet joins the broker.
+    """
 
     def __init__(self, *, count: int, host: str, port: int, access_code: str, profiles=("X1", "A1"),
-                 ca_file: str | None = None, first_index: int = 1, **printer_options) -> None:
+                 ca_file: str | None = None, first_index: int = 1, connects_per_second: float = 200.0,
+                 **printer_options) -> None:
+        self.network = MqttNetwork(name="bambu-fleet", tick_seconds=0.25, connects_per_second=connects_per_second)
         self.printers = [
             FakeBambuPrinter(serial=fake_serial(profiles[i % len(profiles)], first_index + i), host=host, port=port,
                              access_code=access_code, profile=profiles[i % len(profiles)], ca_file=ca_file,
-                             **printer_options)
+                             network=self.network, **printer_options)
             for i in range(count)
         ]
 
     def start(self) -> "BambuFleetSimulator":
+        self.network.start()
         for printer in self.printers:
             printer.start()
         return self
 
     def stop(self) -> None:
         for printer in self.printers:
-            printer.stop()
+            printer._stop.set()
+        self.network.stop()

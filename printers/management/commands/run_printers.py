@@ -3,6 +3,7 @@
 Run exactly one of these per deployment (a supervisor restarts it): a Bambu printer accepts
 very few MQTT clients, and commands from the admin and the API travel through this process.
 SIGINT/SIGTERM stop it cleanly: pending states are written, connections closed, printers shown offline.
+All connections share one network thread; new ones open at most BAMBU_CONNECTS_PER_SECOND a second.
 """
 
 import logging
@@ -10,8 +11,10 @@ import signal
 import threading
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
+from printers import conf
 from printers.listener import Listener
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ class Command(BaseCommand):
                             help="Print counters every N seconds (0: never).")
 
     def handle(self, *args, stats_every: float, **options):
+        if float(conf.value("BAMBU_CONNECTS_PER_SECOND")) <= 0 or int(conf.value("BAMBU_CONNECT_THREADS")) < 1:
+            raise CommandError(_("BAMBU_CONNECTS_PER_SECOND must be above 0 and BAMBU_CONNECT_THREADS at least 1."))
         stop = threading.Event()
 
         def on_signal(signum, frame):
@@ -39,7 +44,9 @@ class Command(BaseCommand):
         if stats_every > 0:
             def report():
                 while not stop.wait(stats_every):
-                    self.stdout.write(f"run_printers: {len(listener.slots)} printers, {listener.stats}")
+                    connected = sum(slot.connection.connected.is_set() for slot in list(listener.slots.values()))
+                    self.stdout.write(f"run_printers: {len(listener.slots)} printers, {connected} connected, "
+                                      f"{listener.stats}")
                     self.stdout.flush()
 
             threading.Thread(target=report, daemon=True).start()

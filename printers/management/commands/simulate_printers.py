@@ -7,10 +7,13 @@ the local Mosquitto without TLS in the demo), user = their serial; profiles alte
 default). PrusaLink printers are HTTP servers on consecutive ports from --prusa-port. With
 --auto-jobs every fake printer starts a new job a while after the last one ended, so the fleet page
 always has something to show. Serials, ports and secrets are printed at start; printers.demo
-creates the matching Printer rows.
+creates the matching Printer rows. All Bambu printers of one process share one network thread;
+--processes N splits them over N processes (for hundreds of printers on several cores).
 """
 
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -40,18 +43,22 @@ class Command(BaseCommand):
         parser.add_argument("--prusa-port", type=int, default=DEMO_PRUSA_PORT, help="Port of the first PrusaLink.")
         parser.add_argument("--prusa-password", default=DEMO_PRUSA_PASSWORD)
         parser.add_argument("--seconds", type=float, default=0, help="Stop after N seconds (0: run until Ctrl-C).")
+        parser.add_argument("--processes", type=int, default=1, help="Split the Bambu printers over N processes.")
 
     def handle(self, *args, **o):
         profiles = tuple(p.strip().upper() for p in o["profiles"].split(",") if p.strip())
         unknown = [p for p in profiles if p not in PROFILES]
         if unknown or not profiles:
             raise CommandError(f"Unknown profile(s) {', '.join(unknown)}; choose from {', '.join(PROFILES)}.")
+        if o["processes"] < 1:
+            raise CommandError("--processes must be at least 1.")
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *a: stop.set())
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
 
+        own, children = self._split(o)
         fleet = BambuFleetSimulator(
-            count=o["bambu"], host=o["host"], port=o["port"], access_code=o["access_code"], profiles=profiles,
+            count=own, host=o["host"], port=o["port"], access_code=o["access_code"], profiles=profiles,
             ca_file=o["ca_file"] or None, first_index=o["first_index"], tick_seconds=o["tick"],
             print_ticks=o["print_ticks"], auto_jobs=o["auto_jobs"],
         ).start()
@@ -79,7 +86,35 @@ class Command(BaseCommand):
             fleet.stop()
             for sim in prusas:
                 sim.stop()
+            for child in children:  # with --seconds they stop by themselves; an interrupt stops them
+                if stop.is_set() or not o["seconds"]:
+                    child.terminate()
+                try:
+                    child.wait(o["seconds"] + 30 if not stop.is_set() else 10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
         self.stdout.write("simulate_printers: stopped.")
+
+    @staticmethod
+    def _split(o: dict) -> tuple[int, list[subprocess.Popen]]:
+        """The Bambu printers this process runs; the others run in child processes (even slices keep the
+        alternation of profiles)."""
+        if o["processes"] == 1 or o["bambu"] < 2:
+            return o["bambu"], []
+        profiles = max(1, len([p for p in o["profiles"].split(",") if p.strip()]))
+        chunk = -(-o["bambu"] // o["processes"])
+        chunk = -(-chunk // profiles) * profiles
+        children = []
+        for first in range(chunk, o["bambu"], chunk):
+            count = min(chunk, o["bambu"] - first)
+            children.append(subprocess.Popen([
+                sys.executable, str(settings.BASE_DIR / "manage.py"), "simulate_printers", "--bambu", str(count),
+                "--first-index", str(o["first_index"] + first), "--host", o["host"], "--port", str(o["port"]),
+                "--ca-file", o["ca_file"], "--access-code", o["access_code"], "--profiles", o["profiles"],
+                "--tick", str(o["tick"]), "--print-ticks", str(o["print_ticks"]), "--seconds", str(o["seconds"]),
+                *(["--auto-jobs"] if o["auto_jobs"] else []),
+            ]))
+        return min(chunk, o["bambu"]), children
 
     @staticmethod
     def _prusa_auto_job(sim: PrusaLinkSimulator) -> None:
