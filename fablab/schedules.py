@@ -44,6 +44,12 @@ SCHEDULES: list[ScheduleSpec] = [
         schedule_type=Schedule.DAILY,
     ),
     ScheduleSpec(
+        name=f"{PREFIX}fail-stalled-scans",
+        func="reconstruction.tasks.fail_stalled_scans",
+        schedule_type=Schedule.MINUTES,
+        minutes=10,
+    ),
+    ScheduleSpec(
         name=f"{PREFIX}purge-expired-invitations",
         func="fablab.tasks.purge_expired_invitations",
         schedule_type=Schedule.DAILY,

@@ -1,13 +1,13 @@
 """Scans for partners: create a job, upload photos, start it, follow it, download the result."""
 
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import File, Router, Status
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from fablab.api_auth import tenant, write_key
 from fablab.api_pagination import Pagination
-from reconstruction import selectors, services
+from reconstruction import markers, selectors, services
 from reconstruction.schemas import PhotoOut, ScanCreateIn, ScanOut
 
 router = Router(tags=["scans"])
@@ -22,8 +22,16 @@ def scan_list(request: HttpRequest):
 @router.post("", response={201: ScanOut}, auth=write_key, summary="Create a scan (then upload its photos)")
 def scan_create(request: HttpRequest, payload: ScanCreateIn):
     job = services.scan_job_create(organization=tenant(request), user=None, title=payload.title,
-                                   known_dimension_mm=payload.known_dimension_mm)
+                                   known_dimension_mm=payload.known_dimension_mm, scale_method=payload.scale_method)
     return Status(201, job)
+
+
+@router.get("/marker-sheet.pdf", summary="The printable marker sheet for scans scaled by markers",
+            description="Print at 100 % / actual size; paper is A4 (default) or Letter.")
+def marker_sheet(request: HttpRequest, paper: str = "A4"):
+    response = HttpResponse(markers.marker_sheet_pdf(paper=paper), content_type="application/pdf")
+    response["Content-Disposition"] = 'inline; filename="fablab-marker-sheet.pdf"'
+    return response
 
 
 @router.get("/{scan_id}", response=ScanOut, summary="A scan with its progress and report")

@@ -30,6 +30,12 @@ ALLOWED_TRANSITIONS = {
     ScanStatus.CANCELLED: set(),
 }
 
+class ScaleMethod(models.TextChoices):
+    DIMENSION = "dimension", _("Longest side entered")
+    MARKERS = "markers", _("Printed marker sheet")
+    NONE = "none", _("No scaling")
+
+
 FINISHED = frozenset({ScanStatus.SUCCEEDED, ScanStatus.FAILED, ScanStatus.CANCELLED})
 
 

@@ -1,12 +1,13 @@
 """Scan jobs: a customer's photo set and, once reconstructed, the printable mesh."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from fablab.models import OrganizationOwnedModel, TimeStampedModel
-from reconstruction.choices import ScanStatus, Stage
+from reconstruction.choices import ScaleMethod, ScanStatus, Stage
 
 
 def photo_path(instance: "ScanPhoto", filename: str) -> str:
@@ -31,6 +32,11 @@ class ScanJob(OrganizationOwnedModel):
         _("longest side (mm)"), max_digits=8, decimal_places=2, null=True, blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(5000)],
         help_text=_("The real length of the object's longest side; the mesh is scaled to it."),
+    )
+    scale_method = models.CharField(
+        _("scale from"), max_length=12, choices=ScaleMethod.choices, default=ScaleMethod.DIMENSION,
+        help_text=_("How the mesh gets its true size: the longest side entered, or the printed marker sheet "
+                    "photographed under the object (the longest side, when entered, is then the fallback)."),
     )
     status = models.CharField(_("status"), max_length=12, choices=ScanStatus.choices, default=ScanStatus.DRAFT,
                               db_index=True)
@@ -57,6 +63,15 @@ class ScanJob(OrganizationOwnedModel):
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        super().clean()
+        if self.scale_method == ScaleMethod.DIMENSION and self.known_dimension_mm is None:
+            raise ValidationError({"known_dimension_mm": _(
+                "Enter the object's longest side, or choose the marker sheet to scale the scan.")})
+        if self.scale_method == ScaleMethod.NONE and self.known_dimension_mm is not None:
+            raise ValidationError({"scale_method": _(
+                "A longest side was entered but scaling is switched off; choose the longest side to use it.")})
 
 
 class ScanPhoto(TimeStampedModel):

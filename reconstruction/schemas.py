@@ -4,11 +4,18 @@ from decimal import Decimal
 from django.urls import reverse
 from ninja import Field, Schema
 
+from reconstruction.choices import ScaleMethod
+
 
 class ScanCreateIn(Schema):
     title: str = Field(..., min_length=1, max_length=200)
     known_dimension_mm: Decimal | None = Field(None, gt=0, le=5000,
                                                description="The real length of the object's longest side.")
+    scale_method: ScaleMethod | None = Field(
+        None, description="How the mesh gets its true size: 'dimension' (the longest side, required), 'markers' "
+                          "(the printed marker sheet under the object, see /scans/marker-sheet.pdf; the longest "
+                          "side, when given, is the fallback) or 'none'. Default: 'dimension' when the longest "
+                          "side is given, else 'none'.")
 
 
 class ScanOut(Schema):
@@ -18,6 +25,7 @@ class ScanOut(Schema):
     stage: str
     progress: float
     known_dimension_mm: Decimal | None
+    scale_method: str
     photos: int
     report: dict
     error: str

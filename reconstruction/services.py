@@ -13,10 +13,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from PIL import Image, ImageStat, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from fablab.exceptions import Conflict, InvalidInput
 from fablab.validation import validate
-from reconstruction.choices import ALLOWED_TRANSITIONS, FINISHED, ScanStatus
+from reconstruction.choices import ALLOWED_TRANSITIONS, FINISHED, ScaleMethod, ScanStatus
 from reconstruction.models import ScanJob, ScanPhoto
 
 logger = logging.getLogger(__name__)
@@ -24,12 +25,20 @@ logger = logging.getLogger(__name__)
 MB = 1024 * 1024
 MAX_PIXELS = 60_000_000  # 60 MP: larger "photos" are refused as decompression bombs
 MIN_LONG_SIDE = 640
-FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png"}
+STALLED_GRACE_SECONDS = 600  # a running job's worker gets this long past the limit before it counts as lost
+FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "HEIF": ".jpg"}
+CONVERTED = {"HEIF"}  # stored as JPEG, which the pipeline reads
+JPEG_QUALITY = 92
+
+register_heif_opener()
 
 
-def scan_job_create(*, organization, user, title: str, known_dimension_mm=None) -> ScanJob:
+def scan_job_create(*, organization, user, title: str, known_dimension_mm=None, scale_method=None) -> ScanJob:
+    """A new scan collecting photos. Without a scale method, the longest side is used when it is given."""
+    if not scale_method:
+        scale_method = ScaleMethod.DIMENSION if known_dimension_mm is not None else ScaleMethod.NONE
     job = ScanJob(organization=organization, created_by=user, title=(title or "").strip(),
-                  known_dimension_mm=known_dimension_mm)
+                  known_dimension_mm=known_dimension_mm, scale_method=scale_method)
     validate(job)
     job.save()
     return job
@@ -58,8 +67,21 @@ def _exif(image: Image.Image) -> dict:
     }
 
 
+def _as_jpeg(image: Image.Image) -> bytes:
+    """The decoded photo as a JPEG, with its EXIF (focal length, camera) kept; the pixels are already upright."""
+    exif = image.getexif()
+    if 0x0112 in exif:
+        exif[0x0112] = 1
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
 def _inspect(data: bytes, *, name: str) -> dict:
-    """Decode the photo completely; refuse what the pipeline could not use."""
+    """Decode the photo completely; refuse what the pipeline could not use.
+
+    HEIC/HEIF photos (phones) come back converted to JPEG under "data".
+    """
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -70,9 +92,12 @@ def _inspect(data: bytes, *, name: str) -> dict:
             with Image.open(io.BytesIO(data)) as image:
                 kind = image.format
                 if kind not in FORMATS:
-                    raise InvalidInput(_("%(name)s is not a JPEG or PNG photo (it is %(kind)s); upload JPEG or PNG.")
-                                       % {"name": name, "kind": kind or "?"})
+                    raise InvalidInput(_("%(name)s is not a JPEG or PNG photo (it is %(kind)s); upload JPEG or PNG, "
+                                         "or HEIC from a phone.") % {"name": name, "kind": kind or "?"})
+                if image.width * image.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(name)
                 image.load()
+                converted = _as_jpeg(image) if kind in CONVERTED else None
                 width, height = image.size
                 details = _exif(image)
                 small = image.convert("L")
@@ -92,7 +117,7 @@ def _inspect(data: bytes, *, name: str) -> dict:
     if spread < 2.0:
         raise InvalidInput(_("%(name)s is blank (one flat colour); check the lens cap and the exposure.")
                            % {"name": name})
-    return {"format": kind, "width": width, "height": height, **details}
+    return {"format": kind, "width": width, "height": height, "data": converted, **details}
 
 
 @transaction.atomic
@@ -123,11 +148,12 @@ def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
         raise InvalidInput(_("The photos of one scan may have at most %(max)s MB together.")
                            % {"max": settings.RECONSTRUCTION_MAX_JOB_MB})
     facts = _inspect(data, name=name)
+    stored = facts["data"] or data
     photo = ScanPhoto(job=job, original_name=name, sha256=sha256, extension=FORMATS[facts["format"]],
-                      size_bytes=size, width=facts["width"], height=facts["height"],
+                      size_bytes=len(stored), width=facts["width"], height=facts["height"],
                       focal_length_mm=facts.get("focal_length_mm"), focal_length_35mm=facts.get("focal_length_35mm"),
                       camera=facts.get("camera", ""))
-    photo.image.save(f"{sha256}{photo.extension}", ContentFile(data), save=False)
+    photo.image.save(f"{sha256}{photo.extension}", ContentFile(stored), save=False)
     try:
         photo.save()
     except Exception:
@@ -290,6 +316,8 @@ def scan_job_run(*, job_id: int) -> str:
         return job.status if job else "gone"
     folder = work_dir(job)
     state = {"saved": 0.0, "checked": 0.0, "stage": ""}
+    limit = settings.RECONSTRUCTION_TIME_LIMIT_SECONDS
+    deadline = time.monotonic() + limit
 
     def on_progress(stage: str, percent: float) -> None:
         now = time.monotonic()
@@ -299,6 +327,8 @@ def scan_job_run(*, job_id: int) -> str:
 
     def is_cancelled() -> bool:
         now = time.monotonic()
+        if now > deadline:
+            raise ScanFailed(_time_limit_message(limit))
         if now - state["checked"] < 1.0:
             return False
         state["checked"] = now
@@ -306,6 +336,7 @@ def scan_job_run(*, job_id: int) -> str:
 
     context = Context(photos_dir=folder / "photos", work_dir=folder / "stages",
                       known_dimension_mm=float(job.known_dimension_mm) if job.known_dimension_mm else None,
+                      scale_method=job.scale_method,
                       on_progress=on_progress, is_cancelled=is_cancelled)
     try:
         _photos_on_disk(job, context.photos_dir)
@@ -323,6 +354,35 @@ def scan_job_run(*, job_id: int) -> str:
         _store_results(job, context.work_dir / "out", report)
         shutil.rmtree(folder, ignore_errors=True)
     return ScanJob.objects.get(pk=job.pk).status
+
+
+def _time_limit_message(limit_seconds: int) -> str:
+    return _(
+        "The scan took longer than the limit of %(minutes)s minutes and was stopped. Upload fewer photos "
+        "(30 to 50 are enough for most objects) or smaller ones, then retry."
+    ) % {"minutes": max(1, round(limit_seconds / 60))}
+
+
+def scan_jobs_fail_stalled(*, now=None) -> int:
+    """Fail jobs still marked running well past the time limit: their worker was stopped or lost.
+
+    A job checks its own limit between steps; this catches the jobs whose process never got there.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.RECONSTRUCTION_TIME_LIMIT_SECONDS + STALLED_GRACE_SECONDS)
+    failed = 0
+    for job_id in ScanJob.objects.filter(status=ScanStatus.RUNNING, started_at__lt=cutoff).values_list("pk", flat=True):
+        with transaction.atomic():
+            job = ScanJob.objects.select_for_update().get(pk=job_id)
+            if job.status != ScanStatus.RUNNING or job.started_at >= cutoff:
+                continue
+            _transition(job, ScanStatus.FAILED)
+            job.error = _time_limit_message(settings.RECONSTRUCTION_TIME_LIMIT_SECONDS)
+            _finish(job)
+            job.save()
+        logger.warning("scan job %s was still running past its time limit; marked failed", job_id)
+        failed += 1
+    return failed
 
 
 def _end(job: ScanJob, status: str, *, report: dict, error: str = "") -> None:

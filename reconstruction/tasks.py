@@ -9,3 +9,7 @@ def run_scan_job(job_id: int) -> str:
 
 def purge_expired_scans() -> int:
     return services.scan_jobs_purge_expired()
+
+
+def fail_stalled_scans() -> int:
+    return services.scan_jobs_fail_stalled()

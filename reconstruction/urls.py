@@ -6,6 +6,7 @@ app_name = "scans"
 
 urlpatterns = [
     path("", views.scan_list, name="list"),
+    path("marker-sheet.pdf", views.marker_sheet, name="marker_sheet"),
     path("<int:job_id>/", views.scan_detail, name="detail"),
     path("<int:job_id>/status/", views.scan_status, name="status"),
     path("<int:job_id>/photos/", views.photo_upload, name="photo_upload"),

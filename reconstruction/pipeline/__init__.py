@@ -15,8 +15,8 @@ from pathlib import Path
 from fablab.exceptions import ApplicationError
 
 # (stage, share of the total progress)
-STAGES = [("features", 25), ("matching", 20), ("mapping", 20), ("meshing", 15), ("cleaning", 10), ("scaling", 3),
-          ("exporting", 7)]
+STAGES = [("features", 20), ("matching", 15), ("mapping", 15), ("densify", 20), ("meshing", 13), ("cleaning", 7),
+          ("scaling", 3), ("exporting", 7)]
 
 
 class ScanFailed(ApplicationError):
@@ -34,6 +34,7 @@ class Context:
     photos_dir: Path
     work_dir: Path
     known_dimension_mm: float | None = None
+    scale_method: str | None = None  # ScaleMethod; None: the longest side when given, else none
     report: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     on_progress: Callable[[str, float], None] = lambda stage, percent: None
@@ -50,10 +51,10 @@ class Context:
 
 
 def run(context: Context) -> dict:
-    from reconstruction.pipeline import cleaning, exporting, features, mapping, matching, meshing, scaling
+    from reconstruction.pipeline import cleaning, densify, exporting, features, mapping, matching, meshing, scaling
 
-    modules = {"features": features, "matching": matching, "mapping": mapping, "meshing": meshing,
-               "cleaning": cleaning, "scaling": scaling, "exporting": exporting}
+    modules = {"features": features, "matching": matching, "mapping": mapping, "densify": densify,
+               "meshing": meshing, "cleaning": cleaning, "scaling": scaling, "exporting": exporting}
     context.work_dir.mkdir(parents=True, exist_ok=True)
     saved = context.work_dir / "report.json"
     if saved.exists():

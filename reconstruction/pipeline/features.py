@@ -1,5 +1,11 @@
 """Stage 1: SIFT features of every photo (pycolmap), one camera model for the set."""
 
+import os
+
+# OpenMP threads (Poisson, bundle adjustment) sleep rather than spin while they wait: the
+# workers share their cores. Read when pycolmap is first loaded.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pycolmap
 from django.utils.translation import gettext as _
 

@@ -6,6 +6,8 @@ from django.utils.translation import gettext as _
 from reconstruction.pipeline import ScanFailed
 
 MIN_REGISTERED_SHARE = 0.5
+MIN_SEPARATE_SHARE = 0.25  # unplaced photos that match only among themselves: another object
+MIN_LINK_INLIERS = 15
 
 
 def run(context) -> None:
@@ -34,6 +36,13 @@ def run(context) -> None:
             "photos around the parts of the object those photos show, or check that all photos show the same "
             "object."
         ) % {"placed": registered, "total": total, "names": ", ".join(missing[:5]) or "—"})
+    separate = max(_separate_groups(database, {img.name for img in best.images.values()}), key=len, default=[])
+    if len(separate) >= max(3, MIN_SEPARATE_SHARE * total):
+        raise ScanFailed(_(
+            "The photos show two different things: %(placed)s photos fit together, while %(apart)s others "
+            "(%(names)s) match only among themselves. Check that all photos show the same object, and upload the "
+            "photos of each object as a scan of its own."
+        ) % {"placed": registered, "apart": len(separate), "names": ", ".join(sorted(separate)[:5])})
     (context.work_dir / "model").mkdir(exist_ok=True)
     best.write(context.work_dir / "model")
     context.report["unplaced_photos"] = sorted(_all_names(database) - {img.name for img in best.images.values()})
@@ -45,3 +54,29 @@ def _all_names(database) -> set[str]:
         return {image.name for image in db.read_all_images()}
     finally:
         db.close()
+
+
+def _separate_groups(database, placed: set[str]) -> list[list[str]]:
+    """Groups of unplaced photos that match each other but none of the placed photos."""
+    db = pycolmap.Database.open(database)
+    try:
+        names = {image.image_id: image.name for image in db.read_all_images()}
+        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
+    finally:
+        db.close()
+    parent = {name: name for name in names.values()}
+
+    def root(name):
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for pair_id, count in zip(pair_ids, inliers, strict=True):
+        if count >= MIN_LINK_INLIERS:
+            first, second = pycolmap.pair_id_to_image_pair(pair_id)
+            parent[root(names[first])] = root(names[second])
+    groups: dict[str, list[str]] = {}
+    for name in names.values():
+        groups.setdefault(root(name), []).append(name)
+    return [group for group in groups.values() if not placed & set(group)]

@@ -1,5 +1,11 @@
 """Stage 2: match features between photos; every pair for small sets, neighbours for large ones."""
 
+import os
+
+# OpenMP threads (Poisson, bundle adjustment) sleep rather than spin while they wait: the
+# workers share their cores. Read when pycolmap is first loaded.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pycolmap
 
 # Exhaustive matching places hand-held sets far better (66 of 66 skull photos against 30 with

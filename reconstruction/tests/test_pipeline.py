@@ -53,7 +53,8 @@ def test_temple_becomes_a_watertight_mesh_at_the_size_entered(work):
     report = job.report
     assert report["photos"] == 16 and report["registered_photos"] >= 12
     assert report["reprojection_error_px"] < 1.0
-    assert set(job.stage_timings) == {"features", "matching", "mapping", "meshing", "cleaning", "scaling", "exporting"}
+    assert set(job.stage_timings) == {"features", "matching", "mapping", "densify", "meshing", "cleaning", "scaling",
+                                      "exporting"}
     assert job.progress == 100 and job.finished_at and job.expires_at
     with job.mesh_stl.open("rb") as handle:
         mesh = trimesh.load(io.BytesIO(handle.read()), file_type="stl")
@@ -101,7 +102,7 @@ def test_a_retry_does_not_redo_finished_stages(work, monkeypatch):
     job.refresh_from_db()
     assert "internal error" in job.error
     done = {p.name for p in (work / f"job-{job.pk}" / "stages").glob("*.done")}
-    assert done == {"features.done", "matching.done", "mapping.done", "meshing.done"}
+    assert done == {"features.done", "matching.done", "mapping.done", "densify.done", "meshing.done"}
     monkeypatch.undo()
     services.scan_job_retry(job=job)
     assert services.scan_job_run(job_id=job.pk) == ScanStatus.SUCCEEDED

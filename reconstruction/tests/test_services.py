@@ -136,3 +136,39 @@ def test_point_normals_point_away_from_the_object_towards_the_cameras():
     normals = oriented_normals(points, points * 3)
     assert np.allclose(np.linalg.norm(normals, axis=1), 1)
     assert (np.einsum("ij,ij->i", normals, points) > 0.9).all()
+
+
+class TestTimeLimit:
+    def test_a_scan_past_its_time_limit_stops_with_advice(self, job, settings, monkeypatch):
+        from reconstruction import pipeline
+
+        services.scan_photo_add(job=job, upload=photo())
+        ScanJob.objects.filter(pk=job.pk).update(status=ScanStatus.QUEUED)
+        settings.RECONSTRUCTION_TIME_LIMIT_SECONDS = 0
+        reached = []
+
+        def slow_pipeline(context):
+            reached.append("started")
+            context.checkpoint(0.5)  # the first check after the limit stops the scan
+            reached.append("went on")
+
+        monkeypatch.setattr(pipeline, "run", slow_pipeline)
+        assert services.scan_job_run(job_id=job.pk) == ScanStatus.FAILED
+        job.refresh_from_db()
+        assert reached == ["started"]
+        assert "longer than the limit" in job.error and "fewer photos" in job.error
+        assert job.finished_at is not None and job.expires_at is not None
+
+    def test_a_job_whose_worker_was_lost_is_failed_after_the_limit(self, job, settings):
+        settings.RECONSTRUCTION_TIME_LIMIT_SECONDS = 3600
+        now = timezone.now()
+        lost = ScanJob.objects.create(organization=job.organization, title="lost", status=ScanStatus.RUNNING,
+                                      started_at=now - timedelta(seconds=3600 + services.STALLED_GRACE_SECONDS + 1))
+        busy = ScanJob.objects.create(organization=job.organization, title="busy", status=ScanStatus.RUNNING,
+                                      started_at=now - timedelta(seconds=3600))
+        assert services.scan_jobs_fail_stalled(now=now) == 1
+        lost.refresh_from_db()
+        busy.refresh_from_db()
+        assert lost.status == ScanStatus.FAILED and "longer than the limit of 60 minutes" in lost.error
+        assert busy.status == ScanStatus.RUNNING
+        assert services.scan_jobs_fail_stalled(now=now) == 0
