@@ -33,6 +33,10 @@ POISSON_MAX_DEPTH = 9
 # harder trim leaves openings too large for that (rendered benchmark: 0.27 % error at 5, 0.32 % at
 # 0, 0.39 % at 7).
 POISSON_TRIM = 5
+# A surface with more faces than this is rebuilt one octree level coarser: cleaning a mesh of a
+# million faces takes more memory than a worker has (the 66 skull photos at depth 8).
+MAX_FACES = 600_000
+MIN_DEPTH = 6
 
 
 def oriented_normals(points: np.ndarray, towards: np.ndarray) -> np.ndarray:
@@ -108,9 +112,15 @@ def run(context) -> None:
     options.trim = trim
     options.num_threads = 2
     mesh_path = context.work_dir / "poisson.ply"
-    pycolmap.poisson_meshing(cloud, mesh_path, options)
-    if not mesh_path.exists() or mesh_path.stat().st_size == 0:
-        raise ScanFailed(_("No surface could be built from the photos. Take more photos from more directions."))
-    mesh = trimesh.load(mesh_path, force="mesh")
+    while True:
+        mesh_path.unlink(missing_ok=True)
+        pycolmap.poisson_meshing(cloud, mesh_path, options)
+        if not mesh_path.exists() or mesh_path.stat().st_size == 0:
+            raise ScanFailed(_("No surface could be built from the photos. Take more photos from more directions."))
+        mesh = trimesh.load(mesh_path, force="mesh")
+        if len(mesh.faces) <= MAX_FACES or options.depth <= MIN_DEPTH:
+            break
+        options.depth -= 1
+        context.checkpoint(0.7)
     context.report["raw_mesh_faces"] = int(len(mesh.faces))
     context.report["poisson_depth"] = options.depth
