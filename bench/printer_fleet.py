@@ -109,12 +109,18 @@ def main() -> None:
     parser.add_argument("--sim-processes", type=int, default=0,
                         help="Processes for the fake printers (0: one per 250 printers).")
     parser.add_argument("--warmup-timeout", type=float, default=120)
+    parser.add_argument("--listeners", type=int, default=1,
+                        help="run_printers processes, each serving its shard of the printers (--shard i/N).")
+    parser.add_argument("--database-url", default="",
+                        help="An empty database to use, e.g. postgres://postgres@127.0.0.1:5432/fleet_bench "
+                             "(default: a temporary SQLite file).")
     args = parser.parse_args()
     if args.seconds < 20:
         parser.error("--seconds must be at least 20 so that every job can finish within the run.")
 
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
-    os.environ.update({"DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}", "FABLAB_VAR_DIR": str(work / "var"),
+    database_url = args.database_url or f"sqlite:///{work / 'bench.sqlite3'}"
+    os.environ.update({"DATABASE_URL": database_url, "FABLAB_VAR_DIR": str(work / "var"),
                        "DJANGO_SETTINGS_MODULE": "fablab.settings", "LOG_LEVEL": "WARNING"})
     sys.path.insert(0, str(ROOT))
     import django
@@ -144,14 +150,27 @@ def main() -> None:
     # run_printers uses TLS except on BAMBU_PLAIN_MQTT_PORTS; the private broker is plain MQTT on a free port.
     # DEBUG off as in production: Django would otherwise keep a log of every query.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "BENCH_PLAIN_PORT": str(broker.port)}
-    listener = subprocess.Popen(
-        [sys.executable, "-c",
-         "import os,django;django.setup();from django.conf import settings;"
-         "settings.BAMBU_PLAIN_MQTT_PORTS=(int(os.environ['BENCH_PLAIN_PORT']),);settings.DEBUG=False;"
-         "from django.core.management import call_command;call_command('run_printers','--stats-every','1')"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    stats = StatsReader(listener.stdout)
-    stats.start()
+    listeners, readers = [], []
+    for index in range(args.listeners):
+        listeners.append(subprocess.Popen(
+            [sys.executable, "-c",
+             "import os,django;django.setup();from django.conf import settings;"
+             "settings.BAMBU_PLAIN_MQTT_PORTS=(int(os.environ['BENCH_PLAIN_PORT']),);settings.DEBUG=False;"
+             "from django.core.management import call_command;"
+             f"call_command('run_printers','--stats-every','1','--shard','{index}/{args.listeners}')"],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        readers.append(StatsReader(listeners[-1].stdout))
+        readers[-1].start()
+
+    def totals() -> tuple[int, float, float]:
+        """(connected, reports handled, busiest database thread's busy seconds) over all listeners."""
+        return (sum(r.latest[1] for r in readers), sum(r.latest[2].get("reports", 0) for r in readers),
+                max(r.latest[2].get("busy_seconds", 0) for r in readers))
+
+    def listener_stats() -> tuple[float, float]:
+        """(CPU seconds, RSS MiB) of all listeners together."""
+        both = [proc_stats(p.pid) for p in listeners]
+        return sum(c for c, _ in both), sum(r for _, r in both)
 
     processes = args.sim_processes or max(1, round(args.printers / 250))
     print_ticks = max(5, int(args.seconds / 3))
@@ -179,12 +198,12 @@ def main() -> None:
             time.sleep(0.5)
         warmup = time.monotonic() - started
         print(f"warm-up: {idle}/{args.printers} printers idle in the database after {warmup:.1f} s "
-              f"({stats.latest[1]} connected)")
+              f"({totals()[0]} connected)")
         mark = StateTransition.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        cpu0, _ = proc_stats(listener.pid)
+        cpu0, _ = listener_stats()
         sim_cpu0 = sum(proc_stats(p.pid)[0] for p, _pipe in workers)
         broker_cpu0, _ = proc_stats(broker.process.pid)
-        reports0, busy0 = stats.latest[2].get("reports", 0), stats.latest[2].get("busy_seconds", 0)
+        _connected, reports0, busy0 = totals()
         t0 = time.monotonic()
         wall0 = time.time() + 0.5
         spread = args.seconds / 3
@@ -199,14 +218,13 @@ def main() -> None:
             for row_id, printer_id, to_state in rows:
                 seen.setdefault((printer_id, to_state), now)
                 last_id = row_id
-            rss_max = max(rss_max, proc_stats(listener.pid)[1])
+            rss_max = max(rss_max, listener_stats()[1])
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
-        cpu1, rss = proc_stats(listener.pid)
+        cpu1, rss = listener_stats()
         sim_cpu1 = sum(proc_stats(p.pid)[0] for p, _pipe in workers)
         broker_cpu1, _ = proc_stats(broker.process.pid)
-        reports1, busy1 = stats.latest[2].get("reports", 0), stats.latest[2].get("busy_seconds", 0)
-        connected = stats.latest[1]
+        connected, reports1, busy1 = totals()
         in_window = len(seen)
         quiet_since = time.monotonic()  # late transitions are late, not lost: wait until none come for 10 s
         while time.monotonic() - quiet_since < 10 and time.monotonic() - t0 < 4 * args.seconds:
@@ -248,8 +266,10 @@ def main() -> None:
                 bad_jobs.append((serial, jobs.get(pk)))
         published = sum(r["published"] for r in reports.values())
     finally:
-        listener.terminate()
-        listener.wait(60)
+        for listener in listeners:
+            listener.terminate()
+        for listener in listeners:
+            listener.wait(60)
         for _process, pipe in workers:
             try:
                 pipe.send(("stop", None))
@@ -272,8 +292,8 @@ def main() -> None:
     for serial, detail in (lost + duplicated + bad_jobs)[:5]:
         print(f"  e.g. {serial} printer {ids[serial]}: {detail} (path {paths.get(ids[serial])})")
     cpu_percent = (cpu1 - cpu0) / elapsed * 100
-    print(f"run_printers CPU: {cpu_percent:.0f} % of one core; RSS {rss:.0f} MiB (max {rss_max:.0f}); "
-          f"its database thread busy {(busy1 - busy0) / elapsed * 100:.0f} % of the time")
+    print(f"run_printers ({args.listeners} process(es)) CPU: {cpu_percent:.0f} % of one core; RSS {rss:.0f} MiB "
+          f"(max {rss_max:.0f}); the busiest database thread busy {(busy1 - busy0) / elapsed * 100:.0f} % of the time")
     print(f"for reference: simulators {(sim_cpu1 - sim_cpu0) / elapsed * 100:.0f} % of one core, "
           f"Mosquitto {(broker_cpu1 - broker_cpu0) / elapsed * 100:.0f} %")
 

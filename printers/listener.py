@@ -68,8 +68,14 @@ def _state_key(state: NormalisedState) -> tuple:
 
 
 class Listener:
-    def __init__(self, *, connection_factory=BambuConnection, network: MqttNetwork | None = None) -> None:
+    def __init__(self, *, connection_factory=BambuConnection, network: MqttNetwork | None = None,
+                 shard: tuple[int, int] = (0, 1)) -> None:
         self.connection_factory = connection_factory
+        # (index, count): this listener serves the printers whose id % count == index, so a large
+        # fleet can be spread over several processes (and cores); every printer still has one connection.
+        self.shard_index, self.shard_count = shard
+        if not (self.shard_count >= 1 and 0 <= self.shard_index < self.shard_count):
+            raise ValueError(f"Invalid shard {shard}: the index must be at least 0 and below the count.")
         self.network = network
         self.slots: dict[int, _PrinterSlot] = {}
         self._dirty: set[int] = set()  # printers with pending states
@@ -114,7 +120,7 @@ class Listener:
         self._last_reconcile = time.monotonic()
         wanted = {
             p.pk: p for p in Printer.objects.filter(driver=Driver.BAMBU, is_active=True)
-            .exclude(credentials_ciphertext=b"").exclude(serial="")
+            .exclude(credentials_ciphertext=b"").exclude(serial="") if self.serves(p.pk)
         }
         for printer_id in list(self.slots):
             slot = self.slots[printer_id]
@@ -243,6 +249,9 @@ class Listener:
         self.stats["writes"] += written
         return written
 
+    def serves(self, printer_id: int) -> bool:
+        return printer_id % self.shard_count == self.shard_index
+
     # -- commands --
 
     def _take_commands(self) -> None:
@@ -251,6 +260,8 @@ class Listener:
         commands = list(PrinterCommand.objects.filter(status=CommandStatus.PENDING, created_at__gte=max_age)
                         .order_by("id"))
         for command in commands:
+            if not self.serves(command.printer_id):
+                continue  # another listener's printer
             slot = self.slots.get(command.printer_id)
             if slot is None:
                 services.command_finish(command=command, ok=False, error=_(

@@ -181,6 +181,10 @@ class _StubConnection:
     def forget(self, sequence_id):
         pass
 
+    def send_command(self, action, params=None):
+        self.sent = (action, params)
+        return "7"
+
 
 def _printer(index):
     return services.printer_create(name=f"P{index}", driver=Driver.BAMBU, host="127.0.0.1", port=8883,
@@ -221,6 +225,41 @@ def test_changes_are_written_at_once_and_telemetry_within_the_budget(settings, m
         assert StateTransition.objects.filter(to_state=PrinterState.BUSY).count() == 1
     finally:
         running.close()
+
+
+@pytest.mark.django_db
+def test_shards_split_the_fleet_and_its_commands_without_overlap():
+    from printers.choices import CommandAction, CommandStatus
+    from printers.models import PrinterCommand
+
+    printers = [_printer(i) for i in range(5)]
+    shards = [Listener(connection_factory=_StubConnection, shard=(index, 2)) for index in range(2)]
+    try:
+        for shard in shards:
+            shard.reconcile()
+        served = [set(shard.slots) for shard in shards]
+        assert served[0].isdisjoint(served[1]) and served[0] | served[1] == {p.pk for p in printers}
+        assert all(pk % 2 == 0 for pk in served[0]) and all(pk % 2 == 1 for pk in served[1])
+        odd = next(p for p in printers if p.pk % 2 == 1)
+        command = PrinterCommand.objects.create(printer=odd, action=CommandAction.PAUSE)
+        shards[0]._take_commands()  # not its printer: the command waits for the other shard
+        command.refresh_from_db()
+        assert command.status == CommandStatus.PENDING
+        shards[1]._take_commands()
+        command.refresh_from_db()
+        assert command.status == CommandStatus.SENT
+    finally:
+        for shard in shards:
+            shard.close()
+    with pytest.raises(ValueError, match="Invalid shard"):
+        Listener(connection_factory=_StubConnection, shard=(2, 2))
+
+
+def test_run_printers_refuses_a_bad_shard():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--shard"):
+        call_command("run_printers", "--shard", "2/2")
 
 
 def test_run_printers_refuses_a_connect_rate_of_zero(settings):

@@ -1,12 +1,15 @@
 """Keep one MQTT connection per active Bambu printer and record what the printers report.
 
-Run exactly one of these per deployment (a supervisor restarts it): a Bambu printer accepts
-very few MQTT clients, and commands from the admin and the API travel through this process.
+Run exactly one of these per deployment (a supervisor restarts it), or, for a large fleet, one per
+shard (`--shard 0/2` and `--shard 1/2`: each serves the printers whose id modulo 2 is its index):
+a Bambu printer accepts very few MQTT clients, and commands from the admin and the API travel
+through the process that holds the printer's connection.
 SIGINT/SIGTERM stop it cleanly: pending states are written, connections closed, printers shown offline.
 All connections share one network thread; new ones open at most BAMBU_CONNECTS_PER_SECOND a second.
 """
 
 import logging
+import re
 import signal
 import threading
 import time
@@ -26,8 +29,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--stats-every", type=float, default=60.0,
                             help="Print counters every N seconds (0: never).")
+        parser.add_argument("--shard", default="0/1", metavar="INDEX/COUNT",
+                            help="Serve only the printers whose id modulo COUNT is INDEX (default 0/1: all).")
 
-    def handle(self, *args, stats_every: float, **options):
+    def handle(self, *args, stats_every: float, shard: str = "0/1", **options):
+        match = re.fullmatch(r"(\d+)/(\d+)", shard.strip())
+        if not match or not int(match[1]) < int(match[2]):
+            raise CommandError(_("--shard must be INDEX/COUNT with INDEX below COUNT, e.g. 0/2 and 1/2."))
         if float(conf.value("BAMBU_CONNECTS_PER_SECOND")) <= 0 or int(conf.value("BAMBU_CONNECT_THREADS")) < 1:
             raise CommandError(_("BAMBU_CONNECTS_PER_SECOND must be above 0 and BAMBU_CONNECT_THREADS at least 1."))
         stop = threading.Event()
@@ -38,7 +46,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        listener = Listener()
+        listener = Listener(shard=(int(match[1]), int(match[2])))
         self.stdout.write("run_printers: listening to the Bambu printers (Ctrl-C stops).")
         self.stdout.flush()
         if stats_every > 0:
