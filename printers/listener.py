@@ -9,10 +9,11 @@ happens in `Listener.step()`, on one thread:
   a serial and credentials, restart it when its host, port, serial or credentials change, stop it
   when the printer is deactivated or deleted — no restart of the process needed;
 - states: a changed state (state, job, errors) is written at once through
-  `services.printer_apply_state`, in arrival order, so no transition is lost or merged away; the
-  changes of one step share one transaction, committed before anything else is written. Reports
-  that change only telemetry are coalesced to the newest and written at most every
-  PRINTER_STATE_WRITE_SECONDS per printer, oldest first, within TELEMETRY_STEP_SECONDS of each step;
+  `services.printer_apply_states`, in arrival order, so no transition is lost or merged away;
+  WRITE_BATCH printers share one transaction of a few queries, and changes are committed before
+  anything else is written. Reports that change only telemetry are coalesced to the newest and
+  written at most every PRINTER_STATE_WRITE_SECONDS per printer, oldest first, in the same batches,
+  within TELEMETRY_STEP_SECONDS of each step;
 - commands: pending PrinterCommand rows are published on the printer's connection; the
   acknowledgement (matched by sequence_id) finishes them; without one after
   BAMBU_COMMAND_TIMEOUT_SECONDS a command still succeeds when the printer visibly reacted, and fails
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 # Time one step may spend writing telemetry-only updates (a step runs about ten times a second).
 TELEMETRY_STEP_SECONDS = 0.05
+# Printers whose states are written together, in one transaction of a handful of queries.
+WRITE_BATCH = 100
 
 
 @dataclass
@@ -194,12 +197,12 @@ class Listener:
     def flush(self, *, now: float | None = None, everything: bool = False) -> int:
         """Write what is due: every change at once, then telemetry within this step's budget.
 
-        Changes (state, job or errors) of all printers are written first, in transactions of their
-        own (one per TELEMETRY_STEP_SECONDS of work), so that nothing else delays their commit.
+        Changes (state, job or errors) of all printers are written first, WRITE_BATCH printers per
+        transaction, so that a backlog becomes visible in parts and nothing else delays their commit.
         Then telemetry-only updates at least PRINTER_STATE_WRITE_SECONDS old are written, oldest
-        first, for at most TELEMETRY_STEP_SECONDS; the rest waits for the next step (under load
-        telemetry gets older; changes never wait); time spent on changes counts against that budget.
-        `everything` writes all pending states.
+        first, in batches until TELEMETRY_STEP_SECONDS have passed; the rest waits for the next step
+        (under load telemetry gets older; changes never wait); time spent on changes counts against
+        that budget. `everything` writes all pending states.
         """
         now = time.monotonic() if now is None else now
         candidates = list(self.slots.values()) if everything else [self.slots[i] for i in self._dirty
@@ -208,29 +211,42 @@ class Listener:
         changes = [slot for slot in pending if everything or self._is_change(slot)]
         written = 0
         started = time.monotonic()
-        while changes:  # committed every TELEMETRY_STEP_SECONDS, so that a backlog becomes visible in parts
-            chunk_end = time.monotonic() + TELEMETRY_STEP_SECONDS
-            with transaction.atomic():
-                while changes:
-                    written += self._flush_slot(changes.pop(0), now=now)
-                    if time.monotonic() >= chunk_end:
-                        break
+        for first in range(0, len(changes), WRITE_BATCH):
+            written += self._write_batch(changes[first:first + WRITE_BATCH], now=now)
         if everything:
             return written
         period = float(conf.value("PRINTER_STATE_WRITE_SECONDS"))
         stale = sorted((slot for slot in pending if slot.pending and now - slot.last_write >= period),
                        key=lambda slot: slot.last_write)
         deadline = started + TELEMETRY_STEP_SECONDS
-        if stale:  # at least one per step, so that telemetry is never starved
-            with transaction.atomic():
-                for slot in stale:
-                    written += self._flush_slot(slot, now=now)
-                    if time.monotonic() >= deadline:
-                        break
+        for first in range(0, len(stale), WRITE_BATCH):  # at least one batch per step: never starved
+            written += self._write_batch(stale[first:first + WRITE_BATCH], now=now)
+            if time.monotonic() >= deadline:
+                break
         return written
 
+    def _write_batch(self, slots: list[_PrinterSlot], *, now: float) -> int:
+        """Write the pending states of these printers in one transaction, in few queries.
+
+        Round by round: every printer's oldest pending state in one `services.printer_apply_states`
+        call, then the next ones, so each printer's states are recorded in arrival order. When the
+        batch fails it is rolled back and its printers are written one by one (`_flush_slot`), so one
+        printer's bad state cannot hold back the others.
+        """
+        try:
+            with transaction.atomic():
+                for index in range(max(len(slot.pending) for slot in slots)):
+                    services.printer_apply_states(reports=[(slot.printer, *slot.pending[index]) for slot in slots
+                                                           if index < len(slot.pending)])
+        except Exception:  # noqa: BLE001 - write these printers one by one instead
+            self.stats["errors"] += 1
+            logger.exception("Recording the states of %s printers at once failed; writing them one by one.",
+                             len(slots))
+            return sum(self._flush_slot(slot, now=now) for slot in slots)
+        return sum(self._written(slot, [state for state, _at in slot.pending], now=now) for slot in slots)
+
     def _flush_slot(self, slot: _PrinterSlot, *, now: float | None = None) -> int:
-        written = 0
+        states = []
         for state, at in slot.pending:
             try:  # printer_apply_state is atomic: a failure rolls back only its own savepoint
                 services.printer_apply_state(printer=slot.printer, state=state, at=at)
@@ -238,16 +254,21 @@ class Listener:
                 self.stats["errors"] += 1
                 logger.exception("Recording the state of printer %s failed.", slot.printer.pk)
                 continue
+            states.append(state)
+        return self._written(slot, states, now=now)
+
+    def _written(self, slot: _PrinterSlot, states: list[NormalisedState], *, now: float | None) -> int:
+        """Bookkeeping after a slot's pending states were written (`states`: those that succeeded)."""
+        for state in states:
             key = _state_key(state)
             if key[0] != (slot.last_key or (None,))[0]:
                 self.stats["transitions"] += 1
             slot.last_key = key
-            written += 1
         slot.pending.clear()
         self._dirty.discard(slot.printer.pk)
         slot.last_write = time.monotonic() if now is None else now
-        self.stats["writes"] += written
-        return written
+        self.stats["writes"] += len(states)
+        return len(states)
 
     def serves(self, printer_id: int) -> bool:
         return printer_id % self.shard_count == self.shard_index

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from fablab.db import update_rows
 from fablab.exceptions import ApplicationError, InvalidInput
 from fablab.validation import validate
 from printers import conf, lifecycle
@@ -90,8 +91,11 @@ def printer_clear_credentials(*, printer: Printer) -> Printer:
 
 
 def _live_for_update(printer: Printer) -> PrinterLiveState:
-    PrinterLiveState.objects.get_or_create(printer=printer)
-    return PrinterLiveState.objects.select_for_update().get(printer=printer)
+    live = PrinterLiveState.objects.select_for_update().filter(printer=printer).first()
+    if live is None:  # the first state of a new printer
+        PrinterLiveState.objects.get_or_create(printer=printer)
+        live = PrinterLiveState.objects.select_for_update().get(printer=printer)
+    return live
 
 
 def _job_transition(job: PrinterJob, outcome: str) -> None:
@@ -100,7 +104,8 @@ def _job_transition(job: PrinterJob, outcome: str) -> None:
     job.outcome = outcome
 
 
-def _close_job(job: PrinterJob, *, outcome: str, at: datetime, reason: str, progress: float | None) -> PrinterJob:
+def _close_job(job: PrinterJob, *, outcome: str, at: datetime, reason: str, progress: float | None) -> None:
+    """End a job in memory (saved by the caller); job_finished is sent once the transaction commits."""
     _job_transition(job, outcome)
     job.ended_at = max(at, job.started_at)
     job.duration_seconds = int((job.ended_at - job.started_at).total_seconds())
@@ -109,83 +114,119 @@ def _close_job(job: PrinterJob, *, outcome: str, at: datetime, reason: str, prog
     elif progress is not None:
         job.progress_reached = max(job.progress_reached, progress)
     job.end_reason = reason[:300]
-    job.save()
     transaction.on_commit(lambda: job_finished.send(sender=PrinterJob, job=job, printer=job.printer, outcome=outcome))
-    return job
 
 
-def _start_job(printer: Printer, state: NormalisedState, *, at: datetime, adopted: bool) -> PrinterJob:
-    job = PrinterJob.objects.create(
-        printer=printer, external_job_id=state.job_key, file_name=state.current_file[:255], started_at=at,
-        progress_reached=state.progress_percent or 0, observed_start=not adopted,
-    )
+def _new_job(printer: Printer, state: NormalisedState, *, at: datetime, adopted: bool) -> PrinterJob:
+    """A started job in memory (created by the caller); job_started is sent once the transaction commits."""
+    job = PrinterJob(printer=printer, external_job_id=state.job_key, file_name=state.current_file[:255],
+                     started_at=at, progress_reached=state.progress_percent or 0, observed_start=not adopted)
     transaction.on_commit(lambda: job_started.send(sender=PrinterJob, job=job, printer=printer, adopted=adopted))
     return job
 
 
-def _record_missed_job(printer: Printer, state: NormalisedState, *, at: datetime, outcome: str) -> PrinterJob | None:
-    if PrinterJob.objects.filter(printer=printer, external_job_id=state.job_key).exists():
-        return None  # already recorded
-    job = _start_job(printer, replace(state, progress_percent=state.progress_percent or 0), at=at, adopted=True)
-    return _close_job(job, outcome=outcome, at=at, reason="the job ran between two reports",
-                      progress=state.progress_percent)
+def _observe(live: PrinterLiveState, state: NormalisedState, *, at: datetime, changed: bool) -> TelemetrySample | None:
+    """Copy an online state onto the live row; returns the telemetry sample that is due (unsaved), if any."""
+    for name, value in state.as_fields().items():
+        setattr(live, name, value)
+    live.consecutive_failures = 0
+    live.last_error = ""
+    live.last_report_at = at
+    if live.last_sample_at is not None and at - live.last_sample_at < TELEMETRY_INTERVAL and not changed:
+        return None
+    live.last_sample_at = at
+    return TelemetrySample(
+        printer_id=live.printer_id, at=at, nozzle_c=state.nozzle_temp_c, nozzle_target_c=state.nozzle_target_c,
+        bed_c=state.bed_temp_c, bed_target_c=state.bed_target_c, chamber_c=state.chamber_temp_c,
+        progress_percent=state.progress_percent)
+
+
+LIVE_FIELDS = [*(name for name in NormalisedState.__dataclass_fields__ if name != "reason"),
+               "consecutive_failures", "last_error", "last_report_at", "last_sample_at", "updated_at"]
+JOB_FIELDS = ["outcome", "ended_at", "duration_seconds", "progress_reached", "end_reason"]
 
 
 @transaction.atomic
-def printer_apply_state(*, printer: Printer, state: NormalisedState, at: datetime | None = None) -> PrinterLiveState:
-    """Record one observed state: the live row, a transition on change, job start/end, telemetry.
+def printer_apply_states(*, reports: list[tuple[Printer, NormalisedState, datetime]]) -> dict[int, PrinterLiveState]:
+    """Record one observed state for each of many printers: live rows, transitions, job start/end, telemetry.
 
-    Safe to replay: the same state again changes nothing; a report older than the last one is ignored.
+    The rules of the job lifecycle (printers.lifecycle) apply to each printer on its own, and the
+    writes of all printers share about eight queries, however many printers there are, so a large
+    fleet's reports are cheap. At most one report per printer; a printer's next report goes into the
+    next call. Safe to replay: the same state again changes nothing; a report older than the last
+    one recorded is ignored. Returns the live rows by printer id.
     """
-    at = at or timezone.now()
-    live = _live_for_update(printer)
-    if live.last_report_at and at < live.last_report_at:
-        logger.info("Ignored a report of printer %s older than the last one.", printer.pk)
-        return live
-    previous_state, previous_key = live.state, live.job_key
-
-    open_job = PrinterJob.objects.select_for_update().filter(printer=printer, outcome=JobOutcome.RUNNING).first()
-    decision = lifecycle.decide(
-        previous_state=previous_state, previous_job_key=previous_key, current=state,
-        open_job=lifecycle.OpenJob(open_job.external_job_id, open_job.progress_reached) if open_job else None,
-    )
-    if decision.close_outcome and open_job is not None:
-        _close_job(open_job, outcome=decision.close_outcome, at=at, reason=decision.close_reason,
-                   progress=state.progress_percent if not decision.start else None)
-        open_job = None
-    if decision.missed_outcome:
-        _record_missed_job(printer, state, at=at, outcome=decision.missed_outcome)
-    if decision.start:
-        open_job = _start_job(printer, state, at=at, adopted=decision.adopted)
-    elif open_job is not None and state.is_active and state.progress_percent is not None \
-            and state.progress_percent > open_job.progress_reached:
-        open_job.progress_reached = state.progress_percent
-        open_job.save(update_fields=["progress_reached"])
-
-    if previous_state != state.state:
-        StateTransition.objects.create(
-            printer=printer, from_state=previous_state, to_state=state.state, at=at,
-            reason=(state.reason or ("reconnected" if previous_state == PrinterState.OFFLINE else ""))[:300],
+    by_printer = {printer.pk: (printer, state, at or timezone.now()) for printer, state, at in reports}
+    if len(by_printer) != len(reports):
+        raise ValueError("printer_apply_states takes at most one report per printer.")
+    lives = {live.printer_id: live for live in
+             PrinterLiveState.objects.select_for_update().filter(printer_id__in=by_printer)}
+    if len(lives) < len(by_printer):  # the first state of new printers
+        PrinterLiveState.objects.bulk_create([PrinterLiveState(printer_id=pk) for pk in by_printer if pk not in lives],
+                                             ignore_conflicts=True)
+        lives.update((live.printer_id, live) for live in PrinterLiveState.objects.select_for_update().filter(
+            printer_id__in=[pk for pk in by_printer if pk not in lives]))
+    open_jobs = {job.printer_id: job for job in PrinterJob.objects.select_for_update().filter(
+        printer_id__in=by_printer, outcome=JobOutcome.RUNNING)}  # at most one each (a constraint)
+    now = timezone.now()
+    saved_jobs, new_jobs, transitions, samples, changed_lives = [], [], [], [], []
+    for printer_id, (printer, state, at) in by_printer.items():
+        live = lives[printer_id]
+        if live.last_report_at and at < live.last_report_at:
+            logger.info("Ignored a report of printer %s older than the last one.", printer_id)
+            continue
+        previous_state, previous_key = live.state, live.job_key
+        open_job = open_jobs.get(printer_id)
+        if open_job is not None:
+            open_job.printer = printer  # for the signals, without a query
+        decision = lifecycle.decide(
+            previous_state=previous_state, previous_job_key=previous_key, current=state,
+            open_job=lifecycle.OpenJob(open_job.external_job_id, open_job.progress_reached) if open_job else None,
         )
+        if decision.close_outcome and open_job is not None:
+            _close_job(open_job, outcome=decision.close_outcome, at=at, reason=decision.close_reason,
+                       progress=state.progress_percent if not decision.start else None)
+            saved_jobs.append(open_job)
+            open_job = None
+        if decision.missed_outcome and not PrinterJob.objects.filter(
+                printer_id=printer_id, external_job_id=state.job_key).exists():
+            missed = _new_job(printer, replace(state, progress_percent=state.progress_percent or 0), at=at,
+                              adopted=True)
+            _close_job(missed, outcome=decision.missed_outcome, at=at, reason="the job ran between two reports",
+                       progress=state.progress_percent)
+            new_jobs.append(missed)
+        if decision.start:
+            new_jobs.append(_new_job(printer, state, at=at, adopted=decision.adopted))
+        elif open_job is not None and state.is_active and state.progress_percent is not None \
+                and state.progress_percent > open_job.progress_reached:
+            open_job.progress_reached = state.progress_percent
+            saved_jobs.append(open_job)
 
-    if state.state == PrinterState.OFFLINE:
-        live.state, live.online = state.state, False
-        live.last_error = (state.reason or live.last_error)[:500]
-    else:
-        for name, value in state.as_fields().items():
-            setattr(live, name, value)
-        live.consecutive_failures = 0
-        live.last_error = ""
-        live.last_report_at = at
-        if live.last_sample_at is None or at - live.last_sample_at >= TELEMETRY_INTERVAL \
-                or previous_state != state.state:
-            TelemetrySample.objects.create(
-                printer=printer, at=at, nozzle_c=state.nozzle_temp_c, nozzle_target_c=state.nozzle_target_c,
-                bed_c=state.bed_temp_c, bed_target_c=state.bed_target_c, chamber_c=state.chamber_temp_c,
-                progress_percent=state.progress_percent)
-            live.last_sample_at = at
-    live.save()
-    return live
+        if previous_state != state.state:
+            transitions.append(StateTransition(
+                printer=printer, from_state=previous_state, to_state=state.state, at=at,
+                reason=(state.reason or ("reconnected" if previous_state == PrinterState.OFFLINE else ""))[:300]))
+        if state.state == PrinterState.OFFLINE:
+            live.state, live.online = state.state, False
+            live.last_error = (state.reason or live.last_error)[:500]
+        else:
+            sample = _observe(live, state, at=at, changed=previous_state != state.state)
+            if sample is not None:
+                samples.append(sample)
+        live.updated_at = now  # update_rows does not apply auto_now
+        changed_lives.append(live)
+    # Ended jobs first: a printer's next job may start in the same call (one running job per printer).
+    update_rows(saved_jobs, JOB_FIELDS)
+    PrinterJob.objects.bulk_create(new_jobs)
+    StateTransition.objects.bulk_create(transitions)
+    TelemetrySample.objects.bulk_create(samples)
+    update_rows(changed_lives, LIVE_FIELDS)
+    return lives
+
+
+def printer_apply_state(*, printer: Printer, state: NormalisedState, at: datetime | None = None) -> PrinterLiveState:
+    """Record one observed state of one printer (see `printer_apply_states`)."""
+    return printer_apply_states(reports=[(printer, state, at)])[printer.pk]
 
 
 @transaction.atomic

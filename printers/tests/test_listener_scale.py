@@ -199,6 +199,7 @@ def _state(state=PrinterState.IDLE, nozzle=25.0):
 def test_changes_are_written_at_once_and_telemetry_within_the_budget(settings, monkeypatch):
     settings.PRINTER_STATE_WRITE_SECONDS = 0
     monkeypatch.setattr(listener_module, "TELEMETRY_STEP_SECONDS", 0)
+    monkeypatch.setattr(listener_module, "WRITE_BATCH", 1)  # one printer a batch: the budget decides
     printers = [_printer(i) for i in range(6)]
     running = Listener(connection_factory=_StubConnection)
     try:
@@ -286,3 +287,43 @@ def test_simulate_printers_splits_the_fleet_over_processes(tmp_path):
     printed = sorted(line.split("serial=")[1].split()[0] for line in result.stdout.splitlines() if "serial=" in line)
     assert printed == sorted(serials)  # each printer exactly once, across both processes
     assert result.stdout.count("simulate_printers: stopped.") == 2
+
+
+@pytest.mark.django_db
+def test_states_are_written_in_batches_and_one_by_one_when_a_batch_fails(settings, monkeypatch):
+    settings.PRINTER_STATE_WRITE_SECONDS = 0
+    printers = [_printer(i) for i in range(4)]
+    running = Listener(connection_factory=_StubConnection)
+    calls = []
+    real = services.printer_apply_states
+    monkeypatch.setattr(services, "printer_apply_states",
+                        lambda **kwargs: calls.append(len(kwargs["reports"])) or real(**kwargs))
+    try:
+        running.step()
+        base = timezone.now() + timedelta(minutes=1)
+        for printer in printers:
+            running.events.put(StateEvent(printer.pk, _state(), base))
+        running.events.put(StateEvent(printers[0].pk, _state(PrinterState.BUSY), base + timedelta(seconds=1)))
+        running.step()
+        assert calls == [4, 1]  # every printer's first state together, then the next one
+        first = StateTransition.objects.filter(printer=printers[0]).order_by("at")
+        assert list(first.values_list("to_state", flat=True)) == [PrinterState.IDLE, PrinterState.BUSY]
+        for printer in printers:
+            running.events.put(StateEvent(printer.pk, _state(nozzle=180.0), base + timedelta(seconds=5)))
+        running.step()
+        assert calls[2:] == [1, 3]  # the busy printer idle again (a change) first, then three telemetry updates
+        assert list(PrinterLiveState.objects.values_list("nozzle_temp_c", flat=True).distinct()) == [180.0]
+
+        def broken(**kwargs):
+            if len(kwargs["reports"]) > 1:
+                raise RuntimeError("database hiccup")
+            return real(**kwargs)
+
+        monkeypatch.setattr(services, "printer_apply_states", broken)
+        for printer in printers:
+            running.events.put(StateEvent(printer.pk, _state(nozzle=190.0), base + timedelta(seconds=10)))
+        running.step()
+        assert list(PrinterLiveState.objects.values_list("nozzle_temp_c", flat=True).distinct()) == [190.0]
+        assert running.stats["errors"] == 1 and not running._dirty
+    finally:
+        running.close()

@@ -193,3 +193,83 @@ def test_telemetry_sampled_at_most_once_a_minute_and_purged():
     assert services.telemetry_purge(older_than_days=30) == 1
     with pytest.raises(InvalidInput):
         services.telemetry_purge(older_than_days=0)
+
+
+
+# --- many printers at once -----------------------------------------------------------------------
+
+SCRIPTS = {  # one printer's reports, 20 s apart: a finished job, a cancel, a failure, a job missed, a reconnect
+    "completed": [s("idle", nozzle_temp_c=25.0), s("preparing", job_key="1", current_file="a.3mf"),
+                  *[s("printing", job_key="1", current_file="a.3mf", progress_percent=float(p), nozzle_temp_c=200.0 + p)
+                    for p in range(0, 100, 10)], s("finished", job_key="1", progress_percent=100.0), s("idle")],
+    "cancelled": [s("idle"), s("printing", job_key="2", progress_percent=30.0),
+                  s("cancelled", job_key="2", progress_percent=31.0, reason="cancelled on the printer"), s("idle")],
+    "failed": [s("printing", job_key="3", progress_percent=5.0), s("paused", job_key="3", progress_percent=6.0),
+               s("failed", job_key="3", progress_percent=6.0), s("failed", job_key="3")],
+    "missed": [s("idle"), s("finished", job_key="4", progress_percent=100.0), s("finished", job_key="4")],
+    "reconnect": [s("idle"), s("printing", job_key="5", progress_percent=40.0), offline_state("timeout"),
+                  s("printing", job_key="6", progress_percent=2.0), s("printing", job_key="6", progress_percent=9.0)],
+}
+
+
+def _record(printer):
+    printer.live.refresh_from_db()
+    return (
+        {name: getattr(printer.live, name) for name in ("state", "online", "progress_percent", "nozzle_temp_c",
+                                                         "job_key", "last_report_at", "last_sample_at", "last_error")},
+        list(StateTransition.objects.filter(printer=printer).order_by("at", "id").values_list(
+            "from_state", "to_state", "at", "reason")),
+        list(PrinterJob.objects.filter(printer=printer).order_by("started_at", "id").values_list(
+            "external_job_id", "outcome", "progress_reached", "started_at", "ended_at", "observed_start")),
+        list(TelemetrySample.objects.filter(printer=printer).order_by("at").values_list("at", "nozzle_c",
+                                                                                        "progress_percent")),
+    )
+
+
+def test_many_printers_at_once_are_recorded_exactly_as_each_on_its_own(django_capture_on_commit_callbacks,
+                                                                       signals_log):
+    alone = {name: PrinterFactory() for name in SCRIPTS}
+    with django_capture_on_commit_callbacks(execute=True):
+        for name, printer in alone.items():
+            apply(printer, SCRIPTS[name], step=20)
+    signals_alone = len(signals_log)
+    together = {name: PrinterFactory() for name in SCRIPTS}
+    with django_capture_on_commit_callbacks(execute=True):
+        for index in range(max(map(len, SCRIPTS.values()))):
+            services.printer_apply_states(reports=[(together[name], script[index], at(index * 20))
+                                                   for name, script in SCRIPTS.items() if index < len(script)])
+    for name in SCRIPTS:
+        assert _record(together[name]) == _record(alone[name]), name
+    outcomes = dict(PrinterJob.objects.filter(printer__in=together.values()).values_list("external_job_id", "outcome"))
+    assert outcomes == {"1": "completed", "2": "cancelled", "3": "failed", "4": "completed", "5": "cancelled",
+                        "6": "running"}
+    assert len(signals_log) == 2 * signals_alone  # every start and end announced once, with the job's id
+    assert all(job_id is not None for _kind, job_id, _detail in signals_log)
+
+
+def test_writing_many_printers_costs_the_same_few_queries_as_writing_three(django_assert_max_num_queries):
+    for count in (3, 40):
+        printers = [PrinterFactory() for _ in range(count)]
+        services.printer_apply_states(reports=[(p, s("idle"), at(0)) for p in printers])
+        finished = s("finished", job_key="9", progress_percent=100.0)
+        with django_assert_max_num_queries(9):  # starts and transitions for all of them
+            services.printer_apply_states(reports=[(p, s("printing", job_key="9", progress_percent=1.0), at(10))
+                                                   for p in printers])
+        with django_assert_max_num_queries(9):  # telemetry and progress for all of them
+            services.printer_apply_states(reports=[(p, s("printing", job_key="9", progress_percent=50.0,
+                                                         nozzle_temp_c=215.0), at(20)) for p in printers])
+        with django_assert_max_num_queries(9):  # ends for all of them
+            services.printer_apply_states(reports=[(p, finished, at(30)) for p in printers])
+        assert PrinterJob.objects.filter(printer__in=printers, outcome=JobOutcome.COMPLETED).count() == count
+
+
+def test_many_printers_at_once_refuse_two_reports_of_one_printer_and_skip_older_ones():
+    printer, other = PrinterFactory(), PrinterFactory()
+    services.printer_apply_states(reports=[(printer, s("printing", job_key="1"), at(100)), (other, s("idle"), at(0))])
+    with pytest.raises(ValueError, match="one report per printer"):
+        services.printer_apply_states(reports=[(other, s("busy"), at(10)), (other, s("idle"), at(11))])
+    services.printer_apply_states(reports=[(printer, s("idle"), at(50)), (other, s("busy"), at(50))])
+    assert dict(StateTransition.objects.filter(at=at(50)).values_list("printer_id", "to_state")) == {
+        other.pk: "busy"}
+    printer.live.refresh_from_db()
+    assert printer.live.state == PrinterState.PRINTING  # the older report changed nothing
