@@ -546,7 +546,7 @@ class MqttNetwork:
     def _dispatch_connects(self, now: float) -> None:
         self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.rate)
         self._refilled = now
-        while self._waiting and self._tokens >= 1:
+        while self._waiting and self._tokens >= 1 - 1e-9:  # tolerate float rounding of elapsed * rate
             member = self._waiting.popleft()
             if member not in self.members:
                 continue
