@@ -1,8 +1,8 @@
 """Files on a printer's storage: list them, and download one into the catalog.
 
 Driver-independent: Bambu printers are read over implicit FTPS (`drivers.bambu.ftps`, folders
-/, /cache, /model, /timelapse), PrusaLink printers over HTTP (`drivers.prusalink`, each storage's
-root, files fetched through their `refs.download`). A file path is what `printer_files_list`
+/, /cache, /model, /timelapse), PrusaLink printers over HTTP (`drivers.prusalink`, each storage
+with its folders, files fetched through their `refs.download`). A file path is what `printer_files_list`
 returns (`/cache/cube.gcode.3mf`, `/usb/CUBE~1.BGC`); an import accepts only a path the printer
 lists at that moment, so a made-up path (`/../etc/passwd`, `/usb/../x`) never reaches the printer.
 
@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 MAX_PATH_LENGTH = 512
 LOCK_EXPIRY_SECONDS = 15 * 60  # frees a printer whose transfer's process died without releasing it
+MAX_ENTRIES_PER_FOLDER = ftps.MAX_ENTRIES_PER_FOLDER
+MAX_FOLDER_DEPTH = 8  # PrusaLink folders below a storage's root
+MAX_FOLDERS = 200
 
 
 @dataclass(frozen=True)
@@ -182,18 +185,38 @@ def _from_timestamp(value: int | None) -> datetime | None:
         return None
 
 
-def _prusalink_files(client, storage: str) -> list[PrinterFile]:
-    files = []
-    for remote in client.files(storage=storage):
+def _prusalink_folder(client, storage: str, folder: str, shown: str) -> tuple[list[PrinterFile], list[tuple]]:
+    """The files of one folder (`folder`: its short-name path inside the storage, "" for the root) and its
+    subfolders as (short-name path, shown path) pairs."""
+    files, folders = [], []
+    for remote in client.files(storage=storage, folder=folder)[:MAX_ENTRIES_PER_FOLDER]:
+        inside = f"{folder}/{remote.name}" if folder else remote.name
         if remote.type.upper() == "FOLDER":
+            folders.append((inside, f"{shown}/{remote.display_name or remote.name}"))
             continue
-        path = remote.download if remote.download.startswith(f"/{storage}/") else f"/{storage}/{remote.name}"
+        path = remote.download if remote.download.startswith(f"/{storage}/") else f"/{storage}/{inside}"
         files.append(PrinterFile(
             path=path, name=remote.display_name or remote.name, size_bytes=None,
             modified=_from_timestamp(remote.m_timestamp),
-            folder=f"/{storage}", downloadable=bool(remote.download) and _catalog_suffix(
+            folder=shown, downloadable=bool(remote.download) and _catalog_suffix(
                 remote.display_name or remote.name) is not None,
         ))
+    return files, folders
+
+
+def _prusalink_files(client, storage: str) -> list[PrinterFile]:
+    """Every file of a storage, folders included (MAX_FOLDER_DEPTH deep, MAX_FOLDERS folders at most)."""
+    files, waiting, seen = [], [("", f"/{storage}", 0)], 0
+    while waiting and seen < MAX_FOLDERS:
+        folder, shown, depth = waiting.pop(0)
+        seen += 1
+        found, subfolders = _prusalink_folder(client, storage, folder, shown)
+        files += found
+        if depth < MAX_FOLDER_DEPTH:
+            waiting += [(inside, name, depth + 1) for inside, name in subfolders]
+    if waiting:
+        logger.warning("Listed only the first %s folders of storage %s; %s were left out.", MAX_FOLDERS, storage,
+                       len(waiting))
     return files
 
 
@@ -212,8 +235,11 @@ def _prusalink_fetch(printer: Printer, path: str, destination_for) -> PrinterFil
         if storage not in client.storages():
             raise NotFound(_("%(printer)s has no storage %(storage)s.") % {"printer": printer.name,
                                                                           "storage": storage})
-        printer_file = _pick(printer, _prusalink_files(client, storage), path)
-        info = client.file_info(storage=storage, path=path.split("/", 2)[2])
+        inside = path.split("/", 2)[2] if path.count("/") >= 2 else ""  # e.g. PARTS~1/GEAR~1.BGC
+        listed = _prusalink_folder(client, storage, posixpath.dirname(inside), posixpath.dirname(path))[0] \
+            if inside else []  # only the file's own folder is listed again
+        printer_file = _pick(printer, listed, path)
+        info = client.file_info(storage=storage, path=inside)
         size = info.get("size")
         if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
             printer_file = replace(printer_file, size_bytes=size)

@@ -84,7 +84,8 @@ class SimState:
     printer_state: str = "IDLE"
     job: SimJob | None = None
     next_job_id: int = 100
-    files: dict[str, SimFile] = field(default_factory=dict)
+    files: dict[str, SimFile] = field(default_factory=dict)  # by short-name path: X~1.BGC, PARTS~1/X~1.BGC
+    folders: dict[str, str] = field(default_factory=dict)  # short-name path -> long name
     temp_nozzle: float = 24.0
     temp_bed: float = 23.5
 
@@ -153,6 +154,11 @@ class PrusaLinkSimulator:
             sim_file = SimFile(sfn=sfn, lfn=lfn, content=content, print_seconds=print_seconds, read_only=read_only)
             self.sim.files[sfn] = sim_file
             return sim_file
+
+    def add_folder(self, sfn: str, lfn: str) -> None:
+        """A folder on the USB stick (`sfn`: its short-name path, e.g. PARTS~1 or PARTS~1/GEARS~1)."""
+        with self._lock:
+            self.sim.folders[sfn.strip("/")] = lfn
 
     def remove_file(self, sfn: str) -> None:
         with self._lock:
@@ -328,15 +334,12 @@ class _Handler(BaseHTTPRequestHandler):
         match = re.fullmatch(r"/api/v1/job/([^/]+)(?:/(pause|resume))?", path)
         if match:
             return self._job_command(match.group(1), match.group(2))
-        if path in ("/api/v1/files/usb", "/api/v1/files/usb/") and method == "GET":
-            return self._json(200, {"type": "FOLDER", "ro": False, "name": "usb", "children": [
-                {"name": f.sfn, "ro": f.read_only, "type": "PRINT_FILE", "m_timestamp": f.m_timestamp,
-                 "display_name": f.lfn, "refs": f.refs() if not f.read_only else {"icon": f.refs()["icon"]}}
-                for f in sim.files.values()]})
-        match = re.fullmatch(r"/api/v1/files/usb/([^/]+)", path)
+        match = re.fullmatch(r"/api/v1/files/usb(?:/(.*))?", path)
+        if match and (match.group(1) or "").strip("/") in ("", *sim.folders) and method == "GET":
+            return self._folder((match.group(1) or "").strip("/"))
         if match:
             return self._file(match.group(1))
-        match = re.fullmatch(r"/usb/([^/]+)", path)
+        match = re.fullmatch(r"/usb/(.+)", path)
         if match and method == "GET":
             sim_file = sim.files.get(match.group(1))
             if sim_file is None:
@@ -345,9 +348,24 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._vanish(sim_file)
             return self._send(200, sim_file.content, content_type="application/octet-stream",
                               headers={"Content-Disposition": f'attachment; filename="{sim_file.sfn}"'})
-        if re.fullmatch(r"/thumb/[sl]/usb/[^/]+", path) and method == "GET":
+        if re.fullmatch(r"/thumb/[sl]/usb/.+", path) and method == "GET":
             return self._send(200, PNG_1PX, content_type="image/png")
         return self._json(404, {"title": "Not Found"})
+
+    def _folder(self, folder: str) -> None:
+        sim = self.simulator.sim
+
+        def inside(sfn: str) -> bool:
+            return sfn.rpartition("/")[0] == folder
+
+        children = [{"name": name.rpartition("/")[2], "ro": False, "type": "FOLDER", "m_timestamp": 1706802615,
+                     "display_name": long_name} for name, long_name in sim.folders.items() if inside(name)]
+        children += [{"name": f.sfn.rpartition("/")[2], "ro": f.read_only, "type": "PRINT_FILE",
+                      "m_timestamp": f.m_timestamp, "display_name": f.lfn,
+                      "refs": f.refs() if not f.read_only else {"icon": f.refs()["icon"]}}
+                     for f in sim.files.values() if inside(f.sfn)]
+        return self._json(200, {"type": "FOLDER", "ro": False, "name": folder.rpartition("/")[2] or "usb",
+                                "children": children})
 
     def _vanish(self, sim_file: SimFile) -> None:
         self.simulator.vanishing.discard(sim_file.sfn)

@@ -14,6 +14,7 @@ from catalog.tests.factories import ModelFactory, VariantFactory
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.exceptions import InvalidInput, NotFound
 from fablab.tests.factories import OrganizationFactory, PartnerFactory, UserFactory, make_api_key
+from printers import files as files_module
 from printers import services
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable
 from printers.files import PrinterFile, printer_file_import, printer_files_list
@@ -137,6 +138,28 @@ def test_prusalink_lists_storage_with_long_names(prusa, prusa_sim):
     assert (cube.name, cube.folder, cube.downloadable, cube.size_bytes) == ("minicube mk4s.bgcode", "/usb", True, None)
     assert cube.modified.year == 2024 and cube.modified.utcoffset() is not None
     assert listed["/usb/README~1.TXT"].downloadable is False
+
+
+def test_prusalink_lists_and_imports_files_in_folders(prusa, prusa_sim, staff, monkeypatch):
+    prusa_sim.add_folder("CUSTOM~1", "customer orders")
+    prusa_sim.add_folder("CUSTOM~1/2024-1~1", "2024-11 gears")
+    prusa_sim.add_file("CUSTOM~1/2024-1~1/GEAR~1.BGC", "gear 40t.bgcode", corpus(PRUSA_FILE).read_bytes())
+    prusa_sim.add_file("CUSTOM~1/NOTES~1.TXT", "notes.txt", b"call back")
+    listed = {f.path: f for f in printer_files_list(printer=prusa)}
+    assert set(listed) == {"/usb/MINICU~1.BGC", "/usb/README~1.TXT", "/usb/CUSTOM~1/NOTES~1.TXT",
+                           "/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC"}
+    gear = listed["/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC"]
+    assert (gear.name, gear.folder, gear.downloadable) == ("gear 40t.bgcode", "/usb/customer orders/2024-11 gears",
+                                                           True)
+    version = printer_file_import(printer=prusa, path=gear.path, user=staff)
+    assert version.sliced_file.original_name == "gear 40t.bgcode"
+    assert version.sliced_file.sha256 == expected(PRUSA_FILE)["sha256"]
+    assert ("GET", "/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC", 200) in prusa_sim.requests
+    with pytest.raises(NotFound):  # a file the folder does not hold
+        printer_file_import(printer=prusa, path="/usb/CUSTOM~1/GONE~1.BGC", user=staff)
+
+    monkeypatch.setattr(files_module, "MAX_FOLDERS", 2)  # a stick full of folders: listing stops, with a warning
+    assert "/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC" not in {f.path for f in printer_files_list(printer=prusa)}
 
 
 # --- import into the catalog ------------------------------------------------------------------------------
