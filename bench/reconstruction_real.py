@@ -53,7 +53,8 @@ def main() -> int:
         timings = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report["stage_timings"].items())
         print(f"{label}: {report['registered_photos']}/{report['photos']} photos placed, {report['points']} points, "
               f"{report['reprojection_error_px']} px; mesh {report['mesh']['faces']} faces, watertight "
-              f"{report['mesh']['watertight']}; {total:.1f} s ({timings})")
+              f"{report['mesh']['watertight']}, size {' x '.join(f'{v:g}' for v in report.get('size_mm', []))} mm "
+              f"(longest side entered: 100 mm); {total:.1f} s ({timings})")
     return 1 if failures else 0
 
 

@@ -3,13 +3,36 @@
 import json
 import shutil
 
+import numpy as np
 import trimesh
 
 from catalog.preview import render_png
+from reconstruction.pipeline.cleaning import close_holes
+
+
+def as_stored(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """The mesh as STL and 3MF store it: single-precision coordinates.
+
+    A dense surface has vertices closer together than a float32 can tell apart at its size;
+    stored as they are, they collapse in the file and the printed model is no longer closed.
+    So the rounding is done here: the vertices it makes identical are merged, the faces that
+    degenerate into lines or repeat are dropped, and holes left behind are filled, so the files
+    hold exactly the surface that the report (faces, closed, volume) describes.
+    """
+    stored = trimesh.Trimesh(mesh.vertices.astype(np.float32).astype(np.float64), mesh.faces, process=True)
+    stored.update_faces(stored.nondegenerate_faces(height=None))
+    stored.update_faces(stored.unique_faces())
+    stored.remove_unreferenced_vertices()
+    if not stored.is_watertight:
+        trimesh.repair.fill_holes(stored)
+        stored = close_holes(stored)
+        trimesh.repair.fix_normals(stored)
+        stored.vertices = stored.vertices.astype(np.float32).astype(np.float64)  # the fills' new centres
+    return stored
 
 
 def run(context) -> None:
-    mesh = trimesh.load(context.work_dir / "scaled.ply", force="mesh")
+    mesh = as_stored(trimesh.load(context.work_dir / "scaled.ply", force="mesh"))
     out = context.work_dir / "out"
     out.mkdir(exist_ok=True)
     mesh.export(out / "mesh.stl")
