@@ -5,8 +5,9 @@
 - `<id>/files/` (name `printers_printer_files`): the files on the printer, newest first, each
   importable file with a button; one select above the table picks the target catalog variant
   (empty: a new model named after the file);
-- `<id>/files/import/` (name `printers_printer_files_import`): POST only, CSRF-protected; calls
-  `printers.files.printer_file_import` and returns to the list with a message.
+- `<id>/files/import/` (name `printers_printer_files_import`): POST only, CSRF-protected; queues
+  the download (`printers.files.printer_file_import_request`, carried out by a background task)
+  and returns to the list, which shows the recent downloads with their outcome.
 
 Viewing needs the view permission on printers; importing also needs the change permission on
 printers and the catalog's permission to add versions (and models, for a new model).
@@ -18,7 +19,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -26,9 +26,11 @@ from django.views.decorators.http import require_POST
 from catalog import selectors as catalog_selectors
 from fablab.exceptions import ApplicationError
 from printers import files
+from printers.models import PrinterFileImport
 
 IMPORT_PERMISSIONS = ("catalog.add_variantversion",)
 NEW_MODEL_PERMISSIONS = ("catalog.add_model", "catalog.add_modelvariant")
+RECENT_IMPORTS = 10
 
 
 class FileImportForm(forms.Form):
@@ -77,6 +79,8 @@ def files_view(model_admin, request, object_id):
         "files": printer_files,
         "error": error,
         "form": FileImportForm(),
+        "imports": PrinterFileImport.objects.filter(printer=printer).select_related(
+            "requested_by", "version__variant")[:RECENT_IMPORTS],
         "may_import": _may_import(model_admin, request, printer),
         "import_url": reverse("admin:printers_printer_files_import", args=[printer.pk]),
         "change_url": reverse("admin:printers_printer_change", args=[printer.pk]),
@@ -99,17 +103,13 @@ def file_import_view(model_admin, request, object_id):
     if variant is None and not request.user.has_perms(NEW_MODEL_PERMISSIONS):
         raise PermissionDenied
     try:
-        version = files.printer_file_import(printer=printer, path=form.cleaned_data["path"], user=request.user,
-                                            variant=variant)
+        queued = files.printer_file_import_request(printer=printer, path=form.cleaned_data["path"],
+                                                   user=request.user, variant=variant)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return HttpResponseRedirect(back)
-    variant = version.variant
-    messages.success(request, format_html(
-        _("{name} is now version {number} of <a href=\"{url}\">{variant}</a>."),
-        name=version.sliced_file.original_name, number=version.number, variant=str(variant),
-        url=reverse("admin:catalog_modelvariant_change", args=[variant.pk]),
-    ))
+    messages.success(request, _("%(path)s is being downloaded into the catalog in the background; see "
+                                "“Downloads to the catalog” below.") % {"path": queued.path})
     return HttpResponseRedirect(back)
 
 

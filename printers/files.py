@@ -6,7 +6,9 @@ with its folders, files fetched through their `refs.download`). A file path is w
 returns (`/cache/cube.gcode.3mf`, `/usb/CUBE~1.BGC`); an import accepts only a path the printer
 lists at that moment, so a made-up path (`/../etc/passwd`, `/usb/../x`) never reaches the printer.
 
-An import downloads into a temporary file (removed whatever happens), refuses files larger than
+`printer_file_import_request` queues an import for a django-q2 task (`printer_file_import_run`),
+recorded as a PrinterFileImport row that tells how it went; `printer_file_import` is the
+import itself. An import downloads into a temporary file (removed whatever happens), refuses files larger than
 the catalog's CATALOG_MAX_UPLOAD_BYTES while they arrive, and hands the complete file to
 `catalog.services.variant_upload_sliced_file`, which stores it, deduplicates by SHA-256 and
 reads its metadata (at once or in the background). With no variant given, a new catalog model
@@ -31,17 +33,18 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files import File
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from catalog import services as catalog_services
 from catalog.models import ModelVariant, VariantVersion
-from fablab.exceptions import InvalidInput, NotFound
+from fablab.exceptions import ApplicationError, InvalidInput, NotFound
 from printers import conf, services
-from printers.choices import Driver
+from printers.choices import Driver, ImportStatus
 from printers.drivers.bambu import ftps
 from printers.exceptions import PrinterConflict, PrinterUnreachable
-from printers.models import Printer
+from printers.models import Printer, PrinterFileImport
 
 logger = logging.getLogger(__name__)
 
@@ -337,3 +340,57 @@ def printer_file_import(*, printer: Printer, path: str, user, variant: ModelVari
     logger.info("Printer %s: %s imported as version %s of variant %s.", printer.pk, path, version.number,
                 version.variant_id)
     return version
+
+
+# --- in the background ---------------------------------------------------------------------------
+
+
+def printer_file_import_request(*, printer: Printer, path: str, user,
+                                variant: ModelVariant | None = None) -> PrinterFileImport:
+    """Queue the download of `path` into the catalog (`printer_file_import` in a background task).
+
+    The path is checked at once (a malformed one is refused here); whether the file is on the
+    printer, fits and is readable is found out by the task and recorded on the returned row.
+    Asking again for a file of this printer that is still waiting or downloading returns that
+    request instead of a second download.
+    """
+    path = clean_path(path)
+    _driver(printer)
+    with transaction.atomic():
+        Printer.objects.select_for_update().filter(pk=printer.pk).first()  # one request at a time per printer
+        pending = PrinterFileImport.objects.filter(
+            printer=printer, path=path, status__in=(ImportStatus.QUEUED, ImportStatus.RUNNING)).first()
+        if pending is not None:
+            return pending
+        request = PrinterFileImport.objects.create(printer=printer, path=path, variant=variant, requested_by=user)
+        transaction.on_commit(lambda: _enqueue_import(request.pk))
+    return request
+
+
+def _enqueue_import(import_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("printers.tasks.run_file_import", import_id, task_name=f"printer file download {import_id}")
+
+
+def printer_file_import_run(*, import_id: int) -> str:
+    """Carry out a queued download (the task). Safe to run twice: only a waiting request is started."""
+    claimed = PrinterFileImport.objects.filter(pk=import_id, status=ImportStatus.QUEUED).update(
+        status=ImportStatus.RUNNING)
+    if not claimed:
+        return "not waiting"
+    request = PrinterFileImport.objects.select_related("printer", "variant", "requested_by").get(pk=import_id)
+    try:
+        version = printer_file_import(printer=request.printer, path=request.path, user=request.requested_by,
+                                      variant=request.variant)
+    except ApplicationError as exc:
+        request.status, request.error = ImportStatus.FAILED, str(exc.message)[:500]
+    except Exception:  # noqa: BLE001 - recorded for the person waiting; the details go to the log
+        logger.exception("Downloading %s from printer %s failed.", request.path, request.printer_id)
+        request.status = ImportStatus.FAILED
+        request.error = _("The download failed unexpectedly; the details are in the server log. Try again.")
+    else:
+        request.status, request.version = ImportStatus.SUCCEEDED, version
+    request.finished_at = timezone.now()
+    request.save(update_fields=["status", "error", "version", "finished_at"])
+    return request.status

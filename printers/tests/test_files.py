@@ -18,6 +18,7 @@ from printers import files as files_module
 from printers import services
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable
 from printers.files import PrinterFile, printer_file_import, printer_files_list
+from printers.models import PrinterFileImport
 from printers.simulators.ftps import BambuFTPSSimulator
 from printers.simulators.prusalink import PrusaLinkSimulator
 from printers.tests.factories import BambuPrinterFactory, PrinterFactory
@@ -86,6 +87,13 @@ def prusa(prusa_sim):
     printer = PrinterFactory(name="Core One east", host=prusa_sim.host, port=prusa_sim.port)
     services.printer_set_credentials(printer=printer, secret=PRUSA_PASSWORD)
     return printer
+
+
+@pytest.fixture
+def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
+    """Queued tasks run at once, in this process, when the request's transaction commits."""
+    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
+    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture
@@ -356,7 +364,7 @@ def test_one_transfer_per_printer_at_a_time(bambu, staff):
 # --- admin -------------------------------------------------------------------------------------------------
 
 
-def test_admin_lists_files_and_downloads_one_into_a_new_model(client, staff, bambu):
+def test_admin_lists_files_and_downloads_one_into_a_new_model(client, staff, bambu, run_tasks):
     from django.urls import reverse
 
     client.force_login(staff)
@@ -370,24 +378,36 @@ def test_admin_lists_files_and_downloads_one_into_a_new_model(client, staff, bam
     assert BAMBU_FILE in body and "plate 2 (copy).3mf" in body and "video_2024-05-01.mp4" in body
     assert body.count('name="path"') == 2  # a button for each file the catalog takes, none for the video
     assert "csrfmiddlewaretoken" in body
-    response = client.post(reverse("admin:printers_printer_files_import", args=[bambu.pk]),
-                           {"path": f"/cache/{BAMBU_FILE}", "variant": ""}, follow=True)
-    assert response.status_code == 200
+    with run_tasks():
+        response = client.post(reverse("admin:printers_printer_files_import", args=[bambu.pk]),
+                               {"path": f"/cache/{BAMBU_FILE}", "variant": ""})
+    assert response.status_code == 302 and response.url == url
     version = VariantVersion.objects.get()
     assert version.variant.estimated_time_s == 1095
-    assert "is now version 1 of" in response.content.decode()
+    body = client.get(url).content.decode()
+    assert "in the background" in body  # the message
+    download = PrinterFileImport.objects.get()
+    assert (download.status, download.version, download.requested_by) == ("succeeded", version, staff)
+    assert f'data-import="{download.pk}" data-status="succeeded"' in body and "version 1 of" in body
 
 
-def test_admin_downloads_into_a_chosen_variant_and_shows_errors(client, staff, prusa, prusa_sim):
+def test_admin_downloads_into_a_chosen_variant_and_shows_errors(client, staff, prusa, prusa_sim, run_tasks):
     from django.urls import reverse
 
     variant = VariantFactory()
     client.force_login(staff)
     import_url = reverse("admin:printers_printer_files_import", args=[prusa.pk])
-    client.post(import_url, {"path": "/usb/MINICU~1.BGC", "variant": str(variant.pk)})
+    with run_tasks():
+        client.post(import_url, {"path": "/usb/MINICU~1.BGC", "variant": str(variant.pk)})
     assert variant.versions.count() == 1
     response = client.post(import_url, {"path": "/usb/../etc/passwd", "variant": ""}, follow=True)
     assert "is not a path the printer lists" in response.content.decode()
+    assert PrinterFileImport.objects.count() == 1  # a malformed path is refused before anything is queued
+    with run_tasks():  # the same file again into the same variant: the download fails, and says why
+        client.post(import_url, {"path": "/usb/MINICU~1.BGC", "variant": str(variant.pk)})
+    failed = PrinterFileImport.objects.filter(status="failed").get()
+    assert failed.error and failed.error in client.get(reverse("admin:printers_printer_files",
+                                                               args=[prusa.pk])).content.decode()
     prusa_sim.power_off()
     page = client.get(reverse("admin:printers_printer_files", args=[prusa.pk]))
     assert page.status_code == 200 and 'id="files-error"' in page.content.decode()
@@ -431,7 +451,7 @@ def lab_keys():
     return make_api_key(lab, scope=ApiKeyScope.READ)[1], make_api_key(lab, scope=ApiKeyScope.WRITE)[1]
 
 
-def test_api_lists_and_imports_for_lab_keys(client, bambu, lab_keys):
+def test_api_lists_and_imports_for_lab_keys(client, bambu, lab_keys, run_tasks):
     read, write = lab_keys
     listed = client.get(f"{API}/printers/{bambu.pk}/files", headers={"X-API-Key": read})
     assert listed.status_code == 200
@@ -439,11 +459,29 @@ def test_api_lists_and_imports_for_lab_keys(client, bambu, lab_keys):
     assert entry["path"] == f"/cache/{BAMBU_FILE}" and entry["size_bytes"] == 48350 and entry["downloadable"]
     response = client.post(f"{API}/printers/{bambu.pk}/files/import", {"path": entry["path"]},
                            content_type="application/json", headers={"X-API-Key": write})
-    assert response.status_code == 201, response.content
-    body = response.json()
-    assert body["version"] == 1 and body["status"] == "done"
+    assert response.status_code == 202, response.content
+    queued = response.json()
+    assert queued["status"] == "queued" and queued["path"] == entry["path"] and queued["version"] is None
+    again = client.post(f"{API}/printers/{bambu.pk}/files/import", {"path": entry["path"]},
+                        content_type="application/json", headers={"X-API-Key": write})
+    assert again.status_code == 202 and again.json()["id"] == queued["id"]  # still waiting: the same download
+    from printers.tasks import run_file_import
+
+    assert run_file_import(queued["id"]) == "succeeded"
+    assert run_file_import(queued["id"]) == "not waiting"  # a task delivered twice downloads once
+    status_url = f"{API}/printers/{bambu.pk}/files/imports/{queued['id']}"
+    body = client.get(status_url, headers={"X-API-Key": read}).json()
+    assert body["status"] == "succeeded" and body["version"] == 1 and body["metadata_status"] == "done"
     assert body["metadata"]["estimated_time_s"] == expected(BAMBU_FILE)["estimated_time_s"]
     assert body["sha256"] == expected(BAMBU_FILE)["sha256"]
+    assert VariantVersion.objects.count() == 1
+    assert client.get(f"{API}/printers/{bambu.pk}/files/imports/999999", headers={"X-API-Key": read}).status_code \
+        == 404
+    with run_tasks():  # a file that is not on the printer: the download fails with the reason
+        missing = client.post(f"{API}/printers/{bambu.pk}/files/import", {"path": "/cache/gone.3mf"},
+                              content_type="application/json", headers={"X-API-Key": write}).json()
+    failed = client.get(f"{API}/printers/{bambu.pk}/files/imports/{missing['id']}", headers={"X-API-Key": read})
+    assert failed.json()["status"] == "failed" and "is not on P1S west" in failed.json()["error"]
 
 
 def test_api_refuses_partner_keys_read_keys_bad_paths_and_unknown_printers(client, bambu, lab_keys):
@@ -463,6 +501,11 @@ def test_api_refuses_partner_keys_read_keys_bad_paths_and_unknown_printers(clien
                       headers={"X-API-Key": write})
     assert bad.status_code == 422 and "is not a path the printer lists" in bad.json()["detail"]
     assert client.get(f"{API}/printers/999999/files", headers={"X-API-Key": read}).status_code == 404
+    elsewhere = PrinterFileImport.objects.create(printer=PrinterFactory(), path="/usb/X~1.BGC")
+    assert client.get(f"{API}/printers/{bambu.pk}/files/imports/{elsewhere.pk}",  # another printer's download
+                      headers={"X-API-Key": read}).status_code == 404
+    assert client.get(f"{API}/printers/{bambu.pk}/files/imports/{elsewhere.pk}",
+                      headers={"X-API-Key": partner_key}).status_code == 403
     assert VariantVersion.objects.count() == 0
     services.printer_set_credentials(printer=bambu, secret="bad-code")
     denied = client.get(files_url, headers={"X-API-Key": read})
