@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -358,6 +358,12 @@ def printer_file_import_request(*, printer: Printer, path: str, user,
     _driver(printer)
     with transaction.atomic():
         Printer.objects.select_for_update().filter(pk=printer.pk).first()  # one request at a time per printer
+        # A download whose worker died (killed at the task timeout, restarted) would otherwise block this file.
+        PrinterFileImport.objects.filter(
+            printer=printer, status__in=(ImportStatus.QUEUED, ImportStatus.RUNNING),
+            created_at__lt=timezone.now() - timedelta(seconds=2 * settings.TASK_TIMEOUT_SECONDS),
+        ).update(status=ImportStatus.FAILED, finished_at=timezone.now(),
+                 error=_("The download did not finish in time (the worker stopped or was too busy). Try again."))
         pending = PrinterFileImport.objects.filter(
             printer=printer, path=path, status__in=(ImportStatus.QUEUED, ImportStatus.RUNNING)).first()
         if pending is not None:

@@ -510,3 +510,22 @@ def test_api_refuses_partner_keys_read_keys_bad_paths_and_unknown_printers(clien
     services.printer_set_credentials(printer=bambu, secret="bad-code")
     denied = client.get(files_url, headers={"X-API-Key": read})
     assert denied.status_code == 502 and "bad-code" not in denied.content.decode()
+
+
+def test_a_download_whose_worker_died_does_not_block_the_file(prusa, staff, settings, run_tasks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from printers.files import printer_file_import_request
+
+    stuck = printer_file_import_request(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
+    PrinterFileImport.objects.filter(pk=stuck.pk).update(
+        status="running", created_at=timezone.now() - timedelta(seconds=2 * settings.TASK_TIMEOUT_SECONDS + 1))
+    with run_tasks():
+        retry = printer_file_import_request(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
+    assert retry.pk != stuck.pk
+    stuck.refresh_from_db()
+    assert stuck.status == "failed" and "did not finish in time" in stuck.error
+    retry.refresh_from_db()
+    assert retry.status == "succeeded" and retry.version.sliced_file.original_name == "minicube mk4s.bgcode"
