@@ -1,5 +1,6 @@
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from fablab.choices import ApiKeyScope, MembershipRole
 from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, make_api_key
@@ -19,6 +20,10 @@ def _test_settings(settings, tmp_path):
             "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
         },
     }
+    yield
+    # A request through the test client leaves its language active in this thread (LocaleMiddleware
+    # activates it and nothing deactivates it); the next test starts in the default language again.
+    translation.deactivate()
 
 
 class ApiClient(Client):
