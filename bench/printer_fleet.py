@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/printer_fleet.py --printers 500 --seconds 30
 
-Starts a private Mosquitto (plain MQTT, password file), a temporary SQLite database, the Printer
-rows, `manage.py run_printers` in its own process and N fake printers (X1/A1 profiles
-alternating: X1 pushes its full state every second, A1 deltas) in --sim-processes processes of
-their own. The listener runs the same code as with TLS; only the port is declared plain.
+Starts a private Mosquitto (plain MQTT, password file), a temporary SQLite database (or
+--database-url), the Printer rows, `manage.py run_printers` in its own process (--listeners: one
+per shard) and N fake printers (X1/A1 profiles alternating: X1 pushes its full state every
+second, A1 deltas) in --sim-processes processes of their own. The listener runs the same code as
+with TLS; only the port is declared plain. With --tls the listener connects over TLS as to real
+printers, each connection checking that the broker's certificate names its printer's serial.
 
 After the warm-up (every printer idle in the database) it starts one job on every printer, spread
 over the first third of the run; each job goes PREPARE → RUNNING → FINISH within the run. For
@@ -114,6 +116,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="",
                         help="An empty database to use, e.g. postgres://postgres@127.0.0.1:5432/fleet_bench "
                              "(default: a temporary SQLite file).")
+    parser.add_argument("--tls", action="store_true",
+                        help="run_printers connects over TLS, as to real Bambu printers (a certificate naming every "
+                             "serial; the fake printers publish on a second, plain listener).")
     args = parser.parse_args()
     if args.seconds < 20:
         parser.error("--seconds must be at least 20 so that every job can finish within the run.")
@@ -140,16 +145,22 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     code = "benchcode"
     serials = [fake_serial(PROFILES[i % len(PROFILES)], i + 1) for i in range(args.printers)]
-    broker = MosquittoBroker(work / "broker", users={"bblp": code, **{s: code for s in serials}}).start()
+    from printers.simulators.broker import free_port
+
+    broker = MosquittoBroker(work / "broker", users={"bblp": code, **{s: code for s in serials}},
+                             tls_names=serials if args.tls else None,
+                             plain_port=free_port() if args.tls else None).start()
+    simulator_port = broker.plain_port or broker.port
     ids = {}
     for index, serial in enumerate(serials):
         printer = services.printer_create(name=serial, driver=Driver.BAMBU, host="127.0.0.1", port=broker.port,
                                           serial=serial, secret=code, model=PROFILES[index % len(PROFILES)])
         ids[serial] = printer.pk
 
-    # run_printers uses TLS except on BAMBU_PLAIN_MQTT_PORTS; the private broker is plain MQTT on a free port.
+    # run_printers uses TLS except on BAMBU_PLAIN_MQTT_PORTS; the private broker is plain MQTT on a free port
+    # (with --tls: TLS for run_printers, checked against each serial as with real printers).
     # DEBUG off as in production: Django would otherwise keep a log of every query.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BENCH_PLAIN_PORT": str(broker.port)}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BENCH_PLAIN_PORT": "0" if args.tls else str(broker.port)}
     listeners, readers = [], []
     for index in range(args.listeners):
         listeners.append(subprocess.Popen(
@@ -181,7 +192,7 @@ def main() -> None:
     for first in range(0, args.printers, chunk):
         ours, theirs = context.Pipe()
         process = context.Process(target=simulator_worker, daemon=True,
-                                  args=(theirs, first, min(chunk, args.printers - first), broker.port, code,
+                                  args=(theirs, first, min(chunk, args.printers - first), simulator_port, code,
                                         print_ticks))
         process.start()
         workers.append((process, ours))
@@ -279,7 +290,8 @@ def main() -> None:
             process.join(30)
         broker.stop()
     lags.sort()
-    print(f"printers: {args.printers} in {len(workers)} simulator process(es), measured {elapsed:.1f} s, "
+    print(f"printers: {args.printers} in {len(workers)} simulator process(es){' over TLS' if args.tls else ''}, "
+          f"measured {elapsed:.1f} s, "
           f"{connected} connected at the end")
     print(f"reports published by the fleet: {published} in all (~{args.printers}/s offered); "
           f"run_printers handled {(reports1 - reports0) / elapsed:.0f} reports/s")

@@ -104,7 +104,9 @@ def make_certificates(directory: Path, names: list[str]) -> tuple[Path, Path, Pa
 
 class MosquittoBroker:
     def __init__(self, directory: Path, *, users: dict[str, str], tls_names: list[str] | None = None,
-                 port: int | None = None, max_connections: int = -1) -> None:
+                 port: int | None = None, max_connections: int = -1, plain_port: int | None = None) -> None:
+        """`plain_port`: with TLS, a second listener without TLS on that port (for the fake printers'
+        own connections, so that only the listener under test pays for TLS)."""
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.users = users
@@ -112,6 +114,7 @@ class MosquittoBroker:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.max_connections = max_connections
+        self.plain_port = plain_port
         self.ca_file: Path | None = None
         self.process: subprocess.Popen | None = None
         self.log_file = self.directory / "mosquitto.log"
@@ -138,6 +141,8 @@ class MosquittoBroker:
             self.ca_file, cert_file, key_file = make_certificates(self.directory, self.tls_names)
             lines += [f"cafile {self.ca_file}", f"certfile {cert_file}", f"keyfile {key_file}",
                       "tls_version tlsv1.2"]
+            if self.plain_port:
+                lines.append(f"listener {self.plain_port} {self.host}")
         (self.directory / "mosquitto.conf").write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 10.0) -> "MosquittoBroker":

@@ -25,7 +25,7 @@ from printers.exceptions import ReportError
 from printers.listener import Listener
 from printers.models import PrinterLiveState, StateTransition
 from printers.simulators.bambu import PROFILES, BambuFleetSimulator, FakeBambuPrinter, load_fixture
-from printers.simulators.broker import MosquittoBroker
+from printers.simulators.broker import MosquittoBroker, free_port
 from printers.state import NormalisedState
 
 CODE = "fleet123"
@@ -132,9 +132,11 @@ def test_one_network_thread_serves_a_fleet(tmp_path):
     count = 16
     fleet = BambuFleetSimulator(count=count, host="127.0.0.1", port=0, access_code=CODE, tick_seconds=0.1)
     users = {"bblp": CODE, **{p.serial: CODE for p in fleet.printers}}
-    with MosquittoBroker(tmp_path / "broker", users=users) as broker:
+    serials = [p.serial for p in fleet.printers]
+    # TLS for the connections under test, as with real printers; the fake printers publish on a plain listener.
+    with MosquittoBroker(tmp_path / "broker", users=users, tls_names=serials, plain_port=free_port()) as broker:
         for printer in fleet.printers:
-            printer.port = broker.port
+            printer.port = broker.plain_port
         threads_before = threading.active_count()
         fleet.start()
         network = MqttNetwork(name="fleet-test", connects_per_second=50, connect_threads=2).start()
@@ -147,7 +149,8 @@ def test_one_network_thread_serves_a_fleet(tmp_path):
                     states.setdefault(event.printer_id, []).append(event.state)
 
         connections = [BambuConnection(printer_id=i, host=broker.host, port=broker.port, serial=p.serial,
-                                       access_code=CODE, on_event=on_event, tls=False, network=network).start()
+                                       access_code=CODE, on_event=on_event, tls=True, ca_file=str(broker.ca_file),
+                                       network=network).start()
                        for i, p in enumerate(fleet.printers)]
         try:
             deadline = time.monotonic() + 20
