@@ -37,3 +37,11 @@ def test_run_printers_stops_cleanly_on_sigterm(tmp_path):
             process.kill()
     assert process.returncode == 0, output
     assert "stopped" in output
+
+
+def test_simulate_printers_without_the_corpus_says_where_to_point_it(settings, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    settings.FABLAB_CORPUS = str(tmp_path / "nowhere")
+    with pytest.raises(CommandError, match="set FABLAB_CORPUS"):
+        call_command("simulate_printers", "--bambu", "1", "--seconds", "1")

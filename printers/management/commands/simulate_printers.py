@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from printers.demo import DEMO_ACCESS_CODE, DEMO_PRUSA_PASSWORD, DEMO_PRUSA_PORT
-from printers.simulators.bambu import PROFILES, BambuFleetSimulator
+from printers.simulators.bambu import PROFILES, BambuFleetSimulator, corpus_dir
 from printers.simulators.prusalink import PrusaLinkSimulator
 
 
@@ -52,6 +52,9 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown profile(s) {', '.join(unknown)}; choose from {', '.join(PROFILES)}.")
         if o["processes"] < 1:
             raise CommandError("--processes must be at least 1.")
+        if o["bambu"] and not corpus_dir().is_dir():
+            raise CommandError(f"The fake Bambu printers replay real reports from {corpus_dir()}, which does not "
+                               "exist: set FABLAB_CORPUS to the shared corpus folder.")
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *a: stop.set())
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
