@@ -23,6 +23,7 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
+from reconstruction.pipeline.scaling import similarity
 from reconstruction.synthetic import Truth
 
 COMPLETENESS_THRESHOLD = 0.01  # of the diagonal
@@ -49,21 +50,6 @@ class Evaluation:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """s, R, t minimising |s R source + t - target|^2 (Umeyama 1991)."""
-    source, target = np.asarray(source, float), np.asarray(target, float)
-    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-    a, b = source - mu_s, target - mu_t
-    u, d, vt = np.linalg.svd(b.T @ a / len(source))
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    rotation = u @ sign @ vt
-    variance = (a**2).sum(axis=1).mean()
-    scale = float(np.trace(np.diag(d) @ sign) / variance) if variance > 0 else 1.0
-    return scale, rotation, mu_t - scale * rotation @ mu_s
 
 
 def matrix(scale: float, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:

@@ -90,7 +90,8 @@ def triangulate(observations: list, poses: dict[int, np.ndarray], focal_px: dict
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """s, R, t with target ~ s R source + t (least squares, Umeyama)."""
+    """s, R, t minimising |s R source + t - target|^2 (least squares, Umeyama 1991)."""
+    source, target = np.asarray(source, float), np.asarray(target, float)
     mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
     a, b = source - mu_s, target - mu_t
     u, d, vt = np.linalg.svd(b.T @ a / len(source))
@@ -98,7 +99,8 @@ def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarra
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         sign[2, 2] = -1
     rotation = u @ sign @ vt
-    scale = float(np.trace(np.diag(d) @ sign) / (a**2).sum(axis=1).mean())
+    variance = (a**2).sum(axis=1).mean()
+    scale = float(np.trace(np.diag(d) @ sign) / variance) if variance > 0 else 1.0
     return scale, rotation, mu_t - scale * rotation @ mu_s
 
 

@@ -8,7 +8,7 @@ import trimesh
 from PIL import Image
 
 from reconstruction import evaluation, synthetic
-from reconstruction.pipeline import Context, ScanFailed, run
+from reconstruction.pipeline import Context, ScanFailed, run, scaling
 
 SMALL = {"views": 24, "size": 640}
 
@@ -69,7 +69,7 @@ def test_similarity_recovers_a_known_transform():
     points = rng.normal(size=(20, 3))
     rotation = trimesh.transformations.random_rotation_matrix(rng.random(3))[:3, :3]
     moved = 2.5 * points @ rotation.T + [1, -2, 3]
-    scale, found, shift = evaluation.similarity(points, moved)
+    scale, found, shift = scaling.similarity(points, moved)
     assert scale == pytest.approx(2.5) and np.allclose(found, rotation) and np.allclose(shift, [1, -2, 3])
 
 
