@@ -222,13 +222,20 @@ def main() -> None:
         for _process, pipe in workers:
             pipe.send(("start_jobs", starts))
         rss_max, last_id = 0.0, mark
-        while time.monotonic() - t0 < args.seconds:
+
+        def watch() -> int:
+            """Note when each new transition became visible; returns how many were new."""
+            nonlocal last_id
             rows = list(StateTransition.objects.filter(id__gt=last_id).order_by("id")
                         .values_list("id", "printer_id", "to_state"))
             now = time.time()
             for row_id, printer_id, to_state in rows:
                 seen.setdefault((printer_id, to_state), now)
                 last_id = row_id
+            return len(rows)
+
+        while time.monotonic() - t0 < args.seconds:
+            watch()
             rss_max = max(rss_max, listener_stats()[1])
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
@@ -239,12 +246,7 @@ def main() -> None:
         in_window = len(seen)
         quiet_since = time.monotonic()  # late transitions are late, not lost: wait until none come for 10 s
         while time.monotonic() - quiet_since < 10 and time.monotonic() - t0 < 4 * args.seconds:
-            rows = list(StateTransition.objects.filter(id__gt=last_id).order_by("id")
-                        .values_list("id", "printer_id", "to_state"))
-            now = time.time()
-            for row_id, printer_id, to_state in rows:
-                seen.setdefault((printer_id, to_state), now)
-                last_id = row_id
+            if watch():
                 quiet_since = time.monotonic()
             time.sleep(0.05)
         reports = {}
