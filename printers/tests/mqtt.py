@@ -72,9 +72,11 @@ def live(printer) -> PrinterLiveState:
 
 
 def step_until(listener, predicate, *, timeout: float = 8.0, what: str = "condition"):
+    """Step `listener` (anything with step(), or None) until `predicate()` is true; returns its value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        listener.step()
+        if listener is not None:
+            listener.step()
         result = predicate()
         if result:
             return result

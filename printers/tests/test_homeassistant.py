@@ -16,6 +16,7 @@ from printers.homeassistant import HomeAssistantError, HomeAssistantPublisher, b
 from printers.simulators.broker import MosquittoBroker
 from printers.state import NormalisedState
 from printers.tests.factories import BambuPrinterFactory, PrinterFactory
+from printers.tests.mqtt import step_until
 
 pytestmark = pytest.mark.django_db
 
@@ -96,15 +97,7 @@ def publisher(broker, settings):
 
 
 def wait_for(predicate, *, publisher=None, timeout=5.0, what="message"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if publisher is not None:
-            publisher.step()
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.03)
-    raise AssertionError(f"timed out waiting for {what}")
+    return step_until(publisher, predicate, timeout=timeout, what=what)
 
 
 @pytest.fixture
