@@ -1,6 +1,8 @@
 import io
+from pathlib import Path
 
 import numpy as np
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
@@ -22,3 +24,9 @@ def photo(name: str = "p.jpg", *, size=(800, 600), seed: int = 0, fmt: str = "JP
         kwargs["exif"] = exif
     image.save(buffer, fmt, **kwargs)
     return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/jpeg")
+
+
+def stored() -> list[Path]:
+    """Every file in the test's storage (nothing may be left behind by a refused or deleted scan)."""
+    root = Path(default_storage.location)
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []

@@ -1,18 +1,16 @@
 """HEIC/HEIF photos (phones) are accepted, checked like any photo and stored as JPEG for the pipeline."""
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from fablab.exceptions import InvalidInput
-from fablab.tests.factories import MembershipFactory
 from reconstruction import services
 from reconstruction.models import ScanPhoto
+from reconstruction.tests.factories import stored
 
 pytestmark = pytest.mark.django_db
 
@@ -29,17 +27,6 @@ def heic(name="IMG_0001.HEIC", *, size=(800, 600), seed=0, focal_mm: float | Non
     buffer = io.BytesIO()
     image.save(buffer, "HEIF", quality=60, exif=exif.tobytes())
     return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/heic")
-
-
-@pytest.fixture
-def job():
-    owner = MembershipFactory()
-    return services.scan_job_create(organization=owner.organization, user=owner.user, title="Shoe")
-
-
-def stored() -> list[Path]:
-    root = Path(default_storage.location)
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 def test_heic_is_accepted_and_stored_as_jpeg_with_its_focal_length(job):

@@ -1,30 +1,16 @@
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from fablab.exceptions import Conflict, InvalidInput
-from fablab.tests.factories import MembershipFactory
 from reconstruction import services
 from reconstruction.choices import ScanStatus
 from reconstruction.models import ScanJob, ScanPhoto
-from reconstruction.tests.factories import photo
+from reconstruction.tests.factories import photo, stored
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def job():
-    owner = MembershipFactory()
-    return services.scan_job_create(organization=owner.organization, user=owner.user, title="Skull")
-
-
-def stored() -> list[str]:
-    root = Path(default_storage.location)
-    return [str(p) for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 class TestPhotos:
