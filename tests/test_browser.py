@@ -10,6 +10,7 @@ Screenshots land in var/screenshots/<name>.png for a human to look at.
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # --- fixtures -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def browser(monkeypatch) -> Iterator:
+@contextmanager
+def launch_chromium(monkeypatch, args: list[str] = CHROMIUM_ARGS) -> Iterator:
+    """The system's Chromium, headless, through Playwright's sync API (a missing Chromium fails the test)."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} not found: the browser tests need Debian's Chromium "
@@ -53,11 +55,17 @@ def browser(monkeypatch) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
         try:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator:
+    with launch_chromium(monkeypatch) as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -239,21 +239,11 @@ WEBGL_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignor
 @pytest.fixture
 def webgl_browser(monkeypatch):
     """The system's Chromium (as in tests/test_browser.py), with software WebGL switched on."""
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.test_browser import CHROMIUM_ARGS, launch_chromium
 
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: the browser tests need Debian's Chromium (apt-get install chromium).",
-                    pytrace=False)
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    args = [arg for arg in CHROMIUM_ARGS if arg != "--disable-gpu"] + WEBGL_ARGS
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launch_chromium(monkeypatch, [arg for arg in CHROMIUM_ARGS if arg != "--disable-gpu"] + WEBGL_ARGS) \
+            as launched:
+        yield launched
 
 
 def logged_in_page(browser, live_server, user):
