@@ -8,13 +8,11 @@ the command row, which the partner polls until it succeeded, failed or expired.
 """
 
 from django.http import HttpRequest
-from django.utils.translation import gettext as _
 from ninja import Router, Status
 from ninja.pagination import paginate
 
 from fablab.api_auth import idempotency_key, tenant, write_key
 from fablab.api_pagination import Pagination
-from fablab.exceptions import NotFound
 from printers import selectors, services
 from printers.schemas import PrinterCommandIn, PrinterCommandOut, PrinterJobOut, PrinterOut, StateTransitionOut
 
@@ -75,9 +73,7 @@ def printer_commands(request: HttpRequest, printer_id: int):
 @router.get("/{printer_id}/commands/{command_id}", response=PrinterCommandOut,
             summary="One of your commands to a shared printer, to poll its status")
 def printer_command_detail(request: HttpRequest, printer_id: int, command_id: int):
-    command = selectors.printer_command_get(command_id=command_id, partner=tenant(request))
-    if command.printer_id != printer_id:
-        raise NotFound(_("Command %(id)s does not exist.") % {"id": command_id})
+    command = selectors.printer_command_get(printer_id=printer_id, command_id=command_id, partner=tenant(request))
     if services.commands_expire_unclaimed(printer=command.printer):
         command.refresh_from_db()
     return command

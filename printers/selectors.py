@@ -149,10 +149,10 @@ def printer_command_list(*, printer: Printer | None = None, organization=None) -
     return qs
 
 
-def printer_command_get(*, command_id: int, partner) -> PrinterCommand:
-    """A command `partner` requested, on a printer still shared with partners; NotFound otherwise."""
+def printer_command_get(*, printer_id: int, command_id: int, partner) -> PrinterCommand:
+    """A command `partner` requested on this printer, still shared with partners; NotFound otherwise."""
     command = (PrinterCommand.objects.select_related("printer")
-               .filter(pk=command_id, printer__in=printer_list(partner=partner),
+               .filter(pk=command_id, printer_id=printer_id, printer__in=printer_list(partner=partner),
                        organization=partner).first())
     if command is None:
         raise NotFound(_("Command %(id)s does not exist.") % {"id": command_id})
