@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from fablab.choices import MembershipRole
 from fablab.tests.factories import MembershipFactory
-from reconstruction import services, views
+from reconstruction import report_text, services, views
 from reconstruction.choices import ScaleMethod, ScanStatus
 from reconstruction.models import ScanJob, ScanPhoto
 
@@ -214,13 +214,13 @@ def test_report_words_for_the_longest_side_and_for_no_scale(customer_owner):
     job.report = sample_report(
         scale={"method": "known dimension", "longest_side_mm": 95.0, "factor": 3.1, "markers": "not found"},
         registered_photos=24, unplaced_photos=[], mesh={"faces": 1000, "watertight": False})
-    words = {group["key"]: group["text"] for group in views.report_summary(job)}
+    words = {group["key"]: group["text"] for group in report_text.report_summary(job)}
     assert words["photos"] == "All 24 photos were placed in 3D."
     assert "marker sheet was not found" in words["scale"] and "measures 95.0 mm, as you entered" in words["scale"]
     assert words["mesh"].startswith("The mesh has small openings")
     job.report = {"photos": 10, "registered_photos": 10, "scale": {"method": "none: enter the longest side"}}
     job.stage_timings = {}
-    words = {group["key"]: group["text"] for group in views.report_summary(job)}
+    words = {group["key"]: group["text"] for group in report_text.report_summary(job)}
     assert "not scaled" in words["scale"] and set(words) == {"photos", "scale"}
 
 
@@ -228,7 +228,7 @@ def test_report_words_for_the_longest_side_and_for_no_scale(customer_owner):
     (0.3, "under a second"), (42.4, "42 s"), (120, "2 min"), (185.6, "3 min 6 s"), (4000, "1 h 6 min"),
 ])
 def test_durations_in_words(seconds, words):
-    assert views.duration(seconds) == words
+    assert report_text.duration(seconds) == words
 
 
 # --- in a real browser -------------------------------------------------------------------
