@@ -143,6 +143,14 @@ def _suffix(name: str) -> str | None:
     return None
 
 
+def sliced_file_suffix(*, name: str) -> str | None:
+    """The suffix by which the catalog takes a file of this name (".gcode.3mf", ".stl", ...), or None.
+
+    The same rule as the upload's: other apps ask it before fetching a file for the catalog.
+    """
+    return _suffix(name)
+
+
 def _sha256(upload: BinaryIO) -> str:
     digest = hashlib.sha256()
     upload.seek(0)

@@ -18,7 +18,7 @@ from fablab.problems import install_problem_handlers, problem_response
 from fablab.schemas import HealthOut
 from inventory.api import router as inventory_router
 from printers.api import router as printers_router
-from printers.api_files import files_router
+from production.api import router as production_router
 from reconstruction.api import router as scans_router
 
 api = NinjaAPI(
@@ -39,8 +39,8 @@ install_problem_handlers(api)
 api.add_router("/", organization_router)
 api.add_router("/catalog", catalog_router)
 api.add_router("/printers", printers_router)
-api.add_router("/printers", files_router)
 api.add_router("/inventory", inventory_router)
+api.add_router("/", production_router)  # its paths name what they are about: /printers/{id}/files
 api.add_router("/scans", scans_router)
 
 

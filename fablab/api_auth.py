@@ -44,17 +44,18 @@ def tenant(request: HttpRequest) -> Organization:
 
 
 class LabKeyAuth(ApiKeyAuth):
-    """A write key of the lab's own organization (kind 'lab'), for stock-changing integrations."""
+    """A key of the lab's own organization (kind 'lab'), for the lab's own integrations; `scope` as for every key."""
 
     def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
         api_key = super().authenticate(request, key)
         if api_key is not None and api_key.organization.kind != OrganizationKind.LAB:
             raise PermissionDenied(
-                "Only the lab's own API keys (an organization of kind 'lab') may change stock."
+                "Only the lab's own API keys (an organization of kind 'lab') may use this."
             )
         return api_key
 
 
+lab_read_key = LabKeyAuth(ApiKeyScope.READ)
 lab_write_key = LabKeyAuth(ApiKeyScope.WRITE)
 
 

@@ -20,7 +20,7 @@ from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from printers import selectors, services
 from printers.admin_charts import Series, legend, line_chart
-from printers.admin_files import file_urls
+from printers.admin_files import file_urls, files_page_url
 from printers.choices import (
     COMMAND_STATUS_COLORS,
     JOB_OUTCOME_COLORS,
@@ -201,13 +201,21 @@ class PrinterAdmin(ModelAdmin):
     def get_actions_detail(self, request, object_id):
         allowed = self._allowed_commands(request, object_id)
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_detail_"
+
+        def shown(name: str) -> bool:
+            if name == "files":  # a page another app serves (admin_files), when it is installed
+                return files_page_url(object_id) is not None
+            return name not in ADMIN_COMMANDS or name in allowed
+
         return [a for a in super().get_actions_detail(request, object_id)
-                if a.action_name.removeprefix(prefix) not in ADMIN_COMMANDS
-                or a.action_name.removeprefix(prefix) in allowed]
+                if shown(a.action_name.removeprefix(prefix))]
 
     @action(description=_("Files on the printer"), icon="folder_open", url_path="files-on-printer")
     def detail_files(self, request, object_id):
-        return redirect("admin:printers_printer_files", object_id)
+        url = files_page_url(object_id)
+        if url is None:
+            raise Http404
+        return redirect(url)
 
     @action(description=_("Pause"), icon="pause", url_path="pause", variant=ActionVariant.WARNING)
     def detail_pause(self, request, object_id):

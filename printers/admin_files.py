@@ -1,130 +1,41 @@
-"""Admin pages for the files on a printer: the list, and "download to catalog" per file.
+"""The printer admin's extension point for pages about the files on a printer.
 
-`file_urls(model_admin)` returns the URL patterns for `PrinterAdmin.get_urls`:
+The printers app lists a printer's files and fetches their bytes (`printers.files`); what is done
+with a file (moving it into the catalog) belongs to an app that may use the other apps, which the
+printers app must not import. Such an app registers its pages here from its own admin module:
 
-- `<id>/files/` (name `printers_printer_files`): the files on the printer, newest first, each
-  importable file with a button; one select above the table picks the target catalog variant
-  (empty: a new model named after the file);
-- `<id>/files/import/` (name `printers_printer_files_import`): POST only, CSRF-protected; queues
-  the download (`printers.files.printer_file_import_request`, carried out by a background task)
-  and returns to the list, which shows the recent downloads with their outcome.
+    register_file_urls(my_urls)   # my_urls(printer_admin) -> list of URL patterns
 
-Viewing needs the view permission on printers; importing also needs the change permission on
-printers and the catalog's permission to add versions (and models, for a new model).
+`PrinterAdmin.get_urls` mounts the registered patterns under /admin/printers/printer/ (before the
+admin's own), each view receiving the PrinterAdmin so it checks the printer's permissions. The
+printer's page offers "Files on the printer" when a page named `printers_printer_files`
+(taking the printer's id) is registered.
 """
 
-from django import forms
-from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
+from collections.abc import Callable
 
-from catalog import selectors as catalog_selectors
-from fablab.exceptions import ApplicationError
-from printers import files
-from printers.models import PrinterFileImport
+from django.urls import NoReverseMatch, reverse
 
-IMPORT_PERMISSIONS = ("catalog.add_variantversion",)
-NEW_MODEL_PERMISSIONS = ("catalog.add_model", "catalog.add_modelvariant")
-RECENT_IMPORTS = 10
+FILES_URL_NAME = "printers_printer_files"
+
+_factories: list[Callable] = []
 
 
-class FileImportForm(forms.Form):
-    path = forms.CharField(max_length=files.MAX_PATH_LENGTH, strip=False)
-    variant = forms.ModelChoiceField(
-        label=gettext_lazy("Add to"), required=False, queryset=None,
-        empty_label=gettext_lazy("A new model named after the file"),
-        help_text=gettext_lazy("The catalog variant that gets the file as its next version."),
-        widget=forms.Select(attrs={"class": "border border-base-200 dark:border-base-700 rounded-default px-2 py-1 "
-                                            "bg-white dark:bg-base-900 max-w-full"}),
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["variant"].queryset = catalog_selectors.variant_list()
-
-
-def _printer(model_admin, request, object_id, *, change: bool = False):
-    printer = model_admin.get_object(request, str(object_id))
-    if printer is None:
-        raise Http404(_("No such printer."))
-    allowed = (model_admin.has_change_permission(request, printer) if change
-               else model_admin.has_view_permission(request, printer))
-    if not allowed:
-        raise PermissionDenied
-    return printer
-
-
-def _may_import(model_admin, request, printer) -> bool:
-    return model_admin.has_change_permission(request, printer) and request.user.has_perms(IMPORT_PERMISSIONS)
-
-
-def files_view(model_admin, request, object_id):
-    printer = _printer(model_admin, request, object_id)
-    error = ""
-    try:
-        printer_files = files.printer_files_list(printer=printer)
-    except ApplicationError as exc:
-        printer_files, error = [], exc.message
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": _("Files on %(printer)s") % {"printer": printer.name},
-        "opts": model_admin.model._meta,
-        "original": printer,
-        "printer": printer,
-        "files": printer_files,
-        "error": error,
-        "form": FileImportForm(),
-        "imports": PrinterFileImport.objects.filter(printer=printer).select_related(
-            "requested_by", "version__variant")[:RECENT_IMPORTS],
-        "may_import": _may_import(model_admin, request, printer),
-        "import_url": reverse("admin:printers_printer_files_import", args=[printer.pk]),
-        "change_url": reverse("admin:printers_printer_change", args=[printer.pk]),
-    }
-    return TemplateResponse(request, "printers/admin/files.html", context)
-
-
-def file_import_view(model_admin, request, object_id):
-    printer = _printer(model_admin, request, object_id, change=True)
-    if not _may_import(model_admin, request, printer):
-        raise PermissionDenied
-    back = reverse("admin:printers_printer_files", args=[printer.pk])
-    form = FileImportForm(request.POST)
-    if not form.is_valid():
-        for field, errors in form.errors.items():
-            label = (form.fields[field].label or field) if field in form.fields else field
-            messages.error(request, f"{label}: {' '.join(errors)}")
-        return HttpResponseRedirect(back)
-    variant = form.cleaned_data["variant"]
-    if variant is None and not request.user.has_perms(NEW_MODEL_PERMISSIONS):
-        raise PermissionDenied
-    try:
-        queued = files.printer_file_import_request(printer=printer, path=form.cleaned_data["path"],
-                                                   user=request.user, variant=variant)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return HttpResponseRedirect(back)
-    messages.success(request, _("%(path)s is being downloaded into the catalog in the background; see "
-                                "“Downloads to the catalog” below.") % {"path": queued.path})
-    return HttpResponseRedirect(back)
+def register_file_urls(factory: Callable) -> Callable:
+    """Add `factory(printer_admin) -> [URL patterns]` to the printer's admin URLs; registering twice adds once."""
+    if factory not in _factories:
+        _factories.append(factory)
+    return factory
 
 
 def file_urls(model_admin) -> list:
-    """The URL patterns of the file pages, for PrinterAdmin.get_urls (before the admin's own)."""
-    site = model_admin.admin_site
+    """The URL patterns registered by other apps, for PrinterAdmin.get_urls (before the admin's own)."""
+    return [pattern for factory in _factories for pattern in factory(model_admin)]
 
-    def list_view(request, object_id):
-        return files_view(model_admin, request, object_id)
 
-    def import_view(request, object_id):
-        return file_import_view(model_admin, request, object_id)
-
-    return [
-        path("<int:object_id>/files/", site.admin_view(list_view), name="printers_printer_files"),
-        path("<int:object_id>/files/import/", site.admin_view(require_POST(import_view)),
-             name="printers_printer_files_import"),
-    ]
+def files_page_url(printer_id) -> str | None:
+    """The address of the files page of a printer, or None when no app serves one."""
+    try:
+        return reverse(f"admin:{FILES_URL_NAME}", args=[printer_id])
+    except NoReverseMatch:
+        return None

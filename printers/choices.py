@@ -106,11 +106,3 @@ COMMAND_STATUS_COLORS = {
 }
 COMMAND_DONE = frozenset({CommandStatus.SUCCEEDED, CommandStatus.FAILED, CommandStatus.EXPIRED})
 
-
-class ImportStatus(models.TextChoices):
-    """A file on a printer on its way into the catalog (downloaded by a background task)."""
-
-    QUEUED = "queued", _("Waiting")
-    RUNNING = "running", _("Downloading")
-    SUCCEEDED = "succeeded", _("In the catalog")
-    FAILED = "failed", _("Failed")

@@ -10,7 +10,6 @@ from printers.choices import ACTIVE_STATES, Driver, JobOutcome, PrinterState
 from printers.models import (
     Printer,
     PrinterCommand,
-    PrinterFileImport,
     PrinterJob,
     StateTransition,
     TelemetrySample,
@@ -34,14 +33,6 @@ def printer_get(*, printer_id: int, partner=None) -> Printer:
     if printer is None:
         raise NotFound(_("Printer %(id)s does not exist.") % {"id": printer_id})
     return printer
-
-
-def printer_file_import_get(*, printer: Printer, import_id: int) -> PrinterFileImport:
-    item = PrinterFileImport.objects.filter(printer=printer, pk=import_id).select_related(
-        "version__variant", "version__sliced_file").first()
-    if item is None:
-        raise NotFound(_("Download %(id)s of this printer does not exist.") % {"id": import_id})
-    return item
 
 
 def printer_job_list(*, printer: Printer) -> QuerySet[PrinterJob]:

@@ -49,10 +49,3 @@ def poll_prusalink_printer(printer_id: int) -> str:
 
 def purge_telemetry() -> str:
     return f"deleted {services.telemetry_purge()} samples"
-
-
-def run_file_import(import_id: int) -> str:
-    """Download one requested file from a printer into the catalog (files.printer_file_import_request)."""
-    from printers import files
-
-    return files.printer_file_import_run(import_id=import_id)

@@ -33,4 +33,5 @@ def signals_log():
     job_finished.disconnect(on_finish)
 
 
+from printers.tests.file_fixtures import bambu, ftps_sim, printer_file_settings, prusa, prusa_sim  # noqa: E402, F401
 from printers.tests.mqtt import bambu_printer, broker, fast_mqtt, listener, sim  # noqa: E402, F401

@@ -1,127 +1,49 @@
-"""Files on printers: listing and download into the catalog, over a real implicit-FTPS server
-(Bambu) and the PrusaLink simulator over HTTP, both on loopback, with real sliced files."""
+"""Files on printers: listing every file and fetching the bytes of a listed one, over a real implicit-FTPS
+server (Bambu) and the PrusaLink simulator over HTTP, both on loopback, with real sliced files.
 
-import json
+What a file may become (a catalog version) is decided elsewhere; these tests need no other app."""
+
+import hashlib
+import io
 import logging
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
-from catalog.models import Model, ModelVariant, SlicedFile, VariantVersion
-from catalog.tests.factories import ModelFactory, VariantFactory
-from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.exceptions import InvalidInput, NotFound
-from fablab.tests.factories import OrganizationFactory, PartnerFactory, UserFactory, make_api_key
-from printers import files as files_module
 from printers import services
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable
-from printers.files import PrinterFile, printer_file_import, printer_files_list
-from printers.models import PrinterFileImport
+from printers.files import PrinterFile, printer_file_fetch, printer_files_list
 from printers.simulators.ftps import BambuFTPSSimulator
-from printers.simulators.prusalink import PrusaLinkSimulator
 from printers.tests.factories import BambuPrinterFactory, PrinterFactory
+from printers.tests.file_fixtures import ACCESS_CODE, BAMBU_FILE, PRUSA_FILE, corpus, expected
 
-pytestmark = pytest.mark.django_db
-
-ACCESS_CODE = "41c0de77"
-PRUSA_PASSWORD = "pl-secret-93"
-BAMBU_FILE = "bambustudio-02.04.00.70_a1mini_cube.gcode.3mf"
-PRUSA_FILE = "prusaslicer-2.8.1_mk4s_minicube.bgcode"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("printer_file_settings")]
 
 
-API = "/api/v1"
+class Refused(Exception):
+    """What a caller raises in `destination_for` to refuse a file before any byte arrives."""
 
 
-# --- fixtures ---------------------------------------------------------------------------------------
+def into(buffer: io.BytesIO, seen: list | None = None):
+    def destination_for(printer_file: PrinterFile) -> io.BytesIO:
+        if seen is not None:
+            seen.append(printer_file)
+        return buffer
+
+    return destination_for
 
 
-def corpus(name: str) -> Path:
-    from django.conf import settings
-
-    return Path(settings.FABLAB_CORPUS) / "slicer" / name
+def refuse(printer_file: PrinterFile):
+    raise Refused(printer_file.name)
 
 
-def expected(name: str) -> dict:
-    return json.loads(corpus("expected.json").read_text())["files"][name]
-
-
-@pytest.fixture(autouse=True)
-def _fast(settings, tmp_path):
-    settings.PRINTER_FILES_TIMEOUT_SECONDS = 5
-    settings.PRINTER_HTTP_TIMEOUT_SECONDS = 2
-    settings.PRINTER_FILES_LOCK_WAIT_SECONDS = 0
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "upload-tmp")
-    (tmp_path / "upload-tmp").mkdir()
-    cache.clear()
-
-
-@pytest.fixture
-def ftps_sim(settings):
-    with BambuFTPSSimulator(serial="01P00A391800123", access_code=ACCESS_CODE) as simulator:
-        simulator.add_file(f"/cache/{BAMBU_FILE}", corpus(BAMBU_FILE))
-        simulator.add_file("/model/plate 2 (copy).3mf", corpus("bambustudio-02.04.00.70_x1c_2plates.gcode.3mf"))
-        simulator.add_file("/timelapse/video_2024-05-01.mp4", b"\x00\x00\x00\x18ftypmp42")
-        settings.BAMBU_FTPS_PORT = simulator.port
-        yield simulator
-
-
-@pytest.fixture
-def bambu(ftps_sim):
-    printer = BambuPrinterFactory(name="P1S west", serial=ftps_sim.serial, host=ftps_sim.host)
-    services.printer_set_credentials(printer=printer, secret=ACCESS_CODE)
-    return printer
-
-
-@pytest.fixture
-def prusa_sim():
-    with PrusaLinkSimulator(password=PRUSA_PASSWORD) as simulator:
-        simulator.add_file("MINICU~1.BGC", "minicube mk4s.bgcode", corpus(PRUSA_FILE).read_bytes())
-        simulator.add_file("README~1.TXT", "readme.txt", b"hello")
-        yield simulator
-
-
-@pytest.fixture
-def prusa(prusa_sim):
-    printer = PrinterFactory(name="Core One east", host=prusa_sim.host, port=prusa_sim.port)
-    services.printer_set_credentials(printer=printer, secret=PRUSA_PASSWORD)
-    return printer
-
-
-@pytest.fixture
-def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    """Queued tasks run at once, in this process, when the request's transaction commits."""
-    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
-def staff():
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-def nothing_stored(tmp_path) -> None:
-    assert SlicedFile.objects.count() == 0 and VariantVersion.objects.count() == 0
-    assert Model.objects.count() == 0
-    media = tmp_path / "media"
-    assert not media.exists() or not [p for p in media.rglob("*") if p.is_file()]
-    assert list((tmp_path / "upload-tmp").iterdir()) == []  # no half file left behind
-
-
-# --- listing -------------------------------------------------------------------------------------------
-
-
-def test_bambu_lists_every_folder_over_implicit_ftps_with_session_reuse(bambu, ftps_sim):
-    listed = {f.path: f for f in printer_files_list(printer=bambu)}
-    assert set(listed) == {f"/cache/{BAMBU_FILE}", "/model/plate 2 (copy).3mf", "/timelapse/video_2024-05-01.mp4"}
-    cube = listed[f"/cache/{BAMBU_FILE}"]
-    assert isinstance(cube, PrinterFile)
-    assert (cube.name, cube.folder, cube.size_bytes, cube.downloadable) == (
-        BAMBU_FILE, "/cache", expected(BAMBU_FILE)["size_bytes"], True)
-    assert cube.modified is not None and cube.modified.utcoffset() is not None
-    assert listed["/timelapse/video_2024-05-01.mp4"].downloadable is False
-    assert ftps_sim.data_connections and all(ftps_sim.data_connections)  # every data channel resumed the session
+def test_every_file_is_listed_the_printer_hands_out(bambu, prusa):
+    """The printers app lists every file, whatever it is: what the catalog takes is not its business."""
+    on_bambu = {f.path: f for f in printer_files_list(printer=bambu)}
+    assert on_bambu["/timelapse/video_2024-05-01.mp4"].downloadable is True
+    on_prusa = {f.path: f for f in printer_files_list(printer=prusa)}
+    assert on_prusa["/usb/README~1.TXT"].downloadable is True
 
 
 @pytest.mark.parametrize("full_paths", [False, True], ids=["P1-bare-names", "X1-full-paths"])
@@ -139,95 +61,80 @@ def test_bambu_listing_without_mlsd_falls_back_to_nlst(settings, full_paths):
     assert [cmd for cmd, _arg, _code in simulator.commands if cmd == "NLST"]  # MLSD refused: fell back
 
 
-def test_prusalink_lists_storage_with_long_names(prusa, prusa_sim):
+def test_fetch_writes_the_exact_bytes_of_a_listed_file(bambu, prusa, prusa_sim):
+    buffer, seen = io.BytesIO(), []
+    fetched = printer_file_fetch(printer=bambu, path=f"/cache/{BAMBU_FILE}", destination_for=into(buffer, seen))
+    assert seen == [fetched] and fetched.size_bytes == expected(BAMBU_FILE)["size_bytes"]
+    assert hashlib.sha256(buffer.getvalue()).hexdigest() == expected(BAMBU_FILE)["sha256"]
+
+    buffer = io.BytesIO()
+    fetched = printer_file_fetch(printer=prusa, path="/usb/MINICU~1.BGC", destination_for=into(buffer))
+    assert fetched.name == "minicube mk4s.bgcode"
+    assert fetched.size_bytes == len(buffer.getvalue())  # the file info told the size before the transfer
+    assert hashlib.sha256(buffer.getvalue()).hexdigest() == expected(PRUSA_FILE)["sha256"]
+    # a file the catalog would not take is fetched all the same: the caller decides
+    buffer = io.BytesIO()
+    printer_file_fetch(printer=prusa, path="/usb/README~1.TXT", destination_for=into(buffer))
+    assert buffer.getvalue() == b"hello"
+
+
+def test_a_file_refused_by_the_caller_is_not_downloaded(bambu, ftps_sim, prusa, prusa_sim):
+    with pytest.raises(Refused):
+        printer_file_fetch(printer=bambu, path=f"/cache/{BAMBU_FILE}", destination_for=refuse)
+    assert not [cmd for cmd, _arg, _code in ftps_sim.commands if cmd == "RETR"]
+    with pytest.raises(Refused):
+        printer_file_fetch(printer=prusa, path="/usb/MINICU~1.BGC", destination_for=refuse)
+    assert not [r for r in prusa_sim.requests if r[:2] == ("GET", "/usb/MINICU~1.BGC")]
+
+
+def test_a_write_refused_mid_transfer_ends_it_and_propagates(bambu, prusa):
+    class Full(io.BytesIO):
+        def write(self, chunk):
+            raise Refused("full")
+
+    with pytest.raises(Refused):
+        printer_file_fetch(printer=bambu, path=f"/cache/{BAMBU_FILE}", destination_for=lambda f: Full())
+    with pytest.raises(Refused):
+        printer_file_fetch(printer=prusa, path="/usb/MINICU~1.BGC", destination_for=lambda f: Full())
+
+
+def test_a_file_the_printer_does_not_hand_out_is_refused(prusa, prusa_sim):
+    prusa_sim.add_file("LOCKED~1.BGC", "locked.bgcode", b"GCDE\x01\x00", read_only=True)  # no download reference
     listed = {f.path: f for f in printer_files_list(printer=prusa)}
-    assert set(listed) == {"/usb/MINICU~1.BGC", "/usb/README~1.TXT"}
-    cube = listed["/usb/MINICU~1.BGC"]
-    assert (cube.name, cube.folder, cube.downloadable, cube.size_bytes) == ("minicube mk4s.bgcode", "/usb", True, None)
-    assert cube.modified.year == 2024 and cube.modified.utcoffset() is not None
-    assert listed["/usb/README~1.TXT"].downloadable is False
+    assert listed["/usb/LOCKED~1.BGC"].downloadable is False
+    with pytest.raises(InvalidInput, match="does not hand out locked.bgcode"):
+        printer_file_fetch(printer=prusa, path="/usb/LOCKED~1.BGC", destination_for=refuse)
 
 
-def test_prusalink_lists_and_imports_files_in_folders(prusa, prusa_sim, staff, monkeypatch):
-    prusa_sim.add_folder("CUSTOM~1", "customer orders")
-    prusa_sim.add_folder("CUSTOM~1/2024-1~1", "2024-11 gears")
-    prusa_sim.add_file("CUSTOM~1/2024-1~1/GEAR~1.BGC", "gear 40t.bgcode", corpus(PRUSA_FILE).read_bytes())
-    prusa_sim.add_file("CUSTOM~1/NOTES~1.TXT", "notes.txt", b"call back")
-    listed = {f.path: f for f in printer_files_list(printer=prusa)}
-    assert set(listed) == {"/usb/MINICU~1.BGC", "/usb/README~1.TXT", "/usb/CUSTOM~1/NOTES~1.TXT",
-                           "/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC"}
-    gear = listed["/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC"]
-    assert (gear.name, gear.folder, gear.downloadable) == ("gear 40t.bgcode", "/usb/customer orders/2024-11 gears",
-                                                           True)
-    version = printer_file_import(printer=prusa, path=gear.path, user=staff)
-    assert version.sliced_file.original_name == "gear 40t.bgcode"
-    assert version.sliced_file.sha256 == expected(PRUSA_FILE)["sha256"]
-    assert ("GET", "/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC", 200) in prusa_sim.requests
-    with pytest.raises(NotFound):  # a file the folder does not hold
-        printer_file_import(printer=prusa, path="/usb/CUSTOM~1/GONE~1.BGC", user=staff)
-
-    monkeypatch.setattr(files_module, "MAX_FOLDERS", 2)  # a stick full of folders: listing stops, with a warning
-    assert "/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC" not in {f.path for f in printer_files_list(printer=prusa)}
+@pytest.mark.parametrize("bad_path", ["", "cache/cube.gcode.3mf", "/cache/../../etc/passwd",
+                                      "/cache/cube.gcode.3mf\r\nDELE /cache/cube.gcode.3mf", "/" + "a" * 600])
+def test_malformed_paths_are_refused_before_the_printer_is_contacted(bambu, ftps_sim, bad_path):
+    with pytest.raises(InvalidInput):
+        printer_file_fetch(printer=bambu, path=bad_path, destination_for=refuse)
+    assert ftps_sim.commands == []
 
 
-# --- import into the catalog ------------------------------------------------------------------------------
+@pytest.mark.parametrize("unlisted", ["/etc/passwd", "/cache/%2e%2e/cube.gcode.3mf", "/sdcard/cube.gcode.3mf"])
+def test_paths_the_printer_does_not_list_are_not_found(bambu, prusa, unlisted):
+    with pytest.raises(NotFound):
+        printer_file_fetch(printer=bambu, path=unlisted, destination_for=refuse)
+    with pytest.raises(NotFound):
+        printer_file_fetch(printer=prusa, path=unlisted, destination_for=refuse)
 
 
-def test_bambu_import_makes_a_new_model_with_the_extracted_metadata(bambu, staff, tmp_path):
-    truth = expected(BAMBU_FILE)
-    version = printer_file_import(printer=bambu, path=f"/cache/{BAMBU_FILE}", user=staff)
-    variant = ModelVariant.objects.get(pk=version.variant_id)
-    assert variant.model.name == "bambustudio-02.04.00.70 a1mini cube"
-    assert variant.model.created_by == staff and variant.current_version == version and version.number == 1
-    sliced = version.sliced_file
-    assert sliced.sha256 == truth["sha256"] and sliced.size_bytes == truth["size_bytes"]
-    assert sliced.status == "done" and sliced.uploaded_by == staff
-    assert sliced.metadata["estimated_time_s"] == truth["estimated_time_s"] == 1095
-    assert variant.estimated_time_s == 1095
-    assert float(variant.filament_used_g) == truth["filament_used_g_total"]
-    assert variant.printer_model == truth["printer_model"]
-    assert "P1S west" in version.change_note and f"/cache/{BAMBU_FILE}" in version.change_note
-    assert list((tmp_path / "upload-tmp").iterdir()) == []
+def test_a_file_vanishing_during_the_fetch_is_a_broken_transfer(prusa, prusa_sim):
+    prusa_sim.vanish_during_download("MINICU~1.BGC")
+    with pytest.raises(PrinterUnreachable, match="broke off after"):
+        printer_file_fetch(printer=prusa, path="/usb/MINICU~1.BGC", destination_for=into(io.BytesIO()))
 
 
-def test_prusalink_import_into_an_existing_variant(prusa, prusa_sim, staff):
-    truth = expected(PRUSA_FILE)
-    variant = VariantFactory(model=ModelFactory(name="Calibration cube"))
-    version = printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff, variant=variant)
-    assert version.variant_id == variant.pk and version.number == 1
-    assert version.sliced_file.original_name == "minicube mk4s.bgcode"
-    assert version.sliced_file.sha256 == truth["sha256"]
-    variant.refresh_from_db()
-    assert variant.estimated_time_s == truth["estimated_time_s"] == 221
-    assert variant.printer_model == "MK4S"
-    assert Model.objects.count() == 1  # no new model
-    assert ("GET", "/usb/MINICU~1.BGC", 200) in prusa_sim.requests
-
-
-def test_importing_the_same_file_again_into_the_same_variant_is_refused(prusa, staff):
-    variant = VariantFactory()
-    printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff, variant=variant)
-    from fablab.exceptions import Conflict
-
-    with pytest.raises(Conflict, match="identical to version 1"):
-        printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff, variant=variant)
-    assert SlicedFile.objects.count() == 1
-
-
-# --- failures ----------------------------------------------------------------------------------------
-
-
-def test_wrong_access_code_is_a_clear_error_without_the_code(bambu, staff, tmp_path, caplog):
-    services.printer_set_credentials(printer=bambu, secret="wrong-code-1")
-    caplog.set_level(logging.DEBUG)
-    with pytest.raises(PrinterAuthError, match="refused the access code") as listing:
+def test_one_transfer_per_printer_at_a_time(bambu, ftps_sim):
+    cache.add(f"printers:files:{bambu.pk}", "another process", timeout=60)
+    with pytest.raises(PrinterConflict, match="Another file transfer"):
         printer_files_list(printer=bambu)
-    with pytest.raises(PrinterAuthError) as importing:
-        printer_file_import(printer=bambu, path=f"/cache/{BAMBU_FILE}", user=staff)
-    for exc in (listing.value, importing.value):
-        assert "wrong-code-1" not in exc.message and ACCESS_CODE not in exc.message
-    assert "wrong-code-1" not in caplog.text
-    nothing_stored(tmp_path)
+    with pytest.raises(PrinterConflict, match="Another file transfer"):
+        printer_file_fetch(printer=bambu, path=f"/cache/{BAMBU_FILE}", destination_for=refuse)
+    assert ftps_sim.commands == []
 
 
 def test_wrong_prusalink_password_is_a_clear_error_without_the_password(prusa, caplog):
@@ -236,15 +143,6 @@ def test_wrong_prusalink_password_is_a_clear_error_without_the_password(prusa, c
     with pytest.raises(PrinterAuthError, match="password") as info:
         printer_files_list(printer=prusa)
     assert "not-the-password" not in info.value.message and "not-the-password" not in caplog.text
-
-
-def test_credentials_never_reach_the_logs(bambu, prusa, staff, caplog):
-    caplog.set_level(logging.DEBUG)
-    printer_files_list(printer=bambu)
-    printer_file_import(printer=bambu, path=f"/cache/{BAMBU_FILE}", user=staff)
-    printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
-    assert caplog.records  # the import is logged ...
-    assert ACCESS_CODE not in caplog.text and PRUSA_PASSWORD not in caplog.text  # ... without secrets
 
 
 def test_serial_mismatch_is_refused_before_the_access_code_is_sent(bambu, ftps_sim):
@@ -256,276 +154,24 @@ def test_serial_mismatch_is_refused_before_the_access_code_is_sent(bambu, ftps_s
     assert not [cmd for cmd, _arg, _code in ftps_sim.commands if cmd == "PASS"]
 
 
-def test_unreachable_printers(bambu, ftps_sim, prusa, prusa_sim, staff, tmp_path):
-    ftps_sim.stop()
-    prusa_sim.power_off()
-    with pytest.raises(PrinterUnreachable, match="refused the connection"):
-        printer_files_list(printer=bambu)
-    with pytest.raises(PrinterUnreachable, match="refused"):
-        printer_files_list(printer=prusa)
-    with pytest.raises(PrinterUnreachable):
-        printer_file_import(printer=bambu, path=f"/cache/{BAMBU_FILE}", user=staff)
-    with pytest.raises(PrinterUnreachable):
-        printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
-    nothing_stored(tmp_path)
+def test_printers_without_file_storage_are_refused():
+    printer = PrinterFactory(driver="klipper")
+    with pytest.raises(InvalidInput, match="no file storage"):
+        printer_file_fetch(printer=printer, path="/x.gcode", destination_for=refuse)
 
 
-def test_file_too_large_is_refused_and_nothing_is_stored(bambu, ftps_sim, prusa, prusa_sim, staff, settings,
-                                                         tmp_path):
-    settings.CATALOG_MAX_UPLOAD_BYTES = 20_000
-    with pytest.raises(InvalidInput, match="at most 0 MB"):
-        printer_file_import(printer=bambu, path=f"/cache/{BAMBU_FILE}", user=staff)
-    assert not [cmd for cmd, _arg, _code in ftps_sim.commands if cmd == "RETR"]  # refused from the listed size
-    with pytest.raises(InvalidInput, match="CATALOG_MAX_UPLOAD_MB"):
-        printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
-    nothing_stored(tmp_path)
-
-
-def test_file_growing_past_the_limit_while_downloading_is_cut_off(prusa, staff, settings, tmp_path, monkeypatch):
-    # RPi PrusaLink gives no size in the file info: the limit is then enforced while the bytes arrive.
-    from printers.drivers.prusalink import PrusaLinkClient
-
-    monkeypatch.setattr(PrusaLinkClient, "file_info", lambda self, **kwargs: {})
-    settings.CATALOG_MAX_UPLOAD_BYTES = 20_000
-    with pytest.raises(InvalidInput, match="larger than"):
-        printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
-    nothing_stored(tmp_path)
-
-
-def test_file_vanishing_during_download_stores_nothing(bambu, ftps_sim, prusa, prusa_sim, staff, tmp_path):
-    ftps_sim.vanish_during_download(f"/cache/{BAMBU_FILE}")
-    with pytest.raises(PrinterUnreachable, match="broke off"):
-        printer_file_import(printer=bambu, path=f"/cache/{BAMBU_FILE}", user=staff)
-    prusa_sim.vanish_during_download("MINICU~1.BGC")
-    with pytest.raises(PrinterUnreachable, match="broke off after"):
-        printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
-    nothing_stored(tmp_path)
-    # and afterwards it is simply gone
-    with pytest.raises(NotFound, match="Refresh the file list"):
-        printer_file_import(printer=bambu, path=f"/cache/{BAMBU_FILE}", user=staff)
-    with pytest.raises(NotFound):
-        printer_file_import(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
-
-
-def test_a_file_the_catalog_cannot_read_leaves_no_new_model_behind(bambu, ftps_sim, staff, tmp_path):
-    ftps_sim.add_file("/cache/broken.gcode.3mf", b"this is not a zip archive at all")
-    with pytest.raises(InvalidInput, match="broken.gcode.3mf"):
-        printer_file_import(printer=bambu, path="/cache/broken.gcode.3mf", user=staff)
-    assert ModelVariant.objects.count() == 0
-    nothing_stored(tmp_path)
-
-
-def test_file_deleted_after_listing(bambu, ftps_sim, staff, tmp_path):
-    assert printer_files_list(printer=bambu)
-    ftps_sim.remove_file(f"/cache/{BAMBU_FILE}")
-    with pytest.raises(NotFound, match="not on P1S west"):
-        printer_file_import(printer=bambu, path=f"/cache/{BAMBU_FILE}", user=staff)
-    nothing_stored(tmp_path)
-
-
-BAD_PATHS = [
-    "", "   ", "cache/cube.gcode.3mf", "../etc/passwd", "/cache/../../etc/passwd", "/cache/./cube.gcode.3mf",
-    "/cache//cube.gcode.3mf", "/cache/cube.gcode.3mf\r\nDELE /cache/cube.gcode.3mf", "/cache/x\x00.3mf",
-    "\\cache\\cube.gcode.3mf", "/usb/../../root/.ssh/id_rsa", "/" + "a" * 600,
-]
-
-
-@pytest.mark.parametrize("bad_path", BAD_PATHS)
-def test_path_traversal_and_odd_paths_are_refused_before_any_transfer(bambu, ftps_sim, staff, tmp_path, bad_path):
-    with pytest.raises(InvalidInput):
-        printer_file_import(printer=bambu, path=bad_path, user=staff)
-    assert ftps_sim.commands == []  # the printer was not even contacted
-    nothing_stored(tmp_path)
-
-
-@pytest.mark.parametrize("unlisted", ["/etc/passwd", "/cache/%2e%2e/cube.gcode.3mf", "/sdcard/cube.gcode.3mf"])
-def test_paths_the_printer_does_not_list_are_not_found(bambu, prusa, staff, tmp_path, unlisted):
-    with pytest.raises(NotFound):
-        printer_file_import(printer=bambu, path=unlisted, user=staff)
-    with pytest.raises(NotFound):
-        printer_file_import(printer=prusa, path=unlisted, user=staff)
-    nothing_stored(tmp_path)
-
-
-def test_files_the_catalog_does_not_take_are_refused(bambu, prusa, staff, tmp_path):
-    with pytest.raises(InvalidInput, match="cannot go into the catalog"):
-        printer_file_import(printer=bambu, path="/timelapse/video_2024-05-01.mp4", user=staff)
-    with pytest.raises(InvalidInput, match="cannot go into the catalog"):
-        printer_file_import(printer=prusa, path="/usb/README~1.TXT", user=staff)
-    nothing_stored(tmp_path)
-
-
-def test_one_transfer_per_printer_at_a_time(bambu, staff):
-    cache.add(f"printers:files:{bambu.pk}", "another process", timeout=60)
-    with pytest.raises(PrinterConflict, match="Another file transfer"):
-        printer_files_list(printer=bambu)
-
-
-# --- admin -------------------------------------------------------------------------------------------------
-
-
-def test_admin_lists_files_and_downloads_one_into_a_new_model(client, staff, bambu, run_tasks):
+def test_the_files_button_is_offered_only_where_another_app_serves_the_page(client, monkeypatch):
+    """The printer's page links to "Files on the printer" by URL name; without an app serving it, no button."""
     from django.urls import reverse
 
-    client.force_login(staff)
-    url = reverse("admin:printers_printer_files", args=[bambu.pk])
-    printer_page = client.get(reverse("admin:printers_printer_change", args=[bambu.pk]))
-    assert reverse("admin:printers_printer_detail_files", args=[bambu.pk]) in printer_page.content.decode()
-    assert client.get(reverse("admin:printers_printer_detail_files", args=[bambu.pk])).url == url
-    page = client.get(url)
-    assert page.status_code == 200
-    body = page.content.decode()
-    assert BAMBU_FILE in body and "plate 2 (copy).3mf" in body and "video_2024-05-01.mp4" in body
-    assert body.count('name="path"') == 2  # a button for each file the catalog takes, none for the video
-    assert "csrfmiddlewaretoken" in body
-    with run_tasks():
-        response = client.post(reverse("admin:printers_printer_files_import", args=[bambu.pk]),
-                               {"path": f"/cache/{BAMBU_FILE}", "variant": ""})
-    assert response.status_code == 302 and response.url == url
-    version = VariantVersion.objects.get()
-    assert version.variant.estimated_time_s == 1095
-    body = client.get(url).content.decode()
-    assert "in the background" in body  # the message
-    download = PrinterFileImport.objects.get()
-    assert (download.status, download.version, download.requested_by) == ("succeeded", version, staff)
-    assert f'data-import="{download.pk}" data-status="succeeded"' in body and "version 1 of" in body
+    from fablab.tests.factories import UserFactory
 
-
-def test_admin_downloads_into_a_chosen_variant_and_shows_errors(client, staff, prusa, prusa_sim, run_tasks):
-    from django.urls import reverse
-
-    variant = VariantFactory()
-    client.force_login(staff)
-    import_url = reverse("admin:printers_printer_files_import", args=[prusa.pk])
-    with run_tasks():
-        client.post(import_url, {"path": "/usb/MINICU~1.BGC", "variant": str(variant.pk)})
-    assert variant.versions.count() == 1
-    response = client.post(import_url, {"path": "/usb/../etc/passwd", "variant": ""}, follow=True)
-    assert "is not a path the printer lists" in response.content.decode()
-    assert PrinterFileImport.objects.count() == 1  # a malformed path is refused before anything is queued
-    with run_tasks():  # the same file again into the same variant: the download fails, and says why
-        client.post(import_url, {"path": "/usb/MINICU~1.BGC", "variant": str(variant.pk)})
-    failed = PrinterFileImport.objects.filter(status="failed").get()
-    assert failed.error and failed.error in client.get(reverse("admin:printers_printer_files",
-                                                               args=[prusa.pk])).content.decode()
-    prusa_sim.power_off()
-    page = client.get(reverse("admin:printers_printer_files", args=[prusa.pk]))
-    assert page.status_code == 200 and 'id="files-error"' in page.content.decode()
-    assert PRUSA_PASSWORD not in page.content.decode()
-    assert client.get(import_url).status_code == 405  # POST only
-    assert Model.objects.count() == 1
-
-
-def test_admin_file_pages_are_refused_to_others(client, bambu, ftps_sim):
-    from django.urls import reverse
-
-    list_url = reverse("admin:printers_printer_files", args=[bambu.pk])
-    import_url = reverse("admin:printers_printer_files_import", args=[bambu.pk])
-    data = {"path": f"/cache/{BAMBU_FILE}", "variant": ""}
-    assert client.get(list_url).status_code == 302  # anonymous: to the login page
-    partner_member = UserFactory(is_staff=False)  # a customer or partner of another organization
-    client.force_login(partner_member)
-    assert client.get(list_url).status_code == 302 and client.post(import_url, data).status_code == 302
-    viewer = UserFactory(is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_printer"))
-    client.force_login(viewer)
-    assert client.get(list_url).status_code == 200
-    assert 'name="path"' not in client.get(list_url).content.decode()  # may look, not import
-    assert client.post(import_url, data).status_code == 403
-    client.force_login(UserFactory(is_staff=True))  # staff without any printer permission
-    assert client.get(list_url).status_code == 403
-    assert VariantVersion.objects.count() == 0
-    # a POST without the CSRF token is refused
-    csrf_client = type(client)(enforce_csrf_checks=True)
-    csrf_client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    assert csrf_client.post(import_url, data).status_code == 403
-    assert VariantVersion.objects.count() == 0
-
-
-# --- API ----------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def lab_keys():
-    lab = OrganizationFactory(kind=OrganizationKind.LAB)
-    return make_api_key(lab, scope=ApiKeyScope.READ)[1], make_api_key(lab, scope=ApiKeyScope.WRITE)[1]
-
-
-def test_api_lists_and_imports_for_lab_keys(client, bambu, lab_keys, run_tasks):
-    read, write = lab_keys
-    listed = client.get(f"{API}/printers/{bambu.pk}/files", headers={"X-API-Key": read})
-    assert listed.status_code == 200
-    entry = next(f for f in listed.json() if f["name"] == BAMBU_FILE)
-    assert entry["path"] == f"/cache/{BAMBU_FILE}" and entry["size_bytes"] == 48350 and entry["downloadable"]
-    response = client.post(f"{API}/printers/{bambu.pk}/files/import", {"path": entry["path"]},
-                           content_type="application/json", headers={"X-API-Key": write})
-    assert response.status_code == 202, response.content
-    queued = response.json()
-    assert queued["status"] == "queued" and queued["path"] == entry["path"] and queued["version"] is None
-    again = client.post(f"{API}/printers/{bambu.pk}/files/import", {"path": entry["path"]},
-                        content_type="application/json", headers={"X-API-Key": write})
-    assert again.status_code == 202 and again.json()["id"] == queued["id"]  # still waiting: the same download
-    from printers.tasks import run_file_import
-
-    assert run_file_import(queued["id"]) == "succeeded"
-    assert run_file_import(queued["id"]) == "not waiting"  # a task delivered twice downloads once
-    status_url = f"{API}/printers/{bambu.pk}/files/imports/{queued['id']}"
-    body = client.get(status_url, headers={"X-API-Key": read}).json()
-    assert body["status"] == "succeeded" and body["version"] == 1 and body["metadata_status"] == "done"
-    assert body["metadata"]["estimated_time_s"] == expected(BAMBU_FILE)["estimated_time_s"]
-    assert body["sha256"] == expected(BAMBU_FILE)["sha256"]
-    assert VariantVersion.objects.count() == 1
-    assert client.get(f"{API}/printers/{bambu.pk}/files/imports/999999", headers={"X-API-Key": read}).status_code \
-        == 404
-    with run_tasks():  # a file that is not on the printer: the download fails with the reason
-        missing = client.post(f"{API}/printers/{bambu.pk}/files/import", {"path": "/cache/gone.3mf"},
-                              content_type="application/json", headers={"X-API-Key": write}).json()
-    failed = client.get(f"{API}/printers/{bambu.pk}/files/imports/{missing['id']}", headers={"X-API-Key": read})
-    assert failed.json()["status"] == "failed" and "is not on P1S west" in failed.json()["error"]
-
-
-def test_api_refuses_partner_keys_read_keys_bad_paths_and_unknown_printers(client, bambu, lab_keys):
-    read, write = lab_keys
-    bambu.shared_with_partners = True
-    bambu.save()
-    _key, partner_key = make_api_key(PartnerFactory(), scope=ApiKeyScope.WRITE)
-    files_url, import_url = f"{API}/printers/{bambu.pk}/files", f"{API}/printers/{bambu.pk}/files/import"
-    body = {"path": f"/cache/{BAMBU_FILE}"}
-    refused = client.get(files_url, headers={"X-API-Key": partner_key})
-    assert refused.status_code == 403 and "lab's own API keys" in refused.json()["detail"]
-    assert client.post(import_url, body, content_type="application/json",
-                       headers={"X-API-Key": partner_key}).status_code == 403
-    assert client.post(import_url, body, content_type="application/json",
-                       headers={"X-API-Key": read}).status_code == 403
-    bad = client.post(import_url, {"path": "/cache/../../etc/shadow"}, content_type="application/json",
-                      headers={"X-API-Key": write})
-    assert bad.status_code == 422 and "is not a path the printer lists" in bad.json()["detail"]
-    assert client.get(f"{API}/printers/999999/files", headers={"X-API-Key": read}).status_code == 404
-    elsewhere = PrinterFileImport.objects.create(printer=PrinterFactory(), path="/usb/X~1.BGC")
-    assert client.get(f"{API}/printers/{bambu.pk}/files/imports/{elsewhere.pk}",  # another printer's download
-                      headers={"X-API-Key": read}).status_code == 404
-    assert client.get(f"{API}/printers/{bambu.pk}/files/imports/{elsewhere.pk}",
-                      headers={"X-API-Key": partner_key}).status_code == 403
-    assert VariantVersion.objects.count() == 0
-    services.printer_set_credentials(printer=bambu, secret="bad-code")
-    denied = client.get(files_url, headers={"X-API-Key": read})
-    assert denied.status_code == 502 and "bad-code" not in denied.content.decode()
-
-
-def test_a_download_whose_worker_died_does_not_block_the_file(prusa, staff, settings, run_tasks):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from printers.files import printer_file_import_request
-
-    stuck = printer_file_import_request(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
-    PrinterFileImport.objects.filter(pk=stuck.pk).update(
-        status="running", created_at=timezone.now() - timedelta(seconds=2 * settings.TASK_TIMEOUT_SECONDS + 1))
-    with run_tasks():
-        retry = printer_file_import_request(printer=prusa, path="/usb/MINICU~1.BGC", user=staff)
-    assert retry.pk != stuck.pk
-    stuck.refresh_from_db()
-    assert stuck.status == "failed" and "did not finish in time" in stuck.error
-    retry.refresh_from_db()
-    assert retry.status == "succeeded" and retry.version.sliced_file.original_name == "minicube mk4s.bgcode"
+    printer = PrinterFactory()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    change_url = reverse("admin:printers_printer_change", args=[printer.pk])
+    button = reverse("admin:printers_printer_detail_files", args=[printer.pk])
+    assert button in client.get(change_url).content.decode()
+    assert client.get(button).url == reverse("admin:printers_printer_files", args=[printer.pk])
+    monkeypatch.setattr("printers.admin.files_page_url", lambda printer_id: None)  # no app registered the page
+    assert button not in client.get(change_url).content.decode()
+    assert client.get(button).status_code == 404
