@@ -40,7 +40,7 @@ def _duration(seconds: int | None) -> str:
 
 class PrinterForm(forms.ModelForm):
     secret = forms.CharField(
-        label=_("Password or access code"), required=False, strip=True,
+        label=_("Password or access code"), required=False, strip=True, max_length=services.SECRET_MAX_LENGTH,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_("Stored encrypted and never shown again. Leave empty to keep the current one."),
     )
@@ -349,10 +349,18 @@ class PrinterAdmin(ModelAdmin):
         return obj.has_credentials
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.printer_ensure_live_state(printer=obj)
-        if form.cleaned_data.get("secret"):
-            services.printer_set_credentials(printer=obj, secret=form.cleaned_data["secret"])
+        """Through the services: a new printer gets its live state and encrypted credentials from
+        printer_create, a change goes through printer_update (the form has validated what they check)."""
+        secret = form.cleaned_data.get("secret") or ""
+        if change:
+            services.printer_update(printer=obj, secret=secret, **{
+                name: form.cleaned_data[name] for name in form.changed_data if name in services.EDITABLE_FIELDS})
+            return
+        created = services.printer_create(secret=secret, **{
+            name: form.cleaned_data[name] for name in PrinterForm.Meta.fields if name in form.cleaned_data})
+        for field in Printer._meta.concrete_fields:  # the admin goes on with the form's instance
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding, obj._state.db = False, created._state.db
 
     def _command(self, request, queryset, *, name: str, title: str, service):
         if request.POST.get("confirm") != "yes":

@@ -61,12 +61,42 @@ def printer_create(*, name: str, driver: str, host: str, port: int | None = None
     return printer
 
 
+# What staff may change on a printer (printer_update); credentials go through printer_set_credentials.
+EDITABLE_FIELDS = frozenset({
+    "name", "driver", "model", "serial", "host", "port", "auth_method", "nozzle_diameter_mm", "bed_x_mm",
+    "bed_y_mm", "bed_z_mm", "location", "is_active", "shared_with_partners",
+})
+SECRET_MAX_LENGTH = 200
+_STRIPPED = ("name", "host", "model", "serial", "location")
+
+
+@transaction.atomic
+def printer_update(*, printer: Printer, secret: str = "", username: str = "", **fields) -> Printer:
+    """Change a printer's settings (EDITABLE_FIELDS) and, when `secret` is given, its credentials.
+
+    run_printers notices a changed address, serial or access code by itself and reconnects.
+    """
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise InvalidInput(_("These printer fields cannot be changed here: %(fields)s.")
+                           % {"fields": ", ".join(sorted(unknown))})
+    if fields:
+        for name, value in fields.items():
+            setattr(printer, name, (value or "").strip() if name in _STRIPPED else value)
+        validate(printer)
+        printer.save(update_fields=[*fields, "updated_at"])
+        logger.info("Printer %s was changed (%s).", printer.pk, ", ".join(sorted(fields)))
+    if secret:
+        printer_set_credentials(printer=printer, secret=secret, username=username)
+    return printer
+
+
 def printer_set_credentials(*, printer: Printer, secret: str, username: str = "") -> Printer:
     """Store the printer's secret (Bambu access code, PrusaLink password) encrypted; never log it."""
     secret = (secret or "").strip()
     if not secret:
         raise InvalidInput(_("Enter the printer's password or access code."))
-    if len(secret) > 200:
+    if len(secret) > SECRET_MAX_LENGTH:
         raise InvalidInput(_("The password or access code is too long."))
     username = (username or "").strip() or DEFAULT_USERNAMES.get(printer.driver, "")
     printer.credentials_ciphertext = creds.encrypt(creds.Credentials(username=username, secret=secret))
@@ -443,12 +473,6 @@ def command_finish(*, command: PrinterCommand, ok: bool, error: str = "") -> Pri
     if updated:
         command.status, command.error = status, error[:500]
     return command
-
-
-def printer_ensure_live_state(*, printer: Printer) -> PrinterLiveState:
-    """Every printer has its live-state row (the admin creates printers through the model form)."""
-    live, _created = PrinterLiveState.objects.get_or_create(printer=printer)
-    return live
 
 
 # --- Commands requested without waiting (the API) ----------------------------------------------
