@@ -12,7 +12,8 @@ connector threads for the blocking TCP/TLS connects, rate-limited so that hundre
 come up in a steady stream instead of all at once.
 
 Events passed to `on_event(event)` (called on the network's loop thread, must not block):
-- StateEvent(printer_id, state, at, fingerprint, signature_required): a readable report;
+- StateEvent(printer_id, state, at, fingerprint, signature_required, first): a readable report
+  (`first`: the first one since this connection was made);
 - OfflineEvent(printer_id, reason, at, auth=False): no report for `watchdog_seconds`, or the
   printer refused the access code (auth=True: no more retries until the settings change);
 - AckEvent(printer_id, sequence_id, result, reason): the printer answered one of our commands.
@@ -174,6 +175,7 @@ class StateEvent:
     at: datetime
     fingerprint: str = ""  # gcode_state, stage and lights: what a command is expected to change
     signature_required: bool = False
+    first: bool = False  # the first readable report of this connection: a sync, not a change
 
 
 @dataclass(frozen=True)
@@ -858,10 +860,10 @@ class BambuConnection:
         state = self.report.state
         if result.kind != "status" or state is None:
             return
-        self._has_state = True
+        first, self._has_state = not self._has_state, True
         self.offline = False
         self._emit(StateEvent(self.printer_id, state, timezone.now(), control_fingerprint(self.report.print),
-                              signature_required(self.report.print, state.errors)))
+                              signature_required(self.report.print, state.errors), first))
 
     def _check_acks(self, message: dict) -> None:
         for body in message.values():
