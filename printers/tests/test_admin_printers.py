@@ -1,4 +1,4 @@
-"""Printers added and changed in the admin go through the services."""
+"""Printers added and changed in the admin go through the services; what the live state shows."""
 
 import pytest
 from django.urls import reverse
@@ -7,6 +7,8 @@ from fablab.tests.factories import UserFactory
 from printers import services
 from printers.choices import Driver, PrinterState
 from printers.models import Printer, PrinterLiveState
+from printers.state import NormalisedState
+from printers.tests.factories import BambuPrinterFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +100,52 @@ def test_printer_update_refuses_fields_it_does_not_own():
     printer.refresh_from_db()
     assert printer.port is None
 
+
+# --- what the live state shows: nozzle, AMS humidity, the external spool -------------------------------
+
+
+@pytest.fixture
+def p1s():
+    printer = BambuPrinterFactory(name="P1S")
+    services.printer_apply_state(printer=printer, state=NormalisedState(
+        state=PrinterState.IDLE, raw_state="IDLE", nozzle_type="stainless_steel", nozzle_diameter_mm=0.6,
+        filament_slots=[{"slot": 0, "ams": 0, "type": "PA-CF", "colour": "#000000", "remaining_percent": 80,
+                         "loaded": False},
+                        {"slot": 254, "ams": None, "type": "PETG", "colour": "#BCBCBC", "remaining_percent": None,
+                         "loaded": True}],
+        ams_units=[{"id": 0, "humidity_level": 5, "humidity_percent": 63, "temp_c": 27.5, "wet": True},
+                   {"id": 1, "humidity_level": 2, "humidity_percent": None, "temp_c": None, "wet": False}]))
+    return printer
+
+
+def test_the_fleet_card_shows_nozzle_ams_and_warnings(admin_client, p1s):
+    card = next(c for c in admin_client.get(reverse("admin:printers_fleet_json")).json()["printers"]
+                if c["id"] == p1s.pk)
+    assert (card["nozzle_type"], card["nozzle_diameter_mm"]) == ("stainless_steel", 0.6)
+    assert card["ams"][0] == {"id": 0, "humidity_level": 5, "humidity_percent": 63, "temp_c": 27.5, "wet": True}
+    assert [f["remaining_percent"] for f in card["filaments"]] == [80, None]
+    warnings = " ".join(card["warnings"])
+    assert "AMS 0 is wet" in warnings and "AMS 1" not in warnings
+    assert "PA-CF" in warnings and "hardened steel" in warnings
+    assert "0.6 mm" in warnings and "0.4 mm" in warnings  # reported nozzle differs from the settings
+    page = admin_client.get(reverse("admin:printers_fleet")).content.decode()
+    assert "remaining unknown" in page and "data-warning" in page  # rendered by the page's script
+
+
+def test_the_printer_page_shows_nozzle_ams_warnings_and_an_unknown_external_spool(admin_client, p1s):
+    page = admin_client.get(reverse("admin:printers_printer_change", args=[p1s.pk])).content.decode()
+    panel = page.split('id="printer-warnings"')[1].split("</ul>")[0]
+    assert "AMS 0 is wet" in panel and "PA-CF" in panel
+    assert "0.6 mm stainless steel" in page
+    assert "AMS 0: humidity 5/5 (63 %) · 28 °C · wet" in page and "AMS 1: humidity 2/5" in page
+    assert "254: PETG #BCBCBC · remaining unknown" in page and "0: PA-CF #000000 · 80 %" in page
+    assert "254: PETG #BCBCBC · 0 %" not in page
+
+
+def test_the_api_shows_nozzle_and_ams(api, p1s):
+    services.printer_update(printer=p1s, shared_with_partners=True)
+    body = api.get(f"/api/v1/printers/{p1s.pk}").json()
+    assert (body["nozzle_type"], body["reported_nozzle_diameter_mm"], body["nozzle_takes_abrasive"]) == (
+        "stainless_steel", 0.6, False)
+    assert body["ams"][0] == {"id": 0, "humidity_level": 5, "humidity_percent": 63, "temp_c": 27.5, "wet": True}
+    assert body["nozzle_diameter_mm"] == 0.4  # the printer's settings, as before

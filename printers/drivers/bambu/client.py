@@ -605,6 +605,7 @@ NORMALISE_INPUTS = frozenset({
     "gcode_state", "stg_cur", "hms", "print_error", MEMO_KEY, "mc_remaining_time", "chamber_temper", "device",
     "task_id", "mc_percent", "layer_num", "total_layer_num", "nozzle_temper", "nozzle_target_temper",
     "bed_temper", "bed_target_temper", "subtask_name", "gcode_file", "ams", "vt_tray",
+    "nozzle_type", "nozzle_diameter",
 })
 # Keys always merged, even when unchanged: they drive the merge's own bookkeeping.
 ALWAYS_MERGED = frozenset({"command", "sequence_id", "msg", "gcode_state", "print_error"})
