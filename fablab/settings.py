@@ -253,14 +253,19 @@ PRINTER_TELEMETRY_RETENTION_DAYS = env_int("PRINTER_TELEMETRY_RETENTION_DAYS", 3
 BAMBU_FTPS_PORT = env_int("BAMBU_FTPS_PORT", 990)
 PRINTER_FILES_TIMEOUT_SECONDS = env_int("PRINTER_FILES_TIMEOUT_SECONDS", 20)
 PRINTER_FILES_LOCK_WAIT_SECONDS = env_int("PRINTER_FILES_LOCK_WAIT_SECONDS", 5)
-# Bambu Lab over MQTT (run_printers); see printers/conf.py for what each does.
+# Bambu Lab over MQTT (run_printers); see printers/conf.py for what each does. The defaults
+# live here only: the printers app reads these settings and repeats none of them.
 BAMBU_CA_FILE = env_str("BAMBU_CA_FILE")
 BAMBU_PLAIN_MQTT_PORTS = tuple(int(port) for port in env_list("BAMBU_PLAIN_MQTT_PORTS", ["1883"]))
+BAMBU_KEEPALIVE_SECONDS = env_int("BAMBU_KEEPALIVE_SECONDS", 30)
 BAMBU_WATCHDOG_SECONDS = float(env_int("BAMBU_WATCHDOG_SECONDS", 60))
+BAMBU_BACKOFF_MIN_SECONDS = float(env_int("BAMBU_BACKOFF_MIN_SECONDS", 1))
+BAMBU_BACKOFF_MAX_SECONDS = float(env_int("BAMBU_BACKOFF_MAX_SECONDS", 30))
 BAMBU_COMMAND_TIMEOUT_SECONDS = float(env_int("BAMBU_COMMAND_TIMEOUT_SECONDS", 5))
 BAMBU_CONNECTS_PER_SECOND = float(env_int("BAMBU_CONNECTS_PER_SECOND", 25))
 BAMBU_CONNECT_THREADS = env_int("BAMBU_CONNECT_THREADS", 4)
 PRINTER_STATE_WRITE_SECONDS = float(env_int("PRINTER_STATE_WRITE_SECONDS", 5))
+PRINTER_RECONCILE_SECONDS = float(env_int("PRINTER_RECONCILE_SECONDS", 5))
 
 # --- Internationalisation and time ---------------------------------------------------
 

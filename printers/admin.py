@@ -40,7 +40,7 @@ def _duration(seconds: int | None) -> str:
 
 class PrinterForm(forms.ModelForm):
     secret = forms.CharField(
-        label=_("Password or access code"), required=False, strip=True,
+        label=_("Password or access code"), required=False, strip=True, max_length=services.SECRET_MAX_LENGTH,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_("Stored encrypted and never shown again. Leave empty to keep the current one."),
     )
@@ -110,14 +110,15 @@ class PrinterAdmin(ModelAdmin):
     list_filter = ["driver", "is_active", "live__state", "shared_with_partners"]
     search_fields = ["name", "model", "serial", "host", "location"]
     readonly_fields = ["show_state", "show_progress", "show_remaining", "show_temperatures", "show_file",
-                       "show_slots", "show_errors", "show_last_report", "show_has_credentials"]
+                       "show_slots", "show_nozzle", "show_ams", "show_warnings", "show_errors", "show_last_report",
+                       "show_has_credentials"]
     fieldsets = [
         (None, {"fields": ["name", "driver", "model", "serial", "location", "is_active", "shared_with_partners"]}),
         (_("Connection"), {"fields": ["host", "port", "auth_method", "secret", "show_has_credentials"]}),
         (_("Hardware"), {"fields": ["nozzle_diameter_mm", "bed_x_mm", "bed_y_mm", "bed_z_mm"]}),
         (_("Live state"), {"classes": ["tab"], "fields": [
             "show_state", "show_progress", "show_remaining", "show_temperatures", "show_file", "show_slots",
-            "show_errors", "show_last_report"]}),
+            "show_nozzle", "show_ams", "show_warnings", "show_errors", "show_last_report"]}),
     ]
     inlines = [JobInline, TransitionInline]
     actions = ["pause_printers", "resume_printers", "stop_printers"]
@@ -183,6 +184,7 @@ class PrinterAdmin(ModelAdmin):
                                          y_min=0, y_max=100, title=str(_("Progress")))
             if has_progress else None,
             "chamber_now": live.chamber_temp_c if live is not None and "chamber_c" not in data else None,
+            "warnings": selectors.printer_live_warnings(printer=printer),
         }
 
     def _allowed_commands(self, request, object_id) -> set[str]:
@@ -275,7 +277,9 @@ class PrinterAdmin(ModelAdmin):
             "change_url": reverse("admin:printers_printer_change", args=[0]).replace("/0/", "/{id}/"),
             "refresh_ms": 3000,
             "labels": {"nozzle": _("Nozzle"), "bed": _("Bed"), "chamber": _("Chamber"), "left": _("left"),
-                       "layer": _("layer"), "updated": _("Updated"),
+                       "layer": _("layer"), "updated": _("Updated"), "humidity": _("humidity"),
+                       "humidity_scale": _("Humidity level as Bambu Studio shows it: 1 dry … 5 wet."),
+                       "remaining_unknown": _("remaining unknown"),
                        "stale": _("Could not refresh; showing the last known state.")},
         }
         return TemplateResponse(request, "printers/admin/fleet.html", context)
@@ -332,11 +336,42 @@ class PrinterAdmin(ModelAdmin):
         live = self._live(obj)
         if not live or not live.filament_slots:
             return "—"
+        unknown = _("remaining unknown")
         return "; ".join(
-            f"{'*' if s.get('loaded') else ''}{s.get('slot')}: {s.get('type')} {s.get('colour')}"
-            + (f" {s['remaining_percent']} %" if s.get("remaining_percent") is not None else "")
+            f"{'*' if s.get('loaded') else ''}{s.get('slot')}: {s.get('type')} {s.get('colour')} · "
+            + (f"{s['remaining_percent']} %" if s.get("remaining_percent") is not None else unknown)
             for s in live.filament_slots
         )
+
+    @display(description=_("nozzle"))
+    def show_nozzle(self, obj):
+        live = self._live(obj)
+        if not live or (not live.nozzle_type and live.nozzle_diameter_mm is None):
+            return "—"
+        size = f"{live.nozzle_diameter_mm:g} mm " if live.nozzle_diameter_mm is not None else ""
+        kind = live.nozzle_type.replace("_", " ") or _("type unknown")
+        return f"{size}{kind}"
+
+    @display(description=_("AMS"))
+    def show_ams(self, obj):
+        live = self._live(obj)
+        if not live or not live.ams_units:
+            return "—"
+        parts = []
+        humidity_label, wet_label = _("humidity"), _("wet")
+        for unit in live.ams_units:
+            level = unit.get("humidity_level")
+            humidity = "—" if level is None else f"{level}/5" + (
+                f" ({unit['humidity_percent']} %)" if unit.get("humidity_percent") is not None else "")
+            temperature = f" · {unit['temp_c']:.0f} °C" if unit.get("temp_c") is not None else ""
+            wet = f" · {wet_label}" if unit.get("wet") else ""
+            parts.append(f"AMS {unit.get('id')}: {humidity_label} {humidity}{temperature}{wet}")
+        return "; ".join(parts) + " " + str(_("(humidity 1 dry … 5 wet, as Bambu Studio shows it)"))
+
+    @display(description=_("warnings"))
+    def show_warnings(self, obj):
+        warnings = selectors.printer_live_warnings(printer=obj) if obj.pk else []
+        return "; ".join(warnings) or "—"
 
     @display(description=_("errors"))
     def show_errors(self, obj):
@@ -357,10 +392,18 @@ class PrinterAdmin(ModelAdmin):
         return obj.has_credentials
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.printer_ensure_live_state(printer=obj)
-        if form.cleaned_data.get("secret"):
-            services.printer_set_credentials(printer=obj, secret=form.cleaned_data["secret"])
+        """Through the services: a new printer gets its live state and encrypted credentials from
+        printer_create, a change goes through printer_update (the form has validated what they check)."""
+        secret = form.cleaned_data.get("secret") or ""
+        if change:
+            services.printer_update(printer=obj, secret=secret, **{
+                name: form.cleaned_data[name] for name in form.changed_data if name in services.EDITABLE_FIELDS})
+            return
+        created = services.printer_create(secret=secret, **{
+            name: form.cleaned_data[name] for name in PrinterForm.Meta.fields if name in form.cleaned_data})
+        for field in Printer._meta.concrete_fields:  # the admin goes on with the form's instance
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding, obj._state.db = False, created._state.db
 
     def _command(self, request, queryset, *, name: str, title: str, service):
         if request.POST.get("confirm") != "yes":

@@ -1,7 +1,7 @@
-"""Settings of the printers app's MQTT side, each with its default.
+"""Settings of the printers app, read at call time (`value("NAME")`).
 
-Read at call time (`value("NAME")`) so that tests and deployments can override any of them
-in Django settings without this app's code changing:
+Each is set once, with its default, in `fablab/settings.py` (which reads the environment); this
+module repeats no default, so a deployment or a test changes a setting in one place:
 
 - BAMBU_CA_FILE: a PEM bundle with Bambu's CA(s). Set: the printer's certificate chain is verified
   and its name must be the serial. Empty (default): the chain is not verified (Bambu's CA is not
@@ -17,24 +17,15 @@ in Django settings without this app's code changing:
 - PRINTER_STATE_WRITE_SECONDS: run_printers writes a printer's unchanged state (telemetry) at most
   this often; state changes are written at once. PRINTER_RECONCILE_SECONDS: how often run_printers
   re-reads the printer list.
+- BAMBU_FTPS_PORT, PRINTER_FILES_TIMEOUT_SECONDS, PRINTER_FILES_LOCK_WAIT_SECONDS: files on printers.
 """
 
 from django.conf import settings
-
-DEFAULTS = {
-    "BAMBU_CA_FILE": "",
-    "BAMBU_PLAIN_MQTT_PORTS": (1883,),
-    "BAMBU_KEEPALIVE_SECONDS": 30,
-    "BAMBU_WATCHDOG_SECONDS": 60.0,
-    "BAMBU_BACKOFF_MIN_SECONDS": 1.0,
-    "BAMBU_BACKOFF_MAX_SECONDS": 30.0,
-    "BAMBU_COMMAND_TIMEOUT_SECONDS": 5.0,
-    "BAMBU_CONNECTS_PER_SECOND": 25.0,
-    "BAMBU_CONNECT_THREADS": 4,
-    "PRINTER_STATE_WRITE_SECONDS": 5.0,
-    "PRINTER_RECONCILE_SECONDS": 5.0,
-}
+from django.core.exceptions import ImproperlyConfigured
 
 
 def value(name: str):
-    return getattr(settings, name, DEFAULTS[name])
+    try:
+        return getattr(settings, name)
+    except AttributeError:
+        raise ImproperlyConfigured(f"The setting {name} is missing; fablab/settings.py defines it.") from None

@@ -36,13 +36,9 @@ def load_demo_printers() -> list[Printer]:
         if printer is None:
             printer = services.printer_create(secret=secret, **spec)
         else:
-            changed = [k for k in ("driver", "model", "serial", "host", "port") if getattr(printer, k) != spec[k]]
-            for key in changed:
-                setattr(printer, key, spec[key])
-            if changed:
-                printer.save(update_fields=[*changed, "updated_at"])
-            services.printer_ensure_live_state(printer=printer)
-            if not printer.has_credentials:
-                services.printer_set_credentials(printer=printer, secret=secret)
+            changed = {key: spec[key] for key in ("driver", "model", "serial", "host", "port")
+                       if getattr(printer, key) != spec[key]}
+            if changed or not printer.has_credentials:
+                services.printer_update(printer=printer, secret="" if printer.has_credentials else secret, **changed)
         printers.append(printer)
     return printers

@@ -57,8 +57,8 @@ class PrinterFile:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
+def _setting(name: str):
+    return conf.value(name)
 
 
 class _Counted:
@@ -97,7 +97,7 @@ def _one_transfer(printer: Printer) -> Iterator[None]:
     """
     key = f"printers:files:{printer.pk}"
     token = secrets.token_hex(8)
-    deadline = time.monotonic() + float(_setting("PRINTER_FILES_LOCK_WAIT_SECONDS", 5))
+    deadline = time.monotonic() + float(_setting("PRINTER_FILES_LOCK_WAIT_SECONDS"))
     while not cache.add(key, token, timeout=LOCK_EXPIRY_SECONDS):
         if time.monotonic() >= deadline:
             raise PrinterConflict(_("Another file transfer with %(printer)s is running. Try again when it is "
@@ -119,9 +119,9 @@ def _bambu_storage(printer: Printer) -> ftps.BambuStorage:
                              "after it).") % {"printer": printer.name})
     credentials = services.printer_get_credentials(printer=printer)
     return ftps.BambuStorage(
-        host=printer.host, port=int(_setting("BAMBU_FTPS_PORT", ftps.FTPS_PORT)), serial=printer.serial,
+        host=printer.host, port=int(_setting("BAMBU_FTPS_PORT")), serial=printer.serial,
         access_code=credentials.secret, ca_file=conf.value("BAMBU_CA_FILE"),
-        timeout=float(_setting("PRINTER_FILES_TIMEOUT_SECONDS", 20)),
+        timeout=float(_setting("PRINTER_FILES_TIMEOUT_SECONDS")),
     )
 
 

@@ -13,7 +13,9 @@ happens in `Listener.step()`, on one thread:
   WRITE_BATCH printers share one transaction of a few queries, and changes are committed before
   anything else is written. Reports that change only telemetry are coalesced to the newest and
   written at most every PRINTER_STATE_WRITE_SECONDS per printer, oldest first, in the same batches,
-  within TELEMETRY_STEP_SECONDS of each step;
+  within TELEMETRY_STEP_SECONDS of each step. The first report of every connection is written as a
+  sync (printers.lifecycle): however the previous run_printers ended — a clean stop, kill -9, out of
+  memory, a reboot — the state found on reconnecting is never taken for a change that was seen;
 - commands: pending PrinterCommand rows are published on the printer's connection; the
   acknowledgement (matched by sequence_id) finishes them; without one after
   BAMBU_COMMAND_TIMEOUT_SECONDS a command still succeeds when the printer visibly reacted, and fails
@@ -50,11 +52,13 @@ class _PrinterSlot:
     printer: Printer
     fingerprint: tuple
     connection: BambuConnection
-    pending: list = field(default_factory=list)  # [(NormalisedState, at)] not yet written
+    pending: list = field(default_factory=list)  # [(NormalisedState, at, sync)] not yet written
     last_key: tuple | None = None  # key of the last state handed to the writer
     last_write: float = 0.0
     control: str = ""  # fingerprint of what commands change (gcode_state, stage, lights)
     signature_required: bool = False
+    started: float = field(default_factory=time.monotonic)  # when this connection was started
+    heard: bool = False  # a report or an offline verdict came from this connection
 
 
 @dataclass
@@ -82,6 +86,7 @@ class Listener:
         self.network = network
         self.slots: dict[int, _PrinterSlot] = {}
         self._dirty: set[int] = set()  # printers with pending states
+        self._unheard: set[int] = set()  # printers whose connection has sent nothing yet
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.in_flight: dict[tuple[int, str], _InFlight] = {}
         self._last_reconcile = float("-inf")
@@ -137,6 +142,7 @@ class Listener:
                 connection = self._connect(printer)
                 if connection is not None:
                     self.slots[printer_id] = _PrinterSlot(printer, self._fingerprint(printer), connection)
+                    self._unheard.add(printer_id)
 
     def _drop_slot(self, printer_id: int) -> None:
         slot = self.slots.pop(printer_id)
@@ -157,6 +163,7 @@ class Listener:
             if now - self._last_reconcile >= float(conf.value("PRINTER_RECONCILE_SECONDS")):
                 self.reconcile()
             self._drain_events()
+            self._unheard_offline()
             self._take_commands()
             self._expire_commands(now)
             self.flush(now=now)
@@ -172,10 +179,11 @@ class Listener:
             slot = self.slots.get(event.printer_id)
             if slot is None:
                 continue
+            slot.heard = slot.heard or isinstance(event, StateEvent | OfflineEvent)
             if isinstance(event, StateEvent):
                 self.stats["reports"] += 1
                 slot.control, slot.signature_required = event.fingerprint, event.signature_required
-                self._queue_state(slot, event.state, event.at)
+                self._queue_state(slot, event.state, event.at, sync=event.first)
                 self._dirty.add(event.printer_id)
             elif isinstance(event, OfflineEvent):
                 self._queue_state(slot, offline_state(reason=event.reason), event.at)
@@ -183,12 +191,34 @@ class Listener:
             elif isinstance(event, AckEvent):
                 self._acknowledged(event)
 
+    def _unheard_offline(self) -> None:
+        """A printer that has not reported within the watchdog since its connection started is offline.
+
+        The connection itself reports offline only after it was online; a printer this process never
+        reached would otherwise keep whatever state a killed predecessor left in its live row.
+        """
+        if not self._unheard:
+            return
+        limit = time.monotonic() - float(conf.value("BAMBU_WATCHDOG_SECONDS"))
+        for printer_id in list(self._unheard):
+            slot = self.slots.get(printer_id)
+            if slot is None or slot.heard:
+                self._unheard.discard(printer_id)
+            elif slot.started <= limit:
+                self._unheard.discard(printer_id)
+                slot.heard = True
+                self._queue_state(slot, offline_state(reason=_("no report since the printer listener started")),
+                                  timezone.now())
+                self._dirty.add(printer_id)
+
     @staticmethod
-    def _queue_state(slot: _PrinterSlot, state: NormalisedState, at) -> None:
-        if slot.pending and _state_key(slot.pending[-1][0]) == _state_key(state):
-            slot.pending[-1] = (state, at)  # the same state again: keep only the newest telemetry
+    def _queue_state(slot: _PrinterSlot, state: NormalisedState, at, *, sync: bool = False) -> None:
+        """Queue a state for writing; `sync`: the first report of a connection (never merged into
+        an earlier state, and a later equal state merged into it stays a sync)."""
+        if slot.pending and not sync and _state_key(slot.pending[-1][0]) == _state_key(state):
+            slot.pending[-1] = (state, at, slot.pending[-1][2])  # the same state again: keep the newest telemetry
         else:
-            slot.pending.append((state, at))  # a change is never merged away
+            slot.pending.append((state, at, sync))  # a change is never merged away
 
     @staticmethod
     def _is_change(slot: _PrinterSlot) -> bool:
@@ -243,13 +273,13 @@ class Listener:
             logger.exception("Recording the states of %s printers at once failed; writing them one by one.",
                              len(slots))
             return sum(self._flush_slot(slot, now=now) for slot in slots)
-        return sum(self._written(slot, [state for state, _at in slot.pending], now=now) for slot in slots)
+        return sum(self._written(slot, [state for state, _at, _sync in slot.pending], now=now) for slot in slots)
 
     def _flush_slot(self, slot: _PrinterSlot, *, now: float | None = None) -> int:
         states = []
-        for state, at in slot.pending:
+        for state, at, sync in slot.pending:
             try:  # printer_apply_state is atomic: a failure rolls back only its own savepoint
-                services.printer_apply_state(printer=slot.printer, state=state, at=at)
+                services.printer_apply_state(printer=slot.printer, state=state, at=at, sync=sync)
             except Exception:  # noqa: BLE001 - one printer's bad state must not stop the fleet
                 self.stats["errors"] += 1
                 logger.exception("Recording the state of printer %s failed.", slot.printer.pk)

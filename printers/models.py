@@ -98,6 +98,17 @@ class PrinterLiveState(models.Model):
     job_key = models.CharField(_("job key"), max_length=255, blank=True,
                                help_text=_("The printer's id of the current job, when it gives one."))
     filament_slots = models.JSONField(_("filament slots"), default=list, blank=True)
+    nozzle_type = models.CharField(
+        _("nozzle type"), max_length=40, blank=True,
+        help_text=_("As the printer reports it, e.g. hardened_steel or stainless_steel; empty when it does not say. "
+                    "Carbon- and glass-fibre filament needs a hardened nozzle."),
+    )
+    nozzle_diameter_mm = models.FloatField(_("reported nozzle diameter (mm)"), null=True, blank=True)
+    ams_units = models.JSONField(
+        _("AMS units"), default=list, blank=True,
+        help_text=_("Per AMS unit: its humidity level (1 dry … 5 wet, as Bambu Studio shows it), relative "
+                    "humidity, temperature and whether it is wet."),
+    )
     errors = models.JSONField(_("errors"), default=list, blank=True)
     last_report_at = models.DateTimeField(_("last report"), null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)

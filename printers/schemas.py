@@ -1,8 +1,21 @@
 from datetime import datetime
 from typing import Literal
 
-from ninja import Schema
+from ninja import Field, Schema
 from pydantic import ConfigDict, model_validator
+
+from printers.state import nozzle_takes_abrasive
+
+
+class AmsUnitOut(Schema):
+    """One AMS unit of a Bambu printer as it last reported."""
+
+    id: int | None
+    humidity_level: int | None = Field(
+        None, description="1 (dry) to 5 (wet), as Bambu Studio shows it; null when unknown.")
+    humidity_percent: int | None = Field(None, description="Relative humidity in %, where the AMS measures it.")
+    temp_c: float | None = Field(None, description="Temperature inside the AMS; null without a sensor.")
+    wet: bool = Field(False, description="Humidity level 4 or 5: the spools need drying.")
 
 
 class PrinterOut(Schema):
@@ -23,6 +36,12 @@ class PrinterOut(Schema):
     remaining_seconds: int | None
     current_file: str
     last_report_at: datetime | None
+    nozzle_type: str = Field(description="The nozzle the printer reports (e.g. hardened_steel, stainless_steel); "
+                                         "empty when it does not say.")
+    reported_nozzle_diameter_mm: float | None = Field(description="The nozzle diameter the printer reports.")
+    nozzle_takes_abrasive: bool | None = Field(
+        description="Whether carbon- or glass-fibre filament may go to this nozzle; null when unknown.")
+    ams: list[AmsUnitOut]
 
     @staticmethod
     def resolve_state(obj) -> str:
@@ -53,6 +72,26 @@ class PrinterOut(Schema):
     def resolve_last_report_at(obj):
         live = getattr(obj, "live", None)
         return live.last_report_at if live else None
+
+    @staticmethod
+    def resolve_nozzle_type(obj) -> str:
+        live = getattr(obj, "live", None)
+        return live.nozzle_type if live else ""
+
+    @staticmethod
+    def resolve_reported_nozzle_diameter_mm(obj):
+        live = getattr(obj, "live", None)
+        return live.nozzle_diameter_mm if live else None
+
+    @staticmethod
+    def resolve_nozzle_takes_abrasive(obj):
+        live = getattr(obj, "live", None)
+        return nozzle_takes_abrasive(live.nozzle_type) if live else None
+
+    @staticmethod
+    def resolve_ams(obj) -> list[dict]:
+        live = getattr(obj, "live", None)
+        return [unit for unit in (live.ams_units if live else []) or [] if isinstance(unit, dict)]
 
 
 class PrinterJobOut(Schema):

@@ -14,6 +14,7 @@ from printers.models import (
     StateTransition,
     TelemetrySample,
 )
+from printers.state import live_warnings
 
 
 def printers_to_poll() -> QuerySet[Printer]:
@@ -59,6 +60,16 @@ def printers_kpis() -> list[dict]:
     ]
 
 
+def printer_live_warnings(*, printer: Printer) -> list[str]:
+    """What the printer's reported hardware asks of an operator: a wet AMS, abrasive filament in a
+    nozzle that is not hardened, a nozzle other than the one in its settings (printers.state)."""
+    live = getattr(printer, "live", None)
+    if live is None:
+        return []
+    return live_warnings(nozzle_type=live.nozzle_type, filament_slots=live.filament_slots, ams_units=live.ams_units,
+                         configured_nozzle_mm=printer.nozzle_diameter_mm, nozzle_diameter_mm=live.nozzle_diameter_mm)
+
+
 def printer_fleet() -> list[dict]:
     """One card per active printer for the fleet page (JSON-ready)."""
     from printers.choices import PRINTER_STATE_COLORS
@@ -94,6 +105,11 @@ def printer_fleet() -> list[dict]:
             ],
             "errors": [{"code": e.get("code", ""), "text": e.get("text", "")}
                        for e in (live.errors if live else []) or [] if isinstance(e, dict)],
+            "nozzle_type": live.nozzle_type if live else "",
+            "nozzle_diameter_mm": live.nozzle_diameter_mm if live else None,
+            "ams": [{key: unit.get(key) for key in ("id", "humidity_level", "humidity_percent", "temp_c", "wet")}
+                    for unit in (live.ams_units if live else []) or [] if isinstance(unit, dict)],
+            "warnings": printer_live_warnings(printer=printer),
             "last_report_at": live.last_report_at.isoformat() if live and live.last_report_at else None,
             "last_error": live.last_error if live else "",
         })

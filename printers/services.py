@@ -61,12 +61,42 @@ def printer_create(*, name: str, driver: str, host: str, port: int | None = None
     return printer
 
 
+# What staff may change on a printer (printer_update); credentials go through printer_set_credentials.
+EDITABLE_FIELDS = frozenset({
+    "name", "driver", "model", "serial", "host", "port", "auth_method", "nozzle_diameter_mm", "bed_x_mm",
+    "bed_y_mm", "bed_z_mm", "location", "is_active", "shared_with_partners",
+})
+SECRET_MAX_LENGTH = 200
+_STRIPPED = ("name", "host", "model", "serial", "location")
+
+
+@transaction.atomic
+def printer_update(*, printer: Printer, secret: str = "", username: str = "", **fields) -> Printer:
+    """Change a printer's settings (EDITABLE_FIELDS) and, when `secret` is given, its credentials.
+
+    run_printers notices a changed address, serial or access code by itself and reconnects.
+    """
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise InvalidInput(_("These printer fields cannot be changed here: %(fields)s.")
+                           % {"fields": ", ".join(sorted(unknown))})
+    if fields:
+        for name, value in fields.items():
+            setattr(printer, name, (value or "").strip() if name in _STRIPPED else value)
+        validate(printer)
+        printer.save(update_fields=[*fields, "updated_at"])
+        logger.info("Printer %s was changed (%s).", printer.pk, ", ".join(sorted(fields)))
+    if secret:
+        printer_set_credentials(printer=printer, secret=secret, username=username)
+    return printer
+
+
 def printer_set_credentials(*, printer: Printer, secret: str, username: str = "") -> Printer:
     """Store the printer's secret (Bambu access code, PrusaLink password) encrypted; never log it."""
     secret = (secret or "").strip()
     if not secret:
         raise InvalidInput(_("Enter the printer's password or access code."))
-    if len(secret) > 200:
+    if len(secret) > SECRET_MAX_LENGTH:
         raise InvalidInput(_("The password or access code is too long."))
     username = (username or "").strip() or DEFAULT_USERNAMES.get(printer.driver, "")
     printer.credentials_ciphertext = creds.encrypt(creds.Credentials(username=username, secret=secret))
@@ -146,17 +176,46 @@ LIVE_FIELDS = [*(name for name in NormalisedState.__dataclass_fields__ if name !
 JOB_FIELDS = ["outcome", "ended_at", "duration_seconds", "progress_reached", "end_reason"]
 
 
+def unwatched_gap() -> timedelta:
+    """A gap between two reports of a printer longer than this means nobody watched it in between.
+
+    While run_printers runs, a Bambu printer reports at least every BAMBU_WATCHDOG_SECONDS or is
+    recorded offline; while the task cluster polls, a PrusaLink printer answers every
+    PRUSALINK_POLL_SECONDS or is recorded offline after OFFLINE_AFTER_FAILURES failed polls. Twice
+    the watchdog, or one poll more than the failures (each with its timeout), covers both.
+    """
+    poll = settings.PRUSALINK_POLL_SECONDS + settings.PRINTER_HTTP_TIMEOUT_SECONDS
+    return timedelta(seconds=max(2 * float(conf.value("BAMBU_WATCHDOG_SECONDS")),
+                                 (OFFLINE_AFTER_FAILURES + 1) * poll))
+
+
+Report = tuple[Printer, NormalisedState, datetime | None] | tuple[Printer, NormalisedState, datetime | None, bool]
+
+
 @transaction.atomic
-def printer_apply_states(*, reports: list[tuple[Printer, NormalisedState, datetime]]) -> dict[int, PrinterLiveState]:
+def printer_apply_states(*, reports: list[Report]) -> dict[int, PrinterLiveState]:
     """Record one observed state for each of many printers: live rows, transitions, job start/end, telemetry.
 
-    The rules of the job lifecycle (printers.lifecycle) apply to each printer on its own, and the
-    writes of all printers share about eight queries, however many printers there are, so a large
-    fleet's reports are cheap. At most one report per printer; a printer's next report goes into the
-    next call. Safe to replay: the same state again changes nothing; a report older than the last
-    one recorded is ignored. Returns the live rows by printer id.
+    Each report is (printer, state, at) or (printer, state, at, sync); `sync` True says that it is
+    the first report of a new connection to the printer (run_printers sets it, so a listener that
+    was killed without its clean shutdown cannot make the first report after its restart look like
+    a change). A report is a sync as well when the printer was offline, or when it comes more than
+    `unwatched_gap()` after the printer's last recorded report (the observer was down: a killed
+    task cluster, a rebooted host). printers.lifecycle says what a sync does with jobs: never a job
+    made up from the reconnect, and an open job the printer shows ended closes at its estimated end.
+
+    The rules of the job lifecycle apply to each printer on its own, and the writes of all printers
+    share about eight queries, however many printers there are, so a large fleet's reports are
+    cheap. At most one report per printer; a printer's next report goes into the next call. Safe to
+    replay: the same state again changes nothing; a report older than the last one recorded is
+    ignored. Returns the live rows by printer id.
     """
-    by_printer = {printer.pk: (printer, state, at or timezone.now()) for printer, state, at in reports}
+    by_printer = {}
+    syncs = set()
+    for printer, state, at, *sync in reports:
+        by_printer[printer.pk] = (printer, state, at or timezone.now())
+        if sync and sync[0]:
+            syncs.add(printer.pk)
     if len(by_printer) != len(reports):
         raise ValueError("printer_apply_states takes at most one report per printer.")
     lives = {live.printer_id: live for live in
@@ -168,7 +227,7 @@ def printer_apply_states(*, reports: list[tuple[Printer, NormalisedState, dateti
             printer_id__in=[pk for pk in by_printer if pk not in lives]))
     open_jobs = {job.printer_id: job for job in PrinterJob.objects.select_for_update().filter(
         printer_id__in=by_printer, outcome=JobOutcome.RUNNING)}  # at most one each (a constraint)
-    now = timezone.now()
+    now, gap = timezone.now(), unwatched_gap()
     saved_jobs, new_jobs, transitions, samples, changed_lives = [], [], [], [], []
     for printer_id, (printer, state, at) in by_printer.items():
         live = lives[printer_id]
@@ -176,16 +235,21 @@ def printer_apply_states(*, reports: list[tuple[Printer, NormalisedState, dateti
             logger.info("Ignored a report of printer %s older than the last one.", printer_id)
             continue
         previous_state, previous_key = live.state, live.job_key
+        sync = printer_id in syncs or (live.last_report_at is not None and at - live.last_report_at > gap)
         open_job = open_jobs.get(printer_id)
         if open_job is not None:
             open_job.printer = printer  # for the signals, without a query
         decision = lifecycle.decide(
-            previous_state=previous_state, previous_job_key=previous_key, current=state,
-            open_job=lifecycle.OpenJob(open_job.external_job_id, open_job.progress_reached) if open_job else None,
+            previous_state=previous_state, previous_job_key=previous_key, current=state, sync=sync,
+            open_job=lifecycle.OpenJob(open_job.external_job_id, open_job.progress_reached, open_job.file_name)
+            if open_job else None,
         )
+        sync = sync or previous_state == PrinterState.OFFLINE
         if decision.close_outcome and open_job is not None:
-            _close_job(open_job, outcome=decision.close_outcome, at=at, reason=decision.close_reason,
-                       progress=state.progress_percent if not decision.start else None)
+            ended = at if decision.end_observed else lifecycle.estimated_end(
+                last_report_at=live.last_report_at, remaining_seconds=live.remaining_seconds, now=at)
+            _close_job(open_job, outcome=decision.close_outcome, at=ended, reason=decision.close_reason,
+                       progress=state.progress_percent if decision.own_progress else None)
             saved_jobs.append(open_job)
             open_job = None
         if decision.missed_outcome and not PrinterJob.objects.filter(
@@ -205,7 +269,7 @@ def printer_apply_states(*, reports: list[tuple[Printer, NormalisedState, dateti
         if previous_state != state.state:
             transitions.append(StateTransition(
                 printer=printer, from_state=previous_state, to_state=state.state, at=at,
-                reason=(state.reason or ("reconnected" if previous_state == PrinterState.OFFLINE else ""))[:300]))
+                reason=(state.reason or ("reconnected" if sync else ""))[:300]))
         if state.state == PrinterState.OFFLINE:
             live.state, live.online = state.state, False
             live.last_error = (state.reason or live.last_error)[:500]
@@ -224,9 +288,10 @@ def printer_apply_states(*, reports: list[tuple[Printer, NormalisedState, dateti
     return lives
 
 
-def printer_apply_state(*, printer: Printer, state: NormalisedState, at: datetime | None = None) -> PrinterLiveState:
+def printer_apply_state(*, printer: Printer, state: NormalisedState, at: datetime | None = None,
+                        sync: bool = False) -> PrinterLiveState:
     """Record one observed state of one printer (see `printer_apply_states`)."""
-    return printer_apply_states(reports=[(printer, state, at)])[printer.pk]
+    return printer_apply_states(reports=[(printer, state, at, sync)])[printer.pk]
 
 
 @transaction.atomic
@@ -443,12 +508,6 @@ def command_finish(*, command: PrinterCommand, ok: bool, error: str = "") -> Pri
     if updated:
         command.status, command.error = status, error[:500]
     return command
-
-
-def printer_ensure_live_state(*, printer: Printer) -> PrinterLiveState:
-    """Every printer has its live-state row (the admin creates printers through the model form)."""
-    live, _created = PrinterLiveState.objects.get_or_create(printer=printer)
-    return live
 
 
 # --- Commands requested without waiting (the API) ----------------------------------------------

@@ -1,7 +1,10 @@
 """The unified, normalised state of one printer, produced by every driver (printers.md §3)."""
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
+
+from django.utils.translation import gettext as _
 
 from printers.choices import ACTIVE_STATES, TERMINAL_STATES, PrinterState
 from printers.exceptions import ReportError
@@ -27,6 +30,12 @@ class NormalisedState:
     # empty otherwise. A change of job_key between two active states means a new job.
     job_key: str = ""
     filament_slots: list[dict] = field(default_factory=list)
+    # The nozzle the printer reports it has (Bambu: "stainless_steel", "hardened_steel",
+    # "tungsten_carbide", "high_flow_hardened_steel", ...; "" when it does not say) and its diameter.
+    nozzle_type: str = ""
+    nozzle_diameter_mm: float | None = None
+    # One entry per AMS unit: {"id", "humidity_level" (1 dry … 5 wet), "humidity_percent", "temp_c", "wet"}.
+    ams_units: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     reason: str = ""
 
@@ -47,6 +56,57 @@ class NormalisedState:
 
 def offline_state(reason: str = "") -> NormalisedState:
     return NormalisedState(state=PrinterState.OFFLINE, online=False, reason=reason)
+
+
+# --- what the live state means for the filament a printer may take ----------------------------
+
+# Bambu's AMS humidity level, as Bambu Studio and Handy show it: 1 (dry) to 5 (wet); the printer
+# sends the index the other way round. Levels 4 and 5 are the two wettest of the five, where
+# hygroscopic filament (PA, PETG, TPU, PVA, PC) takes up water within hours and prints stringy or
+# brittle: time to dry the spools and change the desiccant. At 3 and below the AMS is fine.
+AMS_WET_LEVEL = 4
+# Nozzles hard enough for abrasive filament (carbon or glass fibre); stainless steel and brass wear out.
+ABRASION_RESISTANT_NOZZLES = ("hardened_steel", "tungsten_carbide")
+_ABRASIVE_FILAMENT = re.compile(r"(?<![A-Z])(CF|GF)(?![A-Z])")
+
+
+def ams_is_wet(humidity_level: int | None) -> bool:
+    """True when an AMS's humidity level (1 dry … 5 wet) is AMS_WET_LEVEL or more."""
+    return humidity_level is not None and humidity_level >= AMS_WET_LEVEL
+
+
+def nozzle_takes_abrasive(nozzle_type: str) -> bool | None:
+    """Whether a nozzle of this type may print carbon- or glass-fibre filament; None when unknown."""
+    if not nozzle_type:
+        return None
+    return any(kind in nozzle_type for kind in ABRASION_RESISTANT_NOZZLES)
+
+
+def is_abrasive_filament(filament_type: str) -> bool:
+    """Carbon- or glass-fibre filled filament (PA-CF, PETG-CF, PAHT-CF, PA6-GF, "PLA CF", ...)."""
+    return bool(_ABRASIVE_FILAMENT.search((filament_type or "").upper()))
+
+
+def live_warnings(*, nozzle_type: str, filament_slots: list, ams_units: list,
+                  configured_nozzle_mm: float | None = None, nozzle_diameter_mm: float | None = None) -> list[str]:
+    """What an operator should know about a printer's reported hardware, as sentences (may be empty)."""
+    warnings = []
+    for unit in ams_units or []:
+        if isinstance(unit, dict) and unit.get("wet"):
+            percent = f" ({unit['humidity_percent']} %)" if unit.get("humidity_percent") is not None else ""
+            warnings.append(_("AMS %(id)s is wet: humidity level %(level)s of 5%(percent)s. Dry the spools and "
+                              "change the desiccant.") % {"id": unit.get("id"), "level": unit.get("humidity_level"),
+                                                          "percent": percent})
+    if nozzle_takes_abrasive(nozzle_type) is False:
+        for slot in filament_slots or []:
+            if isinstance(slot, dict) and is_abrasive_filament(slot.get("type", "")):
+                warnings.append(_("Slot %(slot)s holds abrasive %(type)s, but the nozzle is %(nozzle)s: it needs a "
+                                  "hardened steel nozzle.") % {"slot": slot.get("slot"), "type": slot.get("type"),
+                                                               "nozzle": nozzle_type.replace("_", " ")})
+    if configured_nozzle_mm and nozzle_diameter_mm and abs(float(configured_nozzle_mm) - nozzle_diameter_mm) > 0.001:
+        warnings.append(_("The printer reports a %(reported)s mm nozzle; its settings say %(configured)s mm.")
+                        % {"reported": f"{nozzle_diameter_mm:g}", "configured": f"{float(configured_nozzle_mm):g}"})
+    return warnings
 
 
 # --- coercion helpers shared by the drivers ------------------------------------------------

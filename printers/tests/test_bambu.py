@@ -222,3 +222,103 @@ def test_delta_before_any_full_report_has_no_state_yet():
 def test_command_acks_are_not_merged():
     merged, result = apply_message({"gcode_state": "IDLE"}, bambu_corpus("obapi_report_print_ams_get_rfid_ack.json"))
     assert result.kind == "ack" and merged == {"gcode_state": "IDLE"}
+
+
+# --- nozzle, AMS humidity and the external spool ------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "nozzle_type", "diameter"), [
+    ("hab_a1_amslite_idle_pushall_getversion.json", "stainless_steel", 0.4),
+    ("hab_p1p_ams_failed_pushall_getversion.json", "hardened_steel", 0.4),
+    ("hab_misc_amsht_running_hms_pushall_getversion.json", "hardened_steel", 0.4),
+    # device.nozzle.info (type code HX01) agrees with the top-level nozzle_type
+    ("hab_x1c_4ams_ams2pro_amsht_finish_pushall_getversion.json", "hardened_steel", 0.4),
+    # newer firmware: device.nozzle.info says HS01 (hardened) where the legacy key still says stainless
+    ("hab_h2d_dualnozzle_running_pushall_getversion.json", "hardened_steel", 0.4),
+    ("obapi_report_print_push_status_full_x1.json", "", 0.4),  # no nozzle_type in this report
+    ("tfyre_p1series_running_full_push_status.json", "", None),
+])
+def test_nozzle_type_and_diameter_from_the_corpus(name, nozzle_type, diameter):
+    state = normalise(apply_message({}, bambu_corpus(name))[0])
+    assert (state.nozzle_type, state.nozzle_diameter_mm) == (nozzle_type, diameter)
+    assert state.as_fields()["nozzle_type"] == nozzle_type  # stored on the live state
+
+
+def test_ams_humidity_and_temperature_from_the_corpus():
+    state = normalise(apply_message({}, bambu_corpus("hab_x1c_4ams_ams2pro_amsht_finish_pushall_getversion.json"))[0])
+    assert state.ams_units == [
+        # the printer's index 5 (driest) is level 1 as Bambu Studio shows it; humidity_raw is the %
+        {"id": 0, "humidity_level": 1, "humidity_percent": 8, "temp_c": 26.2, "wet": False},
+        {"id": 1, "humidity_level": 1, "humidity_percent": 4, "temp_c": 25.4, "wet": False},
+        {"id": 2, "humidity_level": 2, "humidity_percent": 9, "temp_c": 65.0, "wet": False},
+        {"id": 128, "humidity_level": 1, "humidity_percent": 8, "temp_c": 45.2, "wet": False},
+    ]
+    # AMS Lite: no temperature sensor ("0.0") and no humidity_raw
+    a1 = normalise(apply_message({}, bambu_corpus("hab_a1_amslite_idle_pushall_getversion.json"))[0])
+    assert a1.ams_units == [{"id": 0, "humidity_level": 1, "humidity_percent": None, "temp_c": None, "wet": False}]
+    p1p = normalise(apply_message({}, bambu_corpus("hab_p1p_ams_failed_pushall_getversion.json"))[0])
+    assert p1p.ams_units[0]["humidity_level"] == 3 and not p1p.ams_units[0]["wet"]
+
+
+@pytest.mark.parametrize(("index", "level", "wet"), [("1", 5, True), ("2", 4, True), ("3", 3, False),
+                                                     ("5", 1, False), ("0", None, False), ("9", None, False)])
+def test_a_wet_ams_is_humidity_level_4_or_5(index, level, wet):
+    merged, _ = apply_message({}, bambu_corpus("tfyre_p1series_running_full_push_status.json"))
+    merged, _ = apply_message(merged, {"print": {"msg": 1, "ams": {"ams": [{"id": "0", "humidity": index,
+                                                                             "humidity_raw": "63"}]}}})
+    unit = normalise(merged).ams_units[0]
+    assert (unit["humidity_level"], unit["wet"], unit["humidity_percent"]) == (level, wet, 63)
+
+
+def test_the_external_spool_has_no_measured_remain():
+    """The printer reports remain 0 for vt_tray because nothing measures it: unknown, not empty."""
+    state = normalise(apply_message({}, bambu_corpus("hab_p1p_noams_finish_extspool_pushall_getversion.json"))[0])
+    external = [s for s in state.filament_slots if s["slot"] == 254][0]
+    assert external["type"] == "PETG" and external["remaining_percent"] is None
+    misc = normalise(apply_message({}, bambu_corpus("hab_misc_amsht_running_hms_pushall_getversion.json"))[0])
+    assert [s["remaining_percent"] for s in misc.filament_slots if s["slot"] == 254] == [None]
+
+
+def test_a_changed_nozzle_reaches_the_state_through_the_report_tracker():
+    from printers.drivers.bambu.client import ReportTracker
+
+    tracker = ReportTracker()
+    tracker.feed(bambu_corpus("hab_a1_amslite_idle_pushall_getversion.json"))
+    assert tracker.state.nozzle_type == "stainless_steel"
+    tracker.feed({"print": {"nozzle_type": "hardened_steel", "nozzle_diameter": "0.6", "command": "push_status",
+                            "msg": 1}})
+    assert (tracker.state.nozzle_type, tracker.state.nozzle_diameter_mm) == ("hardened_steel", 0.6)
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    (b'{"print": {"nozzle_diameter": "wide", "msg": 1}}', "nozzle_diameter: expected a number"),
+    (b'{"print": {"ams": {"ams": [{"id": "0", "humidity": "damp"}]}, "msg": 1}}', "ams humidity: expected a number"),
+    (b'{"print": {"device": {"nozzle": {"info": [{"id": 0, "diameter": [1]}]}}, "msg": 1}}', "diameter"),
+])
+def test_bad_nozzle_and_ams_values_are_refused(payload, message):
+    report = BambuReport()
+    report.feed(json.dumps(bambu_corpus("tfyre_p1series_running_full_push_status.json")))
+    before = copy.deepcopy(report.print)
+    with pytest.raises(ReportError, match=message):
+        report.feed(payload)
+    assert report.print == before
+
+
+@pytest.mark.parametrize(("nozzle_type", "takes"), [
+    ("hardened_steel", True), ("high_flow_hardened_steel", True), ("tungsten_carbide", True),
+    ("stainless_steel", False), ("brass", False), ("", None),
+])
+def test_which_nozzle_takes_abrasive_filament(nozzle_type, takes):
+    from printers.state import nozzle_takes_abrasive
+
+    assert nozzle_takes_abrasive(nozzle_type) is takes
+
+
+@pytest.mark.parametrize(("filament", "abrasive"), [
+    ("PA-CF", True), ("PETG-CF", True), ("PAHT-CF", True), ("PA6-GF", True), ("PLA CF", True), ("pla-cf", True),
+    ("PLA", False), ("PETG", False), ("TPU", False), ("PLA-S", False), ("", False),
+])
+def test_abrasive_filaments(filament, abrasive):
+    from printers.state import is_abrasive_filament
+
+    assert is_abrasive_filament(filament) is abrasive

@@ -3,9 +3,11 @@
 import io
 import json
 import logging
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from fablab.exceptions import NotFound
 from printers import services, tasks
@@ -307,6 +309,31 @@ def test_offline_after_three_failures_and_recovery(sim, printer, django_capture_
     transitions = list(StateTransition.objects.order_by("at", "id").values_list("to_state", "reason"))
     assert [to for to, _reason in transitions] == ["idle", "printing", "offline", "printing"]
     assert "connection refused" in transitions[2][1] and transitions[3][1] == "reconnected"
+
+
+def test_a_poller_restart_is_a_sync(sim, printer, django_capture_on_commit_callbacks, signals_log):
+    """The task cluster was killed mid-job: no failure was counted, the live row still says printing."""
+    t0 = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.printer_poll_prusalink(printer=printer, at=t0)
+        sim.start_print("MULTIP~1.BGC")
+        sim.advance(60)
+        live = services.printer_poll_prusalink(printer=printer, at=t0 + timedelta(seconds=60))
+        assert live.state == PrinterState.PRINTING and live.remaining_seconds == 540
+        sim.advance(3600)  # the job finished while nothing polled; FINISHED is sticky
+        live = services.printer_poll_prusalink(printer=printer, at=t0 + timedelta(hours=2))
+    assert live.state == PrinterState.FINISHED
+    job = PrinterJob.objects.get()
+    assert job.outcome == JobOutcome.COMPLETED and job.duration_seconds == 540  # not two hours, never 0
+    assert job.ended_at == t0 + timedelta(seconds=600) and "not listening" in job.end_reason
+    assert signals_log == [("started", job.pk, False), ("finished", job.pk, "completed")]
+    # A job that started and ended while the poller was down is not made up after the restart.
+    sim.acknowledge()
+    sim.start_print("MULTIP~1.BGC")
+    sim.advance(3600)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.printer_poll_prusalink(printer=printer, at=t0 + timedelta(hours=4)).job_key == "101"
+    assert PrinterJob.objects.count() == 1 and len(signals_log) == 2
 
 
 def test_poll_sequence_loses_nothing_and_counts_nothing_twice(sim, printer, django_capture_on_commit_callbacks,

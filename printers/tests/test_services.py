@@ -105,6 +105,74 @@ def test_first_report_after_connecting_is_a_sync(signals_log, django_capture_on_
     assert job.observed_start is False and signals_log == [("started", job.pk, True)]
 
 
+def test_a_restart_after_a_killed_listener_is_a_sync_not_a_made_up_job(django_capture_on_commit_callbacks,
+                                                                        signals_log):
+    printer = PrinterFactory(driver=Driver.BAMBU)
+    apply(printer, [s("idle"), s("printing", job_key="a", current_file="benchy", progress_percent=40.0,
+                                 remaining_seconds=600)])  # at 0 and 30 s
+    opened = PrinterJob.objects.get()
+    # run_printers is killed (no clean shutdown: the printer still shows printing); the first report
+    # of the next one is another job's FINISH.
+    with django_capture_on_commit_callbacks(execute=True):
+        live = services.printer_apply_state(printer=printer, at=at(90), sync=True, state=s(
+            "finished", job_key="715417865", current_file="sensor_altanlås_v2_v3", progress_percent=100.0))
+    assert live.state == PrinterState.FINISHED and live.job_key == "715417865"  # synced
+    job = PrinterJob.objects.get()  # no job made up for the FINISH nobody saw begin
+    assert job.pk == opened.pk and job.outcome == JobOutcome.CANCELLED and job.progress_reached == 40.0
+    assert job.started_at == at(30) and job.ended_at == at(90) and job.duration_seconds == 60
+    assert signals_log == [("finished", job.pk, "cancelled")]  # no job_started, no completed job
+    assert StateTransition.objects.filter(to_state="finished").get().reason == "reconnected"
+
+
+def test_our_job_that_ended_while_nobody_listened_closes_at_its_estimated_end(django_capture_on_commit_callbacks,
+                                                                              signals_log):
+    printer = PrinterFactory(driver=Driver.BAMBU)
+    apply(printer, [s("idle"), s("printing", job_key="7", current_file="benchy", progress_percent=50.0,
+                                 remaining_seconds=600)])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.printer_apply_state(printer=printer, at=at(3600), sync=True, state=s(
+            "finished", job_key="7", current_file="benchy", progress_percent=100.0, remaining_seconds=0))
+    job = PrinterJob.objects.get()
+    assert job.outcome == JobOutcome.COMPLETED and job.progress_reached == 100.0
+    # The last report (30 s) said 600 s were left: the end is put there, not at the reconnect.
+    assert job.ended_at == at(630) and job.duration_seconds == 600 and "not listening" in job.end_reason
+    assert signals_log == [("finished", job.pk, "completed")]
+    with django_capture_on_commit_callbacks(execute=True):  # the sticky FINISH again changes nothing
+        services.printer_apply_state(printer=printer, at=at(3700), state=s("finished", job_key="7"))
+    assert len(signals_log) == 1 and PrinterJob.objects.count() == 1
+
+
+def test_a_report_after_a_gap_nobody_watched_is_a_sync(django_capture_on_commit_callbacks, signals_log):
+    """The PrusaLink poller (the task cluster) was down: no failures were counted, the row says printing."""
+    printer = PrinterFactory()
+    apply(printer, [s("idle"), s("printing", job_key="100", current_file="a.bgcode", progress_percent=10.0,
+                                 remaining_seconds=540)])
+    late = at(3600)
+    assert late - at(30) > services.unwatched_gap()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.printer_apply_state(printer=printer, at=late, state=s("finished", job_key="101",
+                                                                        progress_percent=100.0))
+    job = PrinterJob.objects.get()  # job 101 ran unseen: not made up; job 100 ended unseen
+    assert job.external_job_id == "100" and job.outcome == JobOutcome.CANCELLED and job.ended_at == at(570)
+    assert signals_log == [("finished", job.pk, "cancelled")]
+    # Within the window the same report would be a job that ran between two polls.
+    other = PrinterFactory()
+    apply(other, [s("idle"), s("printing", job_key="100", progress_percent=10.0),
+                  s("finished", job_key="101", progress_percent=100.0)])
+    assert list(PrinterJob.objects.filter(printer=other).order_by("id").values_list("external_job_id", "outcome")) \
+        == [("100", "cancelled"), ("101", "completed")]
+
+
+def test_the_unwatched_gap_follows_the_settings(settings):
+    settings.BAMBU_WATCHDOG_SECONDS = 60
+    settings.PRUSALINK_POLL_SECONDS, settings.PRINTER_HTTP_TIMEOUT_SECONDS = 30, 5
+    assert services.unwatched_gap() == timedelta(seconds=140)  # four polls of 35 s
+    settings.PRUSALINK_POLL_SECONDS = 300
+    assert services.unwatched_gap() == timedelta(seconds=4 * 305)
+    settings.BAMBU_WATCHDOG_SECONDS = 900
+    assert services.unwatched_gap() == timedelta(seconds=1800)
+
+
 def test_job_ended_while_offline_is_closed_on_reconnect():
     printer = PrinterFactory()
     apply(printer, [s("idle"), s("printing", job_key="5", progress_percent=40), offline_state("timeout"),

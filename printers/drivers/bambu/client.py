@@ -12,7 +12,8 @@ connector threads for the blocking TCP/TLS connects, rate-limited so that hundre
 come up in a steady stream instead of all at once.
 
 Events passed to `on_event(event)` (called on the network's loop thread, must not block):
-- StateEvent(printer_id, state, at, fingerprint, signature_required): a readable report;
+- StateEvent(printer_id, state, at, fingerprint, signature_required, first): a readable report
+  (`first`: the first one since this connection was made);
 - OfflineEvent(printer_id, reason, at, auth=False): no report for `watchdog_seconds`, or the
   printer refused the access code (auth=True: no more retries until the settings change);
 - AckEvent(printer_id, sequence_id, result, reason): the printer answered one of our commands.
@@ -174,6 +175,7 @@ class StateEvent:
     at: datetime
     fingerprint: str = ""  # gcode_state, stage and lights: what a command is expected to change
     signature_required: bool = False
+    first: bool = False  # the first readable report of this connection: a sync, not a change
 
 
 @dataclass(frozen=True)
@@ -603,6 +605,7 @@ NORMALISE_INPUTS = frozenset({
     "gcode_state", "stg_cur", "hms", "print_error", MEMO_KEY, "mc_remaining_time", "chamber_temper", "device",
     "task_id", "mc_percent", "layer_num", "total_layer_num", "nozzle_temper", "nozzle_target_temper",
     "bed_temper", "bed_target_temper", "subtask_name", "gcode_file", "ams", "vt_tray",
+    "nozzle_type", "nozzle_diameter",
 })
 # Keys always merged, even when unchanged: they drive the merge's own bookkeeping.
 ALWAYS_MERGED = frozenset({"command", "sequence_id", "msg", "gcode_state", "print_error"})
@@ -858,10 +861,10 @@ class BambuConnection:
         state = self.report.state
         if result.kind != "status" or state is None:
             return
-        self._has_state = True
+        first, self._has_state = not self._has_state, True
         self.offline = False
         self._emit(StateEvent(self.printer_id, state, timezone.now(), control_fingerprint(self.report.print),
-                              signature_required(self.report.print, state.errors)))
+                              signature_required(self.report.print, state.errors), first))
 
     def _check_acks(self, message: dict) -> None:
         for body in message.values():

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 from printers.choices import PrinterState
 from printers.exceptions import ReportError
-from printers.state import NormalisedState, integer, mapping, number, sequence, text
+from printers.state import NormalisedState, ams_is_wet, integer, mapping, number, sequence, text
 
 from .codes import CANCEL_PRINT_ERROR, USER_ACTION_HMS, error_text, hms_code, hms_severity, hms_short, print_error_code
 from .merge import MEMO_KEY
@@ -38,6 +38,9 @@ NO_CHAMBER_SENSOR = 5.0
 HEX_COLOUR = re.compile(r"^[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$")
 EXTERNAL_TRAY = 254
 NO_TRAY = 255
+# device.nozzle.info[].type codes of newer firmware (e.g. "HX01"): the 2nd letter is the flow
+# (U: TPU high flow; H/E: high flow), the last two digits the material (ha-bambulab's reading).
+NOZZLE_MATERIALS = {"00": "stainless_steel", "01": "hardened_steel", "05": "tungsten_carbide"}
 _unknown_states_logged: set[str] = set()
 
 
@@ -63,7 +66,11 @@ def _presence_bit(ams_id: int, tray_id: int) -> int:
 
 
 def _slot(tray: dict, *, ams: int | None, tray_id: int, global_id: int, loaded: int | None) -> dict:
+    # The printer measures what is left only on AMS trays with a Bambu RFID spool: -1 is unknown, and
+    # the external spool reports 0 because nothing measures it there: unknown too, not empty.
     remain = integer(tray.get("remain"), "tray remain")
+    if global_id == EXTERNAL_TRAY and remain == 0:
+        remain = None
     return {
         "ams": ams,
         "tray": tray_id,
@@ -104,6 +111,72 @@ def filament_slots(print_state: dict) -> list[dict]:
         if text(external.get("tray_type"), "vt_tray.tray_type"):
             slots.append(_slot(external, ams=None, tray_id=EXTERNAL_TRAY, global_id=EXTERNAL_TRAY, loaded=loaded))
     return slots
+
+
+def ams_units(print_state: dict) -> list[dict]:
+    """Each AMS unit's humidity and temperature (printers.md §1.4 rule 6).
+
+    The printer's `humidity` is an index from 1 (wettest) to 5 (driest); Bambu Studio and Handy
+    show it the other way round, as a level from 1 (dry) to 5 (wet), and so does `humidity_level`
+    here. `humidity_raw` (newer firmware) is the relative humidity in %. `temp` "0.0" means no
+    sensor (AMS Lite, older AMS firmware). Values outside a sensible range (an AMS powering up
+    sends some) are unknown (None). `wet`: see `printers.state.ams_is_wet`.
+    """
+    ams_block = mapping(print_state.get("ams"), "ams")
+    units = []
+    for unit in sequence(ams_block.get("ams"), "ams.ams"):
+        unit = mapping(unit, "ams unit")
+        ams_id = integer(unit.get("id"), "ams unit id")
+        index = integer(unit.get("humidity"), "ams humidity")
+        percent = integer(unit.get("humidity_raw"), "ams humidity_raw")
+        temperature = number(unit.get("temp"), "ams temp")
+        level = 6 - index if index is not None and 1 <= index <= 5 else None
+        percent = percent if percent is not None and 1 <= percent <= 100 else None
+        units.append({
+            "id": ams_id,
+            "humidity_level": level,
+            "humidity_percent": percent,
+            "temp_c": temperature if temperature is not None and 0 < temperature <= 100 else None,
+            "wet": ams_is_wet(level),
+        })
+    return units
+
+
+def _nozzle_from_code(code: str) -> str:
+    code = code.strip().upper()
+    if len(code) < 4:
+        return ""
+    if code[1] == "U":
+        return "tpu_high_flow"
+    material = NOZZLE_MATERIALS.get(code[2:4])
+    if material is None:
+        return ""
+    return f"high_flow_{material}" if code[1] in ("H", "E") else material
+
+
+def nozzle(print_state: dict) -> tuple[str, float | None]:
+    """(nozzle type, nozzle diameter in mm) of the printer's (first) nozzle; ("", None) when unknown.
+
+    Newer firmware describes each nozzle in `device.nozzle.info[]` (type code and diameter) and
+    keeps the older top-level `nozzle_type` / `nozzle_diameter` only for compatibility (an H2D
+    reports "stainless_steel" there while its nozzles are hardened steel); read the new block
+    first, like ha-bambulab.
+    """
+    device = mapping(print_state.get("device"), "device")
+    nozzle_block = device.get("nozzle")
+    entries = nozzle_block.get("info") if isinstance(nozzle_block, dict) else None
+    kind, diameter = "", None
+    if isinstance(entries, list):
+        first = next((entry for entry in entries if isinstance(entry, dict) and entry.get("id") in (0, "0")), None)
+        if first is not None:
+            kind = _nozzle_from_code(text(first.get("type"), "device.nozzle.info.type"))
+            diameter = number(first.get("diameter"), "device.nozzle.info.diameter")
+    kind = kind or text(print_state.get("nozzle_type"), "nozzle_type").strip().lower()
+    if diameter is None:
+        diameter = number(print_state.get("nozzle_diameter"), "nozzle_diameter")
+    if kind in ("", "unknown", "undefine", "none"):
+        kind = ""
+    return kind[:40], diameter if diameter is not None and 0 < diameter <= 2 else None
 
 
 def _errors(print_state: dict) -> tuple[list[dict], bool]:
@@ -171,6 +244,7 @@ def normalise(print_state: dict) -> NormalisedState | None:
         chamber = number(mapping(ctc.get("info"), "device.ctc.info").get("temp"), "device.ctc.info.temp")
     task_id = text(print_state.get("task_id"), "task_id").strip()
     with_job = raw not in ("IDLE", "")
+    nozzle_type, nozzle_diameter = nozzle(print_state)
     return NormalisedState(
         state=state,
         raw_state=raw,
@@ -186,6 +260,9 @@ def normalise(print_state: dict) -> NormalisedState | None:
         current_file=_file_name(print_state) if with_job else "",
         job_key=task_id if with_job and task_id not in ("", "0") else "",
         filament_slots=filament_slots(print_state),
+        nozzle_type=nozzle_type,
+        nozzle_diameter_mm=nozzle_diameter,
+        ams_units=ams_units(print_state),
         errors=errors,
         reason=reason,
     )
