@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
-from django.urls import resolve
+from django.urls import path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -29,6 +29,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from fablab.api_auth import LabKeyAuth
 from fablab.choices import ApiKeyScope
 from fablab.exceptions import ApplicationError, InvalidInput, NotFound
+from fablab.services import API_KEY_PATTERN
 from inventory import services
 from inventory.choices import CONSUMING_KINDS, SourceType
 from inventory.models import Filament, Spool
@@ -218,3 +219,10 @@ def keyed(request: HttpRequest, key: str, rest: str):
     request.__dict__.pop("headers", None)  # rebuilt from META on next access
     match = resolve(f"/spoolman/api/v1/{rest}")
     return match.func(request, *match.args, **match.kwargs)
+
+
+# Mounted at /spoolman/ (fablab/urls.py): the key comes in X-API-Key, or in the URL for clients without headers.
+urlpatterns = [
+    path("api/v1/", spoolman.urls),
+    re_path(rf"^(?P<key>{API_KEY_PATTERN})/api/v1/(?P<rest>.*)$", keyed),
+]
