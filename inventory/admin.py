@@ -1,6 +1,5 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db.models import Q, Sum
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -16,7 +15,7 @@ from unfold.decorators import action, display
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from fablab.html import colour_swatches
-from inventory import labels, services, shopping
+from inventory import labels, selectors, services, shopping
 from inventory.choices import MOVEMENT_KIND_COLORS
 from inventory.forms import MoveForm, ReceiveForm, WeighForm
 from inventory.models import (
@@ -69,6 +68,9 @@ class LocationAdmin(ModelAdmin):
     search_fields = ["name"]
     autocomplete_fields = ["parent"]
 
+    def get_queryset(self, request):
+        return selectors.location_list()
+
 
 @admin.register(Filament)
 class FilamentAdmin(ModelAdmin):
@@ -79,8 +81,7 @@ class FilamentAdmin(ModelAdmin):
     search_fields = ["brand", "material", "name", "colour_hex", "supplier"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            stock_g=Sum("spools__remaining_grams", filter=Q(spools__archived_at__isnull=True)))
+        return selectors.filament_list()
 
     @display(description=_("colour"), ordering="colour_hex")
     def show_colour(self, obj):
@@ -177,6 +178,9 @@ class SpoolAdmin(ModelAdmin):
     inlines = [MovementInline]
     actions = ["archive", "print_labels"]
     actions_detail = ["open_weigh", "open_move"]
+
+    def get_queryset(self, request):
+        return selectors.spool_list(archived=None)
 
     def get_urls(self):
         return [
@@ -295,11 +299,11 @@ class ProductAdmin(ModelAdmin):
     inlines = [ProductStockInline, ProductMovementInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(units=Sum("stock__quantity"))
+        return selectors.product_list()
 
-    @display(description=_("in stock"), ordering="units")
+    @display(description=_("in stock"), ordering="units_in_stock")
     def show_stock(self, obj):
-        return obj.units or 0
+        return obj.units_in_stock
 
 
 @admin.register(Sale)

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from fablab.exceptions import Conflict, InvalidInput
 from fablab.validation import validate
+from inventory import selectors
 from inventory.choices import CONSUMING_KINDS, AlertItem, MovementKind, ProductMovementKind, SalesChannel, SourceType
 from inventory.models import (
     Filament,
@@ -360,15 +361,13 @@ def stock_alert_check(*, filament: Filament | None = None, product: Product | No
     So a filament that keeps falling below its level raises one alert (and one e-mail)
     per crossing, not one per print.
     """
-    from django.db.models import Sum
-
     if filament is not None:
         threshold = filament.reorder_threshold_g
-        level = filament.spools.filter(archived_at__isnull=True).aggregate(s=Sum("remaining_grams"))["s"] or 0
+        level = selectors.filament_stock_g(filament=filament)
         lookup = {"filament": filament, "item_type": AlertItem.FILAMENT}
     else:
         threshold = Decimal(product.reorder_threshold_units)
-        level = ProductStock.objects.filter(product=product).aggregate(s=Sum("quantity"))["s"] or 0
+        level = selectors.product_units(product=product)
         lookup = {"product": product, "item_type": AlertItem.PRODUCT}
     level = Decimal(str(level)).quantize(Decimal("0.01"))
     open_alert = StockAlert.objects.filter(cleared_at__isnull=True, **lookup).first()

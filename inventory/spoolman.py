@@ -19,7 +19,6 @@ import math
 import uuid
 from decimal import Decimal
 
-from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
 from django.urls import path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -30,8 +29,8 @@ from fablab.api_auth import LabKeyAuth
 from fablab.choices import ApiKeyScope
 from fablab.exceptions import ApplicationError, InvalidInput, NotFound
 from fablab.services import API_KEY_PATTERN
-from inventory import services
-from inventory.choices import CONSUMING_KINDS, SourceType
+from inventory import selectors, services
+from inventory.choices import SourceType
 from inventory.models import Filament, Spool
 
 SPOOLMAN_VERSION = "0.22.1"
@@ -112,7 +111,7 @@ def _spool(spool: Spool) -> dict:
         "id": spool.pk,
         "registered": _iso(spool.created_at),
         "first_used": _iso(spool.opened_at),
-        "last_used": _iso(getattr(spool, "last_used", None)),
+        "last_used": _iso(spool.last_used),
         "filament": _filament(filament),
         "initial_weight": float(spool.initial_grams),
         "spool_weight": float(filament.spool_weight_g),
@@ -128,19 +127,8 @@ def _spool(spool: Spool) -> dict:
     }
 
 
-def _spools():
-    return Spool.objects.select_related("filament", "location", "location__parent").annotate(
-        last_used=Max("movements__created_at", filter=_consuming()))
-
-
-def _consuming():
-    from django.db.models import Q
-
-    return Q(movements__kind__in=CONSUMING_KINDS)
-
-
 def _spool_or_404(spool_id: int) -> Spool:
-    spool = _spools().filter(pk=spool_id).first()
+    spool = selectors.spool_list(archived=None).filter(pk=spool_id).first()
     if spool is None:
         raise NotFound(f"No spool with ID {spool_id} found.")
     return spool
@@ -159,12 +147,12 @@ def health(request: HttpRequest):
 
 @spoolman.get("/filament")
 def filament_list(request: HttpRequest):
-    return [_filament(f) for f in Filament.objects.order_by("brand", "material", "name")]
+    return [_filament(f) for f in selectors.filament_list()]
 
 
 @spoolman.get("/filament/{filament_id}")
 def filament_detail(request: HttpRequest, filament_id: int):
-    filament = Filament.objects.filter(pk=filament_id).first()
+    filament = selectors.filament_list().filter(pk=filament_id).first()
     if filament is None:
         raise NotFound(f"No filament with ID {filament_id} found.")
     return _filament(filament)
@@ -172,9 +160,7 @@ def filament_detail(request: HttpRequest, filament_id: int):
 
 @spoolman.get("/spool")
 def spool_list(request: HttpRequest, allow_archived: bool = False):
-    spools = _spools().order_by("pk")
-    if not allow_archived:
-        spools = spools.filter(archived_at__isnull=True)
+    spools = selectors.spool_list(archived=None if allow_archived else False).order_by("pk")
     return [_spool(s) for s in spools]
 
 
