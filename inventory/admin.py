@@ -61,6 +61,12 @@ def form_page(model_admin, request, *, obj, form_class, title: str, submit: str,
     return TemplateResponse(request, "inventory/admin/form.html", context)
 
 
+def _adopt(obj, saved) -> None:
+    """The admin goes on with the object its form built: make it the row the service created."""
+    obj.pk = saved.pk
+    obj.refresh_from_db()
+
+
 @admin.register(Location)
 class LocationAdmin(ModelAdmin):
     list_display = ["__str__", "kind"]
@@ -70,6 +76,12 @@ class LocationAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.location_list()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.location_update(location=obj, name=obj.name, kind=obj.kind, parent=obj.parent)
+        else:
+            _adopt(obj, services.location_create(name=obj.name, kind=obj.kind, parent=obj.parent))
 
 
 @admin.register(Filament)
@@ -82,6 +94,12 @@ class FilamentAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.filament_list()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.filament_update(filament=obj, **form.cleaned_data)
+        else:
+            _adopt(obj, services.filament_create(**form.cleaned_data))
 
     @display(description=_("colour"), ordering="colour_hex")
     def show_colour(self, obj):
@@ -181,6 +199,9 @@ class SpoolAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.spool_list(archived=None)
+
+    def save_model(self, request, obj, form, change):
+        services.spool_update(spool=obj, lot_number=obj.lot_number)  # no add: spools are received
 
     def get_urls(self):
         return [
@@ -300,6 +321,12 @@ class ProductAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.product_list()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.product_update(product=obj, **form.cleaned_data)
+        else:
+            _adopt(obj, services.product_create(**form.cleaned_data))
 
     @display(description=_("in stock"), ordering="units_in_stock")
     def show_stock(self, obj):

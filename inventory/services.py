@@ -79,27 +79,60 @@ def _new_code() -> str:
     raise Conflict(_("Could not find a free label code; try again."))
 
 
-def filament_create(**fields) -> Filament:
-    fields["colour_hex"] = (fields.get("colour_hex") or "").upper()
-    fields["extra_colours"] = [str(c).upper() for c in fields.get("extra_colours") or []]
-    filament = Filament(**fields)
-    validate(filament)
-    from inventory.models import HEX_COLOUR
+def _assign(instance, fields: dict) -> None:
+    """Set the given editable fields of `instance`; any other name is refused."""
+    editable = {f.name for f in instance._meta.concrete_fields if f.editable and not f.primary_key}
+    unknown = sorted(set(fields) - editable)
+    if unknown:
+        raise InvalidInput(_("Unknown fields: %(fields)s.") % {"fields": ", ".join(unknown)})
+    for name, value in fields.items():
+        setattr(instance, name, value)
 
-    for colour in filament.extra_colours:
-        try:
-            HEX_COLOUR(colour)
-        except Exception:
-            raise InvalidInput(_("Further colour %(colour)r is not #RRGGBB.") % {"colour": colour}) from None
+
+def _filament_fields(fields: dict) -> dict:
+    if "colour_hex" in fields:
+        fields["colour_hex"] = (fields["colour_hex"] or "").upper()
+    if "extra_colours" in fields:
+        fields["extra_colours"] = [str(c).upper() for c in fields["extra_colours"] or []]
+    return fields
+
+
+def filament_create(**fields) -> Filament:
+    filament = Filament()
+    _assign(filament, _filament_fields(fields))
+    validate(filament)
     filament.save()
     return filament
 
 
+def filament_update(*, filament: Filament, **fields) -> Filament:
+    """Change a filament's description, prices or reorder level (a new level may raise or clear an alert)."""
+    _assign(filament, _filament_fields(fields))
+    validate(filament)
+    filament.save()
+    stock_alert_check(filament=filament)
+    return filament
+
+
 def location_create(*, name: str, kind: str, parent: Location | None = None) -> Location:
-    location = Location(name=(name or "").strip(), kind=kind, parent=parent)
+    location = Location()
+    return location_update(location=location, name=name, kind=kind, parent=parent)
+
+
+def location_update(*, location: Location, name: str, kind: str, parent: Location | None) -> Location:
+    """Name, kind and place of a location; a location never lies inside itself."""
+    location.name, location.kind, location.parent = (name or "").strip(), kind, parent
     validate(location)
     location.save()
     return location
+
+
+def spool_update(*, spool: Spool, lot_number: str) -> Spool:
+    """What may be corrected on a spool besides its stock (which changes only with a movement)."""
+    spool.lot_number = (lot_number or "").strip()
+    validate(spool, exclude=["code", "remaining_grams"])
+    spool.save(update_fields=["lot_number", "updated_at"])
+    return spool
 
 
 @transaction.atomic
@@ -231,9 +264,19 @@ def spool_archive(*, spool: Spool) -> Spool:
 
 
 def product_create(**fields) -> Product:
-    product = Product(**fields)
+    product = Product()
+    _assign(product, fields)
     validate(product)
     product.save()
+    return product
+
+
+def product_update(*, product: Product, **fields) -> Product:
+    """Change a product's description, cost or reorder level (a new level may raise or clear an alert)."""
+    _assign(product, fields)
+    validate(product)
+    product.save()
+    stock_alert_check(product=product)
     return product
 
 

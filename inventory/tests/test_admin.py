@@ -1,8 +1,12 @@
+import json
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
 from fablab.tests.factories import UserFactory
 from inventory import services
+from inventory.models import Filament, Location, StockAlert
 from inventory.tests.factories import FilamentFactory, key, spool
 
 pytestmark = pytest.mark.django_db
@@ -46,8 +50,6 @@ def test_archive_action(staff_client):
 
 
 def test_receive_weigh_and_move_pages(staff_client):
-    from decimal import Decimal
-
     from inventory.models import Spool
 
     filament = FilamentFactory(spool_weight_g=Decimal("250"))
@@ -73,3 +75,65 @@ def test_receive_weigh_and_move_pages(staff_client):
     assert staff_client.post(move, {"location": box.pk, "idempotency_key": "m-1"}).status_code == 302
     s.refresh_from_db()
     assert s.location == box
+
+
+# --- Saves go through the inventory's services ------------------------------------------
+
+
+@pytest.fixture
+def rings():
+    return services.product_create(sku="RING", name="Rings", kind="bought", reorder_threshold_units=5)
+
+
+@pytest.fixture
+def shelf():
+    return services.location_create(name="Shelf", kind="shelf")
+
+
+def filament_form(filament, **changes) -> dict:
+    fields = ["brand", "material", "name", "colour_hex", "diameter_mm", "density_g_cm3", "net_weight_g",
+              "spool_weight_g", "cost_per_kg", "currency", "supplier", "purchase_url", "reorder_threshold_g",
+              "lead_time_days"]
+    return {**{f: getattr(filament, f) for f in fields}, "extra_colours": json.dumps(filament.extra_colours),
+            **changes}
+
+
+def test_raising_a_reorder_level_in_the_admin_raises_the_alert(admin_client):
+    f = FilamentFactory()
+    spool(f, grams="300")
+    url = reverse("admin:inventory_filament_change", args=[f.pk])
+    assert admin_client.post(url, filament_form(f, reorder_threshold_g="500")).status_code == 302
+    assert StockAlert.objects.filter(filament=f, cleared_at__isnull=True).exists()
+    refused = admin_client.post(url, filament_form(f, extra_colours='["blue"]'))
+    assert refused.status_code == 200 and "Further colour" in refused.content.decode()
+    added = admin_client.post(reverse("admin:inventory_filament_add"), filament_form(f, name="Galaxy Black"))
+    assert added.status_code == 302 and Filament.objects.filter(name="Galaxy Black").exists()
+
+
+def test_products_and_locations_are_saved_through_the_services(admin_client, rings, shelf):
+    services.product_stock_change(product=rings, location=shelf, kind="received", quantity=3, idempotency_key="r")
+    form = {"sku": "RING", "name": "Rings", "kind": "bought", "unit_cost": "0.10", "currency": "EUR",
+            "reorder_threshold_units": "10", "lead_time_days": "7", "supplier": "", "purchase_url": "",
+            "stock-TOTAL_FORMS": "0", "stock-INITIAL_FORMS": "0", "movements-TOTAL_FORMS": "0",
+            "movements-INITIAL_FORMS": "0"}
+    assert admin_client.post(reverse("admin:inventory_product_change", args=[rings.pk]), form).status_code == 302
+    assert StockAlert.objects.filter(product=rings, cleared_at__isnull=True).exists()
+
+    box = services.location_create(name="Box", kind="dry_box", parent=shelf)
+    url = reverse("admin:inventory_location_change", args=[shelf.pk])
+    refused = admin_client.post(url, {"name": "Shelf", "kind": "shelf", "parent": box.pk})
+    assert refused.status_code == 200 and "cannot lie inside itself" in refused.content.decode()
+    shelf.refresh_from_db()
+    assert shelf.parent is None
+    added = admin_client.post(reverse("admin:inventory_location_add"), {"name": " Drawer ", "kind": "other"})
+    assert added.status_code == 302 and Location.objects.filter(name="Drawer").exists()
+
+
+def test_a_spools_lot_is_corrected_but_not_its_stock(admin_client):
+    s = spool(grams="1000")
+    response = admin_client.post(reverse("admin:inventory_spool_change", args=[s.pk]), {
+        "lot_number": " L-42 ", "initial_grams": "5", "movements-TOTAL_FORMS": "0", "movements-INITIAL_FORMS": "0",
+    })
+    assert response.status_code == 302
+    s.refresh_from_db()
+    assert (s.lot_number, s.initial_grams, s.remaining_grams) == ("L-42", Decimal("1000.00"), Decimal("1000.00"))
