@@ -1,6 +1,7 @@
 """Stock through the API: partners read it; the lab's own systems change it, once per event."""
 
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router, Status
 from ninja.pagination import paginate
 
@@ -9,12 +10,17 @@ from fablab.api_pagination import Pagination
 from inventory import matching, selectors, services
 from inventory.choices import SourceType
 from inventory.schemas import (
+    AdjustIn,
     FilamentStockOut,
     LocationOut,
     MatchIn,
     MovementOut,
+    ProductMovementOut,
     ProductOut,
+    ProductStockIn,
     ReceiveIn,
+    SaleIn,
+    SaleOut,
     SlotMatchOut,
     SpoolOut,
     UseIn,
@@ -89,6 +95,40 @@ def spool_weigh(request: HttpRequest, spool_id: int, payload: WeighIn):
     spool = selectors.spool_get(spool_id=spool_id)
     return Status(201, services.spool_weigh(spool=spool, gross_grams=payload.gross_grams, idempotency_key=key,
                                             source_type=SourceType.API))
+
+
+@router.post("/spools/{spool_id}/adjust", response={201: MovementOut}, auth=lab_write_key,
+             summary="Set a spool's grams to a counted value, with the reason (needs an Idempotency-Key header)")
+def spool_adjust(request: HttpRequest, spool_id: int, payload: AdjustIn):
+    key = idempotency_key(request)
+    spool = selectors.spool_get(spool_id=spool_id)
+    return Status(201, services.spool_adjust(spool=spool, remaining_grams=payload.remaining_grams,
+                                             reason=payload.reason, idempotency_key=key, source_type=SourceType.API))
+
+
+@router.post("/products/{product_id}/stock", response={201: ProductMovementOut}, auth=lab_write_key,
+             summary="Book units of a product in or count them at a location (needs an Idempotency-Key header)")
+def product_stock_change(request: HttpRequest, product_id: int, payload: ProductStockIn):
+    key = idempotency_key(request)
+    product = selectors.product_get(product_id=product_id)
+    location = selectors.location_get(location_id=payload.location_id)
+    return Status(201, services.product_stock_book(
+        product=product, location=location, kind=payload.kind, quantity=payload.quantity, reason=payload.reason,
+        idempotency_key=key, source_type=SourceType.API, source_id=payload.source_id,
+    ))
+
+
+@router.post("/products/{product_id}/sales", response={201: SaleOut}, auth=lab_write_key,
+             summary="Record a sale and take its units out of stock (needs an Idempotency-Key header)")
+def sale_record(request: HttpRequest, product_id: int, payload: SaleIn):
+    key = idempotency_key(request)
+    product = selectors.product_get(product_id=product_id)
+    location = selectors.location_get(location_id=payload.location_id)
+    return Status(201, services.sale_record(
+        product=product, location=location, quantity=payload.quantity, unit_price=payload.unit_price,
+        currency=payload.currency, sold_on=payload.sold_on or timezone.localdate(), channel=payload.channel,
+        idempotency_key=key, source_type=SourceType.API,
+    ))
 
 
 @router.post("/match", response=list[SlotMatchOut], summary="Which filaments in stock fit these filament slots")

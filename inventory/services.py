@@ -18,7 +18,15 @@ from django.utils.translation import gettext as _
 from fablab.exceptions import Conflict, InvalidInput
 from fablab.validation import validate
 from inventory import selectors
-from inventory.choices import CONSUMING_KINDS, AlertItem, MovementKind, ProductMovementKind, SalesChannel, SourceType
+from inventory.choices import (
+    BOOKED_PRODUCT_KINDS,
+    CONSUMING_KINDS,
+    AlertItem,
+    MovementKind,
+    ProductMovementKind,
+    SalesChannel,
+    SourceType,
+)
 from inventory.models import (
     Filament,
     Location,
@@ -235,13 +243,15 @@ def spool_weigh(*, spool: Spool, gross_grams, idempotency_key: str, by=None,
                    source_id=source_id, by=by)
 
 
-def spool_adjust(*, spool: Spool, remaining_grams, idempotency_key: str, reason: str, by=None) -> Movement:
+def spool_adjust(*, spool: Spool, remaining_grams, idempotency_key: str, reason: str, by=None,
+                 source_type: str = SourceType.USER, source_id: str = "") -> Movement:
     """Set the remaining grams to a counted value, with the reason on record."""
     target = grams(remaining_grams, field=_("remaining grams"), allow_zero=True)
     if not (reason or "").strip():
         raise InvalidInput(_("Say why the stock is adjusted."))
     return _change(spool=spool, kind=MovementKind.ADJUSTED, idempotency_key=idempotency_key,
-                   delta_for=lambda s: target - s.remaining_grams, reason=reason, by=by)
+                   delta_for=lambda s: target - s.remaining_grams, reason=reason.strip(), by=by,
+                   source_type=source_type, source_id=source_id)
 
 
 def spool_move(*, spool: Spool, location: Location | None, idempotency_key: str, by=None) -> Movement:
@@ -335,6 +345,21 @@ def product_stock_change(*, product: Product, location: Location, kind: str, qua
     ProductStock.objects.filter(pk=stock.pk).update(quantity=F("quantity") + delta)
     stock_alert_check(product=product)
     return movement
+
+
+def product_stock_book(*, product: Product, location: Location, kind: str, quantity, idempotency_key: str,
+                       reason: str = "", source_type: str = SourceType.USER, source_id: str = "",
+                       by=None) -> ProductMovement:
+    """Units booked by staff or the lab's systems: made, received, returned, or counted (adjusted).
+
+    Sales go through sale_record, so that they count for the sales velocity.
+    """
+    if kind not in BOOKED_PRODUCT_KINDS:
+        raise InvalidInput(_("Units can be booked as %(kinds)s; sales are recorded as sales.")
+                           % {"kinds": ", ".join(BOOKED_PRODUCT_KINDS)})
+    return product_stock_change(product=product, location=location, kind=kind, quantity=quantity,
+                                idempotency_key=idempotency_key, reason=reason, source_type=source_type,
+                                source_id=source_id, by=by)
 
 
 def _count(value) -> int:

@@ -5,8 +5,8 @@ import pytest
 from django.urls import reverse
 
 from fablab.tests.factories import UserFactory
-from inventory import services
-from inventory.models import Filament, Location, StockAlert
+from inventory import selectors, services
+from inventory.models import Filament, Location, ProductMovement, Sale, StockAlert
 from inventory.tests.factories import FilamentFactory, key, spool
 
 pytestmark = pytest.mark.django_db
@@ -137,3 +137,86 @@ def test_a_spools_lot_is_corrected_but_not_its_stock(admin_client):
     assert response.status_code == 302
     s.refresh_from_db()
     assert (s.lot_number, s.initial_grams, s.remaining_grams) == ("L-42", Decimal("1000.00"), Decimal("1000.00"))
+
+
+# --- Doors for booking use, counted corrections, product units and sales -----------------
+
+
+def test_book_a_failed_print_on_a_spool(admin_client, admin_user):
+    s = spool(grams="1000")
+    url = reverse("admin:inventory_spool_use", args=[s.pk])
+    assert admin_client.get(url).status_code == 200
+    form = {"grams": "12.5", "kind": "failed_print", "reason": "spaghetti", "idempotency_key": "use-1"}
+    assert admin_client.post(url, form).status_code == 302
+    assert admin_client.post(url, form).status_code == 302  # the same form twice books once
+    movement = s.movements.get(kind="failed_print")
+    assert (movement.delta_grams, movement.reason, movement.created_by) == (Decimal("-12.50"), "spaghetti",
+                                                                            admin_user)
+    s.refresh_from_db()
+    assert s.remaining_grams == Decimal("987.50")
+
+
+@pytest.mark.parametrize("form,error", [
+    ({"grams": "-5", "kind": "used"}, "must be more than 0 g"),
+    ({"grams": "2000", "kind": "used"}, "it cannot give 2000.00 g"),
+    ({"grams": "1000000", "kind": "used"}, "more than any spool holds"),
+    ({"grams": "5", "kind": "received"}, "Select a valid choice"),
+])
+def test_bad_uses_are_refused_on_the_form(admin_client, form, error):
+    s = spool(grams="1000")
+    response = admin_client.post(reverse("admin:inventory_spool_use", args=[s.pk]),
+                                 {**form, "reason": "", "idempotency_key": "bad-use"})
+    assert response.status_code == 200 and response.context["form"].errors
+    assert error in response.content.decode()
+    assert s.movements.count() == 1
+
+
+def test_correct_the_count_of_a_spool(admin_client):
+    s = spool(grams="1000")
+    url = reverse("admin:inventory_spool_adjust", args=[s.pk])
+    refused = admin_client.post(url, {"remaining_grams": "700", "reason": "", "idempotency_key": "a-0"})
+    assert refused.status_code == 200 and refused.context["form"].errors
+    too_much = admin_client.post(url, {"remaining_grams": "60000", "reason": "count", "idempotency_key": "a-1"})
+    assert too_much.status_code == 200 and "more than any spool holds" in too_much.content.decode()
+    assert s.movements.count() == 1
+    assert admin_client.post(url, {"remaining_grams": "700", "reason": "stocktaking",
+                                   "idempotency_key": "a-2"}).status_code == 302
+    s.refresh_from_db()
+    assert s.remaining_grams == Decimal("700.00")
+    assert s.movements.get(kind="adjusted").reason == "stocktaking"
+
+
+def test_book_units_and_record_a_sale(admin_client, rings, shelf):
+    stock_url = reverse("admin:inventory_product_stock", args=[rings.pk])
+    assert admin_client.get(stock_url).status_code == 200
+    assert admin_client.post(stock_url, {"location": shelf.pk, "kind": "received", "quantity": "10",
+                                         "reason": "delivery", "idempotency_key": "s-1"}).status_code == 302
+    sale_url = reverse("admin:inventory_product_sale", args=[rings.pk])
+    assert admin_client.get(sale_url).status_code == 200
+    sale = {"location": shelf.pk, "quantity": "3", "unit_price": "2.50", "currency": "eur", "channel": "market",
+            "sold_on": "2026-01-05", "idempotency_key": "sale-1"}
+    assert admin_client.post(sale_url, sale).status_code == 302
+    assert admin_client.post(sale_url, sale).status_code == 302  # the same form twice books once
+    recorded = Sale.objects.get()
+    assert (recorded.quantity, recorded.currency, str(recorded.sold_on)) == (3, "EUR", "2026-01-05")
+    assert selectors.product_units(product=rings) == 7
+    listed = admin_client.get(reverse("admin:inventory_product_changelist"))
+    assert list(listed.context["cl"].result_list)[0].units_in_stock == 7
+
+
+@pytest.mark.parametrize("view,form,error", [
+    ("stock", {"kind": "received", "quantity": "-1"}, "between 1 and"),
+    ("stock", {"kind": "received", "quantity": "1000000000"}, "between 1 and"),
+    ("stock", {"kind": "sold", "quantity": "1"}, "Select a valid choice"),
+    ("sale", {"quantity": "99", "unit_price": "1", "currency": "EUR", "channel": "shop", "sold_on": "2026-01-05"},
+     "has 0 units"),
+    ("sale", {"quantity": "-2", "unit_price": "1", "currency": "EUR", "channel": "shop", "sold_on": "2026-01-05"},
+     "between 1 and"),
+    ("sale", {"quantity": "1", "unit_price": "-1", "currency": "EUR", "channel": "shop", "sold_on": "2026-01-05"},
+     "0 or more"),
+])
+def test_bad_product_bookings_are_refused_on_the_form(admin_client, rings, shelf, view, form, error):
+    url = reverse(f"admin:inventory_product_{view}", args=[rings.pk])
+    response = admin_client.post(url, {"location": shelf.pk, "reason": "", "idempotency_key": "bad", **form})
+    assert response.status_code == 200 and error in response.content.decode()
+    assert not ProductMovement.objects.exists() and not Sale.objects.exists()
