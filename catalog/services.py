@@ -65,38 +65,34 @@ def _refresh_search_of(variants) -> None:
         variant_refresh_search(variant=variant)
 
 
-def _save_named(instance: Category | Tag, *, name: str) -> None:
+def _save_named(instance: Category | Tag, *, name: str, variants=None):
+    """Save a category or tag under `name`; `variants` that carry the old name get their search text rebuilt."""
     instance.name = _words(name)
     validate(instance)
     instance.save()
+    if variants is not None:
+        _refresh_search_of(variants)
+    return instance
 
 
 def category_create(*, name: str) -> Category:
-    category = Category()
-    _save_named(category, name=name)
-    return category
+    return _save_named(Category(), name=name)
 
 
 @transaction.atomic
 def category_update(*, category: Category, name: str) -> Category:
     """Rename a category; its models' variants are found by the new name."""
-    _save_named(category, name=name)
-    _refresh_search_of(ModelVariant.objects.filter(model__category=category))
-    return category
+    return _save_named(category, name=name, variants=ModelVariant.objects.filter(model__category=category))
 
 
 def tag_create(*, name: str) -> Tag:
-    tag = Tag()
-    _save_named(tag, name=name)
-    return tag
+    return _save_named(Tag(), name=name)
 
 
 @transaction.atomic
 def tag_update(*, tag: Tag, name: str) -> Tag:
     """Rename a tag; the variants of its models are found by the new name."""
-    _save_named(tag, name=name)
-    _refresh_search_of(ModelVariant.objects.filter(model__tags=tag))
-    return tag
+    return _save_named(tag, name=name, variants=ModelVariant.objects.filter(model__tags=tag))
 
 
 def _save_model(model: Model, *, tags: Iterable[str]) -> None:
