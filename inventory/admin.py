@@ -403,8 +403,8 @@ class ProductAdmin(ModelAdmin):
             movement = services.product_stock_book(
                 product=product, location=data["location"], kind=data["kind"], quantity=data["quantity"],
                 reason=data["reason"], by=request.user, idempotency_key=data["idempotency_key"])
-            return _("%(sku)s at %(location)s: %(delta)+d units.") % {
-                "sku": product.sku, "location": data["location"], "delta": movement.delta_units}
+            return _("%(sku)s at %(location)s: %(delta)s units.") % {
+                "sku": product.sku, "location": data["location"], "delta": f"{movement.delta_units:+d}"}
 
         return form_page(self, request, obj=product, form_class=ProductStockForm, submit=_("Book"), run=run,
                          title=_("Book units of %(sku)s") % {"sku": product.sku},
