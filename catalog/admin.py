@@ -1,5 +1,8 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -36,30 +39,121 @@ def _minutes(seconds: int | None) -> str:
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
 
 
+def _values(obj, names) -> dict:
+    """The fields the admin's form put on `obj` (not saved yet), to hand to a service."""
+    return {name: getattr(obj, name) for name in names}
+
+
+def _adopt(obj, saved) -> None:
+    """The admin goes on with the object its form built: make it the row the service created."""
+    obj.pk = saved.pk
+    obj.refresh_from_db()
+
+
 @admin.register(Category)
 class CategoryAdmin(ModelAdmin):
     search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.category_update(category=obj, name=obj.name)
+        else:
+            _adopt(obj, services.category_create(name=obj.name))
 
 
 @admin.register(Tag)
 class TagAdmin(ModelAdmin):
     search_fields = ["name"]
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.tag_update(tag=obj, name=obj.name)
+        else:
+            _adopt(obj, services.tag_create(name=obj.name))
+
+
+class ServiceFormSet(BaseInlineFormSet):
+    """An inline whose rows the catalog's services create and change (the admin saves with commit=True)."""
+
+    service_fields: list[str] = []
+
+    def create(self, values: dict):
+        raise NotImplementedError
+
+    def update(self, obj, values: dict):
+        raise NotImplementedError
+
+    def save_new(self, form, commit=True):
+        return self.create(_values(form.instance, self.service_fields))
+
+    def save_existing(self, form, obj, commit=True):
+        return self.update(obj, _values(obj, self.service_fields))
+
+
+VARIANT_FIELDS = ["name", "sku", "colour", "material", "size"]
+
+
+class VariantForm(forms.ModelForm):
+    """A variant's fields; the SKU is checked against the catalog's rule (unique in any letter case)."""
+
+    def clean_sku(self):
+        try:
+            return services.variant_sku_check(sku=self.cleaned_data["sku"], variant=self.instance)
+        except ApplicationError as exc:
+            raise ValidationError(exc.message) from None
+
+
+class VariantFormSet(ServiceFormSet):
+    service_fields = VARIANT_FIELDS
+
+    def clean(self):
+        super().clean()
+        seen = set()
+        for form in self.forms:
+            sku = (getattr(form, "cleaned_data", None) or {}).get("sku")
+            if not sku or (self.can_delete and self._should_delete_form(form)):
+                continue
+            if sku.lower() in seen:
+                raise ValidationError(_("SKU %(sku)s is given twice.") % {"sku": sku})
+            seen.add(sku.lower())
+
+    def create(self, values):
+        return services.variant_create(model=self.instance, **values)
+
+    def update(self, obj, values):
+        return services.variant_update(variant=obj, model=self.instance, **values)
+
 
 class VariantInline(TabularInline):
     model = ModelVariant
+    form = VariantForm
+    formset = VariantFormSet
     extra = 0
-    fields = ["name", "sku", "colour", "material", "size", "current_version"]
+    fields = [*VARIANT_FIELDS, "current_version"]
     readonly_fields = ["current_version"]
     show_change_link = True
     tab = True
 
 
+class ModelImageFormSet(ServiceFormSet):
+    service_fields = ["image", "caption", "position"]
+
+    def create(self, values):
+        return services.model_image_create(model=self.instance, **values)
+
+    def update(self, obj, values):
+        return services.model_image_update(model_image=obj, **values)
+
+
 class ModelImageInline(TabularInline):
     model = ModelImage
+    formset = ModelImageFormSet
     extra = 0
     fields = ["image", "caption", "position"]
     tab = True
+
+
+MODEL_FIELDS = ["name", "designer", "category", "description", "licence", "shared_with_partners"]
 
 
 @admin.register(Model)
@@ -123,9 +217,25 @@ class CatalogModelAdmin(ModelAdmin):
         return format_html('<img src="{}" alt="" style="height:40px;width:40px;object-fit:contain">', url)
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        values = {**_values(obj, MODEL_FIELDS), "tags": [tag.name for tag in form.cleaned_data["tags"]]}
+        if change:
+            services.model_update(model=obj, **values)
+        else:
+            _adopt(obj, services.model_create(**values, created_by=request.user))
+
+    def save_related(self, request, form, formsets, change):
+        # The service has set the tags with the model; the inlines go through their own services.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
+class CurrentVersionForm(forms.Form):
+    version = forms.ModelChoiceField(label=_("Version"), queryset=VariantVersion.objects.none(),
+                                     widget=forms.RadioSelect)
+
+    def __init__(self, *args, variant: ModelVariant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].queryset = selectors.version_list(variant=variant)
 
 
 class VersionInline(ReadOnlyTabInline):
@@ -148,7 +258,8 @@ class ModelVariantAdmin(ModelAdmin):
     readonly_fields = ["current_version", "printer_model", "filament_types", "filament_colours", "nozzle_diameter",
                        "layer_height", "estimated_time_s", "filament_used_g"]
     inlines = [VersionInline]
-    actions_detail = ["open_upload", "open_diff"]
+    form = VariantForm
+    actions_detail = ["open_upload", "open_diff", "open_set_current"]
 
     @display(description=_("colours"))
     def show_colours(self, obj):
@@ -162,8 +273,14 @@ class ModelVariantAdmin(ModelAdmin):
     def open_diff(self, request, object_id):
         return redirect("admin:catalog_modelvariant_diff", object_id)
 
+    @action(description=_("Make a version current"), icon="history", url_path="open-set-current")
+    def open_set_current(self, request, object_id):
+        return redirect("admin:catalog_modelvariant_set_current", object_id)
+
     def get_urls(self):
         return [
+            path("<int:object_id>/current-version/", self.admin_site.admin_view(self.set_current_view),
+                 name="catalog_modelvariant_set_current"),
             path("<int:object_id>/upload/", self.admin_site.admin_view(self.upload_view),
                  name="catalog_modelvariant_upload"),
             path("<int:object_id>/upload/file/", self.admin_site.admin_view(require_POST(self.upload_file_view)),
@@ -219,6 +336,29 @@ class ModelVariantAdmin(ModelAdmin):
             "url": reverse("admin:catalog_slicedfile_change", args=[sliced.pk]),
         }, status=201)
 
+    def set_current_view(self, request, object_id):
+        """Choose which version is current, e.g. go back to an older one."""
+        variant = self._variant_or_404(request, object_id, change=True)
+        change_url = reverse("admin:catalog_modelvariant_change", args=[variant.pk])
+        form = CurrentVersionForm(request.POST or None, variant=variant,
+                                  initial={"version": request.GET.get("version") or variant.current_version_id})
+        if request.method == "POST" and form.is_valid():
+            version = form.cleaned_data["version"]
+            try:
+                services.variant_set_current_version(variant=variant, version=version)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Version %(n)s is the current version of %(variant)s now.")
+                                 % {"n": version.number, "variant": variant})
+                return redirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Current version of %(variant)s") % {"variant": variant},
+            "variant": variant, "form": form, "opts": self.model._meta, "change_url": change_url,
+        }
+        return TemplateResponse(request, "catalog/admin/variant_set_current.html", context)
+
     def diff_view(self, request, object_id):
         variant = self._variant_or_404(request, object_id)
         versions = list(selectors.version_list(variant=variant))
@@ -251,8 +391,11 @@ class ModelVariantAdmin(ModelAdmin):
         return _minutes(obj.estimated_time_s)
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.variant_refresh_search(variant=obj)
+        values = _values(obj, ["model", *VARIANT_FIELDS])
+        if change:
+            services.variant_update(variant=obj, **values)
+        else:
+            _adopt(obj, services.variant_create(**values))
 
 
 class ThumbnailInline(ReadOnlyTabInline):
@@ -398,6 +541,19 @@ class VariantVersionAdmin(ModelAdmin):
                            "change_note", "created_by", "created_at"]}),
         (_("Slicer configuration"), {"classes": ["tab"], "fields": ["show_config"]}),
     ]
+
+    actions_detail = ["open_make_current"]
+
+    @action(description=_("Make this version current"), icon="history", url_path="open-make-current")
+    def open_make_current(self, request, object_id):
+        version = self.get_object(request, str(object_id))
+        if version is None:
+            raise Http404(_("No such version."))
+        url = reverse("admin:catalog_modelvariant_set_current", args=[version.variant_id])
+        return redirect(f"{url}?version={version.pk}")
+
+    def save_model(self, request, obj, form, change):
+        services.version_update(version=obj, change_note=obj.change_note)
 
     @display(description=_("for this file"))
     def show_panels(self, obj):

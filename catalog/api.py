@@ -59,6 +59,18 @@ def version_upload(request: HttpRequest, variant_id: int, file: File[UploadedFil
     return Status(201, version)
 
 
+@router.post(
+    "/variants/{variant_id}/versions/{number}/make-current", response=VariantDetailOut, auth=write_key,
+    summary="Make a version (e.g. an older one) the variant's current version",
+)
+def version_make_current(request: HttpRequest, variant_id: int, number: int):
+    organization = tenant(request)
+    variant = selectors.variant_get(variant_id=variant_id, partner=organization)
+    version = selectors.version_get(variant=variant, number=number)
+    return services.variant_set_current_version_by_designer(variant=variant, organization=organization,
+                                                             version=version)
+
+
 @router.get(
     "/variants/{variant_id}/versions/{number}/download", url_name="catalog_version_download",
     summary="Download the sliced file of a version",

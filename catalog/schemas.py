@@ -82,6 +82,7 @@ class SlicedFileOut(Schema):
 
 
 class VersionOut(Schema):
+    id: int
     number: int
     change_note: str
     created_at: datetime

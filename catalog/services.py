@@ -18,6 +18,7 @@ from catalog.choices import ALLOWED_TRANSITIONS, ExtractionStatus, FileFormat
 from catalog.models import (
     Category,
     Model,
+    ModelImage,
     ModelVariant,
     SlicedFile,
     SlicedFileThumbnail,
@@ -43,10 +44,14 @@ _CHUNK = 1024 * 1024
 # --- Models, variants, tags ---------------------------------------------------------------
 
 
+def _words(text: str) -> str:
+    return " ".join((text or "").split())
+
+
 def tags_get_or_create(*, names: Iterable[str]) -> list[Tag]:
     tags = []
     for raw in names:
-        name = " ".join((raw or "").split())[:60]
+        name = _words(raw)[:60]
         if not name:
             continue
         tag = Tag.objects.filter(name__iexact=name).first() or Tag.objects.create(name=name)
@@ -54,36 +59,147 @@ def tags_get_or_create(*, names: Iterable[str]) -> list[Tag]:
     return tags
 
 
+def _refresh_search_of(variants) -> None:
+    """Rebuild the search text of `variants` (a ModelVariant queryset) after a name they carry changed."""
+    for variant in variants.select_related("model__category", "current_version__sliced_file"):
+        variant_refresh_search(variant=variant)
+
+
+def _save_named(instance: Category | Tag, *, name: str, variants=None):
+    """Save a category or tag under `name`; `variants` that carry the old name get their search text rebuilt."""
+    instance.name = _words(name)
+    validate(instance)
+    instance.save()
+    if variants is not None:
+        _refresh_search_of(variants)
+    return instance
+
+
+def category_create(*, name: str) -> Category:
+    return _save_named(Category(), name=name)
+
+
+@transaction.atomic
+def category_update(*, category: Category, name: str) -> Category:
+    """Rename a category; its models' variants are found by the new name."""
+    return _save_named(category, name=name, variants=ModelVariant.objects.filter(model__category=category))
+
+
+def tag_create(*, name: str) -> Tag:
+    return _save_named(Tag(), name=name)
+
+
+@transaction.atomic
+def tag_update(*, tag: Tag, name: str) -> Tag:
+    """Rename a tag; the variants of its models are found by the new name."""
+    return _save_named(tag, name=name, variants=ModelVariant.objects.filter(model__tags=tag))
+
+
+def _save_model(model: Model, *, tags: Iterable[str]) -> None:
+    if model.designer is not None and model.designer.kind != "partner":
+        raise InvalidInput(_("A designer must be a partner organization."))
+    validate(model)
+    model.save()
+    model.tags.set(tags_get_or_create(names=tags))
+
+
 @transaction.atomic
 def model_create(
     *, name: str, designer=None, category: Category | None = None, tags: Iterable[str] = (),
     description: str = "", licence: str | None = None, shared_with_partners: bool = False, created_by=None,
 ) -> Model:
-    if designer is not None and designer.kind != "partner":
-        raise InvalidInput(_("A designer must be a partner organization."))
     model = Model(
         name=(name or "").strip(), designer=designer, category=category, description=description,
         shared_with_partners=shared_with_partners, created_by=created_by,
     )
     if licence:
         model.licence = licence
-    validate(model)
-    model.save()
-    model.tags.set(tags_get_or_create(names=tags))
+    _save_model(model, tags=tags)
     return model
 
 
-def variant_create(*, model: Model, name: str, sku: str, colour: str = "", material: str = "",
-                   size: str = "") -> ModelVariant:
+@transaction.atomic
+def model_update(
+    *, model: Model, name: str, designer, category: Category | None, tags: Iterable[str], description: str,
+    licence: str, shared_with_partners: bool,
+) -> Model:
+    """Change a model: every field is given. Its variants' search text follows the new name, tags and category."""
+    model.name = (name or "").strip()
+    model.designer = designer
+    model.category = category
+    model.description = description
+    model.licence = licence
+    model.shared_with_partners = shared_with_partners
+    _save_model(model, tags=tags)
+    _refresh_search_of(model.variants.all())
+    return model
+
+
+def variant_sku_check(*, sku: str, variant: ModelVariant | None = None) -> str:
+    """The SKU as stored, or Conflict when another variant has it in any letter case."""
     sku = (sku or "").strip()
-    if ModelVariant.objects.filter(sku__iexact=sku).exists():
+    others = ModelVariant.objects.filter(sku__iexact=sku)
+    if variant is not None and variant.pk is not None:
+        others = others.exclude(pk=variant.pk)
+    if others.exists():
         raise Conflict(_("SKU %(sku)s is already used.") % {"sku": sku})
-    variant = ModelVariant(model=model, name=(name or "").strip(), sku=sku, colour=colour.upper(),
-                           material=material.strip(), size=size.strip())
+    return sku
+
+
+def _save_variant(variant: ModelVariant, *, name: str, sku: str, colour: str, material: str, size: str) -> None:
+    variant.sku = variant_sku_check(sku=sku, variant=variant)
+    variant.name = (name or "").strip()
+    variant.colour = (colour or "").upper()
+    variant.material = (material or "").strip()
+    variant.size = (size or "").strip()
     validate(variant)
     variant.save()
     variant_refresh_search(variant=variant)
+
+
+@transaction.atomic
+def variant_create(*, model: Model, name: str, sku: str, colour: str = "", material: str = "",
+                   size: str = "") -> ModelVariant:
+    variant = ModelVariant(model=model)
+    _save_variant(variant, name=name, sku=sku, colour=colour, material=material, size=size)
     return variant
+
+
+@transaction.atomic
+def variant_update(*, variant: ModelVariant, model: Model, name: str, sku: str, colour: str, material: str,
+                   size: str) -> ModelVariant:
+    """Change a variant: every field is given. Its search text is rebuilt."""
+    variant.model = model
+    _save_variant(variant, name=name, sku=sku, colour=colour, material=material, size=size)
+    return variant
+
+
+@transaction.atomic
+def model_image_create(*, model: Model, image, caption: str = "", position: int = 0) -> ModelImage:
+    row = ModelImage(model=model)
+    _save_model_image(row, image=image, caption=caption, position=position)
+    return row
+
+
+@transaction.atomic
+def model_image_update(*, model_image: ModelImage, image, caption: str, position: int) -> ModelImage:
+    _save_model_image(model_image, image=image, caption=caption, position=position)
+    return model_image
+
+
+def _save_model_image(row: ModelImage, *, image, caption: str, position: int) -> None:
+    row.image = image
+    row.caption = (caption or "").strip()
+    row.position = position
+    validate(row)
+    row.save()
+
+
+def version_update(*, version: VariantVersion, change_note: str) -> VariantVersion:
+    version.change_note = (change_note or "").strip()
+    validate(version)
+    version.save(update_fields=["change_note", "updated_at"])
+    return version
 
 
 def variant_refresh_search(*, variant: ModelVariant) -> None:
@@ -310,11 +426,17 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
     return version
 
 
+def _require_designer(variant: ModelVariant, organization, *, refusal: str) -> None:
+    """Partners change only what they designed; models shared with them are read-only."""
+    if variant.model.designer_id != organization.pk:
+        raise PermissionDenied(refusal)
+
+
 def variant_upload_by_designer(*, variant: ModelVariant, organization, upload: File,
                                change_note: str = "") -> VariantVersion:
     """A partner's upload: only the model's designer adds versions; shared models are read-only to others."""
-    if variant.model.designer_id != organization.pk:
-        raise PermissionDenied(_("This model is shared with you read-only; only its designer can add versions."))
+    _require_designer(variant, organization,
+                      refusal=_("This model is shared with you read-only; only its designer can add versions."))
     return variant_upload_sliced_file(variant=variant, upload=upload, change_note=change_note)
 
 
@@ -383,9 +505,18 @@ def sliced_file_correct(*, sliced_file: SlicedFile, corrections: dict, by=None) 
 
 @transaction.atomic
 def variant_set_current_version(*, variant: ModelVariant, version: VariantVersion) -> ModelVariant:
+    """Make `version` (e.g. an older one) the variant's current version; its metadata follows."""
     if version.variant_id != variant.pk:
         raise InvalidInput(_("Version %(n)s belongs to another variant.") % {"n": version.number})
     variant.current_version = version
     variant.save(update_fields=["current_version", "updated_at"])
     variant_refresh_search(variant=variant)
     return variant
+
+
+def variant_set_current_version_by_designer(*, variant: ModelVariant, organization,
+                                            version: VariantVersion) -> ModelVariant:
+    """A partner's choice of current version: only the model's designer may make it."""
+    _require_designer(variant, organization, refusal=_(
+        "This model is shared with you read-only; only its designer can choose its current version."))
+    return variant_set_current_version(variant=variant, version=version)

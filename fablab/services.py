@@ -25,6 +25,8 @@ User = get_user_model()
 _ALPHANUMERIC = string.ascii_letters + string.digits
 API_KEY_PREFIX_LENGTH = 8
 API_KEY_SECRET_LENGTH = 40
+# A key where it stands in other text, e.g. a URL path; api_key_authenticate checks it exactly.
+API_KEY_PATTERN = r"fl_[A-Za-z0-9]+_[A-Za-z0-9]+"
 # last_used_at is written at most this often per key, so reads do not cost a write each.
 API_KEY_LAST_USED_RESOLUTION = timedelta(minutes=1)
 

@@ -5,8 +5,6 @@ from django.urls import include, path, re_path
 
 from fablab.admin_site import admin_login
 from fablab.api import api, not_found
-from inventory.spoolman import keyed as spoolman_keyed
-from inventory.spoolman import spoolman
 
 urlpatterns = [
     path("admin/login/", admin_login, name="admin_login"),
@@ -16,8 +14,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     re_path(r"^api/v1/(?P<path>.*)$", not_found),
     # Spoolman-compatible API for Moonraker and OctoPrint (inventory/spoolman.py).
-    path("spoolman/api/v1/", spoolman.urls),
-    re_path(r"^spoolman/(?P<key>fl_[A-Za-z0-9]+_[A-Za-z0-9]+)/api/v1/(?P<rest>.*)$", spoolman_keyed),
+    path("spoolman/", include("inventory.spoolman")),
     path("scans/", include("reconstruction.urls")),
     path("", include("fablab.portal_urls")),
 ]

@@ -1,6 +1,5 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db.models import Q, Sum
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -16,9 +15,9 @@ from unfold.decorators import action, display
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from fablab.html import colour_swatches
-from inventory import labels, services, shopping
+from inventory import labels, selectors, services, shopping
 from inventory.choices import MOVEMENT_KIND_COLORS
-from inventory.forms import MoveForm, ReceiveForm, WeighForm
+from inventory.forms import AdjustForm, MoveForm, ProductStockForm, ReceiveForm, SaleForm, UseForm, WeighForm
 from inventory.models import (
     Filament,
     Location,
@@ -62,12 +61,27 @@ def form_page(model_admin, request, *, obj, form_class, title: str, submit: str,
     return TemplateResponse(request, "inventory/admin/form.html", context)
 
 
+def _adopt(obj, saved) -> None:
+    """The admin goes on with the object its form built: make it the row the service created."""
+    obj.pk = saved.pk
+    obj.refresh_from_db()
+
+
 @admin.register(Location)
 class LocationAdmin(ModelAdmin):
     list_display = ["__str__", "kind"]
     list_filter = ["kind"]
     search_fields = ["name"]
     autocomplete_fields = ["parent"]
+
+    def get_queryset(self, request):
+        return selectors.location_list()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.location_update(location=obj, name=obj.name, kind=obj.kind, parent=obj.parent)
+        else:
+            _adopt(obj, services.location_create(name=obj.name, kind=obj.kind, parent=obj.parent))
 
 
 @admin.register(Filament)
@@ -79,8 +93,13 @@ class FilamentAdmin(ModelAdmin):
     search_fields = ["brand", "material", "name", "colour_hex", "supplier"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            stock_g=Sum("spools__remaining_grams", filter=Q(spools__archived_at__isnull=True)))
+        return selectors.filament_list()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.filament_update(filament=obj, **form.cleaned_data)
+        else:
+            _adopt(obj, services.filament_create(**form.cleaned_data))
 
     @display(description=_("colour"), ordering="colour_hex")
     def show_colour(self, obj):
@@ -176,14 +195,31 @@ class SpoolAdmin(ModelAdmin):
               "archived_at"]
     inlines = [MovementInline]
     actions = ["archive", "print_labels"]
-    actions_detail = ["open_weigh", "open_move"]
+    actions_detail = ["open_use", "open_weigh", "open_adjust", "open_move"]
+
+    def get_queryset(self, request):
+        return selectors.spool_list(archived=None)
+
+    def save_model(self, request, obj, form, change):
+        services.spool_update(spool=obj, lot_number=obj.lot_number)  # no add: spools are received
 
     def get_urls(self):
         return [
+            path("<int:object_id>/use/", self.admin_site.admin_view(self.use_view), name="inventory_spool_use"),
             path("<int:object_id>/weigh/", self.admin_site.admin_view(self.weigh_view), name="inventory_spool_weigh"),
+            path("<int:object_id>/adjust/", self.admin_site.admin_view(self.adjust_view),
+                 name="inventory_spool_adjust"),
             path("<int:object_id>/move/", self.admin_site.admin_view(self.move_view), name="inventory_spool_move"),
             *super().get_urls(),
         ]
+
+    @action(description=_("Book use"), icon="remove_circle", url_path="open-use")
+    def open_use(self, request, object_id):
+        return redirect("admin:inventory_spool_use", object_id)
+
+    @action(description=_("Correct the count"), icon="edit_note", url_path="open-adjust")
+    def open_adjust(self, request, object_id):
+        return redirect("admin:inventory_spool_adjust", object_id)
 
     @action(description=_("Weigh"), icon="scale", url_path="open-weigh")
     def open_weigh(self, request, object_id):
@@ -209,6 +245,35 @@ class SpoolAdmin(ModelAdmin):
 
         return form_page(self, request, obj=spool, form_class=WeighForm, submit=_("Book the weight"), run=run,
                          title=_("Weigh %(code)s") % {"code": spool.code},
+                         done_url=reverse("admin:inventory_spool_change", args=[spool.pk]))
+
+    def use_view(self, request, object_id):
+        """A print, a failed print or waste took filament off the spool."""
+        spool = self._spool(request, object_id)
+
+        def run(data):
+            movement = services.spool_use(spool=spool, grams_used=data["grams"], kind=data["kind"],
+                                          reason=data["reason"], by=request.user,
+                                          idempotency_key=data["idempotency_key"])
+            return _("%(code)s: %(grams)s g booked as %(kind)s.") % {
+                "code": spool.code, "grams": -movement.delta_grams, "kind": movement.get_kind_display()}
+
+        return form_page(self, request, obj=spool, form_class=UseForm, submit=_("Book"), run=run,
+                         title=_("Book use of %(code)s") % {"code": spool.code},
+                         done_url=reverse("admin:inventory_spool_change", args=[spool.pk]))
+
+    def adjust_view(self, request, object_id):
+        """Stocktaking: set the grams to what was counted, with the reason on record."""
+        spool = self._spool(request, object_id)
+
+        def run(data):
+            movement = services.spool_adjust(spool=spool, remaining_grams=data["remaining_grams"],
+                                             reason=data["reason"], by=request.user,
+                                             idempotency_key=data["idempotency_key"])
+            return _("%(code)s corrected: %(delta)s g booked.") % {"code": spool.code, "delta": movement.delta_grams}
+
+        return form_page(self, request, obj=spool, form_class=AdjustForm, submit=_("Correct"), run=run,
+                         title=_("Correct the count of %(code)s") % {"code": spool.code},
                          done_url=reverse("admin:inventory_spool_change", args=[spool.pk]))
 
     def move_view(self, request, object_id):
@@ -293,13 +358,71 @@ class ProductAdmin(ModelAdmin):
     search_fields = ["sku", "name", "supplier"]
     autocomplete_fields = ["variant"]
     inlines = [ProductStockInline, ProductMovementInline]
+    actions_detail = ["open_stock", "open_sale"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(units=Sum("stock__quantity"))
+        return selectors.product_list()
 
-    @display(description=_("in stock"), ordering="units")
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.product_update(product=obj, **form.cleaned_data)
+        else:
+            _adopt(obj, services.product_create(**form.cleaned_data))
+
+    @display(description=_("in stock"), ordering="units_in_stock")
     def show_stock(self, obj):
-        return obj.units or 0
+        return obj.units_in_stock
+
+    def get_urls(self):
+        return [
+            path("<int:object_id>/stock/", self.admin_site.admin_view(self.stock_view),
+                 name="inventory_product_stock"),
+            path("<int:object_id>/sale/", self.admin_site.admin_view(self.sale_view), name="inventory_product_sale"),
+            *super().get_urls(),
+        ]
+
+    @action(description=_("Book units"), icon="inventory", url_path="open-stock")
+    def open_stock(self, request, object_id):
+        return redirect("admin:inventory_product_stock", object_id)
+
+    @action(description=_("Record a sale"), icon="point_of_sale", url_path="open-sale")
+    def open_sale(self, request, object_id):
+        return redirect("admin:inventory_product_sale", object_id)
+
+    def _product(self, request, object_id) -> Product:
+        product = self.get_object(request, str(object_id))
+        if product is None:
+            raise Http404
+        return product
+
+    def stock_view(self, request, object_id):
+        """Units made, received, returned, or counted at a location."""
+        product = self._product(request, object_id)
+
+        def run(data):
+            movement = services.product_stock_book(
+                product=product, location=data["location"], kind=data["kind"], quantity=data["quantity"],
+                reason=data["reason"], by=request.user, idempotency_key=data["idempotency_key"])
+            return _("%(sku)s at %(location)s: %(delta)s units.") % {
+                "sku": product.sku, "location": data["location"], "delta": f"{movement.delta_units:+d}"}
+
+        return form_page(self, request, obj=product, form_class=ProductStockForm, submit=_("Book"), run=run,
+                         title=_("Book units of %(sku)s") % {"sku": product.sku},
+                         done_url=reverse("admin:inventory_product_change", args=[product.pk]))
+
+    def sale_view(self, request, object_id):
+        product = self._product(request, object_id)
+
+        def run(data):
+            sale = services.sale_record(
+                product=product, location=data["location"], quantity=data["quantity"],
+                unit_price=data["unit_price"], currency=data["currency"].upper(), sold_on=data["sold_on"],
+                channel=data["channel"], by=request.user, idempotency_key=data["idempotency_key"])
+            return _("Sale of %(n)s × %(sku)s recorded.") % {"n": sale.quantity, "sku": product.sku}
+
+        return form_page(self, request, obj=product, form_class=SaleForm, submit=_("Record the sale"), run=run,
+                         title=_("Record a sale of %(sku)s") % {"sku": product.sku},
+                         done_url=reverse("admin:inventory_product_change", args=[product.pk]))
 
 
 @admin.register(Sale)

@@ -1,23 +1,26 @@
 """Stock through the API: partners read it; the lab's own systems change it, once per event."""
 
 from django.http import HttpRequest
-from django.utils.translation import gettext as _
+from django.utils import timezone
 from ninja import Router, Status
 from ninja.pagination import paginate
 
 from fablab.api_auth import idempotency_key, lab_write_key
 from fablab.api_pagination import Pagination
-from fablab.exceptions import NotFound
 from inventory import matching, selectors, services
 from inventory.choices import SourceType
-from inventory.models import Filament, Location, Spool
 from inventory.schemas import (
+    AdjustIn,
     FilamentStockOut,
     LocationOut,
     MatchIn,
     MovementOut,
+    ProductMovementOut,
     ProductOut,
+    ProductStockIn,
     ReceiveIn,
+    SaleIn,
+    SaleOut,
     SlotMatchOut,
     SpoolOut,
     UseIn,
@@ -27,78 +30,59 @@ from inventory.schemas import (
 router = Router(tags=["inventory"])
 
 
-def _get(queryset, pk: int, what: str):
-    item = queryset.filter(pk=pk).first()
-    if item is None:
-        raise NotFound(_("No %(what)s with id %(id)s.") % {"what": what, "id": pk})
-    return item
-
-
 @router.get("/filaments", response=list[FilamentStockOut], summary="Filaments with the grams in stock")
 @paginate(Pagination)
 def filament_list(request: HttpRequest, material: str = ""):
-    qs = selectors.filament_list_with_stock().order_by("brand", "material", "name")
-    return qs.filter(material__iexact=material) if material else qs
+    return selectors.filament_list(material=material)
 
 
 @router.get("/products", response=list[ProductOut], summary="Products with the units in stock")
 @paginate(Pagination)
 def product_list(request: HttpRequest):
-    from django.db.models import Sum
-    from django.db.models.functions import Coalesce
-
-    from inventory.models import Product
-
-    return Product.objects.annotate(units_in_stock=Coalesce(Sum("stock__quantity"), 0)).order_by("sku")
+    return selectors.product_list()
 
 
 @router.get("/locations", response=list[LocationOut], summary="Storage locations")
 @paginate(Pagination)
 def location_list(request: HttpRequest):
-    return Location.objects.select_related("parent").order_by("name")
+    return selectors.location_list()
 
 
 @router.get("/spools", response=list[SpoolOut], summary="Spools in stock (archived ones with archived=true)")
 @paginate(Pagination)
 def spool_list(request: HttpRequest, filament: int | None = None, archived: bool = False, code: str = ""):
-    qs = Spool.objects.select_related("filament", "location", "location__parent").order_by("code")
-    qs = qs.filter(archived_at__isnull=not archived)
-    if filament is not None:
-        qs = qs.filter(filament_id=filament)
-    if code:
-        qs = qs.filter(code__iexact=code.strip())
-    return qs
+    return selectors.spool_list(archived=archived, filament_id=filament, code=code)
 
 
 @router.get("/spools/{spool_id}", response=SpoolOut)
 def spool_detail(request: HttpRequest, spool_id: int):
-    return _get(Spool.objects.select_related("filament", "location"), spool_id, _("spool"))
+    return selectors.spool_get(spool_id=spool_id)
 
 
 @router.get("/spools/{spool_id}/movements", response=list[MovementOut], summary="A spool's ledger, newest first")
 @paginate(Pagination)
 def spool_movements(request: HttpRequest, spool_id: int):
-    return _get(Spool.objects.all(), spool_id, _("spool")).movements.order_by("-created_at", "-id")
+    return selectors.movement_list(spool=selectors.spool_get(spool_id=spool_id))
 
 
 @router.post("/spools", response={201: SpoolOut}, auth=lab_write_key,
              summary="Receive a new spool (needs an Idempotency-Key header)")
 def spool_receive(request: HttpRequest, payload: ReceiveIn):
     key = idempotency_key(request)
-    filament = _get(Filament.objects.all(), payload.filament_id, _("filament"))
-    location = _get(Location.objects.all(), payload.location_id, _("location")) if payload.location_id else None
+    filament = selectors.filament_get(filament_id=payload.filament_id)
+    location = selectors.location_get(location_id=payload.location_id) if payload.location_id else None
     spool = services.spool_receive(
         filament=filament, initial_grams=payload.grams, location=location, lot_number=payload.lot_number,
         idempotency_key=key, source_type=SourceType.API, source_id=str(request.auth.pk),
     )
-    return Status(201, Spool.objects.select_related("filament", "location").get(pk=spool.pk))
+    return Status(201, selectors.spool_get(spool_id=spool.pk))
 
 
 @router.post("/spools/{spool_id}/use", response={201: MovementOut}, auth=lab_write_key,
              summary="Take filament off a spool (needs an Idempotency-Key header)")
 def spool_use(request: HttpRequest, spool_id: int, payload: UseIn):
     key = idempotency_key(request)
-    spool = _get(Spool.objects.all(), spool_id, _("spool"))
+    spool = selectors.spool_get(spool_id=spool_id)
     movement = services.spool_use(spool=spool, grams_used=payload.grams, kind=payload.kind, reason=payload.reason,
                                   idempotency_key=key, source_type=SourceType.API, source_id=payload.source_id)
     return Status(201, movement)
@@ -108,9 +92,43 @@ def spool_use(request: HttpRequest, spool_id: int, payload: UseIn):
              summary="Book what a scale shows (needs an Idempotency-Key header)")
 def spool_weigh(request: HttpRequest, spool_id: int, payload: WeighIn):
     key = idempotency_key(request)
-    spool = _get(Spool.objects.all(), spool_id, _("spool"))
+    spool = selectors.spool_get(spool_id=spool_id)
     return Status(201, services.spool_weigh(spool=spool, gross_grams=payload.gross_grams, idempotency_key=key,
                                             source_type=SourceType.API))
+
+
+@router.post("/spools/{spool_id}/adjust", response={201: MovementOut}, auth=lab_write_key,
+             summary="Set a spool's grams to a counted value, with the reason (needs an Idempotency-Key header)")
+def spool_adjust(request: HttpRequest, spool_id: int, payload: AdjustIn):
+    key = idempotency_key(request)
+    spool = selectors.spool_get(spool_id=spool_id)
+    return Status(201, services.spool_adjust(spool=spool, remaining_grams=payload.remaining_grams,
+                                             reason=payload.reason, idempotency_key=key, source_type=SourceType.API))
+
+
+@router.post("/products/{product_id}/stock", response={201: ProductMovementOut}, auth=lab_write_key,
+             summary="Book units of a product in or count them at a location (needs an Idempotency-Key header)")
+def product_stock_change(request: HttpRequest, product_id: int, payload: ProductStockIn):
+    key = idempotency_key(request)
+    product = selectors.product_get(product_id=product_id)
+    location = selectors.location_get(location_id=payload.location_id)
+    return Status(201, services.product_stock_book(
+        product=product, location=location, kind=payload.kind, quantity=payload.quantity, reason=payload.reason,
+        idempotency_key=key, source_type=SourceType.API, source_id=payload.source_id,
+    ))
+
+
+@router.post("/products/{product_id}/sales", response={201: SaleOut}, auth=lab_write_key,
+             summary="Record a sale and take its units out of stock (needs an Idempotency-Key header)")
+def sale_record(request: HttpRequest, product_id: int, payload: SaleIn):
+    key = idempotency_key(request)
+    product = selectors.product_get(product_id=product_id)
+    location = selectors.location_get(location_id=payload.location_id)
+    return Status(201, services.sale_record(
+        product=product, location=location, quantity=payload.quantity, unit_price=payload.unit_price,
+        currency=payload.currency, sold_on=payload.sold_on or timezone.localdate(), channel=payload.channel,
+        idempotency_key=key, source_type=SourceType.API,
+    ))
 
 
 @router.post("/match", response=list[SlotMatchOut], summary="Which filaments in stock fit these filament slots")

@@ -57,6 +57,13 @@ class ProductMovementKind(models.TextChoices):
     MOVED_IN = "moved_in", _("Moved in")
 
 
+# What staff and the lab's systems book by hand; sales are recorded as sales, transfers come in pairs.
+BOOKED_PRODUCT_KINDS = (
+    ProductMovementKind.RECEIVED, ProductMovementKind.PRODUCED, ProductMovementKind.RETURNED,
+    ProductMovementKind.ADJUSTED,
+)
+
+
 class SalesChannel(models.TextChoices):
     SHOP = "shop", _("Own shop")
     MARKET = "market", _("Market or fair")

@@ -1,10 +1,31 @@
 import uuid
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from unfold.widgets import UnfoldAdminDecimalFieldWidget, UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
+from unfold.widgets import (
+    UnfoldAdminDecimalFieldWidget,
+    UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminSelectWidget,
+    UnfoldAdminTextInputWidget,
+)
 
-from inventory.models import Location
+from inventory import selectors
+from inventory.choices import BOOKED_PRODUCT_KINDS, CONSUMING_KINDS, MovementKind, ProductMovementKind, SalesChannel
+
+
+def _grams_field(label, **kwargs) -> forms.DecimalField:
+    return forms.DecimalField(label=label, max_digits=9, decimal_places=2, widget=UnfoldAdminDecimalFieldWidget,
+                              **kwargs)
+
+
+def _reason_field(**kwargs) -> forms.CharField:
+    return forms.CharField(label=_("Reason"), max_length=255, widget=UnfoldAdminTextInputWidget, **kwargs)
+
+
+def _location_field(label=_("Location"), **kwargs) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(label=label, queryset=selectors.location_list(), widget=UnfoldAdminSelectWidget,
+                                  **kwargs)
 
 
 class _OnceForm(forms.Form):
@@ -14,21 +35,50 @@ class _OnceForm(forms.Form):
 
 
 class ReceiveForm(_OnceForm):
-    grams = forms.DecimalField(label=_("Net filament per spool (g)"), max_digits=9, decimal_places=2,
-                               widget=UnfoldAdminDecimalFieldWidget)
+    grams = _grams_field(_("Net filament per spool (g)"))
     count = forms.IntegerField(label=_("Number of spools"), min_value=1, max_value=50, initial=1,
                                widget=UnfoldAdminDecimalFieldWidget)
-    location = forms.ModelChoiceField(label=_("Location"), queryset=Location.objects.all(), required=False,
-                                      widget=UnfoldAdminSelectWidget)
+    location = _location_field(required=False)
     lot_number = forms.CharField(label=_("Lot"), max_length=60, required=False, widget=UnfoldAdminTextInputWidget)
 
 
 class WeighForm(_OnceForm):
-    gross_grams = forms.DecimalField(label=_("The scale shows (g)"), max_digits=9, decimal_places=2,
-                                     widget=UnfoldAdminDecimalFieldWidget,
-                                     help_text=_("Spool and filament together; the empty spool is subtracted."))
+    gross_grams = _grams_field(_("The scale shows (g)"),
+                               help_text=_("Spool and filament together; the empty spool is subtracted."))
 
 
 class MoveForm(_OnceForm):
-    location = forms.ModelChoiceField(label=_("New location"), queryset=Location.objects.all(),
-                                      widget=UnfoldAdminSelectWidget)
+    location = _location_field(_("New location"))
+
+
+class UseForm(_OnceForm):
+    grams = _grams_field(_("Filament taken off (g)"))
+    kind = forms.ChoiceField(label=_("Kind"), widget=UnfoldAdminSelectWidget, initial=MovementKind.USED,
+                             choices=[(kind.value, kind.label) for kind in MovementKind if kind in CONSUMING_KINDS])
+    reason = _reason_field(required=False, help_text=_("E.g. the print job or what failed."))
+
+
+class AdjustForm(_OnceForm):
+    remaining_grams = _grams_field(_("Counted filament left (g)"),
+                                   help_text=_("Filament only, without the spool; the difference is booked."))
+    reason = _reason_field(help_text=_("Why the stock is corrected, e.g. stocktaking."))
+
+
+class ProductStockForm(_OnceForm):
+    location = _location_field()
+    kind = forms.ChoiceField(label=_("Kind"), widget=UnfoldAdminSelectWidget,
+                             choices=[(kind, ProductMovementKind(kind).label) for kind in BOOKED_PRODUCT_KINDS])
+    quantity = forms.IntegerField(label=_("Units"), widget=UnfoldAdminIntegerFieldWidget,
+                                  help_text=_("For 'Adjusted': the units counted at the location."))
+    reason = _reason_field(required=False)
+
+
+class SaleForm(_OnceForm):
+    location = _location_field()
+    quantity = forms.IntegerField(label=_("Units sold"), widget=UnfoldAdminIntegerFieldWidget)
+    unit_price = forms.DecimalField(label=_("Unit price"), max_digits=10, decimal_places=2,
+                                    widget=UnfoldAdminDecimalFieldWidget)
+    currency = forms.CharField(label=_("Currency"), max_length=3, initial="EUR", widget=UnfoldAdminTextInputWidget)
+    channel = forms.ChoiceField(label=_("Channel"), choices=SalesChannel.choices, widget=UnfoldAdminSelectWidget)
+    sold_on = forms.DateField(label=_("Date"), initial=timezone.localdate,
+                              widget=UnfoldAdminTextInputWidget(attrs={"type": "date"}))

@@ -13,8 +13,8 @@ from decimal import Decimal
 
 from coloraide import Color
 from django.conf import settings
-from django.db.models import Q, Sum
 
+from inventory import selectors
 from inventory.models import Filament
 
 _HEX = re.compile(r"^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")
@@ -75,11 +75,7 @@ def match_slots(*, materials: list, colours: list, grams_needed: list | None = N
     """One SlotMatch per slot, in slot order (lists as a sliced file states them)."""
     tolerance = settings.INVENTORY_COLOUR_TOLERANCE if tolerance is None else tolerance
     count = max(len(materials or []), len(colours or []))
-    stock = list(
-        Filament.objects.annotate(
-            available=Sum("spools__remaining_grams", filter=Q(spools__archived_at__isnull=True)),
-        ).prefetch_related("spools")
-    )
+    stock = list(selectors.filament_list().prefetch_related("spools"))
     results = []
     for index in range(count):
         material = normalise_material((materials or [None] * count)[index] if index < len(materials or []) else "")
@@ -102,7 +98,7 @@ def match_slots(*, materials: list, colours: list, grams_needed: list | None = N
                     continue
             spools = [s.code for s in filament.spools.all() if s.archived_at is None and s.remaining_grams > 0]
             match.candidates.append(Candidate(
-                filament=filament, delta_e=difference, available_g=filament.available or Decimal("0"),
+                filament=filament, delta_e=difference, available_g=filament.stock_g,
                 spool_codes=spools, same_brand=bool(brand) and filament.brand.strip().lower() == brand,
             ))
         match.candidates.sort(key=lambda c: (c.delta_e if c.delta_e is not None else 0.0, not c.same_brand,

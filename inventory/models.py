@@ -8,6 +8,7 @@ movement, under a row lock. The movements are append-only.
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -46,6 +47,12 @@ class Location(TimeStampedModel):
 
     def __str__(self) -> str:
         return " › ".join(location.name for location in self.path())
+
+    def clean(self) -> None:
+        if self.parent_id is not None and self.pk is not None and any(
+            node.pk == self.pk for node in self.parent.path()
+        ):
+            raise ValidationError({"parent": _("A location cannot lie inside itself.")})
 
     def path(self) -> list["Location"]:
         chain, node, seen = [], self, set()
@@ -104,6 +111,14 @@ class Filament(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.brand} {self.material} {self.name}"
+
+    def clean(self) -> None:
+        colours = self.extra_colours if isinstance(self.extra_colours, list) else [self.extra_colours]
+        for colour in colours:
+            if not isinstance(colour, str) or not HEX_COLOUR.regex.search(colour):
+                raise ValidationError(
+                    {"extra_colours": _("Further colour %(colour)r is not #RRGGBB.") % {"colour": colour}}
+                )
 
     @property
     def colours(self) -> list[str]:

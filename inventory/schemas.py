@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from ninja import Field, Schema
@@ -74,6 +74,52 @@ class UseIn(Schema):
 
 class WeighIn(Schema):
     gross_grams: Decimal = Field(..., description="What the scale shows: filament plus the empty spool.")
+
+
+class AdjustIn(Schema):
+    remaining_grams: Decimal = Field(..., description="The counted grams left on the spool (0 or more).")
+    reason: str = Field(..., max_length=255, description="Why the stock is corrected, e.g. 'stocktaking'.")
+
+
+class ProductStockIn(Schema):
+    location_id: int
+    kind: str = Field("received", description="received, produced, returned, or adjusted (sets the count).")
+    quantity: int = Field(..., description="Units received, produced or returned; for adjusted the counted units.")
+    reason: str = Field("", max_length=255)
+    source_id: str = Field("", max_length=100, description="Your id of the event, e.g. the delivery note.")
+
+
+class ProductMovementOut(Schema):
+    id: int
+    product_id: int
+    location_id: int
+    kind: str
+    delta_units: int
+    reason: str
+    source_type: str
+    source_id: str
+    idempotency_key: str
+    created_at: datetime
+
+
+class SaleIn(Schema):
+    location_id: int = Field(..., description="Where the sold units are taken from.")
+    quantity: int
+    unit_price: Decimal
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    channel: str = Field(..., description="shop, market, etsy, ebay, amazon, wholesale or other")
+    sold_on: date | None = Field(None, description="The day of the sale; today when left out.")
+
+
+class SaleOut(Schema):
+    id: int
+    product_id: int
+    movement_id: int
+    sold_on: date
+    channel: str
+    quantity: int
+    unit_price: Decimal
+    currency: str
 
 
 class SlotIn(Schema):

@@ -17,7 +17,16 @@ from django.utils.translation import gettext as _
 
 from fablab.exceptions import Conflict, InvalidInput
 from fablab.validation import validate
-from inventory.choices import CONSUMING_KINDS, AlertItem, MovementKind, ProductMovementKind, SalesChannel, SourceType
+from inventory import selectors
+from inventory.choices import (
+    BOOKED_PRODUCT_KINDS,
+    CONSUMING_KINDS,
+    AlertItem,
+    MovementKind,
+    ProductMovementKind,
+    SalesChannel,
+    SourceType,
+)
 from inventory.models import (
     Filament,
     Location,
@@ -78,27 +87,60 @@ def _new_code() -> str:
     raise Conflict(_("Could not find a free label code; try again."))
 
 
-def filament_create(**fields) -> Filament:
-    fields["colour_hex"] = (fields.get("colour_hex") or "").upper()
-    fields["extra_colours"] = [str(c).upper() for c in fields.get("extra_colours") or []]
-    filament = Filament(**fields)
-    validate(filament)
-    from inventory.models import HEX_COLOUR
+def _assign(instance, fields: dict) -> None:
+    """Set the given editable fields of `instance`; any other name is refused."""
+    editable = {f.name for f in instance._meta.concrete_fields if f.editable and not f.primary_key}
+    unknown = sorted(set(fields) - editable)
+    if unknown:
+        raise InvalidInput(_("Unknown fields: %(fields)s.") % {"fields": ", ".join(unknown)})
+    for name, value in fields.items():
+        setattr(instance, name, value)
 
-    for colour in filament.extra_colours:
-        try:
-            HEX_COLOUR(colour)
-        except Exception:
-            raise InvalidInput(_("Further colour %(colour)r is not #RRGGBB.") % {"colour": colour}) from None
+
+def _filament_fields(fields: dict) -> dict:
+    if "colour_hex" in fields:
+        fields["colour_hex"] = (fields["colour_hex"] or "").upper()
+    if "extra_colours" in fields:
+        fields["extra_colours"] = [str(c).upper() for c in fields["extra_colours"] or []]
+    return fields
+
+
+def filament_create(**fields) -> Filament:
+    filament = Filament()
+    _assign(filament, _filament_fields(fields))
+    validate(filament)
     filament.save()
     return filament
 
 
+def filament_update(*, filament: Filament, **fields) -> Filament:
+    """Change a filament's description, prices or reorder level (a new level may raise or clear an alert)."""
+    _assign(filament, _filament_fields(fields))
+    validate(filament)
+    filament.save()
+    stock_alert_check(filament=filament)
+    return filament
+
+
 def location_create(*, name: str, kind: str, parent: Location | None = None) -> Location:
-    location = Location(name=(name or "").strip(), kind=kind, parent=parent)
+    location = Location()
+    return location_update(location=location, name=name, kind=kind, parent=parent)
+
+
+def location_update(*, location: Location, name: str, kind: str, parent: Location | None) -> Location:
+    """Name, kind and place of a location; a location never lies inside itself."""
+    location.name, location.kind, location.parent = (name or "").strip(), kind, parent
     validate(location)
     location.save()
     return location
+
+
+def spool_update(*, spool: Spool, lot_number: str) -> Spool:
+    """What may be corrected on a spool besides its stock (which changes only with a movement)."""
+    spool.lot_number = (lot_number or "").strip()
+    validate(spool, exclude=["code", "remaining_grams"])
+    spool.save(update_fields=["lot_number", "updated_at"])
+    return spool
 
 
 @transaction.atomic
@@ -201,13 +243,15 @@ def spool_weigh(*, spool: Spool, gross_grams, idempotency_key: str, by=None,
                    source_id=source_id, by=by)
 
 
-def spool_adjust(*, spool: Spool, remaining_grams, idempotency_key: str, reason: str, by=None) -> Movement:
+def spool_adjust(*, spool: Spool, remaining_grams, idempotency_key: str, reason: str, by=None,
+                 source_type: str = SourceType.USER, source_id: str = "") -> Movement:
     """Set the remaining grams to a counted value, with the reason on record."""
     target = grams(remaining_grams, field=_("remaining grams"), allow_zero=True)
     if not (reason or "").strip():
         raise InvalidInput(_("Say why the stock is adjusted."))
     return _change(spool=spool, kind=MovementKind.ADJUSTED, idempotency_key=idempotency_key,
-                   delta_for=lambda s: target - s.remaining_grams, reason=reason, by=by)
+                   delta_for=lambda s: target - s.remaining_grams, reason=reason.strip(), by=by,
+                   source_type=source_type, source_id=source_id)
 
 
 def spool_move(*, spool: Spool, location: Location | None, idempotency_key: str, by=None) -> Movement:
@@ -230,9 +274,19 @@ def spool_archive(*, spool: Spool) -> Spool:
 
 
 def product_create(**fields) -> Product:
-    product = Product(**fields)
+    product = Product()
+    _assign(product, fields)
     validate(product)
     product.save()
+    return product
+
+
+def product_update(*, product: Product, **fields) -> Product:
+    """Change a product's description, cost or reorder level (a new level may raise or clear an alert)."""
+    _assign(product, fields)
+    validate(product)
+    product.save()
+    stock_alert_check(product=product)
     return product
 
 
@@ -291,6 +345,21 @@ def product_stock_change(*, product: Product, location: Location, kind: str, qua
     ProductStock.objects.filter(pk=stock.pk).update(quantity=F("quantity") + delta)
     stock_alert_check(product=product)
     return movement
+
+
+def product_stock_book(*, product: Product, location: Location, kind: str, quantity, idempotency_key: str,
+                       reason: str = "", source_type: str = SourceType.USER, source_id: str = "",
+                       by=None) -> ProductMovement:
+    """Units booked by staff or the lab's systems: made, received, returned, or counted (adjusted).
+
+    Sales go through sale_record, so that they count for the sales velocity.
+    """
+    if kind not in BOOKED_PRODUCT_KINDS:
+        raise InvalidInput(_("Units can be booked as %(kinds)s; sales are recorded as sales.")
+                           % {"kinds": ", ".join(BOOKED_PRODUCT_KINDS)})
+    return product_stock_change(product=product, location=location, kind=kind, quantity=quantity,
+                                idempotency_key=idempotency_key, reason=reason, source_type=source_type,
+                                source_id=source_id, by=by)
 
 
 def _count(value) -> int:
@@ -360,15 +429,13 @@ def stock_alert_check(*, filament: Filament | None = None, product: Product | No
     So a filament that keeps falling below its level raises one alert (and one e-mail)
     per crossing, not one per print.
     """
-    from django.db.models import Sum
-
     if filament is not None:
         threshold = filament.reorder_threshold_g
-        level = filament.spools.filter(archived_at__isnull=True).aggregate(s=Sum("remaining_grams"))["s"] or 0
+        level = selectors.filament_stock_g(filament=filament)
         lookup = {"filament": filament, "item_type": AlertItem.FILAMENT}
     else:
         threshold = Decimal(product.reorder_threshold_units)
-        level = ProductStock.objects.filter(product=product).aggregate(s=Sum("quantity"))["s"] or 0
+        level = selectors.product_units(product=product)
         lookup = {"product": product, "item_type": AlertItem.PRODUCT}
     level = Decimal(str(level)).quantize(Decimal("0.01"))
     open_alert = StockAlert.objects.filter(cleared_at__isnull=True, **lookup).first()

@@ -15,11 +15,12 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
+from inventory import selectors
 from inventory.choices import CONSUMING_KINDS, ProductKind
-from inventory.models import Filament, Movement, Product, ProductStock, Sale
+from inventory.models import Movement, Sale
 
 
 @dataclass
@@ -54,10 +55,8 @@ def shopping_list(*, now=None, window_days: int | None = None, safety_days: int 
         Movement.objects.filter(kind__in=CONSUMING_KINDS, created_at__gte=since, created_at__lte=now)
         .values_list("spool__filament").annotate(total=Sum("delta_grams")).values_list("spool__filament", "total")
     )
-    for filament in Filament.objects.annotate(
-        stock=Sum("spools__remaining_grams", filter=Q(spools__archived_at__isnull=True))
-    ):
-        stock = _round(Decimal(str(filament.stock or 0)))
+    for filament in selectors.filament_list():
+        stock = _round(Decimal(str(filament.stock_g)))
         daily = _round(-Decimal(str(used.get(filament.pk) or 0)) / window, "0.001")
         target = daily * (filament.lead_time_days + safety) + filament.reorder_threshold_g
         if stock >= target or target <= 0:
@@ -75,10 +74,8 @@ def shopping_list(*, now=None, window_days: int | None = None, safety_days: int 
         Sale.objects.filter(sold_on__gt=(now - timedelta(days=window)).date(), sold_on__lte=now.date())
         .values_list("product").annotate(total=Sum("quantity")).values_list("product", "total")
     )
-    stock_by_product = dict(ProductStock.objects.values_list("product").annotate(total=Sum("quantity"))
-                            .values_list("product", "total"))
-    for product in Product.objects.filter(kind=ProductKind.BOUGHT):
-        stock = Decimal(stock_by_product.get(product.pk) or 0)
+    for product in selectors.product_list(kind=ProductKind.BOUGHT):
+        stock = Decimal(product.units_in_stock)
         daily = _round(Decimal(sold.get(product.pk) or 0) / window, "0.001")
         target = daily * (product.lead_time_days + safety) + product.reorder_threshold_units
         if stock >= target or target <= 0:

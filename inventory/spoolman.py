@@ -19,9 +19,8 @@ import math
 import uuid
 from decimal import Decimal
 
-from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
-from django.urls import resolve
+from django.urls import path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -29,8 +28,9 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from fablab.api_auth import LabKeyAuth
 from fablab.choices import ApiKeyScope
 from fablab.exceptions import ApplicationError, InvalidInput, NotFound
-from inventory import services
-from inventory.choices import CONSUMING_KINDS, SourceType
+from fablab.services import API_KEY_PATTERN
+from inventory import selectors, services
+from inventory.choices import SourceType
 from inventory.models import Filament, Spool
 
 SPOOLMAN_VERSION = "0.22.1"
@@ -111,7 +111,7 @@ def _spool(spool: Spool) -> dict:
         "id": spool.pk,
         "registered": _iso(spool.created_at),
         "first_used": _iso(spool.opened_at),
-        "last_used": _iso(getattr(spool, "last_used", None)),
+        "last_used": _iso(spool.last_used),
         "filament": _filament(filament),
         "initial_weight": float(spool.initial_grams),
         "spool_weight": float(filament.spool_weight_g),
@@ -127,19 +127,8 @@ def _spool(spool: Spool) -> dict:
     }
 
 
-def _spools():
-    return Spool.objects.select_related("filament", "location", "location__parent").annotate(
-        last_used=Max("movements__created_at", filter=_consuming()))
-
-
-def _consuming():
-    from django.db.models import Q
-
-    return Q(movements__kind__in=CONSUMING_KINDS)
-
-
 def _spool_or_404(spool_id: int) -> Spool:
-    spool = _spools().filter(pk=spool_id).first()
+    spool = selectors.spool_list(archived=None).filter(pk=spool_id).first()
     if spool is None:
         raise NotFound(f"No spool with ID {spool_id} found.")
     return spool
@@ -158,12 +147,12 @@ def health(request: HttpRequest):
 
 @spoolman.get("/filament")
 def filament_list(request: HttpRequest):
-    return [_filament(f) for f in Filament.objects.order_by("brand", "material", "name")]
+    return [_filament(f) for f in selectors.filament_list()]
 
 
 @spoolman.get("/filament/{filament_id}")
 def filament_detail(request: HttpRequest, filament_id: int):
-    filament = Filament.objects.filter(pk=filament_id).first()
+    filament = selectors.filament_list().filter(pk=filament_id).first()
     if filament is None:
         raise NotFound(f"No filament with ID {filament_id} found.")
     return _filament(filament)
@@ -171,9 +160,7 @@ def filament_detail(request: HttpRequest, filament_id: int):
 
 @spoolman.get("/spool")
 def spool_list(request: HttpRequest, allow_archived: bool = False):
-    spools = _spools().order_by("pk")
-    if not allow_archived:
-        spools = spools.filter(archived_at__isnull=True)
+    spools = selectors.spool_list(archived=None if allow_archived else False).order_by("pk")
     return [_spool(s) for s in spools]
 
 
@@ -218,3 +205,10 @@ def keyed(request: HttpRequest, key: str, rest: str):
     request.__dict__.pop("headers", None)  # rebuilt from META on next access
     match = resolve(f"/spoolman/api/v1/{rest}")
     return match.func(request, *match.args, **match.kwargs)
+
+
+# Mounted at /spoolman/ (fablab/urls.py): the key comes in X-API-Key, or in the URL for clients without headers.
+urlpatterns = [
+    path("api/v1/", spoolman.urls),
+    re_path(rf"^(?P<key>{API_KEY_PATTERN})/api/v1/(?P<rest>.*)$", keyed),
+]

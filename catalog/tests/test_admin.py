@@ -2,8 +2,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from catalog import services
-from catalog.models import SlicedFile, VariantVersion
+from catalog import selectors, services
+from catalog.models import Category, Model, ModelVariant, SlicedFile, VariantVersion
 from catalog.tests.factories import FakeInfo, VariantFactory, gcode_upload, metadata
 from fablab.tests.factories import UserFactory
 
@@ -102,3 +102,195 @@ def test_variant_list_falls_back_to_the_variants_own_colour(staff_client):
     VariantFactory(colour="#123ABC")  # no sliced file yet, so no filament colours
     html = staff_client.get(reverse("admin:catalog_modelvariant_changelist")).content.decode()
     assert 'title="#123ABC"' in html
+
+
+# --- Saves go through the catalog's services ---------------------------------------------
+
+
+NO_VERSIONS = {"versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0"}  # the read-only versions inline
+
+
+def found(query: str) -> set[str]:
+    return {v.sku for v in selectors.variant_list(filters=selectors.VariantFilter(q=query))}
+
+
+def model_form(model=None, *, variants=(), new_variants=(), **fields) -> dict:
+    """What the model's admin page posts: its fields and the variants inline (existing rows first)."""
+    data = {
+        "name": model.name if model else "", "description": model.description if model else "",
+        "licence": model.licence if model else "proprietary", "designer": "", "category": "",
+        "tags": [tag.pk for tag in model.tags.all()] if model else [],
+        "variants-TOTAL_FORMS": str(len(variants) + len(new_variants)), "variants-INITIAL_FORMS": str(len(variants)),
+        "images-TOTAL_FORMS": "0", "images-INITIAL_FORMS": "0",
+        **fields,
+    }
+    rows = [{"id": v.pk, "name": v.name, "sku": v.sku, "colour": v.colour, "material": v.material,
+             "size": v.size} for v in variants] + [{"id": "", **row} for row in new_variants]
+    for n, row in enumerate(rows):
+        for key, value in row.items():
+            data[f"variants-{n}-{key}"] = value
+        if model is not None:
+            data[f"variants-{n}-model"] = model.pk
+    return data
+
+
+def change_model(client, model, **kwargs):
+    return client.post(reverse("admin:catalog_model_change", args=[model.pk]), model_form(model, **kwargs))
+
+
+def test_a_variant_added_inline_is_found_by_search(admin_client):
+    model = services.model_create(name="Desk organiser", tags=["office"])
+    response = change_model(admin_client, model,
+                            new_variants=[{"name": "Walnut", "sku": "DO-WAL", "colour": "#aa5500"}])
+    assert response.status_code == 302, response.content
+    variant = ModelVariant.objects.get(sku="DO-WAL")
+    assert variant.colour == "#AA5500"  # the service's normalising applies too
+    assert found("walnut") == found("organiser") == found("office") == {"DO-WAL"}
+
+
+def test_a_model_added_with_variants_is_searchable_and_knows_its_author(admin_client, admin_user):
+    data = model_form(name="Cable clip", new_variants=[{"name": "Small", "sku": "CC-S"}])
+    response = admin_client.post(reverse("admin:catalog_model_add"), data)
+    assert response.status_code == 302, response.content
+    model = Model.objects.get(name="Cable clip")
+    assert model.created_by == admin_user
+    assert found("cable") == {"CC-S"}
+
+
+def test_a_sku_differing_only_in_case_is_refused_with_a_form_error(admin_client):
+    model = services.model_create(name="Desk organiser")
+    services.variant_create(model=model, name="Oak", sku="ABC-1")
+    response = change_model(admin_client, model, variants=list(model.variants.all()),
+                            new_variants=[{"name": "Pine", "sku": "abc-1"}])
+    assert response.status_code == 200
+    assert "SKU abc-1 is already used." in response.content.decode()
+    assert list(ModelVariant.objects.values_list("sku", flat=True)) == ["ABC-1"]
+
+    page = admin_client.post(reverse("admin:catalog_modelvariant_add"),
+                             {"model": model.pk, "name": "Pine", "sku": "Abc-1", **NO_VERSIONS})
+    assert page.status_code == 200 and "SKU Abc-1 is already used." in page.content.decode()
+    assert ModelVariant.objects.count() == 1
+
+
+def test_two_new_rows_with_one_sku_in_two_cases_are_refused(admin_client):
+    model = services.model_create(name="Desk organiser")
+    response = change_model(admin_client, model, new_variants=[{"name": "Oak", "sku": "DO-1"},
+                                                               {"name": "Pine", "sku": "do-1"}])
+    assert response.status_code == 200 and "SKU do-1 is given twice." in response.content.decode()
+    assert not ModelVariant.objects.exists()
+
+
+def test_renaming_a_model_makes_its_variants_findable_by_the_new_name(admin_client):
+    model = services.model_create(name="Desk organiser")
+    services.variant_create(model=model, name="Oak", sku="DO-OAK")
+    response = change_model(admin_client, model, variants=list(model.variants.all()), name="Pen holder")
+    assert response.status_code == 302, response.content
+    assert found("holder") == {"DO-OAK"}
+    assert found("organiser") == set()
+
+
+def test_a_variant_page_save_goes_through_the_service(admin_client):
+    model = services.model_create(name="Desk organiser")
+    variant = services.variant_create(model=model, name="Oak", sku="DO-OAK")
+    response = admin_client.post(reverse("admin:catalog_modelvariant_change", args=[variant.pk]), {
+        "model": model.pk, "name": "Smoked oak", "sku": "do-oak", "colour": "#112233", **NO_VERSIONS,
+    })
+    assert response.status_code == 302, response.content
+    variant.refresh_from_db()
+    assert (variant.sku, variant.name) == ("do-oak", "Smoked oak")  # its own SKU in another case is fine
+    assert found("smoked") == {"do-oak"}
+    added = admin_client.post(reverse("admin:catalog_modelvariant_add"),
+                              {"model": model.pk, "name": "Ash", "sku": "DO-ASH", **NO_VERSIONS})
+    assert added.status_code == 302, added.content
+    assert found("ash") == {"DO-ASH"}
+
+
+def test_renaming_a_tag_or_category_refreshes_search(admin_client):
+    category = services.category_create(name="Office")
+    model = services.model_create(name="Desk organiser", category=category, tags=["Wood"])
+    services.variant_create(model=model, name="Oak", sku="DO-OAK")
+    tag = model.tags.get()
+    assert admin_client.post(reverse("admin:catalog_tag_change", args=[tag.pk]),
+                             {"name": "Timber"}).status_code == 302
+    assert admin_client.post(reverse("admin:catalog_category_change", args=[category.pk]),
+                             {"name": "Workshop"}).status_code == 302
+    assert found("timber") == found("workshop") == {"DO-OAK"}
+    assert found("wood") == found("office") == set()
+    assert admin_client.post(reverse("admin:catalog_tag_add"), {"name": "timber"}).status_code == 200  # case-blind
+    assert admin_client.post(reverse("admin:catalog_category_add"), {"name": "Garden"}).status_code == 302
+    assert Category.objects.filter(name="Garden").exists()
+
+
+def test_images_inline_saves_through_the_service(admin_client):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    model = services.model_create(name="Desk organiser")
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), "#FF8000").save(buffer, "PNG")
+    data = model_form(model, **{"images-TOTAL_FORMS": "1", "images-0-caption": " front ", "images-0-position": "2",
+                                "images-0-image": SimpleUploadedFile("front.png", buffer.getvalue()),
+                                "images-0-id": "", "images-0-model": model.pk})
+    response = admin_client.post(reverse("admin:catalog_model_change", args=[model.pk]), data)
+    assert response.status_code == 302, response.content
+    image = model.images.get()
+    assert (image.caption, image.position, image.width) == ("front", 2, 8)
+
+
+# --- Making an older version current ------------------------------------------------------
+
+
+def two_versions(fake_reader, variant=None):
+    variant = variant or VariantFactory()
+    fake_reader.info = FakeInfo(fields=metadata(estimated_time_s=600))
+    first = services.variant_upload_sliced_file(variant=variant, upload=gcode_upload(body=b"G28 ; 1\n"))
+    fake_reader.info = FakeInfo(fields=metadata(estimated_time_s=1200))
+    second = services.variant_upload_sliced_file(variant=variant, upload=gcode_upload(body=b"G28 ; 2\n"))
+    return variant, first, second
+
+
+def test_an_older_version_is_made_current(admin_client, fake_reader):
+    variant, first, _second = two_versions(fake_reader)
+    url = reverse("admin:catalog_modelvariant_set_current", args=[variant.pk])
+    page = admin_client.get(url + f"?version={first.pk}")
+    assert page.status_code == 200 and 'data-version="1"' in page.content.decode()
+    assert page.context["form"]["version"].value() == str(first.pk)
+    assert admin_client.post(url, {"version": first.pk}).status_code == 302
+    variant.refresh_from_db()
+    assert variant.current_version == first and variant.estimated_time_s == 600
+
+
+def test_a_version_of_another_variant_is_refused(admin_client, fake_reader):
+    variant, _first, second = two_versions(fake_reader)
+    _other, foreign, _ = two_versions(fake_reader)
+    url = reverse("admin:catalog_modelvariant_set_current", args=[variant.pk])
+    for bad in (foreign.pk, "x", ""):
+        response = admin_client.post(url, {"version": bad})
+        assert response.status_code == 200 and response.context["form"].errors
+    variant.refresh_from_db()
+    assert variant.current_version == second
+
+
+def test_the_version_page_leads_to_making_it_current(admin_client, fake_reader):
+    variant, first, _second = two_versions(fake_reader)
+    response = admin_client.get(reverse("admin:catalog_variantversion_open_make_current", args=[first.pk]))
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"/catalog/modelvariant/{variant.pk}/current-version/?version={first.pk}")
+    note = admin_client.post(reverse("admin:catalog_variantversion_change", args=[first.pk]),
+                             {"change_note": " the good one "})
+    assert note.status_code == 302
+    first.refresh_from_db()
+    assert first.change_note == "the good one"
+
+
+def test_operators_cannot_change_the_current_version(client, fake_reader):
+    operator = UserFactory(is_staff=True)
+    operator.groups.add(Group.objects.get(name="Operator"))
+    client.force_login(operator)
+    variant, first, second = two_versions(fake_reader)
+    url = reverse("admin:catalog_modelvariant_set_current", args=[variant.pk])
+    assert client.post(url, {"version": first.pk}).status_code == 403
+    variant.refresh_from_db()
+    assert variant.current_version == second

@@ -135,3 +135,47 @@ class TestUploading:
 
     def test_missing_file_field(self, api, catalog):
         assert_problem(api.post(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions", {}), 422)
+
+
+class TestCurrentVersion:
+    def test_version_objects_carry_their_id(self, api, catalog):
+        body = api.get(f"/api/v1/catalog/variants/{catalog['own'].pk}").json()
+        assert body["versions"][0]["id"] == VariantVersion.objects.get(variant=catalog["own"], number=1).pk
+
+    def test_the_designer_makes_an_older_version_current(self, api, catalog, fake_reader):
+        own = catalog["own"]
+        fake_reader.info = FakeInfo(fields=metadata(estimated_time_s=42))
+        services.variant_upload_sliced_file(variant=own, upload=gcode_upload(body=b"G28 ; v2\n"))
+        response = api.post(f"/api/v1/catalog/variants/{own.pk}/versions/1/make-current")
+        assert response.status_code == 200, response.content
+        assert response.json()["current_version"] == 1
+        assert response.json()["estimated_time_s"] == 600
+        own.refresh_from_db()
+        assert own.current_version.number == 1
+
+    @pytest.mark.parametrize("which,number,status,detail", [
+        ("shared", 1, 403, "only its designer"),
+        ("foreign", 1, 404, "No variant"),
+        ("lab", 1, 404, "No variant"),
+        ("own", 7, 404, "has no version 7"),
+    ])
+    def test_refusals_change_nothing(self, api, catalog, fake_reader, which, number, status, detail):
+        variant = catalog[which]
+        before = services.variant_upload_sliced_file(variant=variant, upload=gcode_upload(body=b"G28 ; v2\n")).pk
+        response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions/{number}/make-current")
+        assert_problem(response, status, detail_contains=detail)
+        variant.refresh_from_db()
+        assert variant.current_version_id == before
+
+    def test_a_version_of_another_variant_cannot_be_reached(self, api, catalog, fake_reader):
+        """Numbers count per variant: the second version of another variant is not this variant's."""
+        services.variant_upload_sliced_file(variant=catalog["foreign"], upload=gcode_upload(body=b"G28 ; f2\n"))
+        own = catalog["own"]
+        assert_problem(api.post(f"/api/v1/catalog/variants/{own.pk}/versions/2/make-current"), 404)
+        own.refresh_from_db()
+        assert own.current_version.number == 1
+
+    def test_read_only_key_cannot_choose(self, partner, catalog):
+        _key, raw = make_api_key(partner, scope=ApiKeyScope.READ)
+        response = ApiClient(raw).post(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions/1/make-current")
+        assert_problem(response, 403)

@@ -8,9 +8,9 @@ from django.core.files.storage import default_storage
 
 from catalog import services
 from catalog.choices import ExtractionStatus
-from catalog.models import SlicedFile, SlicedFileThumbnail, VariantVersion
+from catalog.models import Model, ModelVariant, SlicedFile, SlicedFileThumbnail, VariantVersion
 from catalog.tests.factories import FakeInfo, ModelFactory, VariantFactory, gcode_upload, metadata
-from fablab.exceptions import Conflict, InvalidInput
+from fablab.exceptions import Conflict, InvalidInput, PermissionDenied
 from fablab.tests.factories import OrganizationFactory, PartnerFactory
 
 pytestmark = pytest.mark.django_db
@@ -192,6 +192,41 @@ class TestModels:
             services.variant_create(model=model, name="Blue", sku="abc-1")
         with pytest.raises(InvalidInput):
             services.variant_create(model=model, name="Blue", sku="has space")
+
+
+    def test_updating_keeps_the_sku_rule_and_refreshes_search(self):
+        model = services.model_create(name="Desk organiser", tags=["Office"])
+        oak = services.variant_create(model=model, name="Oak", sku="DO-OAK")
+        pine = services.variant_create(model=model, name="Pine", sku="DO-PINE")
+        with pytest.raises(Conflict):
+            services.variant_update(variant=pine, model=model, name="Pine", sku="do-oak", colour="", material="",
+                                    size="")
+        assert ModelVariant.objects.get(pk=pine.pk).sku == "DO-PINE"
+        services.model_update(model=model, name="Pen holder", designer=None, category=None, tags=["Desk"],
+                              description="", licence=model.licence, shared_with_partners=False)
+        oak.refresh_from_db()
+        assert "Pen holder" in oak.search_document and "Desk" in oak.search_document
+        assert "organiser" not in oak.search_document and "Office" not in oak.search_document
+        with pytest.raises(InvalidInput):
+            services.model_update(model=model, name=" ", designer=None, category=None, tags=[], description="",
+                                  licence=model.licence, shared_with_partners=False)
+        assert Model.objects.get(pk=model.pk).name == "Pen holder"
+
+    def test_a_partner_chooses_the_current_version_of_its_own_designs_only(self, fake_reader):
+        designer, other = PartnerFactory(), PartnerFactory()
+        variant = VariantFactory(model=ModelFactory(designer=designer, shared_with_partners=True))
+        first = services.variant_upload_sliced_file(variant=variant, upload=gcode_upload(body=b"G28 ; 1\n"))
+        second = services.variant_upload_sliced_file(variant=variant, upload=gcode_upload(body=b"G28 ; 2\n"))
+        with pytest.raises(PermissionDenied, match="only its designer"):
+            services.variant_set_current_version_by_designer(variant=variant, organization=other, version=first)
+        other_version = services.variant_upload_sliced_file(variant=VariantFactory(),
+                                                            upload=gcode_upload(body=b"G28 ; x\n"))
+        with pytest.raises(InvalidInput, match="belongs to another variant"):
+            services.variant_set_current_version_by_designer(variant=variant, organization=designer,
+                                                             version=other_version)
+        assert ModelVariant.objects.get(pk=variant.pk).current_version == second
+        services.variant_set_current_version_by_designer(variant=variant, organization=designer, version=first)
+        assert ModelVariant.objects.get(pk=variant.pk).current_version == first
 
 
 class TestPartnerUploads:

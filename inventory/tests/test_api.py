@@ -1,12 +1,14 @@
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from conftest import ApiClient
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.tests.factories import OrganizationFactory, make_api_key
 from fablab.tests.test_api import assert_problem
-from inventory.models import Movement, Spool
+from inventory import selectors, services
+from inventory.models import Movement, ProductMovement, Sale, Spool
 from inventory.tests.factories import FilamentFactory, spool
 
 pytestmark = pytest.mark.django_db
@@ -106,10 +108,129 @@ def test_match_slots(api):
 
 
 def test_products_with_units(api):
-    from inventory import services
-
     shelf = services.location_create(name="Shelf", kind="shelf")
     rings = services.product_create(sku="RING", name="Rings", kind="bought")
     services.product_stock_change(product=rings, location=shelf, kind="received", quantity=12, idempotency_key="r")
     item = api.get("/api/v1/inventory/products").json()["items"][0]
     assert (item["sku"], item["units_in_stock"]) == ("RING", 12)
+
+
+# --- Counted corrections, product units and sales ----------------------------------------
+
+
+def test_lab_corrects_a_spool_to_a_counted_value_once(lab_api):
+    s = spool(grams="1000")
+    first = post(lab_api, f"/api/v1/inventory/spools/{s.pk}/adjust",
+                 {"remaining_grams": "700", "reason": "stocktaking"}, "count-1")
+    again = post(lab_api, f"/api/v1/inventory/spools/{s.pk}/adjust",
+                 {"remaining_grams": "700", "reason": "stocktaking"}, "count-1")
+    assert first.status_code == again.status_code == 201, first.content
+    assert first.json()["id"] == again.json()["id"]
+    assert (first.json()["kind"], first.json()["delta_grams"], first.json()["source_type"]) == (
+        "adjusted", "-300.00", "api")
+    s.refresh_from_db()
+    assert s.remaining_grams == Decimal("700.00") == selectors.spool_ledger_total(spool=s)
+
+
+@pytest.mark.parametrize("payload,status,detail", [
+    ({"remaining_grams": -1, "reason": "count"}, 422, "must be more than 0 g"),
+    ({"remaining_grams": 60000, "reason": "count"}, 422, "more than any spool holds"),
+    ({"remaining_grams": 5, "reason": "  "}, 422, "Say why"),
+    ({"remaining_grams": 5}, 422, ""),
+])
+def test_bad_corrections_change_nothing(lab_api, payload, status, detail):
+    s = spool(grams="1000")
+    assert_problem(post(lab_api, f"/api/v1/inventory/spools/{s.pk}/adjust", payload, "bad-count"), status,
+                   detail_contains=detail)
+    s.refresh_from_db()
+    assert s.remaining_grams == Decimal("1000.00") and s.movements.count() == 1
+
+
+def test_partners_and_unknown_spools_cannot_be_corrected(api, lab_api):
+    s = spool(grams="1000")
+    body = {"remaining_grams": 5, "reason": "count"}
+    assert_problem(post(api, f"/api/v1/inventory/spools/{s.pk}/adjust", body, "p-1"), 403)
+    assert_problem(post(lab_api, "/api/v1/inventory/spools/999999/adjust", body, "p-2"), 404)
+    assert_problem(post(lab_api, f"/api/v1/inventory/spools/{s.pk}/adjust", body), 422,
+                   detail_contains="Idempotency-Key")
+    assert s.movements.count() == 1
+
+
+@pytest.fixture
+def rings():
+    return services.product_create(sku="RING", name="Rings", kind="bought")
+
+
+@pytest.fixture
+def shelf():
+    return services.location_create(name="Shelf", kind="shelf")
+
+
+def test_lab_books_product_units_once(lab_api, rings, shelf):
+    path = f"/api/v1/inventory/products/{rings.pk}/stock"
+    first = post(lab_api, path, {"location_id": shelf.pk, "kind": "received", "quantity": 40, "source_id": "DN-7"},
+                 "dn-7")
+    again = post(lab_api, path, {"location_id": shelf.pk, "kind": "received", "quantity": 40}, "dn-7")
+    assert first.status_code == again.status_code == 201, first.content
+    assert first.json()["id"] == again.json()["id"] and first.json()["delta_units"] == 40
+    counted = post(lab_api, path, {"location_id": shelf.pk, "kind": "adjusted", "quantity": 38}, "count-2")
+    assert counted.json()["delta_units"] == -2
+    assert selectors.product_units(product=rings) == 38
+
+
+@pytest.mark.parametrize("payload,status,detail", [
+    ({"kind": "received", "quantity": -3}, 422, "between 1 and"),
+    ({"kind": "received", "quantity": 10**9}, 422, "between 1 and"),
+    ({"kind": "received", "quantity": "many"}, 422, ""),
+    ({"kind": "sold", "quantity": 1}, 422, "sales are recorded as sales"),
+    ({"kind": "moved_in", "quantity": 1}, 422, "sales are recorded as sales"),
+    ({"kind": "received", "quantity": 1, "location_id": 999999}, 404, "No location"),
+])
+def test_bad_product_bookings_change_nothing(lab_api, rings, shelf, payload, status, detail):
+    body = {"location_id": shelf.pk, **payload}
+    assert_problem(post(lab_api, f"/api/v1/inventory/products/{rings.pk}/stock", body, "bad"), status,
+                   detail_contains=detail)
+    assert not ProductMovement.objects.exists()
+
+
+def test_lab_records_a_sale_once(lab_api, rings, shelf):
+    services.product_stock_change(product=rings, location=shelf, kind="received", quantity=10, idempotency_key="r")
+    body = {"location_id": shelf.pk, "quantity": 3, "unit_price": "2.50", "channel": "market"}
+    first = post(lab_api, f"/api/v1/inventory/products/{rings.pk}/sales", body, "till-1")
+    again = post(lab_api, f"/api/v1/inventory/products/{rings.pk}/sales", body, "till-1")
+    assert first.status_code == again.status_code == 201, first.content
+    assert first.json()["id"] == again.json()["id"]
+    assert (first.json()["quantity"], first.json()["unit_price"], first.json()["currency"]) == (3, "2.50", "EUR")
+    assert first.json()["sold_on"] == timezone.localdate().isoformat()
+    assert selectors.product_units(product=rings) == 7 and Sale.objects.count() == 1
+
+
+@pytest.mark.parametrize("payload,status,detail", [
+    ({"quantity": 11}, 422, "has 10 units"),
+    ({"quantity": -1}, 422, "between 1 and"),
+    ({"quantity": 10**9}, 422, "between 1 and"),
+    ({"unit_price": "-1"}, 422, "0 or more"),
+    ({"unit_price": "1e12"}, 422, ""),
+    ({"channel": "flea"}, 422, "Unknown sales channel"),
+    ({"currency": "euro"}, 422, ""),
+])
+def test_bad_sales_change_nothing(lab_api, rings, shelf, payload, status, detail):
+    services.product_stock_change(product=rings, location=shelf, kind="received", quantity=10, idempotency_key="r")
+    body = {"location_id": shelf.pk, "quantity": 3, "unit_price": "2.50", "channel": "shop", **payload}
+    assert_problem(post(lab_api, f"/api/v1/inventory/products/{rings.pk}/sales", body, "till-bad"), status,
+                   detail_contains=detail)
+    assert not Sale.objects.exists() and selectors.product_units(product=rings) == 10
+
+
+def test_partners_cannot_book_products(api, rings, shelf):
+    body = {"location_id": shelf.pk, "kind": "received", "quantity": 1}
+    assert_problem(post(api, f"/api/v1/inventory/products/{rings.pk}/stock", body, "p"), 403)
+    assert_problem(post(api, f"/api/v1/inventory/products/{rings.pk}/sales",
+                        {"location_id": shelf.pk, "quantity": 1, "unit_price": 1, "channel": "shop"}, "p"), 403)
+    assert not ProductMovement.objects.exists()
+
+
+def test_unknown_products_are_404(lab_api, shelf):
+    assert_problem(post(lab_api, "/api/v1/inventory/products/999999/stock",
+                        {"location_id": shelf.pk, "kind": "received", "quantity": 1}, "u"), 404,
+                   detail_contains="No product")

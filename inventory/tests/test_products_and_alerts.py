@@ -52,6 +52,13 @@ class TestProducts:
                                       idempotency_key=key(), reason="Counted")
         assert stock(keyring) == 5
 
+    @pytest.mark.parametrize("kind", ["sold", "moved_in", "moved_out", "stolen"])
+    def test_sales_and_transfers_are_not_booked_by_hand(self, keyring, shelf, kind):
+        with pytest.raises(InvalidInput, match="sales are recorded as sales"):
+            services.product_stock_book(product=keyring, location=shelf, kind=kind, quantity=1,
+                                        idempotency_key=key())
+        assert not ProductMovement.objects.exists()
+
     @pytest.mark.parametrize("quantity", [0, -3, 2.5, "many", True, 10**9])
     def test_bad_quantities(self, keyring, shelf, quantity):
         with pytest.raises(InvalidInput):

@@ -5,7 +5,7 @@ import pytest
 from fablab.exceptions import Conflict, InvalidInput
 from inventory import selectors, services
 from inventory.choices import MovementKind, SourceType
-from inventory.models import Movement, Spool
+from inventory.models import Filament, Location, Movement, Spool, StockAlert
 from inventory.tests.factories import FilamentFactory, key, spool
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +144,26 @@ class TestFilaments:
         with pytest.raises(InvalidInput, match="Further colour"):
             services.filament_create(brand="X", material="PLA", name="Bad", colour_hex="#000000",
                                      extra_colours=["blue"])
+
+    def test_updates_keep_the_rules_and_raise_alerts(self):
+        filament = FilamentFactory()
+        spool(filament, grams="300")
+        services.filament_update(filament=filament, reorder_threshold_g=Decimal("500"), colour_hex="#00ae42")
+        assert filament.colour_hex == "#00AE42"
+        assert StockAlert.objects.filter(filament=filament, cleared_at__isnull=True).exists()
+        with pytest.raises(InvalidInput, match="Unknown fields: stock_g"):
+            services.filament_update(filament=filament, stock_g=1)
+        with pytest.raises(InvalidInput, match="Further colour"):
+            services.filament_update(filament=filament, extra_colours=["#00FF00", 7])
+        assert Filament.objects.get(pk=filament.pk).extra_colours == []
+
+    def test_a_location_never_lies_inside_itself(self):
+        shelf = services.location_create(name="Shelf", kind="shelf")
+        box = services.location_create(name="Box", kind="dry_box", parent=shelf)
+        for parent in (shelf, box):
+            with pytest.raises(InvalidInput, match="inside itself"):
+                services.location_update(location=shelf, name="Shelf", kind="shelf", parent=parent)
+        assert Location.objects.get(pk=shelf.pk).parent is None
 
     def test_low_stock_and_kpis(self):
         low = FilamentFactory(reorder_threshold_g=Decimal("500"))

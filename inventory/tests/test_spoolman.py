@@ -104,6 +104,25 @@ def test_archived_spools_are_hidden_unless_asked(lab_key, orange):
     assert client.get("/spoolman/api/v1/spool?allow_archived=true").json()[0]["archived"] is True
 
 
+def test_last_used_is_the_last_consumption(lab_key, orange):
+    client = ApiClient(lab_key)
+    assert client.get(f"/spoolman/api/v1/spool/{orange.pk}").json()["last_used"] is None  # received, not used
+    client.put(f"/spoolman/api/v1/spool/{orange.pk}/use", {"use_weight": 2}, content_type="application/json")
+    used = Movement.objects.get(spool=orange, kind="used")
+    listed = client.get("/spoolman/api/v1/spool").json()[0]
+    assert listed["last_used"] == used.created_at.isoformat()
+
+
+def test_the_url_takes_keys_as_fablab_writes_them(lab_key, orange):
+    import re
+
+    from fablab.services import API_KEY_PATTERN
+
+    assert re.fullmatch(API_KEY_PATTERN, lab_key)
+    assert Client().get(f"/spoolman/{lab_key}/api/v1/spool").status_code == 200
+    assert Client().get("/spoolman/not-a-key/api/v1/spool").status_code == 404
+
+
 async def _connect(path: str, headers=()):
     from fablab.asgi import application
 
