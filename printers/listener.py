@@ -33,7 +33,8 @@ from django.utils.translation import gettext as _
 from fablab.exceptions import ApplicationError
 from printers import conf, services
 from printers.choices import CommandStatus, Driver
-from printers.drivers.bambu.client import AckEvent, BambuConnection, MqttNetwork, OfflineEvent, StateEvent
+from printers.drivers.bambu.client import AckEvent, BambuConnection, OfflineEvent, StateEvent
+from printers.drivers.mqtt import MqttNetwork
 from printers.models import Printer, PrinterCommand
 from printers.state import NormalisedState, offline_state
 

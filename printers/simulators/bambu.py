@@ -42,7 +42,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from printers.drivers.bambu.client import BufferedClient, MqttNetwork, shared_network
+from printers.drivers.mqtt import BufferedClient, MqttNetwork, shared_network
 
 logger = logging.getLogger(__name__)
 
