@@ -11,7 +11,7 @@ on one selectors loop (paho's external-loop API: `socket()`, `loop_read()`, `loo
 `loop_misc()`), with a few connector threads for the blocking TCP/TLS connects, rate-limited so
 that hundreds of printers come up in a steady stream instead of all at once.
 
-Events passed to `on_event(event)` (called on the network's loop thread, must not block):
+Events (printers.drivers.base) passed to `on_event(event)` (on the network's loop thread, must not block):
 - StateEvent(printer_id, state, at, fingerprint, signature_required): a readable report;
 - OfflineEvent(printer_id, reason, at, auth=False): no report for `watchdog_seconds`, or the
   printer refused the access code (auth=True: no more retries until the settings change);
@@ -31,14 +31,13 @@ import ssl
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
 
 import paho.mqtt.client as mqtt
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from django.utils import timezone
 
+from printers.drivers.base import AckEvent, OfflineEvent, StateEvent
 from printers.drivers.mqtt import BufferedClient, MqttNetwork, shared_network
 from printers.exceptions import ReportError
 from printers.state import NormalisedState, integer, number
@@ -127,6 +126,7 @@ LIGHT_MODES = {"on", "off"}
 SIMPLE_PRINT_COMMANDS = {"pause", "resume", "stop"}
 # LAN printers that take `file:///sdcard/...` URLs (pybambu LEGACY_SDCARD_PRINTERS); newer ones take ftp:///.
 SDCARD_URL_MODELS = ("X1", "P1", "A1")
+EXTERNAL_SPOOL = 254  # the tray id of the spool outside the AMS (vt_tray)
 
 
 def command_message(action: str, sequence_id: str, params: dict | None = None) -> dict:
@@ -145,6 +145,8 @@ def command_message(action: str, sequence_id: str, params: dict | None = None) -
         file_name = params["file"]
         plate = int(params.get("plate", 1))
         mapping = [int(v) for v in params.get("ams_mapping") or []]
+        # The AMS feeds the print when any filament comes from an AMS tray (254 = the external spool, -1 unused).
+        use_ams = any(0 <= tray < EXTERNAL_SPOOL for tray in mapping)
         model = (params.get("model") or "").upper()
         legacy = not model or model.startswith(SDCARD_URL_MODELS)
         url = f"file:///sdcard/{file_name}" if legacy else f"ftp:///{file_name}"
@@ -155,38 +157,12 @@ def command_message(action: str, sequence_id: str, params: dict | None = None) -
             "url": url, "file": file_name, "subtask_name": subtask, "project_id": "0", "profile_id": "0",
             "task_id": "0", "subtask_id": "0", "md5": "", "timelapse": bool(params.get("timelapse", False)),
             "bed_type": "auto", "bed_levelling": True, "bed_leveling": True, "flow_cali": True,
-            "vibration_cali": True, "layer_inspect": True, "use_ams": bool(mapping), "ams_mapping": mapping,
+            "vibration_cali": True, "layer_inspect": True, "use_ams": use_ams, "ams_mapping": mapping,
         }}
     raise ValueError(f"Unknown Bambu command {action!r}.")
 
 
 # --- Events ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StateEvent:
-    printer_id: int
-    state: NormalisedState
-    at: datetime
-    fingerprint: str = ""  # gcode_state, stage and lights: what a command is expected to change
-    signature_required: bool = False
-
-
-@dataclass(frozen=True)
-class OfflineEvent:
-    printer_id: int
-    reason: str
-    at: datetime
-    auth: bool = False
-
-
-@dataclass(frozen=True)
-class AckEvent:
-    printer_id: int
-    sequence_id: str
-    result: str
-    reason: str = ""
-    body: dict = field(default_factory=dict)
 
 
 def control_fingerprint(print_state: dict) -> str:
