@@ -14,8 +14,8 @@ from catalog.tests.factories import ModelFactory, VariantFactory
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.exceptions import InvalidInput, NotFound
 from fablab.tests.factories import OrganizationFactory, PartnerFactory, UserFactory, make_api_key
-from printers import files as files_module
 from printers import services
+from printers.drivers.prusalink import driver as prusalink_driver
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable
 from printers.files import PrinterFile, printer_file_import, printer_files_list
 from printers.models import PrinterFileImport
@@ -166,7 +166,7 @@ def test_prusalink_lists_and_imports_files_in_folders(prusa, prusa_sim, staff, m
     with pytest.raises(NotFound):  # a file the folder does not hold
         printer_file_import(printer=prusa, path="/usb/CUSTOM~1/GONE~1.BGC", user=staff)
 
-    monkeypatch.setattr(files_module, "MAX_FOLDERS", 2)  # a stick full of folders: listing stops, with a warning
+    monkeypatch.setattr(prusalink_driver, "MAX_FOLDERS", 2)  # a stick full of folders: listing stops, with a warning
     assert "/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC" not in {f.path for f in printer_files_list(printer=prusa)}
 
 
