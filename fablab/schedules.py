@@ -66,6 +66,12 @@ SCHEDULES: list[ScheduleSpec] = [
         minutes=max(1, settings.PRUSALINK_POLL_SECONDS // 60),  # shorter intervals: rounds inside the task
     ),
     ScheduleSpec(
+        name=f"{PREFIX}expire-printer-commands",
+        func="printers.tasks.expire_printer_commands",
+        schedule_type=Schedule.MINUTES,
+        minutes=1,
+    ),
+    ScheduleSpec(
         name=f"{PREFIX}purge-printer-telemetry",
         func="printers.tasks.purge_telemetry",
         schedule_type=Schedule.DAILY,

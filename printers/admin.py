@@ -1,3 +1,4 @@
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +23,7 @@ from printers import selectors, services
 from printers.admin_charts import Series, legend, line_chart
 from printers.admin_files import file_urls, files_page_url
 from printers.choices import (
+    COMMAND_DONE,
     COMMAND_STATUS_COLORS,
     JOB_OUTCOME_COLORS,
     PRINTER_STATE_COLORS,
@@ -71,30 +73,37 @@ class JobInline(ReadOnlyTabInline):
 
 @dataclass(frozen=True)
 class AdminCommand:
-    """A button on the printer's page: the command it sends, its question and the service call."""
+    """A button on the printer's page: the command it requests and its question."""
 
     action: str
     label: Promise
     question: Promise
     explanation: Promise | str
-    run: object
+    light_on: bool | None = None
+
+    def request(self, printer: Printer, *, idempotency_key: str = ""):
+        """Request the command (it is carried out in the background; the printer's page shows its status)."""
+        return services.printer_command_request(printer=printer, action=self.action, light_on=self.light_on,
+                                                idempotency_key=idempotency_key)
 
 
 ADMIN_COMMANDS = {
     "pause": AdminCommand(CommandAction.PAUSE, _("Pause"), _("Pause the current job?"),
-                          _("The printer parks the head and waits until the job is resumed."),
-                          lambda printer: services.printer_pause(printer=printer)),
+                          _("The printer parks the head and waits until the job is resumed.")),
     "resume": AdminCommand(CommandAction.RESUME, _("Resume"), _("Resume the paused job?"),
-                           _("The printer heats up again and goes on printing."),
-                           lambda printer: services.printer_resume(printer=printer)),
+                           _("The printer heats up again and goes on printing.")),
     "stop": AdminCommand(CommandAction.STOP, _("Stop"), _("Stop the current job?"),
-                         _("The job is cancelled and cannot be resumed."),
-                         lambda printer: services.printer_stop(printer=printer)),
-    "light_on": AdminCommand(CommandAction.LIGHT, _("Light on"), _("Switch the chamber light on?"), "",
-                             lambda printer: services.printer_set_light(printer=printer, on=True)),
-    "light_off": AdminCommand(CommandAction.LIGHT, _("Light off"), _("Switch the chamber light off?"), "",
-                              lambda printer: services.printer_set_light(printer=printer, on=False)),
+                         _("The job is cancelled and cannot be resumed.")),
+    "light_on": AdminCommand(CommandAction.LIGHT, _("Light on"), _("Switch the chamber light on?"), "", True),
+    "light_off": AdminCommand(CommandAction.LIGHT, _("Light off"), _("Switch the chamber light off?"), "", False),
 }
+# Commands shown on the printer's page, newest first.
+RECENT_COMMANDS = 5
+
+
+def _form_key(request) -> str:
+    """The idempotency key a confirmation form carries: sending the form twice requests one command."""
+    return (request.POST.get("idempotency_key") or "").strip()[:100]
 
 CHART_WINDOWS = {"1h": (timedelta(hours=1), _("1 h")), "6h": (timedelta(hours=6), _("6 h")),
                  "24h": (timedelta(hours=24), _("24 h"))}
@@ -185,6 +194,19 @@ class PrinterAdmin(ModelAdmin):
             if has_progress else None,
             "chamber_now": live.chamber_temp_c if live is not None and "chamber_c" not in data else None,
             "warnings": selectors.printer_live_warnings(printer=printer),
+            "commands": self._recent_commands(printer),
+        }
+
+    @staticmethod
+    def _recent_commands(printer: Printer) -> dict:
+        commands = list(selectors.printer_command_list(printer=printer)[:RECENT_COMMANDS])
+        return {
+            "rows": [{"action": PrinterCommandAdmin.action_text(command), "status": command.status,
+                      "status_label": command.get_status_display(),
+                      "color": COMMAND_STATUS_COLORS[command.status], "created_at": command.created_at,
+                      "finished_at": command.finished_at, "error": command.error} for command in commands],
+            "waiting": any(command.status not in COMMAND_DONE for command in commands),
+            "log_url": reverse("admin:printers_printercommand_changelist") + f"?printer__id__exact={printer.pk}",
         }
 
     def _allowed_commands(self, request, object_id) -> set[str]:
@@ -254,17 +276,18 @@ class PrinterAdmin(ModelAdmin):
             return redirect(change_url)
         if request.method == "POST":
             try:
-                spec.run(printer)
+                spec.request(printer, idempotency_key=_form_key(request))
             except ApplicationError as exc:
                 self.message_user(request, f"{printer}: {exc.message}", messages.ERROR)
             else:
-                self.message_user(request, _("%(printer)s: %(command)s done.")
+                self.message_user(request, _("%(printer)s: %(command)s sent, waiting for the printer; its answer "
+                                             "shows under Commands below.")
                                   % {"printer": printer, "command": spec.label}, messages.SUCCESS)
             return redirect(change_url)
         return TemplateResponse(request, "printers/admin/confirm_printer_command.html", {
             **self.admin_site.each_context(request), "title": spec.question, "opts": self.model._meta,
             "original": printer, "printer": printer, "live": self._live(printer), "command": spec,
-            "back_url": change_url,
+            "back_url": change_url, "idempotency_key": secrets.token_urlsafe(16),
         })
 
     def fleet_view(self, request):
@@ -405,35 +428,37 @@ class PrinterAdmin(ModelAdmin):
             setattr(obj, field.attname, getattr(created, field.attname))
         obj._state.adding, obj._state.db = False, created._state.db
 
-    def _command(self, request, queryset, *, name: str, title: str, service):
+    def _command(self, request, queryset, *, name: str, title: str, command: str):
         if request.POST.get("confirm") != "yes":
             return TemplateResponse(request, "admin/printers/confirm_command.html", {
                 **self.admin_site.each_context(request), "title": title, "printers": list(queryset),
-                "action": name, "opts": self.model._meta,
+                "action": name, "opts": self.model._meta, "idempotency_key": secrets.token_urlsafe(16),
             })
+        key = _form_key(request)
         for printer in queryset:
             try:
-                service(printer=printer)
+                ADMIN_COMMANDS[command].request(printer, idempotency_key=f"{key}:{printer.pk}" if key else "")
             except ApplicationError as exc:
                 self.message_user(request, f"{printer}: {exc.message}", messages.ERROR)
             else:
-                self.message_user(request, _("%(printer)s: command sent.") % {"printer": printer}, messages.SUCCESS)
+                self.message_user(request, _("%(printer)s: command sent, waiting for the printer.")
+                                  % {"printer": printer}, messages.SUCCESS)
         return None
 
     @action(description=_("Pause the current job"))
     def pause_printers(self, request, queryset):
         return self._command(request, queryset, name="pause_printers", title=_("Pause the current job?"),
-                             service=services.printer_pause)
+                             command="pause")
 
     @action(description=_("Resume the paused job"))
     def resume_printers(self, request, queryset):
         return self._command(request, queryset, name="resume_printers", title=_("Resume the paused job?"),
-                             service=services.printer_resume)
+                             command="resume")
 
     @action(description=_("Stop (cancel) the current job"))
     def stop_printers(self, request, queryset):
         return self._command(request, queryset, name="stop_printers", title=_("Stop the current job? "
-                             "It cannot be resumed."), service=services.printer_stop)
+                             "It cannot be resumed."), command="stop")
 
 
 @admin.register(PrinterJob)
@@ -479,14 +504,15 @@ class PrinterCommandAdmin(ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def changelist_view(self, request, extra_context=None):
-        services.commands_expire_unclaimed()  # show commands nobody will take as expired, not pending
-        return super().changelist_view(request, extra_context)
+    @staticmethod
+    def action_text(command: PrinterCommand) -> str:
+        params = command.params or {}
+        detail = params.get("mode") or params.get("path") or params.get("file")
+        return f"{command.get_action_display()} ({detail})" if detail else str(command.get_action_display())
 
     @display(description=_("action"), ordering="action")
     def show_action(self, obj):
-        mode = (obj.params or {}).get("mode")
-        return f"{obj.get_action_display()} ({mode})" if mode else obj.get_action_display()
+        return self.action_text(obj)
 
     @display(description=_("status"), label=COMMAND_STATUS_COLORS, ordering="status")
     def show_status(self, obj):

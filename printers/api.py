@@ -4,7 +4,8 @@ Printers belong to the lab. A partner sees only the printers staff marked
 `shared_with_partners` (and active), with their live state, jobs and transitions,
 and never a printer's host, port, serial or credentials. With a write key a partner
 may pause, resume or stop the job of a shared printer or switch its light; the answer is
-the command row, which the partner polls until it succeeded, failed or expired.
+the command row (at once: the printer is asked in the background), which the partner polls
+until it succeeded, failed or expired.
 """
 
 from django.http import HttpRequest
@@ -50,9 +51,9 @@ def printer_transitions(request: HttpRequest, printer_id: int):
 def printer_command_create(request: HttpRequest, printer_id: int, payload: PrinterCommandIn):
     """Needs a write key and an `Idempotency-Key` header (the same key again returns the same command).
 
-    The answer is the command: `pending` until the printer listener sends it to a Bambu printer, then
-    `sent`, then `succeeded` or `failed`; PrusaLink printers answer at once. 409 when the printer's
-    state does not allow the command (e.g. resume while printing).
+    The answer is the command, at once: `pending` until the printer listener (Bambu) or a background
+    task (PrusaLink) takes it, then `sent`, then `succeeded` or `failed`; `expired` when nobody took
+    it in time. 409 when the printer's state does not allow the command (e.g. resume while printing).
     """
     printer = selectors.printer_get(printer_id=printer_id, partner=tenant(request))
     key = idempotency_key(request)
@@ -66,14 +67,10 @@ def printer_command_create(request: HttpRequest, printer_id: int, payload: Print
 @paginate(Pagination)
 def printer_commands(request: HttpRequest, printer_id: int):
     printer = selectors.printer_get(printer_id=printer_id, partner=tenant(request))
-    services.commands_expire_unclaimed(printer=printer)
     return selectors.printer_command_list(printer=printer, organization=tenant(request))
 
 
 @router.get("/{printer_id}/commands/{command_id}", response=PrinterCommandOut,
             summary="One of your commands to a shared printer, to poll its status")
 def printer_command_detail(request: HttpRequest, printer_id: int, command_id: int):
-    command = selectors.printer_command_get(printer_id=printer_id, command_id=command_id, partner=tenant(request))
-    if services.commands_expire_unclaimed(printer=command.printer):
-        command.refresh_from_db()
-    return command
+    return selectors.printer_command_get(printer_id=printer_id, command_id=command_id, partner=tenant(request))

@@ -36,6 +36,7 @@ from django.utils.translation import gettext_lazy
 from fablab.exceptions import ApplicationError, InvalidInput
 from printers import selectors
 from printers.choices import PrinterState
+from printers.drivers import registry
 from printers.models import Printer
 
 logger = logging.getLogger(__name__)
@@ -130,8 +131,10 @@ def config_topic(prefix: str, printer_id: int, sensor: str) -> str:
 
 def device_block(printer: Printer) -> dict:
     """The Home Assistant device of a printer: never its address or credentials."""
-    device = {"identifiers": [node_id(printer.pk)], "name": printer.name,
-              "manufacturer": "Bambu Lab" if printer.driver == "bambu" else "Prusa Research"}
+    driver = registry.find(printer.driver)
+    device = {"identifiers": [node_id(printer.pk)], "name": printer.name}
+    if driver is not None:
+        device["manufacturer"] = driver.manufacturer
     if printer.model:
         device["model"] = printer.model
     if printer.serial:

@@ -1,13 +1,16 @@
-"""The printer listener behind `manage.py run_printers`: one MQTT connection per active Bambu printer.
+"""The printer listener behind `manage.py run_printers`: one session per active printer whose driver keeps
+one (`ConnectionMode.PUSH`: Bambu's MQTT); it is those drivers' runner.
 
-Threads: the connections share one network loop (`MqttNetwork`: one thread for the I/O of every
-connection, a few connector threads for TLS handshakes, at most BAMBU_CONNECTS_PER_SECOND new
-connections a second) and only put events on a queue. Everything that touches the database
-happens in `Listener.step()`, on one thread:
+Threads: the connections (opened by each printer's driver, `open_connection`) share one network loop
+(`MqttNetwork`: one thread for the I/O of every connection, a few connector threads for TLS
+handshakes, at most BAMBU_CONNECTS_PER_SECOND new connections a second) and only put events
+(`drivers.base.StateEvent`, `OfflineEvent`, `AckEvent`) on a queue. Everything that touches the
+database happens in `Listener.step()`, on one thread:
 
-- reconcile (every PRINTER_RECONCILE_SECONDS): start a connection for each active Bambu printer with
-  a serial and credentials, restart it when its host, port, serial or credentials change, stop it
-  when the printer is deactivated or deleted — no restart of the process needed;
+- reconcile (every PRINTER_RECONCILE_SECONDS): start a connection for each active printer of a PUSH
+  driver with credentials (and a serial where its driver needs one), restart it when its host,
+  port, serial or credentials change, stop it when the printer is deactivated or deleted — no
+  restart of the process needed;
 - states: a changed state (state, job, errors) is written at once through
   `services.printer_apply_states`, in arrival order, so no transition is lost or merged away;
   WRITE_BATCH printers share one transaction of a few queries, and changes are committed before
@@ -16,10 +19,11 @@ happens in `Listener.step()`, on one thread:
   within TELEMETRY_STEP_SECONDS of each step. The first report of every connection is written as a
   sync (printers.lifecycle): however the previous run_printers ended — a clean stop, kill -9, out of
   memory, a reboot — the state found on reconnecting is never taken for a change that was seen;
-- commands: pending PrinterCommand rows are published on the printer's connection; the
+- commands: pending PrinterCommand rows of its printers are sent on the printer's connection; the
   acknowledgement (matched by sequence_id) finishes them; without one after
   BAMBU_COMMAND_TIMEOUT_SECONDS a command still succeeds when the printer visibly reacted, and fails
-  with a "Developer Mode / LAN Only mode" explanation when it did not (printers.md §1.8).
+  with the driver's explanation when it did not (Bambu: enable LAN Only mode and Developer Mode,
+  printers.md §1.8).
 """
 
 import logging
@@ -34,8 +38,10 @@ from django.utils.translation import gettext as _
 
 from fablab.exceptions import ApplicationError
 from printers import conf, services
-from printers.choices import CommandStatus, Driver
-from printers.drivers.bambu.client import AckEvent, BambuConnection, MqttNetwork, OfflineEvent, StateEvent
+from printers.choices import CommandStatus
+from printers.drivers import registry
+from printers.drivers.base import AckEvent, ConnectionMode, OfflineEvent, PrinterDriver, PushConnection, StateEvent
+from printers.drivers.mqtt import MqttNetwork
 from printers.models import Printer, PrinterCommand
 from printers.state import NormalisedState, offline_state
 
@@ -51,7 +57,8 @@ WRITE_BATCH = 100
 class _PrinterSlot:
     printer: Printer
     fingerprint: tuple
-    connection: BambuConnection
+    connection: PushConnection
+    driver: PrinterDriver
     pending: list = field(default_factory=list)  # [(NormalisedState, at, sync)] not yet written
     last_key: tuple | None = None  # key of the last state handed to the writer
     last_write: float = 0.0
@@ -75,8 +82,10 @@ def _state_key(state: NormalisedState) -> tuple:
 
 
 class Listener:
-    def __init__(self, *, connection_factory=BambuConnection, network: MqttNetwork | None = None,
+    def __init__(self, *, connection_factory=None, network: MqttNetwork | None = None,
                  shard: tuple[int, int] = (0, 1)) -> None:
+        # connection_factory(printer_id=, access=, on_event=, network=): an unstarted connection (tests);
+        # None: each printer's driver opens it.
         self.connection_factory = connection_factory
         # (index, count): this listener serves the printers whose id % count == index, so a large
         # fleet can be spread over several processes (and cores); every printer still has one connection.
@@ -107,28 +116,30 @@ class Listener:
             ).start()
         return self.network
 
-    def _connect(self, printer: Printer) -> BambuConnection | None:
+    def _connect(self, printer: Printer, driver: PrinterDriver) -> PushConnection | None:
         try:
-            credentials = services.printer_get_credentials(printer=printer)
+            access = services.printer_access(printer=printer)
         except ApplicationError as exc:
             logger.warning("Printer %s: %s", printer.pk, exc.message)
             return None
-        port = printer.effective_port
-        return self.connection_factory(
-            printer_id=printer.pk, host=printer.host, port=port, serial=printer.serial,
-            access_code=credentials.secret, on_event=self.events.put,
-            tls=port not in tuple(conf.value("BAMBU_PLAIN_MQTT_PORTS")), ca_file=conf.value("BAMBU_CA_FILE"),
-            keepalive=int(conf.value("BAMBU_KEEPALIVE_SECONDS")),
-            watchdog_seconds=float(conf.value("BAMBU_WATCHDOG_SECONDS")),
-            backoff_min=float(conf.value("BAMBU_BACKOFF_MIN_SECONDS")),
-            backoff_max=float(conf.value("BAMBU_BACKOFF_MAX_SECONDS")), network=self._network(),
-        ).start()
+        if self.connection_factory is not None:
+            connection = self.connection_factory(printer_id=printer.pk, access=access, on_event=self.events.put,
+                                                 network=self._network())
+        else:
+            connection = driver.open_connection(access, on_event=self.events.put, network=self._network())
+        return connection.start()
+
+    @staticmethod
+    def _drivers() -> dict[str, PrinterDriver]:
+        return {name: registry.get(name) for name in registry.names(mode=ConnectionMode.PUSH)}
 
     def reconcile(self) -> None:
         self._last_reconcile = time.monotonic()
+        drivers = self._drivers()
         wanted = {
-            p.pk: p for p in Printer.objects.filter(driver=Driver.BAMBU, is_active=True)
-            .exclude(credentials_ciphertext=b"").exclude(serial="") if self.serves(p.pk)
+            p.pk: p for p in Printer.objects.filter(driver__in=drivers, is_active=True)
+            .exclude(credentials_ciphertext=b"")
+            if self.serves(p.pk) and (p.serial or not drivers[p.driver].requires_serial)
         }
         for printer_id in list(self.slots):
             slot = self.slots[printer_id]
@@ -139,9 +150,10 @@ class Listener:
                 self._drop_slot(printer_id)
         for printer_id, printer in wanted.items():
             if printer_id not in self.slots:
-                connection = self._connect(printer)
+                driver = drivers[printer.driver]
+                connection = self._connect(printer, driver)
                 if connection is not None:
-                    self.slots[printer_id] = _PrinterSlot(printer, self._fingerprint(printer), connection)
+                    self.slots[printer_id] = _PrinterSlot(printer, self._fingerprint(printer), connection, driver)
                     self._unheard.add(printer_id)
 
     def _drop_slot(self, printer_id: int) -> None:
@@ -308,8 +320,8 @@ class Listener:
     def _take_commands(self) -> None:
         max_age = timezone.now() - timedelta(seconds=float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS"))
                                              + services.PICKUP_MARGIN_SECONDS)
-        commands = list(PrinterCommand.objects.filter(status=CommandStatus.PENDING, created_at__gte=max_age)
-                        .order_by("id"))
+        commands = list(PrinterCommand.objects.filter(status=CommandStatus.PENDING, created_at__gte=max_age,
+                                                      printer__driver__in=self._drivers()).order_by("id"))
         for command in commands:
             if not self.serves(command.printer_id):
                 continue  # another listener's printer
@@ -354,12 +366,9 @@ class Listener:
             if slot is not None and slot.control != flight.control_at_send:
                 services.command_finish(command=flight.command, ok=True)  # not acknowledged, but it worked
                 continue
-            hint = _("the printer reports that it requires signed commands") if slot and slot.signature_required \
-                else _("no acknowledgement and no change on the printer")
-            services.command_finish(command=flight.command, ok=False, error=_(
-                "The printer ignored the command (%(hint)s). Its firmware drops commands from third-party "
-                "software unless LAN Only mode and Developer Mode are both enabled on the printer's screen.")
-                % {"hint": hint})
+            error = slot.driver.ignored_command_error(signature_required=slot.signature_required) \
+                if slot is not None else _("The printer neither acknowledged the command nor changed.")
+            services.command_finish(command=flight.command, ok=False, error=error)
 
     # -- running --
 

@@ -12,12 +12,14 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from fablab.models import TimeStampedModel
-from printers.choices import AuthMethod, CommandAction, CommandStatus, Driver, JobOutcome, PrinterState
+from printers.choices import AuthMethod, CommandAction, CommandStatus, JobOutcome, PrinterState
+from printers.drivers.registry import driver_choices
 
 
 class Printer(TimeStampedModel):
     name = models.CharField(_("name"), max_length=100, unique=True)
-    driver = models.CharField(_("driver"), max_length=16, choices=Driver.choices)
+    # One of the registered drivers (printers.drivers.registry): a new brand needs no migration.
+    driver = models.CharField(_("driver"), max_length=16, choices=driver_choices)
     model = models.CharField(_("model"), max_length=60, blank=True, help_text=_("e.g. P1S, A1, Core One, MK4S"))
     serial = models.CharField(_("serial number"), max_length=64, blank=True)
     host = models.CharField(_("host"), max_length=255, help_text=_("IP address or host name on the lab network."))
@@ -67,10 +69,14 @@ class Printer(TimeStampedModel):
         return bool(self.credentials_ciphertext)
 
     @property
-    def effective_port(self) -> int:
+    def effective_port(self) -> int | None:
+        """The port set here, else the driver's default (None for a printer of an unknown driver)."""
         if self.port:
             return self.port
-        return 8883 if self.driver == Driver.BAMBU else 80
+        from printers.drivers import registry
+
+        driver = registry.find(self.driver)
+        return driver.default_port if driver is not None else None
 
 
 class PrinterLiveState(models.Model):
@@ -201,11 +207,13 @@ class PrinterJob(models.Model):
 
 
 class PrinterCommand(models.Model):
-    """One command for a Bambu printer, handed from the web process to run_printers.
+    """One command for a printer, requested by the admin or the API and carried out in the background.
 
-    run_printers holds the only MQTT connection to each printer; services write a pending row,
-    run_printers publishes it with a fresh sequence_id and records the acknowledgement (or its
-    absence) here, and the service that wrote the row waits for that outcome.
+    `services.printer_command_request` writes a pending row and returns at once. The printer's driver
+    decides who takes it: for printers with a session of their own (Bambu) the printer listener
+    (run_printers) sends it on that session with a fresh sequence_id and records the acknowledgement
+    (or its absence); for printers the app polls (PrusaLink) a task carries it out. The admin and
+    the API show the row's status; commands nobody took are expired by a schedule.
     """
 
     printer = models.ForeignKey(Printer, verbose_name=_("printer"), on_delete=models.CASCADE,

@@ -6,7 +6,9 @@ from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from fablab.exceptions import NotFound
-from printers.choices import ACTIVE_STATES, Driver, JobOutcome, PrinterState
+from printers.choices import ACTIVE_STATES, JobOutcome, PrinterState
+from printers.drivers import registry
+from printers.drivers.base import ConnectionMode
 from printers.models import (
     Printer,
     PrinterCommand,
@@ -18,7 +20,9 @@ from printers.state import live_warnings
 
 
 def printers_to_poll() -> QuerySet[Printer]:
-    return Printer.objects.filter(driver=Driver.PRUSALINK, is_active=True).exclude(credentials_ciphertext=b"")
+    """Active printers with credentials whose driver the app polls (PrusaLink)."""
+    return Printer.objects.filter(driver__in=registry.names(mode=ConnectionMode.POLL), is_active=True) \
+        .exclude(credentials_ciphertext=b"")
 
 
 def printer_list(*, partner=None) -> QuerySet[Printer]:

@@ -1,12 +1,13 @@
 """Every write of the printers app."""
 
 import logging
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -17,13 +18,20 @@ from printers import conf, lifecycle
 from printers import credentials as creds
 from printers.choices import (
     ALLOWED_TRANSITIONS,
-    COMMAND_DONE,
     AuthMethod,
     CommandAction,
     CommandStatus,
-    Driver,
     JobOutcome,
     PrinterState,
+)
+from printers.drivers import registry
+from printers.drivers.base import (
+    COMMAND_CAPABILITY,
+    UNUSED_SLOT,
+    Capability,
+    ConnectionMode,
+    PrinterAccess,
+    StorageFile,
 )
 from printers.models import (
     Printer,
@@ -40,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 OFFLINE_AFTER_FAILURES = 3
 TELEMETRY_INTERVAL = timedelta(seconds=60)
-DEFAULT_USERNAMES = {Driver.BAMBU: "bblp", Driver.PRUSALINK: "maker"}
 
 
 # --- Printers and credentials ----------------------------------------------------------------
@@ -98,7 +105,8 @@ def printer_set_credentials(*, printer: Printer, secret: str, username: str = ""
         raise InvalidInput(_("Enter the printer's password or access code."))
     if len(secret) > SECRET_MAX_LENGTH:
         raise InvalidInput(_("The password or access code is too long."))
-    username = (username or "").strip() or DEFAULT_USERNAMES.get(printer.driver, "")
+    driver = registry.find(printer.driver)
+    username = (username or "").strip() or (driver.default_username if driver is not None else "")
     printer.credentials_ciphertext = creds.encrypt(creds.Credentials(username=username, secret=secret))
     printer.save(update_fields=["credentials_ciphertext", "updated_at"])
     logger.info("Credentials of printer %s were changed.", printer.pk)
@@ -317,136 +325,92 @@ def telemetry_purge(*, older_than_days: int | None = None, now: datetime | None 
     return deleted
 
 
-# --- PrusaLink polling and commands -----------------------------------------------------------
+# --- Reaching a printer through its driver ------------------------------------------------------
 
 
-def prusalink_client(*, printer: Printer, timeout: float | None = None):
-    from printers.drivers.prusalink import PrusaLinkClient
-
-    if printer.driver != Driver.PRUSALINK:
-        raise InvalidInput(_("%(name)s is not a PrusaLink printer.") % {"name": printer.name})
+def printer_access(*, printer: Printer) -> PrinterAccess:
+    """What the printer's driver needs to reach it: address and credentials (ApplicationError without them)."""
     credentials = printer_get_credentials(printer=printer)
-    return PrusaLinkClient(
-        host=printer.host, port=printer.effective_port, username=credentials.username or "maker",
-        password=credentials.secret, use_api_key=printer.auth_method == AuthMethod.API_KEY,
-        timeout=timeout if timeout is not None else settings.PRINTER_HTTP_TIMEOUT_SECONDS,
+    return PrinterAccess(
+        printer_id=printer.pk, name=printer.name, host=printer.host, port=printer.effective_port or 0,
+        serial=printer.serial, model=printer.model, username=credentials.username, secret=credentials.secret,
+        auth_method=printer.auth_method,
     )
 
 
-def printer_poll_prusalink(*, printer: Printer, client=None, at: datetime | None = None) -> PrinterLiveState:
-    """Read /api/v1/status (and /api/v1/job when the job changed) and record the state.
+def printer_poll(*, printer: Printer, at: datetime | None = None) -> PrinterLiveState:
+    """Ask a printer the app polls (PrusaLink) for its state through its driver, and record the state.
 
-    A failure (unreachable, 5xx, timeout, refused credentials, unreadable answer) is counted;
-    the third in a row makes the printer offline. The next good answer brings it back.
+    A failure (unreachable, 5xx, timeout, refused or missing credentials, unreadable answer) is
+    counted; the third in a row makes the printer offline. The next good answer brings it back.
     """
-    from printers.drivers import prusalink
     from printers.exceptions import PrinterAuthError, PrinterUnreachable, ReportError
 
-    own_client = client is None
+    driver = registry.for_printer(printer)
+    if driver.mode != ConnectionMode.POLL:
+        raise InvalidInput(_("%(name)s reports by itself; the app does not poll it.") % {"name": printer.name})
     try:
-        client = client or prusalink_client(printer=printer)
+        access = printer_access(printer=printer)
     except ApplicationError as exc:
         return printer_record_failure(printer=printer, error=exc.message, at=at)
     live = PrinterLiveState.objects.filter(printer=printer).first()
     try:
-        status = client.status()
-        job = None
-        status_job = status.get("job")
-        if isinstance(status_job, dict) and status_job.get("id") is not None:
-            if live is None or str(status_job["id"]) != live.job_key or not live.current_file:
-                job = client.job()
-        state = prusalink.normalise(status, job)
-        if job is None and live is not None and state.job_key and state.job_key == live.job_key:
-            state = replace(state, current_file=live.current_file)
+        state = driver.poll(access, job_key=live.job_key if live else "",
+                            current_file=live.current_file if live else "")
     except (PrinterUnreachable, PrinterAuthError, ReportError) as exc:
         logger.info("Polling printer %s failed: %s", printer.pk, exc.message)
         return printer_record_failure(printer=printer, error=exc.message, at=at)
-    finally:
-        if own_client and client is not None:
-            client.close()
     return printer_apply_state(printer=printer, state=state, at=at)
 
 
-def _command(printer: Printer, action: str) -> PrinterLiveState:
-    if printer.driver == Driver.BAMBU:
-        bambu_command(printer=printer, action=action)
-        return PrinterLiveState.objects.get(printer=printer)
-    live = PrinterLiveState.objects.filter(printer=printer).first()
-    if live is None or not live.job_key:
-        verbs = {"pause": _("pause"), "resume": _("resume"), "stop": _("stop")}
-        raise ApplicationError(_("%(name)s has no job to %(action)s.")
-                               % {"name": printer.name, "action": verbs.get(action, action)})
-    client = prusalink_client(printer=printer)
-    try:
-        getattr(client, action)(live.job_key)
-        logger.info("Sent %s to printer %s (job %s).", action, printer.pk, live.job_key)
-        return printer_poll_prusalink(printer=printer, client=client)
-    finally:
-        client.close()
+# --- Files onto the printer's storage --------------------------------------------------------------
+
+MAX_UPLOAD_NAME = 200
+FORBIDDEN_NAME_CHARACTERS = frozenset('/\\:*?"<>|')
 
 
-def printer_pause(*, printer: Printer) -> PrinterLiveState:
-    return _command(printer, "pause")
+def _upload_name(name, driver, printer: Printer) -> str:
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name or name in (".", "..") or len(name) > MAX_UPLOAD_NAME \
+            or any(ord(ch) < 32 or ord(ch) == 127 or ch in FORBIDDEN_NAME_CHARACTERS for ch in name):
+        raise InvalidInput(_("Give the file a plain name of at most %(max)s characters, without folders, control "
+                             "characters or any of \\ / : * ? \" < > |.") % {"max": MAX_UPLOAD_NAME})
+    if driver.upload_suffixes and not name.lower().endswith(driver.upload_suffixes):
+        raise InvalidInput(_("%(printer)s takes %(suffixes)s files; %(name)s is not one.") % {
+            "printer": printer.name, "suffixes": ", ".join(driver.upload_suffixes), "name": name})
+    return name
 
 
-def printer_resume(*, printer: Printer) -> PrinterLiveState:
-    return _command(printer, "resume")
+def printer_file_upload(*, printer: Printer, name: str, source: BinaryIO, size: int | None = None) -> StorageFile:
+    """Store the file `source` holds on the printer's storage as `name`, replacing a file of that name.
 
-
-def printer_stop(*, printer: Printer) -> PrinterLiveState:
-    return _command(printer, "stop")
-
-
-def printer_set_light(*, printer: Printer, on: bool) -> PrinterCommand:
-    """Switch a Bambu printer's chamber light on or off."""
-    if printer.driver != Driver.BAMBU:
-        raise InvalidInput(_("Only Bambu printers have a light the app can switch."))
-    return bambu_command(printer=printer, action=CommandAction.LIGHT, params={"mode": "on" if on else "off"})
-
-
-def printer_start_file(*, printer: Printer, file_name: str, plate: int = 1,
-                       ams_mapping: list[int] | None = None) -> PrinterCommand:
-    """Start printing a .3mf already on a Bambu printer's storage (`project_file`, printers.md §1.7).
-
-    `ams_mapping`: one global tray id per filament of the file (ams*4 + slot, 254 = external spool,
-    -1 = unused), checked against the trays the printer reports, because a wrong index makes the
-    printer hang in "preparing AMS" without an error.
+    Where it lands depends on the driver (Bambu: the root of the SD card over FTPS; PrusaLink: its
+    USB stick over HTTP); the returned entry's `path` is what `printer_start_file` takes. One
+    transfer per printer at a time, like downloads. Takes as long as the transfer: call it from a
+    task, not a web request.
     """
-    if printer.driver != Driver.BAMBU:
-        raise InvalidInput(_("Starting a file on the printer's storage works for Bambu printers only."))
-    file_name = (file_name or "").strip().lstrip("/")
-    if not file_name or ".." in file_name.split("/") or not file_name.lower().endswith(".3mf") \
-            or len(file_name) > 200:
-        raise InvalidInput(_("Name a .3mf file on the printer's storage, e.g. benchy.gcode.3mf."))
-    if not 1 <= int(plate) <= 64:
-        raise InvalidInput(_("The plate number must be between 1 and 64."))
-    live = PrinterLiveState.objects.filter(printer=printer).first()
-    if live is None or live.state not in IDLE_LIKE_STATES:
-        raise ApplicationError(_("%(name)s is busy or offline; start a file only when it is idle or its last job "
-                                 "has ended.") % {"name": printer.name})
-    mapping = []
-    loaded = {slot.get("slot") for slot in live.filament_slots or []}
-    for value in ams_mapping or []:
-        try:
-            tray = int(value)
-        except (TypeError, ValueError):
-            raise InvalidInput(_("AMS mapping entries must be tray numbers.")) from None
-        if tray != -1 and tray not in loaded:
-            raise InvalidInput(_("Tray %(tray)s holds no filament on %(name)s; the printer would wait forever in "
-                                 "\"preparing AMS\".") % {"tray": tray, "name": printer.name})
-        mapping.append(tray)
-    return bambu_command(printer=printer, action=CommandAction.PROJECT_FILE, params={
-        "file": file_name, "plate": int(plate), "ams_mapping": mapping, "model": printer.model})
+    from printers.files import _one_transfer
+
+    driver = registry.for_printer(printer)
+    if not driver.can(Capability.FILE_UPLOAD):
+        raise InvalidInput(_("%(name)s cannot receive files through the app.") % {"name": printer.name})
+    name = _upload_name(name, driver, printer)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise InvalidInput(_("The file size must be a whole number of bytes."))
+    access = printer_access(printer=printer)
+    with _one_transfer(printer):
+        entry = driver.upload_file(access, name=name, source=source, size=size)
+    logger.info("Printer %s: uploaded %s (%s bytes).", printer.pk, entry.path, entry.size_bytes)
+    return entry
 
 
-# --- Bambu commands through run_printers ------------------------------------------------------
+# --- Commands -------------------------------------------------------------------------------------
 #
-# The web process never opens its own MQTT connection: a Bambu printer accepts very few clients
-# and run_printers holds the one the app may use. A command is a PrinterCommand row; run_printers
-# publishes it, waits for the acknowledgement and writes the outcome; the caller waits for it.
-
-COMMAND_POLL_SECONDS = 0.1
-_sleep = time.sleep  # the waiting seam (tests let run_printers work while the service waits)
+# One path for every command, whoever asks (the admin, the API, the production app): a PrinterCommand
+# row is written and the request returns at once. The printer's driver decides who carries it out:
+# for a printer with its own session (PUSH: Bambu) the printer listener (run_printers) sends it on
+# that session and records the acknowledgement; for a printer the app polls (POLL: PrusaLink) a
+# django-q2 task carries it out through the driver. A schedule expires what nobody took in time.
 
 _COMMAND_STATES = {
     CommandAction.PAUSE: {PrinterState.PRINTING, PrinterState.PREPARING},
@@ -455,43 +419,12 @@ _COMMAND_STATES = {
                          PrinterState.NEEDS_ATTENTION},
 }
 IDLE_LIKE_STATES = {PrinterState.IDLE, PrinterState.FINISHED, PrinterState.CANCELLED, PrinterState.FAILED}
-
-
-def bambu_command(*, printer: Printer, action: str, params: dict | None = None,
-                  timeout: float | None = None) -> PrinterCommand:
-    """Hand one command to run_printers and wait for its outcome; PrinterCommandError when it failed."""
-    from printers.exceptions import PrinterCommandError, PrinterListenerDown
-
-    if action not in CommandAction.values:
-        raise InvalidInput(_("Unknown printer command %(action)s.") % {"action": action})
-    refusal = command_refusal(printer=printer, action=action)
-    if refusal:
-        raise ApplicationError(refusal)
-    command = PrinterCommand.objects.create(printer=printer, action=action, params=params or {})
-    logger.info("Queued %s for printer %s (command %s).", action, printer.pk, command.pk)
-    wait = (timeout if timeout is not None else float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS"))) \
-        + PICKUP_MARGIN_SECONDS
-    deadline = time.monotonic() + wait
-    while True:
-        command.refresh_from_db(fields=["status", "error", "sequence_id", "sent_at", "finished_at"])
-        if command.status in COMMAND_DONE:
-            break
-        if time.monotonic() >= deadline:
-            if command.status == CommandStatus.PENDING and PrinterCommand.objects.filter(
-                    pk=command.pk, status=CommandStatus.PENDING).update(
-                    status=CommandStatus.EXPIRED, finished_at=timezone.now(),
-                    error="no printer listener picked the command up"):
-                raise PrinterListenerDown(_("The printer listener (manage.py run_printers) is not running, so "
-                                            "the command did not reach %(name)s.") % {"name": printer.name})
-            if time.monotonic() >= deadline + wait:  # sent, but run_printers never wrote the outcome
-                raise PrinterCommandError(_("%(name)s: no outcome for the command.") % {"name": printer.name})
-        _sleep(COMMAND_POLL_SECONDS)
-    if command.status != CommandStatus.SUCCEEDED:
-        raise PrinterCommandError(f"{printer.name}: {command.error}")
-    return command
-
-
+# A pending command is taken within the command timeout plus this margin, or not at all.
 PICKUP_MARGIN_SECONDS = 3.0
+
+
+def _pickup_window() -> timedelta:
+    return timedelta(seconds=float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS")) + PICKUP_MARGIN_SECONDS)
 
 
 def command_mark_sent(*, command: PrinterCommand, sequence_id: str) -> PrinterCommand:
@@ -510,15 +443,24 @@ def command_finish(*, command: PrinterCommand, ok: bool, error: str = "") -> Pri
     return command
 
 
-# --- Commands requested without waiting (the API) ----------------------------------------------
+# --- Requesting a command ---------------------------------------------------------------------------
 
 CONTROL_ACTIONS = (CommandAction.PAUSE, CommandAction.RESUME, CommandAction.STOP, CommandAction.LIGHT)
 
 
 def command_refusal(*, printer: Printer, action: str, live: PrinterLiveState | None = None) -> str:
     """Why `action` cannot be sent to `printer` now, as a sentence for the user; "" when it can."""
-    if action == CommandAction.LIGHT and printer.driver != Driver.BAMBU:
-        return _("Only Bambu printers have a light the app can switch.")
+    driver = registry.find(printer.driver)
+    if driver is None:
+        return _("%(name)s has a driver the app does not know (%(driver)s).") % {"name": printer.name,
+                                                                                 "driver": printer.driver}
+    capability = COMMAND_CAPABILITY.get(action)
+    if capability is not None and not driver.can(capability):
+        brands = registry.brands(capability=capability)
+        if capability == Capability.LIGHT and brands:
+            return _("Only %(brands)s printers have a light the app can switch.") % {"brands": brands}
+        return _("%(name)s cannot %(action)s through the app.") % {
+            "name": printer.name, "action": CommandAction(action).label.lower()}
     if not printer.is_active:
         return _("%(name)s is inactive; activate it first.") % {"name": printer.name}
     if live is None:
@@ -541,35 +483,20 @@ def _redact(message: str, printer: Printer) -> str:
     return message[:500]
 
 
-def printer_command_request(*, printer: Printer, action: str, light_on: bool | None = None,
-                            organization=None, idempotency_key: str = "") -> PrinterCommand:
-    """Record one control command and hand it on without waiting for a Bambu printer's answer.
-
-    Bambu: the row stays pending until run_printers publishes it and records the outcome; the caller
-    polls the row. PrusaLink: the request goes to the printer over HTTP at once and the row holds
-    its outcome. With `organization` and `idempotency_key`, the same key sent again by the same
-    organization returns the first command and sends nothing; the key for another request is refused.
-    """
+def _request_command(*, printer: Printer, action: str, params: dict, organization,
+                     idempotency_key: str) -> PrinterCommand:
     from printers.exceptions import PrinterConflict
 
-    if action not in CONTROL_ACTIONS:
-        raise InvalidInput(_("Unknown printer command %(action)s; use pause, resume, stop or light.")
-                           % {"action": action})
-    params: dict = {}
-    if action == CommandAction.LIGHT:
-        if light_on is None:
-            raise InvalidInput(_("Say whether the light goes on or off."))
-        params["mode"] = "on" if light_on else "off"
     key = (idempotency_key or "").strip()
     if len(key) > 200:
         raise InvalidInput(_("The Idempotency-Key is too long (at most 200 characters)."))
+    driver = registry.for_printer(printer)
     with transaction.atomic():
         Printer.objects.select_for_update().filter(pk=printer.pk).first()  # one request per printer at a time
-        if organization is not None and key:
+        if key:
             earlier = PrinterCommand.objects.filter(organization=organization, idempotency_key=key).first()
             if earlier is not None:
-                if earlier.printer_id != printer.pk or earlier.action != action \
-                        or earlier.params.get("mode") != params.get("mode"):
+                if earlier.printer_id != printer.pk or earlier.action != action or earlier.params != params:
                     raise PrinterConflict(_("This Idempotency-Key was already used for another command; "
                                             "send a new key for a new command."))
                 return earlier
@@ -578,46 +505,165 @@ def printer_command_request(*, printer: Printer, action: str, light_on: bool | N
             raise PrinterConflict(refusal)
         command = PrinterCommand.objects.create(printer=printer, action=action, params=params,
                                                 organization=organization, idempotency_key=key)
+        if driver.mode == ConnectionMode.POLL:
+            transaction.on_commit(lambda: _enqueue_command(command.pk), robust=True)
     logger.info("Requested %s for printer %s (command %s).", action, printer.pk, command.pk)
-    if printer.driver == Driver.PRUSALINK:
-        _prusalink_execute(printer, command)
     return command
 
 
-def _prusalink_execute(printer: Printer, command: PrinterCommand) -> None:
-    live = PrinterLiveState.objects.filter(printer=printer).first()
-    if live is None or not live.job_key:
-        command_finish(command=command, ok=False, error=_("The printer has no job."))
-        return
-    try:
-        client = prusalink_client(printer=printer)
-    except ApplicationError as exc:
-        command_finish(command=command, ok=False, error=_redact(exc.message, printer))
-        return
-    try:
-        command_mark_sent(command=command, sequence_id=str(live.job_key)[:20])
-        getattr(client, command.action)(live.job_key)
-    except ApplicationError as exc:
-        command_finish(command=command, ok=False, error=_redact(exc.message, printer))
-    else:
-        command_finish(command=command, ok=True)
-        printer_poll_prusalink(printer=printer, client=client)
-    finally:
-        client.close()
+def printer_command_request(*, printer: Printer, action: str, light_on: bool | None = None,
+                            organization=None, idempotency_key: str = "") -> PrinterCommand:
+    """Request pause, resume, stop or the light (`light_on`) for `printer`; returns the command at once.
 
-
-def commands_expire_unclaimed(*, printer: Printer | None = None) -> int:
-    """Mark commands that run_printers can no longer take (or never answered) as expired; returns how many.
-
-    run_printers takes a pending command only within the command timeout plus the pick-up margin,
-    so a command still pending after that was never sent; one sent but without an outcome after
-    twice that will not get one. Safe to call often (one UPDATE each).
+    The command is `pending` until the printer listener (printers with a session of their own) or a
+    task (printers the app polls) takes it, then `sent`, then `succeeded` or `failed`; `expired` when
+    nobody took it in time. With an `idempotency_key`, the same key sent again by the same
+    `organization` (None: the lab's staff) returns the first command and sends nothing; the key for a
+    different request is refused (PrinterConflict). A state that does not allow the command is refused
+    with a PrinterConflict that says why.
     """
-    wait = timedelta(seconds=float(conf.value("BAMBU_COMMAND_TIMEOUT_SECONDS")) + PICKUP_MARGIN_SECONDS)
+    if action not in CONTROL_ACTIONS:
+        raise InvalidInput(_("Unknown printer command %(action)s; use pause, resume, stop or light.")
+                           % {"action": action})
+    params: dict = {}
+    if action == CommandAction.LIGHT:
+        if light_on is None:
+            raise InvalidInput(_("Say whether the light goes on or off."))
+        params["mode"] = "on" if light_on else "off"
+    return _request_command(printer=printer, action=action, params=params, organization=organization,
+                            idempotency_key=idempotency_key)
+
+
+def _filament_mapping(printer: Printer, driver, filament_mapping, live: PrinterLiveState) -> list[int]:
+    mapping = []
+    for value in filament_mapping or []:
+        if isinstance(value, bool):
+            raise InvalidInput(_("Filament slot mapping entries must be slot numbers."))
+        try:
+            mapping.append(int(value))
+        except (TypeError, ValueError):
+            raise InvalidInput(_("Filament slot mapping entries must be slot numbers.")) from None
+    used = [slot for slot in mapping if slot != UNUSED_SLOT]
+    if used and not driver.can(Capability.FILAMENT_MAPPING):
+        raise InvalidInput(_("%(name)s takes no filament slot mapping; start the file without one.")
+                           % {"name": printer.name})
+    loaded = {slot.get("slot") for slot in live.filament_slots or [] if isinstance(slot, dict)}
+    for slot in used:
+        if slot not in loaded:
+            raise InvalidInput(_("Tray %(tray)s holds no filament on %(name)s; the printer would wait for it "
+                                 "forever instead of printing.") % {"tray": slot, "name": printer.name})
+    return mapping
+
+
+def printer_start_file(*, printer: Printer, path: str, plate: int = 1, filament_mapping: list[int] | None = None,
+                       organization=None, idempotency_key: str = "") -> PrinterCommand:
+    """Request the start of a file already on the printer's storage (e.g. from `printer_file_upload`).
+
+    `path`: the file as the printer's file list or the upload names it. `plate`: the plate of a
+    multi-plate project (Bambu). `filament_mapping`: one entry per filament of the file, the slot
+    that feeds it (a `slot` of the printer's loaded filament slots; Bambu: ams*4 + tray, 254 the
+    external spool) or -1 for none; it is checked against the slots the printer reports, because a
+    printer told to use an empty slot waits for it without an error. Only an idle printer, or one
+    whose last job ended, starts a file. Returns the command at once; it travels like any other
+    (`printer_command_request`), with the same idempotency rules.
+    """
+    from printers.exceptions import PrinterConflict
+
+    driver = registry.for_printer(printer)
+    if not driver.can(Capability.START_FILE):
+        raise InvalidInput(_("%(name)s cannot start files through the app.") % {"name": printer.name})
+    try:
+        plate = int(plate)
+    except (TypeError, ValueError):
+        raise InvalidInput(_("The plate number must be between 1 and 64.")) from None
+    if not 1 <= plate <= 64:
+        raise InvalidInput(_("The plate number must be between 1 and 64."))
+    live = PrinterLiveState.objects.filter(printer=printer).first()
+    if live is None or live.state not in IDLE_LIKE_STATES:
+        raise PrinterConflict(_("%(name)s is busy or offline; start a file only when it is idle or its last job "
+                                "has ended.") % {"name": printer.name})
+    mapping = _filament_mapping(printer, driver, filament_mapping, live)
+    params = driver.start_params(path=path if isinstance(path, str) else "", plate=plate, filament_mapping=mapping,
+                                 model=printer.model)
+    return _request_command(printer=printer, action=CommandAction.PROJECT_FILE, params=params,
+                            organization=organization, idempotency_key=idempotency_key)
+
+
+def _enqueue_command(command_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("printers.tasks.run_printer_command", command_id, task_name=f"printer command {command_id}")
+
+
+# --- Carrying commands out and expiring them --------------------------------------------------------
+
+NOT_TAKEN_BY_LISTENER = "no printer listener picked the command up (is manage.py run_printers running?)"
+NO_OUTCOME_FROM_LISTENER = "the printer listener recorded no outcome"
+NOT_TAKEN_BY_TASK = "no task worker picked the command up in time"
+NO_OUTCOME_FROM_TASK = "no outcome was recorded for the command"
+
+
+def command_carry_out(*, command_id: int) -> PrinterCommand | None:
+    """Carry out a pending command of a printer the app polls, through its driver (the task).
+
+    Safe to run twice: only a pending command is taken, and only within its pick-up time (one found
+    later is expired instead: a pause wanted a minute ago may be wrong now). The printer is polled
+    right after a command it took, so its page shows the effect at once. Commands of printers with
+    a session of their own are left to the printer listener.
+    """
+    command = PrinterCommand.objects.select_related("printer").filter(pk=command_id).first()
+    if command is None or command.status != CommandStatus.PENDING:
+        return command
+    printer = command.printer
+    driver = registry.find(printer.driver)
+    if driver is None or driver.mode != ConnectionMode.POLL:
+        return command
     now = timezone.now()
-    commands = PrinterCommand.objects.all() if printer is None else PrinterCommand.objects.filter(printer=printer)
-    expired = commands.filter(status=CommandStatus.PENDING, created_at__lt=now - wait).update(
-        status=CommandStatus.EXPIRED, finished_at=now, error="no printer listener picked the command up")
-    expired += commands.filter(status=CommandStatus.SENT, created_at__lt=now - 2 * wait).update(
-        status=CommandStatus.EXPIRED, finished_at=now, error="the printer listener recorded no outcome")
+    live = PrinterLiveState.objects.filter(printer=printer).first()
+    job_key = live.job_key if live else ""
+    claimed = PrinterCommand.objects.filter(pk=command.pk, status=CommandStatus.PENDING,
+                                            created_at__gte=now - _pickup_window()) \
+        .update(status=CommandStatus.SENT, sent_at=now, sequence_id=job_key[:20])
+    if not claimed:
+        PrinterCommand.objects.filter(pk=command.pk, status=CommandStatus.PENDING).update(
+            status=CommandStatus.EXPIRED, finished_at=now, error=NOT_TAKEN_BY_TASK)
+        command.refresh_from_db()
+        return command
+    command.status, command.sent_at, command.sequence_id = CommandStatus.SENT, now, job_key[:20]
+    try:
+        driver.run_command(printer_access(printer=printer), action=command.action, params=command.params,
+                           job_key=job_key)
+    except ApplicationError as exc:
+        command_finish(command=command, ok=False, error=_redact(exc.message, printer))
+    except Exception:  # noqa: BLE001 - recorded for the person waiting; the details go to the log
+        logger.exception("Command %s for printer %s failed.", command.pk, printer.pk)
+        command_finish(command=command, ok=False,
+                       error=_("The command failed unexpectedly; the details are in the server log."))
+    else:
+        logger.info("Printer %s: %s done (command %s).", printer.pk, command.action, command.pk)
+        command_finish(command=command, ok=True)
+        printer_poll(printer=printer)
+    return command
+
+
+def commands_expire_unclaimed(*, now: datetime | None = None) -> int:
+    """Mark commands that nobody can take any more (or that never got an outcome) as expired; returns how many.
+
+    A pending command is taken (by the printer listener or a task) within the command timeout plus the
+    pick-up margin, or never; one taken but without an outcome after twice that will not get one.
+    Run by a schedule every minute (one UPDATE per kind), never by a page or an endpoint that reads.
+    """
+    now = now or timezone.now()
+    wait = _pickup_window()
+    pending = PrinterCommand.objects.filter(status=CommandStatus.PENDING, created_at__lt=now - wait)
+    sent = PrinterCommand.objects.filter(status=CommandStatus.SENT, created_at__lt=now - 2 * wait)
+    listened = Q(printer__driver__in=registry.names(mode=ConnectionMode.PUSH))
+    expired = 0
+    for commands, error in ((pending.filter(listened), NOT_TAKEN_BY_LISTENER),
+                            (pending.exclude(listened), NOT_TAKEN_BY_TASK),
+                            (sent.filter(listened), NO_OUTCOME_FROM_LISTENER),
+                            (sent.exclude(listened), NO_OUTCOME_FROM_TASK)):
+        expired += commands.update(status=CommandStatus.EXPIRED, finished_at=now, error=error)
+    if expired:
+        logger.info("Expired %s printer commands nobody took or answered.", expired)
     return expired

@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 
 def poll_prusalink_printers() -> str:
-    """Poll every active PrusaLink printer every PRUSALINK_POLL_SECONDS.
+    """Poll every active printer whose driver the app polls (PrusaLink) every PRUSALINK_POLL_SECONDS.
 
     django-q2 schedules run at most once a minute, so one run makes 60 // PRUSALINK_POLL_SECONDS
     rounds (two at the default 30 s), spaced by PRUSALINK_POLL_SECONDS.
@@ -28,11 +28,11 @@ def poll_prusalink_printers() -> str:
 
 
 def _poll_round() -> str:
-    """Poll every active PrusaLink printer once; one printer's failure does not stop the others."""
+    """Poll every printer to poll once; one printer's failure does not stop the others."""
     polled = failed = 0
     for printer in selectors.printers_to_poll():
         try:
-            services.printer_poll_prusalink(printer=printer)
+            services.printer_poll(printer=printer)
             polled += 1
         except Exception:  # noqa: BLE001 - keep polling the rest of the fleet
             failed += 1
@@ -44,7 +44,18 @@ def poll_prusalink_printer(printer_id: int) -> str:
     printer = selectors.printers_to_poll().filter(pk=printer_id).first()
     if printer is None:
         return "gone or inactive"
-    return services.printer_poll_prusalink(printer=printer).state
+    return services.printer_poll(printer=printer).state
+
+
+def run_printer_command(command_id: int) -> str:
+    """Carry out one requested command of a printer the app polls (services.command_carry_out)."""
+    command = services.command_carry_out(command_id=command_id)
+    return command.status if command is not None else "gone"
+
+
+def expire_printer_commands() -> str:
+    """Expire the commands nobody took or answered in time (a schedule, every minute)."""
+    return f"expired {services.commands_expire_unclaimed()} commands"
 
 
 def purge_telemetry() -> str:

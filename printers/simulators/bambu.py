@@ -11,7 +11,8 @@ Mosquitto in the demo), user = its serial: it reads `device/<serial>/request` an
 - `sequence_id` is the printer's own string counter; every request is acknowledged by echoing its
   sequence_id with `result: "success"` (unless `ack_commands` is False);
 - `get_version` → the corpus module list; `pushall` → full object; `pushing.start` → pushes again;
-- `project_file` → checks the file exists and every `ams_mapping` entry names a loaded tray (else
+- `project_file` → checks the file exists (in `storage`, e.g. a `BambuFTPSSimulator` the app uploaded
+  the file to, else in the names `files`) and every `ams_mapping` entry names a loaded tray (else
   stays in PREPARE / `stg_cur` 77 "preparing AMS" forever, like the real printer) → PREPARE with
   `gcode_file_prepare_percent` 0 → 100 (P1 quirk: stops at 99) → RUNNING with rising `mc_percent`,
   `layer_num` and falling `mc_remaining_time` (minutes) → FINISH (sticky). A busy printer raises
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from printers.drivers.bambu.client import BufferedClient, MqttNetwork, shared_network
+from printers.drivers.mqtt import BufferedClient, MqttNetwork, shared_network
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +97,20 @@ def _tray_ids(state: dict) -> set[int]:
     return ids
 
 
+def _storage_path(url: str, file: str) -> str:
+    """The path on the storage a `project_file` names: file:///sdcard/x.3mf and ftp:///x.3mf are /x.3mf."""
+    for prefix in ("file:///sdcard/", "ftp:///", "file:///"):
+        if url.startswith(prefix):
+            return "/" + url[len(prefix):].lstrip("/")
+    return "/" + (url.rsplit("/", 1)[-1] if url else file).lstrip("/")
+
+
 class FakeBambuPrinter:
     def __init__(self, *, serial: str, host: str, port: int, access_code: str, profile: str = "X1",
                  tick_seconds: float = 1.0, prepare_ticks: int = 3, print_ticks: int = 20, cancel_clear_ticks: int = 3,
                  files: tuple[str, ...] = ("benchy.gcode.3mf", "cube.gcode.3mf"), ca_file: str | None = None,
-                 auto_jobs: bool = False, layers: int = 120, network: MqttNetwork | None = None) -> None:
+                 auto_jobs: bool = False, layers: int = 120, network: MqttNetwork | None = None,
+                 storage=None) -> None:
         if profile not in PROFILES:
             raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
         self.serial, self.host, self.port = serial, host, port
@@ -110,6 +120,7 @@ class FakeBambuPrinter:
         self.tick_seconds = tick_seconds
         self.prepare_ticks, self.print_ticks, self.cancel_clear_ticks = prepare_ticks, print_ticks, cancel_clear_ticks
         self.files = set(files)
+        self.storage = storage  # anything with has_file(path), e.g. a BambuFTPSSimulator
         self.auto_jobs = auto_jobs
         self.layers = layers
         # Fault switches and test hooks
@@ -466,10 +477,11 @@ class FakeBambuPrinter:
             if BUSY_HMS not in s.get("hms", []):
                 s["hms"] = [*s.get("hms", []), BUSY_HMS]
             return False
-        url = str(body.get("url") or "")
-        name = url.rsplit("/", 1)[-1] if url else str(body.get("file") or "")
+        path = _storage_path(str(body.get("url") or ""), str(body.get("file") or ""))
+        name = path.rsplit("/", 1)[-1]
+        exists = self.storage.has_file(path) if self.storage is not None else name in self.files
         mapping = [int(v) for v in body.get("ams_mapping") or [] if int(v) >= 0 and int(v) != 255]
-        stuck = name not in self.files or not set(mapping) <= _tray_ids(s)
+        stuck = not exists or not set(mapping) <= _tray_ids(s)
         s.update({
             "gcode_state": "PREPARE", "stg_cur": 77 if stuck else 2, "mc_percent": 0, "layer_num": 0,
             "total_layer_num": self.layers, "print_error": 0, "hms": [],

@@ -8,7 +8,9 @@ TLS session (like vsftpd's `require_ssl_reuse`), folders `/`, `/cache`, `/model`
 returns full paths from NLST (X1) instead of bare names (P1).
 
 Files live in a temporary folder made at start and removed at stop; tests copy real sliced files
-into it (`add_file(path, source)`). Faults: `vanish_during_download(path)` sends part of the file,
+into it (`add_file(path, source)`). Uploads (STOR) land there too and are recorded in `uploads`
+(their paths, in order); `has_file(path)` tells a fake printer whether a file it is told to print
+exists (`FakeBambuPrinter(storage=...)`). Faults: `vanish_during_download(path)` sends part of the file,
 deletes it and aborts the transfer; `stop()` leaves the port closed (connection refused).
 
     with BambuFTPSSimulator(serial="01P00A000000001", access_code="12345678") as sim:
@@ -98,7 +100,8 @@ class _DataHandler(TLS_DTPHandler):
     """Holds back data and the end of the transfer until the TLS handshake is done.
 
     pyftpdlib would otherwise start sending (or close the connection, for an empty listing)
-    in the middle of the handshake, which a real printer never does.
+    in the middle of the handshake, which a real printer never does. An upload ends, like on the
+    printers, with the end of the stream, without a TLS shutdown.
     """
 
     def __init__(self, sock, cmd_channel):
@@ -124,6 +127,13 @@ class _DataHandler(TLS_DTPHandler):
     def close_when_done(self):
         if not self._hold("close_when_done"):
             super().close_when_done()
+
+    def close(self):
+        if self.receive and self.transfer_finished:
+            # The client ended the upload with the end of the stream, without a TLS shutdown, as clients
+            # of the printers must: close plainly (a TLS shutdown would wait for an answer forever).
+            self._error = True
+        super().close()
 
     def handle_ssl_established(self):
         simulator = self.cmd_channel.simulator
@@ -170,6 +180,9 @@ class _ControlHandler(TLS_FTPHandler):
         self.push_dtp_data(data, cmd="NLST")
         return path
 
+    def on_file_received(self, file):
+        self.simulator.uploads.append(self.fs.fs2ftp(file))
+
     def log_cmd(self, cmd, arg, respcode, respstr):
         self.simulator.commands.append((cmd, "***" if cmd == "PASS" else arg, respcode))
 
@@ -196,6 +209,7 @@ class BambuFTPSSimulator:
         self.vanishing: set[str] = set()
         self.data_connections: list[bool] = []  # one entry per data connection: did it resume the session?
         self.commands: list[tuple[str, str, int]] = []  # (command, argument, reply code); PASS masked
+        self.uploads: list[str] = []  # paths of the files received (STOR), in order
         self._port = port
         self._dir: Path | None = None
         self._server: FTPServer | None = None
@@ -293,6 +307,16 @@ class BambuFTPSSimulator:
 
     def remove_file(self, path: str) -> None:
         self._local(path).unlink()
+
+    def has_file(self, path: str) -> bool:
+        """Whether the printer's storage holds a file at `path` (e.g. /benchy.gcode.3mf)."""
+        try:
+            return self._local(path).is_file()
+        except ValueError:
+            return False
+
+    def read_file(self, path: str) -> bytes:
+        return self._local(path).read_bytes()
 
     def vanish_during_download(self, path: str) -> None:
         """The next download of `path` sends part of it, then the file is deleted and the transfer aborts."""

@@ -6,7 +6,10 @@ correct digest), optional X-Api-Key, 401 for every /api, /usb, /thumb path witho
 204 on /api/v1/job without a job, 409 for pause/resume/stop in the wrong state, 404 for a
 stale job id, 400 for a non-numeric one, job ids increasing per job, FINISHED/STOPPED sticky
 until `acknowledge()`, ATTENTION (job shows PAUSED), ERROR, BUSY, SFN/LFN file pairs with
-ETag/304 and downloads under /usb/<SFN>.
+ETag/304 and downloads under /usb/<SFN>. Uploads: PUT /api/v1/files/usb/<name> stores the body
+under a generated short name (201; 409 when the file exists without `Overwrite: ?1`, 411 without
+Content-Length; `Print-After-Upload: ?1` starts it), recorded in `uploads`; POST
+/api/v1/files/usb/<path> starts a file named by its short or its long name.
 
 Time is the simulator's own clock: `advance(seconds)` moves prints forward and ages nonces,
 so tests never sleep. Faults: `fault = "slow" | "reset" | "503" | None`, `power_off()` (connection
@@ -30,6 +33,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 REALM = "Printer API"
 USERNAME = "maker"
@@ -99,6 +103,7 @@ class PrusaLinkSimulator:
         self.fault: str | None = None
         self.clock = 0.0
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
+        self.uploads: list[str] = []  # long names of the files received (PUT), in order
         self.vanishing: set[str] = set()
         self.sim = SimState()
         self._nonces: dict[str, _Nonce] = {}
@@ -159,6 +164,28 @@ class PrusaLinkSimulator:
         """A folder on the USB stick (`sfn`: its short-name path, e.g. PARTS~1 or PARTS~1/GEARS~1)."""
         with self._lock:
             self.sim.folders[sfn.strip("/")] = lfn
+
+    def find_file(self, path: str) -> SimFile | None:
+        """The file at `path` inside the storage, named by its short-name path or its folder's and its long name."""
+        with self._lock:
+            path = path.strip("/")
+            if path in self.sim.files:
+                return self.sim.files[path]
+            folder, _slash, name = path.rpartition("/")
+            return next((f for f in self.sim.files.values() if f.sfn.rpartition("/")[0] == folder and f.lfn == name),
+                        None)
+
+    def short_name(self, folder: str, lfn: str) -> str:
+        """A FAT 8.3 name for a new file, e.g. CUBE04~1.BGC for "cube 0.4n.bgcode"."""
+        stem, _dot, suffix = lfn.rpartition(".") if "." in lfn else (lfn, "", "")
+        base = "".join(ch for ch in stem.upper() if ch.isalnum())[:6] or "FILE"
+        extension = "".join(ch for ch in suffix.upper() if ch.isalnum())[:3]
+        for number in range(1, 100):
+            name = f"{base}~{number}" + (f".{extension}" if extension else "")
+            path = f"{folder}/{name}" if folder else name
+            if path not in self.sim.files:
+                return path
+        raise RuntimeError("no free short name")
 
     def remove_file(self, sfn: str) -> None:
         with self._lock:
@@ -294,15 +321,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         sim = self.simulator
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        self.body = self.rfile.read(length) if length else b""
         if sim.fault == "reset":
             return self._reset()
         if sim.fault == "slow":
             time.sleep(sim.slow_seconds)
         if sim.fault == "503":
             return self._json(503, {"title": "Service Unavailable"})
-        path = self.path.split("?", 1)[0]
+        path = unquote(self.path.split("?", 1)[0])
         with sim._lock:
             if path.startswith(("/api/", "/usb/", "/thumb/")):
                 authorised, challenge = sim.check_auth(self.command, self.headers)
@@ -428,15 +454,37 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(405, {"title": "Method Not Allowed"})
         return self._send(204)
 
+    def _upload(self, path: str) -> None:
+        simulator, sim = self.simulator, self.simulator.sim
+        if self.headers.get("Content-Length") is None:
+            return self._json(411, {"title": "Length Required"})
+        folder, _slash, lfn = path.strip("/").rpartition("/")
+        if not lfn or (folder and folder not in sim.folders):
+            return self._json(404, {"title": "Not Found"})
+        existing = simulator.find_file(path)
+        if existing is not None and self.headers.get("Overwrite") != "?1":
+            return self._json(409, {"title": "File already exists"})
+        sfn = existing.sfn if existing is not None else simulator.short_name(folder, lfn)
+        sim_file = simulator.add_file(sfn, lfn, self.body)
+        simulator.uploads.append(lfn)
+        if self.headers.get("Print-After-Upload") == "?1" and sim.printer_state in ("IDLE", "READY"):
+            simulator.start_print(sfn)
+        return self._send(201, json.dumps({
+            "name": sim_file.sfn.rpartition("/")[2], "ro": False, "type": "PRINT_FILE",
+            "m_timestamp": sim_file.m_timestamp, "display_name": sim_file.lfn, "size": len(sim_file.content),
+            "refs": sim_file.refs()}).encode())
+
     def _file(self, sfn: str) -> None:
         sim = self.simulator.sim
-        sim_file = sim.files.get(sfn)
+        if self.command == "PUT":
+            return self._upload(sfn or "")
+        sim_file = self.simulator.find_file(sfn or "")
         if self.command == "POST":
             if sim_file is None:
                 return self._json(404, {"title": "Gcode doesn't exist"})
             if sim.printer_state not in ("IDLE", "READY"):
                 return self._json(409, {"title": "Can't start print now"})
-            self.simulator.start_print(sfn)
+            self.simulator.start_print(sim_file.sfn)
             return self._send(204)
         if self.command not in ("GET", "HEAD"):
             return self._json(405, {"title": "Method Not Allowed"})

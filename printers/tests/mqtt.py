@@ -5,7 +5,7 @@ import time
 import pytest
 
 from printers import services
-from printers.choices import Driver
+from printers.choices import COMMAND_DONE, Driver
 from printers.listener import Listener
 from printers.models import PrinterLiveState
 from printers.simulators.bambu import FakeBambuPrinter
@@ -58,11 +58,9 @@ def bambu_printer(db, broker):
 
 
 @pytest.fixture
-def listener(fast_mqtt, monkeypatch):
+def listener(fast_mqtt):
     """A listener stepped by the test's own thread (all database work stays on it)."""
     running = Listener()
-    # While a service waits for a command's outcome, let the listener work (it would run in run_printers).
-    monkeypatch.setattr(services, "_sleep", lambda seconds: (running.step(), time.sleep(0.02)))
     yield running
     running.close()
 
@@ -86,3 +84,12 @@ def step_until(listener, predicate, *, timeout: float = 8.0, what: str = "condit
 
 def state_is(printer, *states):
     return lambda: live(printer).state in states
+
+
+def answered(command):
+    """A predicate for step_until: the command has its outcome (it returns the command, refreshed)."""
+    def check():
+        command.refresh_from_db()
+        return command if command.status in COMMAND_DONE else None
+
+    return check

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from fablab.tests.factories import UserFactory
-from printers import services
+from printers import services, tasks
 from printers.admin_charts import Series, line_chart, nice_ticks
 from printers.choices import CommandStatus, PrinterState
 from printers.models import PrinterCommand, TelemetrySample
@@ -38,15 +38,11 @@ def admin_client(client):
     return client
 
 
-@pytest.fixture
-def listener_answers(monkeypatch):
-    """Stands in for run_printers: while the service waits, every pending command succeeds."""
-    def work(seconds):
-        for command in PrinterCommand.objects.filter(status=CommandStatus.PENDING):
-            services.command_mark_sent(command=command, sequence_id=str(command.pk))
-            services.command_finish(command=command, ok=True)
-
-    monkeypatch.setattr(services, "_sleep", work)
+def listener_answers():
+    """Stands in for run_printers: every pending command is sent and succeeds."""
+    for command in PrinterCommand.objects.filter(status=CommandStatus.PENDING):
+        services.command_mark_sent(command=command, sequence_id=str(command.pk))
+        services.command_finish(command=command, ok=True)
 
 
 def change_url(printer):
@@ -151,12 +147,19 @@ def test_button_leads_to_a_confirmation_that_sends_nothing(admin_client, bambu):
     assert not PrinterCommand.objects.exists()
 
 
-def test_confirmed_post_sends_exactly_one_command(admin_client, bambu, listener_answers):
+def test_confirmed_post_sends_exactly_one_command(admin_client, bambu):
     response = admin_client.post(command_url(bambu, "stop"), {"confirm": "yes"}, follow=True)
     assert response.redirect_chain[-1][0] == change_url(bambu)
-    assert "P1S <lab>: Stop done." in messages_of(response)
+    assert "P1S <lab>: Stop sent, waiting for the printer" in messages_of(response)
     command = PrinterCommand.objects.get()
-    assert command.action == "stop" and command.status == CommandStatus.SUCCEEDED and command.printer == bambu
+    assert command.action == "stop" and command.status == CommandStatus.PENDING and command.printer == bambu
+    commands = response.content.decode().split('id="printer-commands"')[1].split("</section>")[0]
+    assert 'data-status="pending"' in commands and "Waiting for the printer listener" in commands
+    listener_answers()
+    command.refresh_from_db()
+    assert command.status == CommandStatus.SUCCEEDED
+    page = admin_client.get(change_url(bambu)).content.decode()
+    assert 'data-status="succeeded"' in page.split('id="printer-commands"')[1]
 
     admin_client.post(command_url(bambu, "light_off"), {"confirm": "yes"})
     assert PrinterCommand.objects.count() == 2
@@ -187,13 +190,16 @@ def test_command_not_allowed_in_this_state_is_refused_with_a_message(admin_clien
 def test_failure_of_the_printer_is_shown(admin_client, bambu, monkeypatch, settings):
     settings.BAMBU_COMMAND_TIMEOUT_SECONDS = 0.0
     monkeypatch.setattr(services, "PICKUP_MARGIN_SECONDS", 0.0)
-    monkeypatch.setattr(services, "_sleep", lambda seconds: None)
     response = admin_client.post(command_url(bambu, "pause"), {"confirm": "yes"}, follow=True)
-    assert "run_printers" in messages_of(response) and "not running" in messages_of(response)
+    assert "sent, waiting for the printer" in messages_of(response)  # at once, whether a listener runs or not
+    tasks.expire_printer_commands()  # nobody took it: the schedule expires it
     assert PrinterCommand.objects.get().status == CommandStatus.EXPIRED
+    commands = admin_client.get(change_url(bambu)).content.decode().split('id="printer-commands"')[1]
+    assert 'data-status="expired"' in commands and "Not picked up" in commands
+    assert "run_printers" in commands and "running" in commands
 
 
-def test_who_may_send_commands(client, bambu, listener_answers):
+def test_who_may_send_commands(client, bambu):
     url = command_url(bambu, "pause")
     assert client.get(url).status_code == 302  # to the login page
     client.force_login(UserFactory(is_staff=False))
@@ -237,6 +243,9 @@ def test_command_admin_lists_and_filters_read_only(admin_client, bambu):
     assert "P1S &lt;lab&gt;" in rows and "X1C" not in rows
     lights = admin_client.get(url + "?action__exact=light")
     assert [c.action for c in lights.context["cl"].result_list] == ["light"]
+    stale.refresh_from_db()
+    assert stale.status == CommandStatus.PENDING  # reading the log writes nothing ...
+    tasks.expire_printer_commands()  # ... the schedule expires what nobody took
     stale.refresh_from_db()
     assert stale.status == CommandStatus.EXPIRED and done.status == CommandStatus.SUCCEEDED
     assert admin_client.get(reverse("admin:printers_printercommand_add")).status_code == 403

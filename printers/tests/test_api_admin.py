@@ -3,8 +3,8 @@ from django.urls import reverse
 
 from fablab.tests.factories import UserFactory
 from printers import services
-from printers.choices import Driver
-from printers.models import Printer
+from printers.choices import Driver, PrinterState
+from printers.models import Printer, PrinterCommand
 from printers.state import NormalisedState
 from printers.tests.factories import PrinterFactory
 
@@ -63,4 +63,17 @@ def test_admin_stop_asks_for_confirmation_and_reports_errors(superuser_client):
     assert response.status_code == 200 and "Yes, send it" in response.content.decode()
     response = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
                                            "confirm": "yes"}, follow=True)
-    assert "has no job to stop" in " ".join(str(m) for m in response.context["messages"])
+    assert f"{printer.name} is offline." in " ".join(str(m) for m in response.context["messages"])
+    services.printer_apply_state(printer=printer, state=NormalisedState(state=PrinterState.IDLE))
+    response = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
+                                           "confirm": "yes"}, follow=True)
+    assert "cannot stop while idle" in " ".join(str(m) for m in response.context["messages"])
+    assert not PrinterCommand.objects.exists()
+    services.printer_apply_state(printer=printer, state=NormalisedState(state=PrinterState.PRINTING, job_key="5"))
+    form = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk]})
+    key = form.content.decode().split('name="idempotency_key" value="')[1].split('"')[0]
+    for _twice in range(2):  # the confirmation sent twice: one command
+        response = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
+                                               "confirm": "yes", "idempotency_key": key}, follow=True)
+        assert "command sent, waiting for the printer" in " ".join(str(m) for m in response.context["messages"])
+    assert PrinterCommand.objects.get().action == "stop"

@@ -9,7 +9,7 @@ from django.utils import timezone
 from conftest import ApiClient
 from fablab.choices import ApiKeyScope
 from fablab.tests.factories import make_api_key
-from printers import services
+from printers import services, tasks
 from printers.choices import CommandStatus, Driver, PrinterState
 from printers.models import PrinterCommand
 from printers.simulators.prusalink import PrusaLinkSimulator
@@ -66,6 +66,8 @@ def test_a_command_nobody_takes_expires(api, bambu, settings):
     url = f"/api/v1/printers/{bambu.pk}/commands/{command_id}"
     assert api.get(url).json()["status"] == "pending"
     PrinterCommand.objects.filter(pk=command_id).update(created_at=timezone.now() - timedelta(seconds=9))
+    assert api.get(url).json()["status"] == "pending"  # reading writes nothing ...
+    tasks.expire_printer_commands()  # ... the schedule expires what nobody took
     polled = api.get(url).json()
     assert polled["status"] == "expired" and "no printer listener" in polled["error"]
     assert api.get(f"/api/v1/printers/{bambu.pk}/commands").json()["items"][0]["status"] == "expired"
@@ -178,19 +180,31 @@ def prusa_sim():
         yield simulator
 
 
-def test_prusalink_command_goes_to_the_printer_at_once(api, prusa_sim, settings):
+@pytest.fixture
+def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
+    """Queued tasks run in this process when the request's transaction commits (after the answer)."""
+    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def test_prusalink_command_is_carried_out_by_a_task(api, prusa_sim, settings, run_tasks):
     settings.PRINTER_HTTP_TIMEOUT_SECONDS = 1
     printer = services.printer_create(name="Core One", driver=Driver.PRUSALINK, host=prusa_sim.host,
                                       port=prusa_sim.port, secret=PASSWORD, shared_with_partners=True)
     prusa_sim.start_print("BENCHY~1.BGC")
-    services.printer_poll_prusalink(printer=printer)
-    body = post(api, printer, {"action": "pause"}).json()
-    assert body["status"] == "succeeded"
+    services.printer_poll(printer=printer)
+    with run_tasks():
+        body = post(api, printer, {"action": "pause"}).json()
+        assert body["status"] == "pending"  # the answer comes before the printer is asked
+        assert prusa_sim.sim.printer_state == "PRINTING"
+    assert api.get(f"/api/v1/printers/{printer.pk}/commands/{body['id']}").json()["status"] == "succeeded"
     assert prusa_sim.sim.printer_state == "PAUSED"
     sent = [path for method, path, status in prusa_sim.requests if method == "PUT" and status != 401]
     assert sent == [f"/api/v1/job/{prusa_sim.sim.job.id}/pause"]  # 401: the digest challenge before it
     assert api.get(f"/api/v1/printers/{printer.pk}").json()["state"] == "paused"
     assert "have a light" in post(api, printer, {"action": "light", "on": True}, key="l").json()["detail"]
     prusa_sim.power_off()
-    failed = post(api, printer, {"action": "resume"}, key="r").json()
+    with run_tasks():
+        command_id = post(api, printer, {"action": "resume"}, key="r").json()["id"]
+    failed = api.get(f"/api/v1/printers/{printer.pk}/commands/{command_id}").json()
     assert failed["status"] == CommandStatus.FAILED and prusa_sim.host not in failed["error"]

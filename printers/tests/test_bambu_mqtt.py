@@ -6,13 +6,12 @@ import time
 
 import pytest
 
-from printers import services
+from printers import services, tasks
 from printers.choices import CommandStatus, JobOutcome, PrinterState
 from printers.drivers.bambu.client import BambuConnection, certificate_names, command_message
-from printers.exceptions import PrinterCommandError, PrinterListenerDown
 from printers.models import PrinterCommand, PrinterJob, StateTransition
 from printers.simulators.broker import make_certificates, mosquitto_binary
-from printers.tests.mqtt import ACCESS_CODE, SERIAL, live, make_sim, state_is, step_until
+from printers.tests.mqtt import ACCESS_CODE, SERIAL, answered, live, make_sim, state_is, step_until
 
 
 def transitions(printer) -> list[tuple[str, str]]:
@@ -30,7 +29,9 @@ def test_job_runs_start_to_finish_through_the_real_protocol(broker, bambu_printe
     try:
         step_until(listener, state_is(bambu_printer, PrinterState.IDLE), what="idle after pushall")
         assert live(bambu_printer).filament_slots  # AMS from the corpus payload
-        command = services.printer_start_file(printer=bambu_printer, file_name="benchy.gcode.3mf", ams_mapping=[0])
+        command = services.printer_start_file(printer=bambu_printer, path="benchy.gcode.3mf", filament_mapping=[0])
+        assert command.status == CommandStatus.PENDING  # requested; the listener sends it
+        command = step_until(listener, answered(command), what="project_file acknowledged")
         assert command.status == CommandStatus.SUCCEEDED and command.sequence_id
         request = sim.received[-1]["print"]
         assert request["command"] == "project_file" and request["sequence_id"] == command.sequence_id
@@ -53,12 +54,11 @@ def test_pause_resume_then_stop_is_a_cancel_not_a_failure(broker, bambu_printer,
         step_until(listener, state_is(bambu_printer, PrinterState.IDLE))
         sim.start_job()
         step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
-        services.printer_pause(printer=bambu_printer)
-        step_until(listener, state_is(bambu_printer, PrinterState.PAUSED))
-        services.printer_resume(printer=bambu_printer)
-        step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
-        services.printer_stop(printer=bambu_printer)
-        step_until(listener, state_is(bambu_printer, PrinterState.CANCELLED))
+        for action, state in (("pause", PrinterState.PAUSED), ("resume", PrinterState.PRINTING),
+                              ("stop", PrinterState.CANCELLED)):
+            command = services.printer_command_request(printer=bambu_printer, action=action)
+            step_until(listener, answered(command), what=f"{action} acknowledged")
+            step_until(listener, state_is(bambu_printer, state))
         # print_error goes back to 0 a few ticks later: still a cancel, and no second end.
         step_until(listener, lambda: sim.state["print_error"] == 0 and not listener.slots[bambu_printer.pk].pending
                    and sim.published > 0, what="print_error cleared")
@@ -106,16 +106,16 @@ def test_unacknowledged_command_that_worked_succeeds(broker, bambu_printer, list
     sim.start_job()
     step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
     sim.ack_commands = False
-    command = PrinterCommand.objects.none()
-    services.printer_pause(printer=bambu_printer)  # no ack, but the printer paused: success
+    command = services.printer_command_request(printer=bambu_printer, action="pause")
     step_until(listener, state_is(bambu_printer, PrinterState.PAUSED))
-    command = PrinterCommand.objects.get()
-    assert command.status == CommandStatus.SUCCEEDED
+    command = step_until(listener, answered(command), what="the command's timeout")
+    assert command.status == CommandStatus.SUCCEEDED  # no ack, but the printer paused: success
 
 
 def test_light_command_is_acknowledged(broker, bambu_printer, listener, sim):
     step_until(listener, state_is(bambu_printer, PrinterState.IDLE))
-    command = services.printer_set_light(printer=bambu_printer, on=True)
+    command = services.printer_command_request(printer=bambu_printer, action="light", light_on=True)
+    command = step_until(listener, answered(command), what="ledctrl acknowledged")
     assert command.status == CommandStatus.SUCCEEDED
     assert sim.received[-1]["system"]["led_mode"] == "on"
     assert {"node": "chamber_light", "mode": "on"} in sim.state["lights_report"]
@@ -127,22 +127,24 @@ def test_firmware_that_drops_commands_is_detected(broker, bambu_printer, listene
     sim.start_job()
     step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
     sim.set_developer_mode(False)
-    with pytest.raises(PrinterCommandError, match="Developer Mode"):
-        services.printer_pause(printer=bambu_printer)
-    command = PrinterCommand.objects.get()
+    command = services.printer_command_request(printer=bambu_printer, action="pause")
+    command = step_until(listener, answered(command), what="the command's timeout")
     assert command.status == CommandStatus.FAILED and "signed commands" in command.error
+    assert "Developer Mode" in command.error
     assert sim.state["gcode_state"] == "RUNNING"
 
 
-def test_command_refused_when_no_listener_runs(bambu_printer, fast_mqtt, monkeypatch):
+def test_command_expires_when_no_listener_runs(bambu_printer, fast_mqtt, monkeypatch):
     monkeypatch.setattr(services, "PICKUP_MARGIN_SECONDS", 0.1)
-    monkeypatch.setattr(services, "_sleep", lambda s: time.sleep(0.01))
     live_row = live(bambu_printer)
     live_row.state = PrinterState.PRINTING
     live_row.save()
-    with pytest.raises(PrinterListenerDown):
-        services.bambu_command(printer=bambu_printer, action="pause", timeout=0.1)
-    assert PrinterCommand.objects.get().status == CommandStatus.EXPIRED
+    command = services.printer_command_request(printer=bambu_printer, action="pause")
+    assert command.status == CommandStatus.PENDING  # the request does not wait for anyone
+    time.sleep(1.0)  # past the command timeout (0.8 s) and the pick-up margin
+    assert tasks.expire_printer_commands() == "expired 1 commands"  # the schedule's task
+    command.refresh_from_db()
+    assert command.status == CommandStatus.EXPIRED and "run_printers" in command.error
 
 
 def test_start_file_validation(bambu_printer):
@@ -152,13 +154,19 @@ def test_start_file_validation(bambu_printer):
     from fablab.exceptions import ApplicationError, InvalidInput
 
     with pytest.raises(InvalidInput, match="Tray 3"):
-        services.printer_start_file(printer=bambu_printer, file_name="a.gcode.3mf", ams_mapping=[3])
+        services.printer_start_file(printer=bambu_printer, path="a.gcode.3mf", filament_mapping=[3])
     with pytest.raises(InvalidInput):
-        services.printer_start_file(printer=bambu_printer, file_name="../etc/passwd")
+        services.printer_start_file(printer=bambu_printer, path="../etc/passwd")
+    for bad in (["x"], [True], [None]):
+        with pytest.raises(InvalidInput, match="slot numbers"):
+            services.printer_start_file(printer=bambu_printer, path="a.gcode.3mf", filament_mapping=bad)
+    for plate in (0, 65, "two"):
+        with pytest.raises(InvalidInput, match="plate"):
+            services.printer_start_file(printer=bambu_printer, path="a.gcode.3mf", plate=plate)
     live_row.state = PrinterState.PRINTING
     live_row.save()
     with pytest.raises(ApplicationError, match="busy"):
-        services.printer_start_file(printer=bambu_printer, file_name="a.gcode.3mf")
+        services.printer_start_file(printer=bambu_printer, path="a.gcode.3mf")
     assert not PrinterCommand.objects.exists()
 
 

@@ -15,12 +15,12 @@ from printers.choices import Driver, PrinterState
 from printers.drivers.bambu.client import (
     NORMALISE_INPUTS,
     BambuConnection,
-    MqttNetwork,
     ReportTracker,
     StateEvent,
 )
 from printers.drivers.bambu.merge import BambuReport, decode_message
 from printers.drivers.bambu.normalise import normalise
+from printers.drivers.mqtt import MqttNetwork
 from printers.exceptions import ReportError
 from printers.listener import Listener
 from printers.models import PrinterLiveState, StateTransition

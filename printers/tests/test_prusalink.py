@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from fablab.exceptions import NotFound
 from printers import services, tasks
-from printers.choices import AuthMethod, Driver, JobOutcome, PrinterState
+from printers.choices import AuthMethod, CommandStatus, Driver, JobOutcome, PrinterState
 from printers.drivers.prusalink import PrusaLinkClient, normalise
+from printers.drivers.prusalink.driver import PrusaLinkDriver
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable, ReportError
-from printers.models import PrinterJob, StateTransition
+from printers.models import PrinterCommand, PrinterJob, PrinterLiveState, StateTransition
 from printers.simulators.prusalink import NONCE_VALID_SECONDS, PrusaLinkSimulator
 
 PASSWORD = "Xy7-sim-secret"
@@ -46,7 +47,14 @@ def _short_timeouts(settings):
 
 
 def poll(printer):
-    return services.printer_poll_prusalink(printer=printer)
+    return services.printer_poll(printer=printer)
+
+
+def command(printer, action):
+    """Request a command and carry it out as its task would; returns the finished command."""
+    requested = services.printer_command_request(printer=printer, action=action)
+    tasks.run_printer_command(requested.pk)
+    return PrinterCommand.objects.get(pk=requested.pk)
 
 
 # --- auth --------------------------------------------------------------------------------
@@ -233,7 +241,7 @@ def test_cancel_is_stopped_and_failure_is_error(sim, printer):
     poll(printer)
     sim.start_print("MULTIP~1.BGC")
     poll(printer)
-    services.printer_stop(printer=printer)  # through the driver; the service polls right after
+    assert command(printer, "stop").status == CommandStatus.SUCCEEDED  # through the driver, then a poll
     printer.live.refresh_from_db()
     assert printer.live.state == PrinterState.CANCELLED
     sim.acknowledge()
@@ -251,10 +259,16 @@ def test_attention_pause_resume_and_409_through_services(sim, printer):
     poll(printer)
     sim.start_print("MULTIP~1.BGC")
     poll(printer)
-    assert services.printer_pause(printer=printer).state == PrinterState.PAUSED
-    with pytest.raises(PrinterConflict, match="409"):
-        services.printer_pause(printer=printer)
-    assert services.printer_resume(printer=printer).state == PrinterState.PRINTING
+    assert command(printer, "pause").status == CommandStatus.SUCCEEDED
+    assert PrinterLiveState.objects.get(printer=printer).state == PrinterState.PAUSED
+    with pytest.raises(PrinterConflict, match="cannot pause while paused"):  # refused before it is sent
+        services.printer_command_request(printer=printer, action="pause")
+    PrinterLiveState.objects.filter(printer=printer).update(state=PrinterState.PRINTING)  # a stale state ...
+    refused = command(printer, "pause")  # ... lets it through, and the printer answers 409
+    assert refused.status == CommandStatus.FAILED and "409" in refused.error
+    poll(printer)
+    assert command(printer, "resume").status == CommandStatus.SUCCEEDED
+    assert PrinterLiveState.objects.get(printer=printer).state == PrinterState.PRINTING
     sim.attention()
     assert poll(printer).state == PrinterState.NEEDS_ATTENTION
     sim.resolve_attention()
@@ -315,13 +329,13 @@ def test_a_poller_restart_is_a_sync(sim, printer, django_capture_on_commit_callb
     """The task cluster was killed mid-job: no failure was counted, the live row still says printing."""
     t0 = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
-        services.printer_poll_prusalink(printer=printer, at=t0)
+        services.printer_poll(printer=printer, at=t0)
         sim.start_print("MULTIP~1.BGC")
         sim.advance(60)
-        live = services.printer_poll_prusalink(printer=printer, at=t0 + timedelta(seconds=60))
+        live = services.printer_poll(printer=printer, at=t0 + timedelta(seconds=60))
         assert live.state == PrinterState.PRINTING and live.remaining_seconds == 540
         sim.advance(3600)  # the job finished while nothing polled; FINISHED is sticky
-        live = services.printer_poll_prusalink(printer=printer, at=t0 + timedelta(hours=2))
+        live = services.printer_poll(printer=printer, at=t0 + timedelta(hours=2))
     assert live.state == PrinterState.FINISHED
     job = PrinterJob.objects.get()
     assert job.outcome == JobOutcome.COMPLETED and job.duration_seconds == 540  # not two hours, never 0
@@ -332,7 +346,7 @@ def test_a_poller_restart_is_a_sync(sim, printer, django_capture_on_commit_callb
     sim.start_print("MULTIP~1.BGC")
     sim.advance(3600)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.printer_poll_prusalink(printer=printer, at=t0 + timedelta(hours=4)).job_key == "101"
+        assert services.printer_poll(printer=printer, at=t0 + timedelta(hours=4)).job_key == "101"
     assert PrinterJob.objects.count() == 1 and len(signals_log) == 2
 
 
@@ -364,7 +378,9 @@ def test_credentials_never_in_logs(sim, printer, caplog):
         poll(printer)
     assert caplog.records  # something was logged ...
     assert PASSWORD not in caplog.text  # ... never the password
-    assert PASSWORD not in repr(printer) and PASSWORD not in repr(services.prusalink_client(printer=printer))
+    access = services.printer_access(printer=printer)
+    assert PASSWORD not in repr(printer) and PASSWORD not in repr(access)
+    assert PASSWORD not in repr(PrusaLinkDriver().client(access))
 
 
 def test_api_key_printer(sim, db):

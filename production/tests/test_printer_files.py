@@ -14,8 +14,8 @@ from catalog.tests.factories import ModelFactory, VariantFactory
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.exceptions import InvalidInput, NotFound
 from fablab.tests.factories import OrganizationFactory, PartnerFactory, UserFactory, make_api_key
-from printers import files as files_module
 from printers import services
+from printers.drivers.prusalink import driver as prusalink_driver
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable
 from printers.files import printer_files_list
 from printers.tests.factories import PrinterFactory
@@ -99,7 +99,7 @@ def test_prusalink_lists_and_imports_files_in_folders(prusa, prusa_sim, staff, m
     with pytest.raises(NotFound):  # a file the folder does not hold
         printer_file_import(printer=prusa, path="/usb/CUSTOM~1/GONE~1.BGC", user=staff)
 
-    monkeypatch.setattr(files_module, "MAX_FOLDERS", 2)  # a stick full of folders: listing stops, with a warning
+    monkeypatch.setattr(prusalink_driver, "MAX_FOLDERS", 2)  # a stick full of folders: listing stops, with a warning
     assert "/usb/CUSTOM~1/2024-1~1/GEAR~1.BGC" not in {f.path for f in printer_files_list(printer=prusa)}
 
 
@@ -396,7 +396,7 @@ def test_api_lists_and_imports_for_lab_keys(client, bambu, lab_keys, run_tasks):
         version.variant.model_id, version.variant_id, version.sliced_file_id)
     # the version as the catalog's own API shows versions (catalog.schemas.VersionOut)
     shown = body["catalog_version"]
-    assert set(shown) == {"number", "change_note", "created_at", "sliced_file", "download_url"}
+    assert set(shown) == {"id", "number", "change_note", "created_at", "sliced_file", "download_url"}
     assert shown["number"] == 1 and "P1S west" in shown["change_note"]
     assert shown["sliced_file"]["sha256"] == body["sha256"] and shown["sliced_file"]["status"] == "done"
     assert shown["sliced_file"]["metadata"] == body["metadata"]

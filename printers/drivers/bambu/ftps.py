@@ -6,9 +6,10 @@ the access code, `PROT P` and passive mode. Its certificate is named after the s
 connection's TLS session, or the printer's server refuses it or transfers break off.
 
 `BambuStorage` opens one short session (a context manager), lists folders (MLSD when the printer
-knows it, else NLST + SIZE + MDTM: X1 answers NLST with full paths, P1 with bare names) and
-downloads one file into a file object. Every failure becomes a domain error whose message says what
-to do; the access code never appears in one.
+knows it, else NLST + SIZE + MDTM: X1 answers NLST with full paths, P1 with bare names),
+downloads one file into a file object and uploads one from a file object (without the TLS
+shutdown at the end of the data connection, on which printers hang). Every failure becomes a
+domain error whose message says what to do; the access code never appears in one.
 """
 
 import ftplib
@@ -75,7 +76,7 @@ class ImplicitFTPS(ftplib.FTP_TLS):
 
 
 class _DestinationError(Exception):
-    """Writing a downloaded chunk failed; the original error is its __cause__."""
+    """Writing a downloaded chunk (or reading one to upload) failed; the original error is its __cause__."""
 
 
 def _code(exc: BaseException) -> str:
@@ -294,6 +295,40 @@ class BambuStorage:
             raise self._error(exc, action=_("download %(path)s") % {"path": path}, path=path) from None
         if expected_size is not None and written != expected_size:
             raise PrinterUnreachable(self._broke_off(path, written, expected_size))
+        return written
+
+    def upload(self, path: str, source: BinaryIO) -> int:
+        """Store what `source` holds at `path` (replacing a file there); returns the byte count.
+
+        The end of the file is a plain TCP end of stream, without a TLS shutdown (`unwrap`): the
+        printers' FTP server never answers that and the upload would time out (pybambu's
+        `storbinary_no_unwrap`). The data connection is closed only after the server's 226 says the
+        file is complete: closing it earlier, with the server's unread TLS records (session tickets)
+        still waiting, resets the connection and can cut off the end of the file.
+        """
+        path = _check_path(path)
+        written = 0
+        try:
+            self.ftp.voidcmd("TYPE I")
+            conn = self.ftp.transfercmd(f"STOR {path}")
+            try:
+                while True:
+                    try:
+                        chunk = source.read(CHUNK_BYTES)
+                    except Exception as exc:
+                        raise _DestinationError() from exc
+                    if not chunk:
+                        break
+                    conn.sendall(chunk)
+                    written += len(chunk)
+                conn.shutdown(socket.SHUT_WR)
+                self.ftp.voidresp()
+            finally:
+                conn.close()
+        except _DestinationError as exc:  # reading the source failed: that error, unchanged
+            raise exc.__cause__ from None
+        except Exception as exc:
+            raise self._error(exc, action=_("upload %(path)s") % {"path": path}) from None
         return written
 
     def _broke_off(self, path: str, written: int, expected_size: int | None) -> str:

@@ -1,9 +1,9 @@
-"""Keep one MQTT connection per active Bambu printer and record what the printers report.
+"""Keep one connection per active printer whose driver keeps one (Bambu: MQTT) and record what they report.
 
 Run exactly one of these per deployment (a supervisor restarts it), or, for a large fleet, one per
 shard (`--shard 0/2` and `--shard 1/2`: each serves the printers whose id modulo 2 is its index):
-a Bambu printer accepts very few MQTT clients, and commands from the admin and the API travel
-through the process that holds the printer's connection.
+a Bambu printer accepts very few MQTT clients, and the commands the admin and the API request for
+these printers travel through the process that holds the printer's connection.
 SIGINT/SIGTERM stop it cleanly: pending states are written, connections closed, printers shown offline.
 All connections share one network thread; new ones open at most BAMBU_CONNECTS_PER_SECOND a second.
 """
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Listen to every active Bambu printer over MQTT (one connection each) until interrupted."
+    help = "Listen to every active printer with a connection of its own (Bambu MQTT), one each, until interrupted."
 
     def add_arguments(self, parser):
         parser.add_argument("--stats-every", type=float, default=60.0,

@@ -2,7 +2,8 @@
 
 `PrusaLinkClient` speaks the v1 API with HTTP Digest (realm "Printer API", user "maker",
 no qop; requests answers a `stale=true` challenge by retrying with the new nonce) or the
-`X-Api-Key` header. Every failure becomes a domain error with a clear message:
+`X-Api-Key` header; it reads the state, lists, downloads and uploads files and sends commands.
+Every failure becomes a domain error with a clear message:
 PrinterUnreachable (refused, reset, timeout, 5xx), PrinterAuthError (401), PrinterConflict
 (409: wrong state for pause/resume/stop), NotFound (404), ReportError (unreadable body).
 `normalise` maps `/api/v1/status` (+ `/api/v1/job`) to the unified state (printers.md §2, §3).
@@ -179,6 +180,19 @@ class PrusaLinkClient:
         finally:
             response.close()
         return written
+
+    def upload(self, *, storage: str = "usb", path: str, source: BinaryIO, size: int | None = None) -> None:
+        """Store `source` as `path` on `storage` (PUT /api/v1/files/<storage>/<path>), replacing a file there.
+
+        The body is streamed from `source`; `size` (else the length of a real or in-memory file) goes into
+        Content-Length, which the firmware wants. With digest authentication, call another endpoint first:
+        the upload then carries the nonce at once instead of being sent twice.
+        """
+        headers = {"Content-Type": "application/octet-stream", "Overwrite": "?1"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        self._request("PUT", f"/api/v1/files/{quote(storage)}/{quote(path.strip('/'))}", action="upload the file",
+                      data=source, headers=headers)
 
     # --- commands ------------------------------------------------------------------------
 
