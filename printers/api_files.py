@@ -15,30 +15,11 @@ Partners' keys are refused (403): a printer's storage is the lab's, shared print
 from datetime import datetime
 
 from django.http import HttpRequest
-from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
 from catalog import selectors as catalog_selectors
-from fablab.api_auth import ApiKeyAuth
-from fablab.choices import ApiKeyScope, OrganizationKind
-from fablab.exceptions import PermissionDenied
-from fablab.models import ApiKey
+from fablab.api_auth import lab_read_key, lab_write_key
 from printers import files, selectors
-
-
-class LabFilesKeyAuth(ApiKeyAuth):
-    """A key of the lab's own organization; `scope` as for every key."""
-
-    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
-        api_key = super().authenticate(request, key)
-        if api_key is not None and api_key.organization.kind != OrganizationKind.LAB:
-            raise PermissionDenied(_("Only the lab's own API keys (an organization of kind 'lab') may read or fetch "
-                                     "the files on printers."))
-        return api_key
-
-
-lab_read_key = LabFilesKeyAuth(ApiKeyScope.READ)
-lab_write_key = LabFilesKeyAuth(ApiKeyScope.WRITE)
 
 
 class PrinterFileOut(Schema):
