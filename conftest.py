@@ -1,9 +1,9 @@
 import pytest
-from django.test import Client
 from django.utils import translation
 
 from fablab.choices import ApiKeyScope, MembershipRole
 from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, make_api_key
+from fablab.tests.helpers import ApiClient
 
 # Fixtures other apps' tests use too (e.g. catalog's substitute slicer reader).
 pytest_plugins = ["catalog.tests.fixtures"]
@@ -24,20 +24,6 @@ def _test_settings(settings, tmp_path):
     # A request through the test client leaves its language active in this thread (LocaleMiddleware
     # activates it and nothing deactivates it); the next test starts in the default language again.
     translation.deactivate()
-
-
-class ApiClient(Client):
-    """A test client that sends an API key with every request."""
-
-    def __init__(self, key: str | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.key = key
-
-    def generic(self, method, path, *args, headers=None, **kwargs):
-        headers = dict(headers or {})
-        if self.key is not None:
-            headers.setdefault("X-API-Key", self.key)
-        return super().generic(method, path, *args, headers=headers, **kwargs)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from fablab.exceptions import IllegalTransition
-from fablab.tests.test_api import assert_problem
+from fablab.tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 
