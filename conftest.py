@@ -1,8 +1,9 @@
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import translation
 
 from fablab.choices import ApiKeyScope, MembershipRole
-from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, make_api_key
+from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, UserFactory, make_api_key
 from fablab.tests.helpers import ApiClient
 
 # Fixtures other apps' tests use too (e.g. catalog's substitute slicer reader).
@@ -52,4 +53,30 @@ def customer_owner(db):
 @pytest.fixture
 def owner_client(client, customer_owner):
     client.force_login(customer_owner.user)
+    return client
+
+
+# Staff: pytest-django's `admin_user` is a superuser and `admin_client` a client logged in as it;
+# the two fixtures below give staff of one role instead.
+
+
+@pytest.fixture
+def staff_member(db):
+    """Make a staff user (not a superuser) of one of the staff groups in fablab.roles.
+
+    `staff_member("Operator")`, `staff_member("Manager", email="boss@fablab.example")`.
+    """
+
+    def make(group: str, **fields):
+        user = UserFactory(is_staff=True, **fields)
+        user.groups.add(Group.objects.get(name=group))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def operator_client(client, staff_member):
+    """A test client logged in as an Operator (a staff member who runs the printers and the stock)."""
+    client.force_login(staff_member("Operator"))
     return client

@@ -416,7 +416,7 @@ def test_admin_downloads_into_a_chosen_variant_and_shows_errors(client, staff, p
     assert Model.objects.count() == 1
 
 
-def test_admin_file_pages_are_refused_to_others(client, bambu, ftps_sim):
+def test_admin_file_pages_are_refused_to_others(client, bambu, ftps_sim, admin_user):
     from django.urls import reverse
 
     list_url = reverse("admin:printers_printer_files", args=[bambu.pk])
@@ -437,7 +437,7 @@ def test_admin_file_pages_are_refused_to_others(client, bambu, ftps_sim):
     assert VariantVersion.objects.count() == 0
     # a POST without the CSRF token is refused
     csrf_client = type(client)(enforce_csrf_checks=True)
-    csrf_client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    csrf_client.force_login(admin_user)
     assert csrf_client.post(import_url, data).status_code == 403
     assert VariantVersion.objects.count() == 0
 

@@ -120,17 +120,15 @@ def test_reconstruct_command(tmp_path):
         call_command("reconstruct", str(tmp_path), "--out", str(out))
 
 
-def test_a_finished_scan_becomes_a_catalog_model(work, client):
+def test_a_finished_scan_becomes_a_catalog_model(work, admin_client):
     from django.urls import reverse
 
     from catalog.models import ModelVariant
-    from fablab.tests.factories import UserFactory
 
     job = queued_job(temple_uploads(), known_dimension_mm=90)
     assert services.scan_job_run(job_id=job.pk) == ScanStatus.SUCCEEDED
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    client.post(reverse("admin:reconstruction_scanjob_changelist"),
-                {"action": "add_to_catalog", "_selected_action": [job.pk]})
+    admin_client.post(reverse("admin:reconstruction_scanjob_changelist"),
+                      {"action": "add_to_catalog", "_selected_action": [job.pk]})
     variant = ModelVariant.objects.get(sku=f"SCAN-{job.pk}")
     sliced = variant.current_version.sliced_file
     assert variant.model.name == "Temple" and sliced.format == "stl" and sliced.sliced is False
