@@ -1,7 +1,6 @@
 """Files on printers: listing and download into the catalog, over a real implicit-FTPS server
 (Bambu) and the PrusaLink simulator over HTTP, both on loopback, with real sliced files."""
 
-import json
 import logging
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from catalog.tests.factories import ModelFactory, VariantFactory
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.exceptions import InvalidInput, NotFound
 from fablab.tests.factories import OrganizationFactory, PartnerFactory, UserFactory, make_api_key
+from fablab.tests.helpers import corpus_path, slicer_expected
 from printers import files as files_module
 from printers import services
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable
@@ -38,13 +38,11 @@ API = "/api/v1"
 
 
 def corpus(name: str) -> Path:
-    from django.conf import settings
-
-    return Path(settings.FABLAB_CORPUS) / "slicer" / name
+    return corpus_path("slicer", name)
 
 
 def expected(name: str) -> dict:
-    return json.loads(corpus("expected.json").read_text())["files"][name]
+    return slicer_expected()[name]
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,12 @@
 """The real PrusaLink driver against the simulator over real HTTP on 127.0.0.1."""
 
 import io
-import json
 import logging
 
 import pytest
-from django.conf import settings
 
 from fablab.exceptions import NotFound
+from fablab.tests.helpers import corpus_json
 from printers import services, tasks
 from printers.choices import AuthMethod, Driver, JobOutcome, PrinterState
 from printers.drivers.prusalink import PrusaLinkClient, normalise
@@ -144,7 +143,7 @@ def test_refused_connection(sim):
 
 
 def _corpus(name):
-    return json.loads((settings.FABLAB_CORPUS / "printers" / "prusalink" / name).read_text())
+    return corpus_json("printers", "prusalink", name)
 
 
 def test_normalise_buddy_and_rpi_corpus():

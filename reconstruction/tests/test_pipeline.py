@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import trimesh
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from fablab.tests.factories import MembershipFactory
+from fablab.tests.helpers import corpus_path
 from reconstruction import services
 from reconstruction.choices import ScanStatus
 from reconstruction.models import ScanJob
@@ -22,7 +22,7 @@ TEMPLE = "photogrammetry/middlebury_templeSparseRing"
 
 
 def temple_dir() -> Path:
-    folder = Path(settings.FABLAB_CORPUS) / TEMPLE
+    folder = corpus_path(TEMPLE)
     assert folder.is_dir(), f"photo corpus missing: {folder} (set FABLAB_CORPUS)"
     return folder
 
