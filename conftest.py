@@ -1,9 +1,10 @@
 import pytest
-from django.test import Client
+from django.contrib.auth.models import Group
 from django.utils import translation
 
 from fablab.choices import ApiKeyScope, MembershipRole
-from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, make_api_key
+from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, UserFactory, make_api_key
+from fablab.tests.helpers import ApiClient
 
 # Fixtures other apps' tests use too (e.g. catalog's substitute slicer reader).
 pytest_plugins = ["catalog.tests.fixtures"]
@@ -24,20 +25,6 @@ def _test_settings(settings, tmp_path):
     # A request through the test client leaves its language active in this thread (LocaleMiddleware
     # activates it and nothing deactivates it); the next test starts in the default language again.
     translation.deactivate()
-
-
-class ApiClient(Client):
-    """A test client that sends an API key with every request."""
-
-    def __init__(self, key: str | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.key = key
-
-    def generic(self, method, path, *args, headers=None, **kwargs):
-        headers = dict(headers or {})
-        if self.key is not None:
-            headers.setdefault("X-API-Key", self.key)
-        return super().generic(method, path, *args, headers=headers, **kwargs)
 
 
 @pytest.fixture
@@ -66,4 +53,30 @@ def customer_owner(db):
 @pytest.fixture
 def owner_client(client, customer_owner):
     client.force_login(customer_owner.user)
+    return client
+
+
+# Staff: pytest-django's `admin_user` is a superuser and `admin_client` a client logged in as it;
+# the two fixtures below give staff of one role instead.
+
+
+@pytest.fixture
+def staff_member(db):
+    """Make a staff user (not a superuser) of one of the staff groups in fablab.roles.
+
+    `staff_member("Operator")`, `staff_member("Manager", email="boss@fablab.example")`.
+    """
+
+    def make(group: str, **fields):
+        user = UserFactory(is_staff=True, **fields)
+        user.groups.add(Group.objects.get(name=group))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def operator_client(client, staff_member):
+    """A test client logged in as an Operator (a staff member who runs the printers and the stock)."""
+    client.force_login(staff_member("Operator"))
     return client

@@ -26,6 +26,7 @@ from catalog.models import (
     VariantVersion,
 )
 from fablab.exceptions import Conflict, InvalidInput, PermissionDenied
+from fablab.states import check_transition
 from fablab.validation import validate
 
 logger = logging.getLogger(__name__)
@@ -297,11 +298,7 @@ def _read(source, *, name: str):
 
 
 def _transition(sliced_file: SlicedFile, status: str) -> None:
-    if status not in ALLOWED_TRANSITIONS[sliced_file.status]:
-        raise Conflict(
-            _("The metadata status cannot change from %(old)s to %(new)s.")
-            % {"old": sliced_file.get_status_display(), "new": ExtractionStatus(status).label}
-        )
+    check_transition(ALLOWED_TRANSITIONS, sliced_file.status, status, what=_("The metadata status"))
     sliced_file.status = status
 
 

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja.security import APIKeyHeader
 
 from fablab.choices import ApiKeyScope, OrganizationKind
@@ -43,16 +44,23 @@ def tenant(request: HttpRequest) -> Organization:
     return request.auth.organization
 
 
+def require_lab_key(api_key: ApiKey) -> ApiKey:
+    """Refuse (PermissionDenied) a key that is not one of the lab's own systems (organization kind 'lab').
+
+    The one lab-only rule for every door that takes API keys: the lab's REST endpoints (stock changes,
+    files on printers), the Spoolman-compatible API and its WebSocket.
+    """
+    if api_key.organization.kind != OrganizationKind.LAB:
+        raise PermissionDenied(_("Only the lab's own API keys (an organization of kind 'lab') may do this."))
+    return api_key
+
+
 class LabKeyAuth(ApiKeyAuth):
-    """A key of the lab's own organization (kind 'lab'), for the lab's own integrations; `scope` as for every key."""
+    """A key of the lab's own organization (kind 'lab'); `scope` as for every key."""
 
     def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
         api_key = super().authenticate(request, key)
-        if api_key is not None and api_key.organization.kind != OrganizationKind.LAB:
-            raise PermissionDenied(
-                "Only the lab's own API keys (an organization of kind 'lab') may use this."
-            )
-        return api_key
+        return None if api_key is None else require_lab_key(api_key)
 
 
 lab_read_key = LabKeyAuth(ApiKeyScope.READ)

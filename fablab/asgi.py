@@ -17,12 +17,19 @@ django_application = get_asgi_application()
 SPOOL_EVENTS = re.compile(r"^/spoolman/(?:(?P<key>fl_[A-Za-z0-9]+_[A-Za-z0-9]+)/)?api/v1/spool/?$")
 
 
+def _lab_key(raw_key: str):
+    """The lab's own key presented on the WebSocket (the same rule as the lab's REST endpoints)."""
+    from fablab.api_auth import require_lab_key
+    from fablab.services import api_key_authenticate
+
+    return require_lab_key(api_key_authenticate(raw_key=raw_key))
+
+
 async def spool_events(scope, receive, send, key: str | None) -> None:
     from asgiref.sync import sync_to_async
 
-    from fablab.choices import OrganizationKind
-    from fablab.exceptions import ApplicationError
-    from fablab.services import api_key_authenticate
+    from fablab.exceptions import PermissionDenied
+    from fablab.services import AuthenticationFailed
 
     message = await receive()
     if message["type"] != "websocket.connect":
@@ -30,11 +37,11 @@ async def spool_events(scope, receive, send, key: str | None) -> None:
     headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
     raw_key = key or headers.get("x-api-key", "")
     try:
-        api_key = await sync_to_async(api_key_authenticate)(raw_key=raw_key)
-    except ApplicationError:
+        await sync_to_async(_lab_key)(raw_key)
+    except AuthenticationFailed:
         await send({"type": "websocket.close", "code": 4401})
         return
-    if api_key.organization.kind != OrganizationKind.LAB:
+    except PermissionDenied:
         await send({"type": "websocket.close", "code": 4403})
         return
     await send({"type": "websocket.accept"})

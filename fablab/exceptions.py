@@ -32,6 +32,10 @@ class Conflict(ApplicationError):
     code = "conflict"
 
 
+class IllegalTransition(Conflict):
+    """A state machine refused a move its ALLOWED_TRANSITIONS does not list (see fablab.states)."""
+
+
 class InvalidInput(ApplicationError):
     status = 422
     title = "Invalid input"

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from fablab.db import update_rows
 from fablab.exceptions import ApplicationError, InvalidInput
+from fablab.states import check_transition
 from fablab.validation import validate
 from printers import conf, lifecycle
 from printers import credentials as creds
@@ -137,8 +138,7 @@ def _live_for_update(printer: Printer) -> PrinterLiveState:
 
 
 def _job_transition(job: PrinterJob, outcome: str) -> None:
-    if outcome not in ALLOWED_TRANSITIONS[job.outcome]:
-        raise ApplicationError(f"A {job.outcome} job cannot become {outcome}.")
+    check_transition(ALLOWED_TRANSITIONS, job.outcome, outcome, what=_("The outcome of a print job"))
     job.outcome = outcome
 
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageStat, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from fablab.exceptions import Conflict, InvalidInput
+from fablab.states import check_transition
 from fablab.validation import validate
 from reconstruction.choices import ALLOWED_TRANSITIONS, FINISHED, ScaleMethod, ScanStatus
 from reconstruction.models import ScanJob, ScanPhoto
@@ -45,9 +46,7 @@ def scan_job_create(*, organization, user, title: str, known_dimension_mm=None, 
 
 
 def _transition(job: ScanJob, status: str) -> None:
-    if status not in ALLOWED_TRANSITIONS[job.status]:
-        raise Conflict(_("A scan that is %(old)s cannot become %(new)s.")
-                       % {"old": job.get_status_display(), "new": ScanStatus(status).label})
+    check_transition(ALLOWED_TRANSITIONS, job.status, status, what=_("The status of a scan"))
     job.status = status
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from django.core import mail
 
+from fablab.tests.helpers import corpus_path
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -260,7 +262,7 @@ def test_admin_login_page_opened_directly_leads_to_the_dashboard(live_server, pa
 
 
 @pytest.mark.browser
-def test_admin_uploads_several_sliced_files_with_progress(live_server, page, boss, settings):
+def test_admin_uploads_several_sliced_files_with_progress(live_server, page, boss):
     """Staff choose two real sliced files on a variant's upload page; each becomes a version."""
     from playwright.sync_api import expect
 
@@ -268,7 +270,7 @@ def test_admin_uploads_several_sliced_files_with_progress(live_server, page, bos
     from catalog.services import model_create, variant_create
 
     variant = variant_create(model=model_create(name="Mini Cube"), name="Orange", sku="CUBE-OR")
-    corpus = Path(settings.FABLAB_CORPUS) / "slicer"
+    corpus = corpus_path("slicer")
     files = [corpus / "prusaslicer-2.8.1_mk4s_minicube.bgcode",
              corpus / "bambustudio-02.04.00.70_a1mini_cube.gcode.3mf"]
     assert all(f.exists() for f in files), f"slicer corpus missing under {corpus}"

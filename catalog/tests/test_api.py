@@ -4,10 +4,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from catalog import services
 from catalog.models import SlicedFile, VariantVersion
 from catalog.tests.factories import FakeInfo, ModelFactory, VariantFactory, gcode_upload, metadata
-from conftest import ApiClient
 from fablab.choices import ApiKeyScope
 from fablab.tests.factories import make_api_key
-from fablab.tests.test_api import assert_problem
+from fablab.tests.helpers import ApiClient, assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -5,16 +5,13 @@ partner uses: upload, format check by content, storage, thumbnails, metadata in 
 database, and the values served back by the API.
 """
 
-import json
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import SlicedFile
 from catalog.slicer.scoring import values_match
 from catalog.tests.factories import ModelFactory, VariantFactory
+from fablab.tests.helpers import corpus_cases, corpus_path, slicer_expected
 
 pytestmark = pytest.mark.django_db
 
@@ -24,17 +21,11 @@ COMPARED = ("slicer", "slicer_version", "estimated_time_s", "filament_used_g", "
             "bed_temperature_initial_layer", "printer_model", "object_height", "layer_count")
 
 
-def corpus() -> dict:
-    path = Path(settings.FABLAB_CORPUS) / "slicer" / "expected.json"
-    assert path.exists(), f"the slicer corpus is missing: {path} (set FABLAB_CORPUS)"
-    return json.loads(path.read_text())["files"]
-
-
-@pytest.mark.parametrize("name", sorted(corpus()))
+@pytest.mark.parametrize("name", corpus_cases(slicer_expected))
 def test_corpus_file_through_the_api(name, api, partner):
-    expected = corpus()[name]
+    expected = slicer_expected()[name]
     variant = VariantFactory(model=ModelFactory(designer=partner))
-    body = (Path(settings.FABLAB_CORPUS) / "slicer" / name).read_bytes()
+    body = corpus_path("slicer", name).read_bytes()
     response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions",
                         {"file": SimpleUploadedFile(name, body)})
     assert response.status_code == 201, response.content
@@ -72,7 +63,7 @@ def test_large_files_are_read_by_the_background_task(api, partner, settings, dja
     monkeypatch.setattr("django_q.conf.Conf.SYNC", True)  # run the queued task in this process
     name = "prusaslicer-2.8.1_mk4s_minicube.bgcode"
     variant = VariantFactory(model=ModelFactory(designer=partner))
-    body = (Path(settings.FABLAB_CORPUS) / "slicer" / name).read_bytes()
+    body = corpus_path("slicer", name).read_bytes()
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions",
                             {"file": SimpleUploadedFile(name, body)})

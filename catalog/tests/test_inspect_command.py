@@ -6,23 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from django.conf import settings
 from django.core.management import call_command
 
 from catalog.slicer import SCHEMA_FIELDS
+from fablab.tests.helpers import corpus_path
 
-CORPUS = Path(settings.FABLAB_CORPUS) / "slicer"
 REPO = Path(__file__).resolve().parents[2]
 GOOD = ["prusaslicer-2.9.4_mk4ismmu3_shapebox.bgcode", "bambustudio-02.04.00.70_x1c_2plates.gcode.3mf",
         "cura-4.10.0_voron_reprap_crlf.gcode"]
 
 
 def _corpus(name: str) -> str:
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.fail(f"corpus file {path} is missing: set FABLAB_CORPUS to the shared corpus folder")
-    return str(path)
+    return str(corpus_path("slicer", name))
 
 
 def _run(*args) -> tuple[int, str]:

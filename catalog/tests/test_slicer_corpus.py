@@ -6,37 +6,15 @@ missing these tests fail with a message saying so; they never skip.
 
 import io
 import json
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.slicer import SCHEMA_FIELDS, read_sliced_file
 from catalog.slicer.scoring import values_match
+from fablab.tests.helpers import corpus_cases, corpus_path, slicer_expected
 
-CORPUS = Path(settings.FABLAB_CORPUS) / "slicer"
-EXPECTED_PATH = CORPUS / "expected.json"
-MISSING = "corpus-missing"
-
-
-def _load_expected() -> dict:
-    try:
-        return json.loads(EXPECTED_PATH.read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
-EXPECTED = _load_expected()
-FILES = sorted(EXPECTED) or [MISSING]
-
-
-def _require_corpus():
-    if not EXPECTED:
-        pytest.fail(
-            f"The slicer corpus is missing: {EXPECTED_PATH} cannot be read. Set FABLAB_CORPUS (settings.FABLAB_CORPUS) "
-            f"to the folder holding slicer/expected.json (default ../shared/corpus)."
-        )
+FILES = corpus_cases(slicer_expected)
 
 
 def _labels(thumbnails) -> list[str]:
@@ -44,17 +22,16 @@ def _labels(thumbnails) -> list[str]:
 
 
 def test_corpus_is_present_and_complete():
-    _require_corpus()
-    assert len(EXPECTED) == 37
-    missing = [name for name in EXPECTED if not (CORPUS / name).is_file()]
-    assert not missing, f"files listed in expected.json but absent from {CORPUS}: {missing}"
+    expected, folder = slicer_expected(), corpus_path("slicer")
+    assert len(expected) == 37
+    missing = [name for name in expected if not (folder / name).is_file()]
+    assert not missing, f"files listed in expected.json but absent from {folder}: {missing}"
 
 
 @pytest.mark.parametrize("file_name", FILES)
 def test_corpus_file_matches_ground_truth(file_name):
-    _require_corpus()
-    expected = EXPECTED[file_name]
-    info = read_sliced_file(CORPUS / file_name)
+    expected = slicer_expected()[file_name]
+    info = read_sliced_file(corpus_path("slicer", file_name))
 
     assert info.format == expected["format"]
     assert info.sliced is expected.get("sliced", True)
@@ -100,9 +77,8 @@ def test_corpus_file_matches_ground_truth(file_name):
     ],
 )
 def test_the_same_slice_reads_the_same_in_both_containers(gcode_name, threemf_name):
-    _require_corpus()
-    one = read_sliced_file(CORPUS / gcode_name).fields
-    other = read_sliced_file(CORPUS / threemf_name).fields
+    one = read_sliced_file(corpus_path("slicer", gcode_name)).fields
+    other = read_sliced_file(corpus_path("slicer", threemf_name)).fields
     for key in SCHEMA_FIELDS:
         if key in ("plates",):
             continue
@@ -110,11 +86,10 @@ def test_the_same_slice_reads_the_same_in_both_containers(gcode_name, threemf_na
 
 
 def test_file_objects_read_like_paths():
-    _require_corpus()
     for name in ("prusaslicer-2.9.4_mk4ismmu3_shapebox.bgcode", "bambustudio-02.04.00.70_x1c_2plates.gcode.3mf",
                  "cura-4.10.0_voron_reprap_crlf.gcode"):
-        data = (CORPUS / name).read_bytes()
-        by_path = read_sliced_file(CORPUS / name).to_json()
+        data = corpus_path("slicer", name).read_bytes()
+        by_path = read_sliced_file(corpus_path("slicer", name)).to_json()
         assert read_sliced_file(io.BytesIO(data), name=name).to_json() == by_path
         upload = SimpleUploadedFile(name, data)
         assert read_sliced_file(upload, name=name).to_json() == by_path
@@ -122,8 +97,7 @@ def test_file_objects_read_like_paths():
 
 
 def test_two_plates_are_two_jobs():
-    _require_corpus()
-    info = read_sliced_file(CORPUS / "bambustudio-02.04.00.70_x1c_2plates.gcode.3mf")
+    info = read_sliced_file(corpus_path("slicer", "bambustudio-02.04.00.70_x1c_2plates.gcode.3mf"))
     assert [p.index for p in info.plates] == [1, 2]
     assert [p.gcode_name for p in info.plates] == ["Metadata/plate_1.gcode", "Metadata/plate_2.gcode"]
     assert [p.printer_model_id for p in info.plates] == ["BL-P001", "BL-P001"]
@@ -136,8 +110,7 @@ def test_two_plates_are_two_jobs():
 
 def test_disagreeing_sources_are_reported():
     """Orca 2.0.0 A1 mini: G-code footer grams differ from slice_info used_g (see threemf docstring)."""
-    _require_corpus()
-    info = read_sliced_file(CORPUS / "orcaslicer-2.0.0_bambu-a1mini_3color.gcode.3mf")
+    info = read_sliced_file(corpus_path("slicer", "orcaslicer-2.0.0_bambu-a1mini_3color.gcode.3mf"))
     assert info.fields["filament_used_g"] == [0.02, 0.13, 0.05]
     assert info.fields["filament_used_g_total"] == 0.56
     assert info.extra["slice_info_filament_used_g"] == [0.22, 0.18, 0.01]
@@ -146,20 +119,18 @@ def test_disagreeing_sources_are_reported():
 
 
 def test_files_without_disagreement_have_no_warning():
-    _require_corpus()
     for name in ("bambustudio-02.04.00.70_a1mini_cube.gcode.3mf", "orca-flashforge-1.4.2_ad5x_pla-silk.gcode.3mf",
                  "prusaslicer-2.8.1_mk4is_retainer.gcode", "prusaslicer-2.6.0_mini_minicube.bgcode"):
-        assert read_sliced_file(CORPUS / name).warnings == [], name
+        assert read_sliced_file(corpus_path("slicer", name)).warnings == [], name
 
 
 def test_unsliced_projects_say_not_sliced():
-    _require_corpus()
-    bambu = read_sliced_file(CORPUS / "bambustudio-02.04.00.70_x1c_2plates_UNSLICED.3mf")
+    bambu = read_sliced_file(corpus_path("slicer", "bambustudio-02.04.00.70_x1c_2plates_UNSLICED.3mf"))
     assert bambu.sliced is False and bambu.plates == []
     assert bambu.extra["project_slicer"] == "BambuStudio"
     assert len(bambu.config) == 501
     assert {t.role for t in bambu.thumbnails} == {"plate", "small", "no_light", "top"}
-    prusa = read_sliced_file(CORPUS / "prusaslicer-2.9.4_shapebox_project_UNSLICED.3mf")
+    prusa = read_sliced_file(corpus_path("slicer", "prusaslicer-2.9.4_shapebox_project_UNSLICED.3mf"))
     assert prusa.sliced is False
     assert prusa.extra["project_slicer_version"] == "2.9.4"
     assert prusa.config["printer_model"] == "MK4ISMMU3"

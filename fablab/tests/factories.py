@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 
 from fablab.choices import ApiKeyScope, MembershipRole, OrganizationKind
 from fablab.models import Membership, Organization
-from fablab.services import api_key_create
+from fablab.services import api_key_create, invitation_create
 
 PASSWORD = "correct-horse-battery"
 
@@ -50,3 +50,14 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 def make_api_key(organization, *, scope=ApiKeyScope.READ, **kwargs) -> tuple:
     """An API key of `organization` and its secret."""
     return api_key_create(organization=organization, name=kwargs.pop("name", "test key"), scope=scope, **kwargs)
+
+
+def accept_url(token: str) -> str:
+    """The link an invitation e-mail carries in tests."""
+    return f"http://testserver/invitations/accept/{token}/"
+
+
+def make_invitation(by: Membership, email: str, role: str = MembershipRole.MEMBER) -> tuple:
+    """`by` (a managing member) invites `email` into their organization: the invitation and its token."""
+    return invitation_create(organization=by.organization, email=email, role=role, invited_by=by.user,
+                             accept_url_for=accept_url)

@@ -2,28 +2,21 @@ import re
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from fablab import services
 from fablab.choices import OrganizationKind
 from fablab.models import ApiKey
-from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, UserFactory
+from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def superuser_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
-
-
-def test_dashboard_shows_kpis_from_selectors(superuser_client):
+def test_dashboard_shows_kpis_from_selectors(admin_client):
     OrganizationFactory(kind=OrganizationKind.CUSTOMER)
     PartnerFactory()
     PartnerFactory()
-    response = superuser_client.get(reverse("admin:index"))
+    response = admin_client.get(reverse("admin:index"))
     assert response.status_code == 200
     tenancy = {kpi["label"]: kpi["value"] for kpi in response.context["tenancy_kpis"]}
     assert tenancy["Customer organizations"] == 1
@@ -37,8 +30,8 @@ def test_dashboard_shows_kpis_from_selectors(superuser_client):
     assert "Background tasks" in html
 
 
-def test_sidebar_groups_tenancy_and_system(superuser_client):
-    response = superuser_client.get(reverse("admin:index"))
+def test_sidebar_groups_tenancy_and_system(admin_client):
+    response = admin_client.get(reverse("admin:index"))
     titles = [group.get("title") for group in response.context["sidebar_navigation"]]
     assert "Customers & partners" in titles
     assert titles[-1] == "System"
@@ -50,11 +43,11 @@ def test_sidebar_groups_tenancy_and_system(superuser_client):
 
 
 @pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda m: m._meta.label)
-def test_every_changelist_and_add_page_renders(superuser_client, model):
+def test_every_changelist_and_add_page_renders(admin_client, model):
     opts = model._meta
-    assert superuser_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")).status_code == 200
-    if admin.site._registry[model].has_add_permission(_request_for(superuser_client)):
-        assert superuser_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add")).status_code == 200
+    assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")).status_code == 200
+    if admin.site._registry[model].has_add_permission(_request_for(admin_client)):
+        assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add")).status_code == 200
 
 
 def _request_for(client):
@@ -74,9 +67,9 @@ def test_admin_registrations_use_unfold():
         assert isinstance(model_admin, ModelAdmin), f"{model._meta.label} is not styled by unfold"
 
 
-def test_creating_an_api_key_shows_the_secret_once(superuser_client):
+def test_creating_an_api_key_shows_the_secret_once(admin_client):
     partner = PartnerFactory()
-    response = superuser_client.post(
+    response = admin_client.post(
         reverse("admin:fablab_apikey_add"),
         {"organization": partner.pk, "name": "Webshop", "scope": "write", "expires_at_0": "", "expires_at_1": ""},
         follow=True,
@@ -86,14 +79,14 @@ def test_creating_an_api_key_shows_the_secret_once(superuser_client):
     raw = re.search(r"fl_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}", text).group(0)
     api_key = ApiKey.objects.get(organization=partner)
     assert services.api_key_authenticate(raw_key=raw) == api_key
-    page = superuser_client.get(reverse("admin:fablab_apikey_change", args=[api_key.pk])).content.decode()
+    page = admin_client.get(reverse("admin:fablab_apikey_change", args=[api_key.pk])).content.decode()
     assert raw not in page
 
 
-def test_revoke_action(superuser_client):
+def test_revoke_action(admin_client):
     partner = PartnerFactory()
     api_key, _ = services.api_key_create(organization=partner, name="k")
-    superuser_client.post(
+    admin_client.post(
         reverse("admin:fablab_apikey_changelist"),
         {"action": "revoke_keys", "_selected_action": [api_key.pk]},
     )
@@ -101,14 +94,12 @@ def test_revoke_action(superuser_client):
     assert api_key.status == "revoked"
 
 
-def test_operator_sees_dashboard_but_cannot_change_organizations(client):
-    operator = UserFactory(is_staff=True)
-    operator.groups.add(Group.objects.get(name="Operator"))
-    client.force_login(operator)
-    assert client.get(reverse("admin:index")).status_code == 200
+def test_operator_sees_dashboard_but_cannot_change_organizations(operator_client):
+    assert operator_client.get(reverse("admin:index")).status_code == 200
     organization = MembershipFactory().organization
-    assert client.get(reverse("admin:fablab_organization_changelist")).status_code == 200
-    response = client.post(reverse("admin:fablab_organization_change", args=[organization.pk]), {"name": "Hacked"})
+    assert operator_client.get(reverse("admin:fablab_organization_changelist")).status_code == 200
+    response = operator_client.post(reverse("admin:fablab_organization_change", args=[organization.pk]),
+                                    {"name": "Hacked"})
     assert response.status_code == 403
     organization.refresh_from_db()
     assert organization.name != "Hacked"

@@ -3,26 +3,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import ApiClient
 from fablab import services
 from fablab.choices import ApiKeyScope, MembershipRole
 from fablab.models import ApiKey
 from fablab.tests.factories import MembershipFactory, make_api_key
+from fablab.tests.helpers import ApiClient, assert_problem
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_problem(response, status: int, *, detail_contains: str = "") -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["type"]
-    assert body["instance"].startswith("/api/v1/")
-    if detail_contains:
-        assert detail_contains in body["detail"], body["detail"]
-    return body
 
 
 class TestAuthentication:

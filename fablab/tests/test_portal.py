@@ -9,7 +9,14 @@ from django.urls import reverse
 from fablab import services
 from fablab.choices import MembershipRole, OrganizationKind
 from fablab.models import ApiKey, Invitation, Membership, Organization
-from fablab.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory, make_api_key
+from fablab.tests.factories import (
+    PASSWORD,
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+    make_api_key,
+    make_invitation,
+)
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -160,10 +167,7 @@ class TestPortalIsolation:
     def foreign(self, db):
         owner = MembershipFactory(role=MembershipRole.OWNER, organization=OrganizationFactory(name="Foreign Co"))
         member = MembershipFactory(organization=owner.organization)
-        invitation, _ = services.invitation_create(
-            organization=owner.organization, email="f@example.com", role="member",
-            invited_by=owner.user, accept_url_for=lambda token: token,
-        )
+        invitation, _ = make_invitation(owner, "f@example.com")
         api_key, _ = make_api_key(owner.organization)
         return {"owner": owner, "member": member, "invitation": invitation, "api_key": api_key}
 
@@ -240,11 +244,7 @@ class TestClosedSignUp:
         assert not User.objects.filter(email="stranger@example.com").exists()
 
         with django_capture_on_commit_callbacks(execute=True):
-            services.invitation_create(
-                organization=customer_owner.organization, email="invited@example.com", role="member",
-                invited_by=customer_owner.user,
-                accept_url_for=lambda token: f"http://testserver/invitations/accept/{token}/",
-            )
+            make_invitation(customer_owner, "invited@example.com")
         accept_url = link_in_last_mail(r"http://testserver/invitations/accept/[^/\s]+/")
         client.get(accept_url)
         sign_up(client, "invited@example.com")

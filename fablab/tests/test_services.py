@@ -8,13 +8,16 @@ from fablab import services
 from fablab.choices import ApiKeyScope, MembershipRole, OrganizationKind
 from fablab.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
 from fablab.models import ApiKey, Invitation, Membership, Organization
-from fablab.tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_api_key
+from fablab.tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+    accept_url,
+    make_api_key,
+    make_invitation,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def accept_url(token: str) -> str:
-    return f"http://testserver/invitations/accept/{token}/"
 
 
 class TestOrganizations:
@@ -68,10 +71,7 @@ class TestInvitations:
     def test_create_sends_email_with_link_after_commit(self, django_capture_on_commit_callbacks):
         owner = MembershipFactory(role=MembershipRole.OWNER)
         with django_capture_on_commit_callbacks(execute=True):
-            invitation, token = services.invitation_create(
-                organization=owner.organization, email="New@Example.com", role=MembershipRole.MEMBER,
-                invited_by=owner.user, accept_url_for=accept_url,
-            )
+            invitation, token = make_invitation(owner, "New@Example.com")
         assert invitation.email == "New@example.com"
         assert invitation.token_hash != token and len(invitation.token_hash) == 64
         assert len(mail.outbox) == 1
@@ -82,30 +82,23 @@ class TestInvitations:
     def test_only_managers_invite(self):
         member = MembershipFactory(role=MembershipRole.MEMBER)
         with pytest.raises(PermissionDenied):
-            services.invitation_create(
-                organization=member.organization, email="x@example.com", role="member",
-                invited_by=member.user, accept_url_for=accept_url,
-            )
+            make_invitation(member, "x@example.com")
         assert not Invitation.objects.exists()
 
     def test_cannot_invite_owner_role_or_existing_member_or_twice(self):
         owner = MembershipFactory(role=MembershipRole.OWNER)
-        kwargs = {"organization": owner.organization, "invited_by": owner.user, "accept_url_for": accept_url}
         with pytest.raises(InvalidInput):
-            services.invitation_create(email="a@example.com", role=MembershipRole.OWNER, **kwargs)
+            make_invitation(owner, "a@example.com", MembershipRole.OWNER)
         with pytest.raises(Conflict):
-            services.invitation_create(email=owner.user.email.upper(), role="member", **kwargs)
-        services.invitation_create(email="b@example.com", role="member", **kwargs)
+            make_invitation(owner, owner.user.email.upper())
+        make_invitation(owner, "b@example.com")
         with pytest.raises(Conflict, match="already been invited"):
-            services.invitation_create(email="B@example.com", role="member", **kwargs)
+            make_invitation(owner, "B@example.com")
         assert Invitation.objects.count() == 1
 
     def test_accept_joins_with_the_invited_role_once(self):
         owner = MembershipFactory(role=MembershipRole.OWNER)
-        _inv, token = services.invitation_create(
-            organization=owner.organization, email="joiner@example.com", role=MembershipRole.ADMIN,
-            invited_by=owner.user, accept_url_for=accept_url,
-        )
+        _inv, token = make_invitation(owner, "joiner@example.com", MembershipRole.ADMIN)
         joiner = UserFactory(email="joiner@example.com")
         membership = services.invitation_accept(token=token, user=joiner)
         assert membership.organization == owner.organization
@@ -115,10 +108,7 @@ class TestInvitations:
 
     def test_accept_refuses_other_address_and_expired(self):
         owner = MembershipFactory(role=MembershipRole.OWNER)
-        invitation, token = services.invitation_create(
-            organization=owner.organization, email="right@example.com", role="member",
-            invited_by=owner.user, accept_url_for=accept_url,
-        )
+        invitation, token = make_invitation(owner, "right@example.com")
         with pytest.raises(PermissionDenied, match="right@example.com"):
             services.invitation_accept(token=token, user=UserFactory(email="wrong@example.com"))
         Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -132,9 +122,8 @@ class TestInvitations:
 
     def test_purge_removes_only_long_expired(self):
         owner = MembershipFactory(role=MembershipRole.OWNER)
-        kwargs = {"organization": owner.organization, "invited_by": owner.user, "accept_url_for": accept_url}
-        old, _ = services.invitation_create(email="old@example.com", role="member", **kwargs)
-        fresh, _ = services.invitation_create(email="fresh@example.com", role="member", **kwargs)
+        old, _ = make_invitation(owner, "old@example.com")
+        fresh, _ = make_invitation(owner, "fresh@example.com")
         Invitation.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=31))
         assert services.invitations_purge_expired() == 1
         assert list(Invitation.objects.values_list("pk", flat=True)) == [fresh.pk]
@@ -150,10 +139,7 @@ class TestOnboarding:
 
     def test_sign_up_with_invitation_joins_instead(self):
         owner = MembershipFactory(role=MembershipRole.OWNER)
-        _inv, token = services.invitation_create(
-            organization=owner.organization, email="invited@example.com", role="member",
-            invited_by=owner.user, accept_url_for=accept_url,
-        )
+        _inv, token = make_invitation(owner, "invited@example.com")
         user = UserFactory(email="invited@example.com")
         membership = services.user_onboard(user=user, organization_name="Ignored", invitation_token=token)
         assert membership.organization == owner.organization
@@ -161,10 +147,7 @@ class TestOnboarding:
 
     def test_foreign_invitation_falls_back_to_own_org(self):
         owner = MembershipFactory(role=MembershipRole.OWNER)
-        _inv, token = services.invitation_create(
-            organization=owner.organization, email="someone@example.com", role="member",
-            invited_by=owner.user, accept_url_for=accept_url,
-        )
+        _inv, token = make_invitation(owner, "someone@example.com")
         user = UserFactory(email="other@example.com")
         membership = services.user_onboard(user=user, organization_name="Mine", invitation_token=token)
         assert membership.organization.name == "Mine"

@@ -3,10 +3,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from conftest import ApiClient
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.tests.factories import OrganizationFactory, make_api_key
-from fablab.tests.test_api import assert_problem
+from fablab.tests.helpers import ApiClient, assert_problem
 from inventory import selectors, services
 from inventory.models import Movement, ProductMovement, Sale, Spool
 from inventory.tests.factories import FilamentFactory, spool

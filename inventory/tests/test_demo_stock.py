@@ -1,12 +1,9 @@
 """The matcher finds the right spools for every corpus slot whose material and colour the demo stocks."""
 
-import json
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
+from fablab.tests.helpers import slicer_expected
 from inventory.matching import match_slots, normalise_hex, normalise_material
 from inventory.models import Filament
 
@@ -15,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 def test_every_corpus_slot_with_demo_stock_finds_its_filament(capsys):
     call_command("demo")
-    expected = json.loads((Path(settings.FABLAB_CORPUS) / "slicer" / "expected.json").read_text())["files"]
+    expected = slicer_expected()
     stock = [(normalise_material(f.material), f) for f in Filament.objects.all()]
     checked = 0
     for name, entry in expected.items():

@@ -72,20 +72,18 @@ def test_archived_and_empty_spools_do_not_count():
     assert slot.available_g == 0 and not slot.enough
 
 
-def test_catalog_version_page_shows_stock_per_slot(client, fake_reader):
+def test_catalog_version_page_shows_stock_per_slot(admin_client, fake_reader):
     from django.urls import reverse
 
     from catalog import services as catalog
     from catalog.tests.factories import FakeInfo, VariantFactory, gcode_upload, metadata
-    from fablab.tests.factories import UserFactory
 
     fake_reader.info = FakeInfo(fields=metadata(filament_type=["PLA", "PETG"], filament_colour=["#FF8000", "#123456"],
                                                 filament_used_g=[40.0, 5.0]))
     version = catalog.variant_upload_sliced_file(variant=VariantFactory(), upload=gcode_upload())
     orange = FilamentFactory(colour_hex="#FF8000", name="Orange")
     s = spool(orange, grams="250")
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    page = client.get(reverse("admin:catalog_variantversion_change", args=[version.pk])).content.decode()
+    page = admin_client.get(reverse("admin:catalog_variantversion_change", args=[version.pk])).content.decode()
     assert "data-stock-match" in page
     assert "250 g available" in page and s.code in page
     assert "nothing suitable in stock" in page  # the PETG slot

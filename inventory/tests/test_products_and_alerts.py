@@ -2,12 +2,10 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core import mail
 
 from catalog.tests.factories import VariantFactory
 from fablab.exceptions import Conflict, InvalidInput
-from fablab.tests.factories import UserFactory
 from inventory import services
 from inventory.models import ProductMovement, ProductStock, Sale, StockAlert
 from inventory.tests.factories import FilamentFactory, key, spool
@@ -92,10 +90,8 @@ class TestProducts:
 
 class TestAlerts:
     @pytest.fixture
-    def manager(self):
-        user = UserFactory(is_staff=True, email="boss@fablab.example")
-        user.groups.add(Group.objects.get(name="Manager"))
-        return user
+    def manager(self, staff_member):
+        return staff_member("Manager", email="boss@fablab.example")
 
     def test_one_alert_and_one_mail_per_crossing(self, manager, django_capture_on_commit_callbacks):
         filament = FilamentFactory(reorder_threshold_g=Decimal("500"))

@@ -13,7 +13,6 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from fablab.tests.factories import UserFactory
 from inventory import services
 from inventory.labels import label_sheet_pdf
 from inventory.models import Movement
@@ -82,13 +81,12 @@ def test_csv_and_xlsx_exports(history):
     assert sheet["K3"].value == pytest.approx(29.99)
 
 
-def test_admin_shopping_list_and_downloads(client, history):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+def test_admin_shopping_list_and_downloads(admin_client, history):
     url = reverse("admin:inventory_shopping_list")
-    page = client.get(url)
+    page = admin_client.get(url)
     assert page.status_code == 200 and b'data-supplier="Prusa"' in page.content
-    assert client.get(url + "?format=csv")["Content-Type"].startswith("text/csv")
-    assert client.get(url + "?format=xlsx").content.startswith(b"PK")
+    assert admin_client.get(url + "?format=csv")["Content-Type"].startswith("text/csv")
+    assert admin_client.get(url + "?format=xlsx").content.startswith(b"PK")
 
 
 def test_label_sheet_holds_every_code():
@@ -107,9 +105,8 @@ def test_label_sheet_holds_every_code():
     assert all(f"({s.code})" in pages for s in spools)
 
 
-def test_admin_print_labels_action(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+def test_admin_print_labels_action(admin_client):
     s = spool()
-    response = client.post(reverse("admin:inventory_spool_changelist"),
-                           {"action": "print_labels", "_selected_action": [s.pk]})
+    response = admin_client.post(reverse("admin:inventory_spool_changelist"),
+                                 {"action": "print_labels", "_selected_action": [s.pk]})
     assert response["Content-Type"] == "application/pdf" and response.content.startswith(b"%PDF")

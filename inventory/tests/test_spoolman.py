@@ -7,9 +7,9 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.test import Client
 
-from conftest import ApiClient
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.tests.factories import OrganizationFactory, PartnerFactory, make_api_key
+from fablab.tests.helpers import ApiClient
 from inventory.models import Movement
 from inventory.tests.factories import FilamentFactory, spool
 

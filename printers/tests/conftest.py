@@ -1,12 +1,11 @@
-import json
-
 import pytest
-from django.conf import settings
+
+from fablab.tests.helpers import corpus_json
 
 
 def bambu_corpus(name: str) -> dict:
     """A corpus file as the wire message `{"print": {...}}` (unwrapping the ha-bambulab test envelope)."""
-    data = json.loads((settings.FABLAB_CORPUS / "printers" / "bambu" / name).read_text())
+    data = corpus_json("printers", "bambu", name)
     if "pushall" in data:
         return data["pushall"]
     if "push_all" in data:

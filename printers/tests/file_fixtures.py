@@ -2,12 +2,12 @@
 a real implicit-FTPS server (Bambu) and the PrusaLink simulator over HTTP, both on loopback, holding real
 sliced files of the corpus. Imported by the conftest of each test folder that uses them."""
 
-import json
 from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 
+from fablab.tests.helpers import corpus_path, slicer_expected
 from printers import services
 from printers.simulators.ftps import BambuFTPSSimulator
 from printers.simulators.prusalink import PrusaLinkSimulator
@@ -20,13 +20,11 @@ PRUSA_FILE = "prusaslicer-2.8.1_mk4s_minicube.bgcode"
 
 
 def corpus(name: str) -> Path:
-    from django.conf import settings
-
-    return Path(settings.FABLAB_CORPUS) / "slicer" / name
+    return corpus_path("slicer", name)
 
 
 def expected(name: str) -> dict:
-    return json.loads(corpus("expected.json").read_text())["files"][name]
+    return slicer_expected()[name]
 
 
 @pytest.fixture

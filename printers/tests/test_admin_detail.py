@@ -4,7 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,12 +30,6 @@ def bambu():
     return set_state(printer, PrinterState.PRINTING, raw_state="RUNNING", job_key="9", progress_percent=40.0,
                      nozzle_temp_c=219.0, nozzle_target_c=220.0, bed_temp_c=59.0, bed_target_c=60.0,
                      current_file="benchy.3mf")
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 def listener_answers():
@@ -166,11 +160,11 @@ def test_confirmed_post_sends_exactly_one_command(admin_client, bambu):
     assert PrinterCommand.objects.order_by("-id").first().params == {"mode": "off"}
 
 
-def test_post_is_protected_by_csrf(bambu):
+def test_post_is_protected_by_csrf(bambu, admin_user):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.force_login(admin_user)
     assert client.post(command_url(bambu, "pause"), {"confirm": "yes"}).status_code == 403
     assert not PrinterCommand.objects.exists()
 
@@ -199,7 +193,7 @@ def test_failure_of_the_printer_is_shown(admin_client, bambu, monkeypatch, setti
     assert "run_printers" in commands and "running" in commands
 
 
-def test_who_may_send_commands(client, bambu):
+def test_who_may_send_commands(client, bambu, staff_member):
     url = command_url(bambu, "pause")
     assert client.get(url).status_code == 302  # to the login page
     client.force_login(UserFactory(is_staff=False))
@@ -213,9 +207,7 @@ def test_who_may_send_commands(client, bambu):
     assert client.get(url).status_code == 403 and client.post(url).status_code == 403
     assert not PrinterCommand.objects.exists()
 
-    operator = UserFactory(is_staff=True)
-    operator.groups.add(Group.objects.get(name="Operator"))
-    client.force_login(operator)
+    client.force_login(staff_member("Operator"))
     assert detail_buttons(client.get(change_url(bambu)).content.decode(), bambu) >= {"pause", "stop"}
     assert client.post(url, {"confirm": "yes"}).status_code == 302
     assert PrinterCommand.objects.count() == 1

@@ -1,7 +1,6 @@
 import pytest
 from django.urls import reverse
 
-from fablab.tests.factories import UserFactory
 from printers import services
 from printers.choices import Driver, PrinterState
 from printers.models import Printer, PrinterCommand
@@ -34,14 +33,8 @@ def test_api_needs_a_key(client):
     assert client.get("/api/v1/printers").status_code == 401
 
 
-@pytest.fixture
-def superuser_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
-
-
-def test_admin_creates_a_printer_with_encrypted_credentials(superuser_client):
-    response = superuser_client.post(reverse("admin:printers_printer_add"), {
+def test_admin_creates_a_printer_with_encrypted_credentials(admin_client):
+    response = admin_client.post(reverse("admin:printers_printer_add"), {
         "name": "XL", "driver": "prusalink", "model": "XL", "serial": "", "host": "10.0.0.9", "port": "",
         "auth_method": "digest", "secret": "very-secret-1", "nozzle_diameter_mm": "0.40", "bed_x_mm": 360,
         "bed_y_mm": 360, "bed_z_mm": 360, "location": "", "is_active": "on",
@@ -51,29 +44,29 @@ def test_admin_creates_a_printer_with_encrypted_credentials(superuser_client):
     assert response.status_code == 302, response.content.decode()[:3000]
     printer = Printer.objects.get(name="XL")
     assert services.printer_get_credentials(printer=printer).secret == "very-secret-1"
-    page = superuser_client.get(reverse("admin:printers_printer_change", args=[printer.pk])).content.decode()
+    page = admin_client.get(reverse("admin:printers_printer_change", args=[printer.pk])).content.decode()
     assert "very-secret-1" not in page
-    assert superuser_client.get(reverse("admin:printers_printer_changelist")).status_code == 200
+    assert admin_client.get(reverse("admin:printers_printer_changelist")).status_code == 200
 
 
-def test_admin_stop_asks_for_confirmation_and_reports_errors(superuser_client):
+def test_admin_stop_asks_for_confirmation_and_reports_errors(admin_client):
     printer = PrinterFactory()
     url = reverse("admin:printers_printer_changelist")
-    response = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk]})
+    response = admin_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk]})
     assert response.status_code == 200 and "Yes, send it" in response.content.decode()
-    response = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
+    response = admin_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
                                            "confirm": "yes"}, follow=True)
     assert f"{printer.name} is offline." in " ".join(str(m) for m in response.context["messages"])
     services.printer_apply_state(printer=printer, state=NormalisedState(state=PrinterState.IDLE))
-    response = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
+    response = admin_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
                                            "confirm": "yes"}, follow=True)
     assert "cannot stop while idle" in " ".join(str(m) for m in response.context["messages"])
     assert not PrinterCommand.objects.exists()
     services.printer_apply_state(printer=printer, state=NormalisedState(state=PrinterState.PRINTING, job_key="5"))
-    form = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk]})
+    form = admin_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk]})
     key = form.content.decode().split('name="idempotency_key" value="')[1].split('"')[0]
     for _twice in range(2):  # the confirmation sent twice: one command
-        response = superuser_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
+        response = admin_client.post(url, {"action": "stop_printers", "_selected_action": [printer.pk],
                                                "confirm": "yes", "idempotency_key": key}, follow=True)
         assert "command sent, waiting for the printer" in " ".join(str(m) for m in response.context["messages"])
     assert PrinterCommand.objects.get().action == "stop"

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import ApiClient
 from fablab.choices import ApiKeyScope
 from fablab.tests.factories import make_api_key
+from fablab.tests.helpers import ApiClient
 from printers import services, tasks
 from printers.choices import CommandStatus, Driver, PrinterState
 from printers.models import PrinterCommand

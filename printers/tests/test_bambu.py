@@ -2,27 +2,32 @@ import copy
 import json
 
 import pytest
-from django.conf import settings
 
+from fablab.tests.helpers import corpus_cases, corpus_path
 from printers.choices import PrinterState
 from printers.drivers.bambu import BambuReport, apply_message, decode_message, hms_code, normalise, print_error_code
 from printers.exceptions import ReportError
 from printers.tests.conftest import bambu_corpus
 
-CORPUS = sorted((settings.FABLAB_CORPUS / "printers" / "bambu").glob("*.json"))
+
+def bambu_files() -> list[str]:
+    return [path.name for path in corpus_path("printers", "bambu").glob("*.json")]
+
+
+CORPUS = corpus_cases(bambu_files)
 
 
 def test_corpus_is_there():
-    assert len(CORPUS) >= 15, f"Bambu corpus not found under {settings.FABLAB_CORPUS}"
+    assert len(bambu_files()) >= 15, f"Bambu corpus not found under {corpus_path('printers', 'bambu')}"
 
 
-@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
-def test_every_corpus_payload_parses(path):
+@pytest.mark.parametrize("name", CORPUS)
+def test_every_corpus_payload_parses(name):
     report = BambuReport()
-    result = report.feed(json.dumps(bambu_corpus(path.name)).encode())
+    result = report.feed(json.dumps(bambu_corpus(name)).encode())
     assert result.kind in {"status", "ack", "version", "other"}
     state = report.normalised()
-    if result.kind == "status" and "gcode_state" in bambu_corpus(path.name)["print"]:
+    if result.kind == "status" and "gcode_state" in bambu_corpus(name)["print"]:
         assert state is not None and state.state in PrinterState.values
         json.dumps(state.as_fields())  # storable as it is
 

@@ -10,10 +10,8 @@ PrusaLink USB stick.
 import io
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import reverse
@@ -32,15 +30,10 @@ from printers.models import PrinterCommand
 from printers.simulators.ftps import BambuFTPSSimulator
 from printers.simulators.prusalink import PrusaLinkSimulator
 from printers.state import NormalisedState
+from printers.tests.file_fixtures import BAMBU_FILE, PRUSA_FILE, corpus
 from printers.tests.mqtt import ACCESS_CODE, SERIAL, answered, live, make_sim, state_is, step_until
 
 PASSWORD = "cmd-sim-secret"
-BAMBU_FILE = "bambustudio-02.04.00.70_a1mini_cube.gcode.3mf"
-PRUSA_FILE = "prusaslicer-2.8.1_mk4s_minicube.bgcode"
-
-
-def corpus(name: str) -> Path:
-    return Path(settings.FABLAB_CORPUS) / "slicer" / name
 
 
 @pytest.fixture(autouse=True)

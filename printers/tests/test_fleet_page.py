@@ -23,14 +23,13 @@ def printers():
     return bambu
 
 
-def test_fleet_page_and_json_for_staff(client, printers):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    page = client.get(reverse("admin:printers_fleet"))
+def test_fleet_page_and_json_for_staff(admin_client, printers):
+    page = admin_client.get(reverse("admin:printers_fleet"))
     assert page.status_code == 200
     body = page.content.decode()
     assert 'id="fleet-data"' in body and "X1 \\u003Cone\\u003E" in body  # data escaped, rendered by the script
     assert reverse("admin:printers_fleet") in body  # the sidebar links to the page
-    data = client.get(reverse("admin:printers_fleet_json")).json()["printers"]
+    data = admin_client.get(reverse("admin:printers_fleet_json")).json()["printers"]
     card = next(p for p in data if p["id"] == printers.pk)
     assert card["state"] == "printing" and card["progress_percent"] == 42.0 and card["remaining_seconds"] == 3720
     assert card["filaments"] == [{"slot": 0, "type": "PLA", "colour": "#FF0000", "loaded": True,

@@ -1,15 +1,14 @@
 """The real PrusaLink driver against the simulator over real HTTP on 127.0.0.1."""
 
 import io
-import json
 import logging
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from fablab.exceptions import NotFound
+from fablab.tests.helpers import corpus_json
 from printers import services, tasks
 from printers.choices import AuthMethod, CommandStatus, Driver, JobOutcome, PrinterState
 from printers.drivers.prusalink import PrusaLinkClient, normalise
@@ -154,7 +153,7 @@ def test_refused_connection(sim):
 
 
 def _corpus(name):
-    return json.loads((settings.FABLAB_CORPUS / "printers" / "prusalink" / name).read_text())
+    return corpus_json("printers", "prusalink", name)
 
 
 def test_normalise_buddy_and_rpi_corpus():

@@ -1,10 +1,9 @@
 import pytest
 from django.core.files.base import ContentFile
 
-from conftest import ApiClient
 from fablab.choices import ApiKeyScope
 from fablab.tests.factories import make_api_key
-from fablab.tests.test_api import assert_problem
+from fablab.tests.helpers import ApiClient, assert_problem
 from reconstruction import services
 from reconstruction.models import ScanJob, ScanPhoto
 from reconstruction.tests.factories import photo

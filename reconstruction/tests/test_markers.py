@@ -8,10 +8,9 @@ import pycolmap
 import pytest
 import trimesh
 
-from conftest import ApiClient
 from fablab.exceptions import InvalidInput
 from fablab.tests.factories import MembershipFactory
-from fablab.tests.test_api import assert_problem
+from fablab.tests.helpers import ApiClient, assert_problem
 from reconstruction import markers, services
 from reconstruction.choices import ScaleMethod
 from reconstruction.pipeline import Context, ScanFailed, cleaning, scaling

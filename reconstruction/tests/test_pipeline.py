@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import trimesh
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from fablab.tests.factories import MembershipFactory
+from fablab.tests.helpers import corpus_path
 from reconstruction import services
 from reconstruction.choices import ScanStatus
 from reconstruction.models import ScanJob
@@ -22,7 +22,7 @@ TEMPLE = "photogrammetry/middlebury_templeSparseRing"
 
 
 def temple_dir() -> Path:
-    folder = Path(settings.FABLAB_CORPUS) / TEMPLE
+    folder = corpus_path(TEMPLE)
     assert folder.is_dir(), f"photo corpus missing: {folder} (set FABLAB_CORPUS)"
     return folder
 
@@ -120,17 +120,15 @@ def test_reconstruct_command(tmp_path):
         call_command("reconstruct", str(tmp_path), "--out", str(out))
 
 
-def test_a_finished_scan_becomes_a_catalog_model(work, client):
+def test_a_finished_scan_becomes_a_catalog_model(work, admin_client):
     from django.urls import reverse
 
     from catalog.models import ModelVariant
-    from fablab.tests.factories import UserFactory
 
     job = queued_job(temple_uploads(), known_dimension_mm=90)
     assert services.scan_job_run(job_id=job.pk) == ScanStatus.SUCCEEDED
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    client.post(reverse("admin:reconstruction_scanjob_changelist"),
-                {"action": "add_to_catalog", "_selected_action": [job.pk]})
+    admin_client.post(reverse("admin:reconstruction_scanjob_changelist"),
+                      {"action": "add_to_catalog", "_selected_action": [job.pk]})
     variant = ModelVariant.objects.get(sku=f"SCAN-{job.pk}")
     sliced = variant.current_version.sliced_file
     assert variant.model.name == "Temple" and sliced.format == "stl" and sliced.sliced is False
