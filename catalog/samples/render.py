@@ -57,7 +57,7 @@ def render_png(view_scene: tuple[np.ndarray, np.ndarray], colours: list[str], *,
     normals = np.cross(view[:, 1] - view[:, 0], view[:, 2] - view[:, 0])
     normals = normals / np.linalg.norm(normals, axis=1)[:, None]
     shade = 0.4 + 0.6 * np.clip(normals @ _LIGHT, 0.0, 1.0)
-    tints = np.array([rgb(c) for c in colours])[slots]
+    tints = np.maximum(np.array([rgb(c) for c in colours]), 48.0)[slots]  # black still shows its shading
     fills = [tuple(c) + (255,) for c in np.clip(tints * shade[:, None], 0, 255).round().astype(int).tolist()]
 
     supersample = 3 if max(width, height) <= 64 else 2  # smooth edges; small icons need more
