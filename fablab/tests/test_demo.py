@@ -42,10 +42,11 @@ def test_demo_prints_working_credentials_and_is_repeatable():
 
 def test_demo_catalog_carries_read_sliced_files():
     from catalog.models import ModelVariant
+    from catalog.samples import sample_models
 
     run_demo()
     run_demo()
     variants = ModelVariant.objects.select_related("current_version__sliced_file")
-    assert variants.count() == 4
+    assert variants.count() == sum(len(model.variants) for model in sample_models()) == 18
     assert all(v.current_version.sliced_file.status == "done" for v in variants)
-    assert ModelVariant.objects.get(sku="CUBE-PLA-OR").printer_model == "MK4S"
+    assert ModelVariant.objects.get(sku="CUBE-ORANGE").printer_model == "COREONE"

@@ -92,7 +92,13 @@ class Command(BaseCommand):
         self.stdout.write(f"  Inventory: {inventory_note}\n")
 
     def _inventory(self) -> str:
-        """Filaments close to the colours the sample files ask for, spools, products and some history."""
+        """Filaments, spools, products and some history.
+
+        The filaments fit most sample variants (material and colour within the matching
+        tolerance); on purpose there is no yellow PLA (the sign's second colour) and no
+        black PLA (the wall hook), so those variants cannot be printed from stock. Some
+        variants also have finished units on the shelf.
+        """
         import datetime
         from decimal import Decimal
 
@@ -104,6 +110,7 @@ class Command(BaseCommand):
         if Filament.objects.exists():
             return f"{Spool.objects.count()} spools (already loaded)"
         shelf = stock.location_create(name="Shelf A", kind="shelf")
+        self._printed_products(shelf)
         dry_box = stock.location_create(name="Dry box 1", kind="dry_box", parent=shelf)
         for slot in range(1, 5):
             stock.location_create(name=f"AMS slot {slot}", kind="ams_slot")
@@ -157,41 +164,56 @@ class Command(BaseCommand):
                               sold_on=timezone.localdate() - datetime.timedelta(days=day),
                               idempotency_key=f"demo-sale-{day}")
         return (f"{Spool.objects.count()} spools of {Filament.objects.count()} filaments, "
-                f"{Product.objects.count()} product; shopping list at "
+                f"{Product.objects.count()} products; shopping list at "
                 "http://127.0.0.1:8000/admin/inventory/filament/shopping-list/")
 
+    def _printed_products(self, shelf) -> None:
+        """Finished units of some sample variants, as if printed earlier."""
+        from decimal import Decimal
+
+        from catalog.models import ModelVariant
+        from inventory import services as stock
+
+        for sku, units, cost in (("KEY-S-ORANGE", 24, "0.35"), ("CLIP-6-BLACK", 40, "0.20"),
+                                 ("COASTER-OCEAN", 6, "0.90")):
+            variant = ModelVariant.objects.filter(sku=sku).first()
+            if variant is None:
+                continue
+            product = stock.product_create(sku=f"P-{sku}", name=str(variant), kind="printed", variant=variant,
+                                           unit_cost=Decimal(cost), reorder_threshold_units=units // 4)
+            stock.product_stock_change(product=product, location=shelf, kind="produced", quantity=units,
+                                       idempotency_key=f"demo-produced-{sku}")
+
     def _catalog(self, partner_org) -> str:
-        """Sample models whose variants carry real sliced files from the corpus, if it is there."""
-        from django.conf import settings
-        from django.core.files import File
+        """The sample models, variants and versions, with sliced files the project makes itself.
+
+        Files are generated only for versions a variant does not have yet, so running the
+        demo again adds nothing; the same job always gives the same bytes.
+        """
+        from django.core.files.base import ContentFile
 
         from catalog import services as catalog
-        from catalog.models import Model, ModelVariant
+        from catalog.models import Model, ModelVariant, VariantVersion
+        from catalog.samples import build_file, sample_models
 
-        samples = [
-            ("Calibration cube", None, False, ["calibration"], "Orange PLA", "CUBE-PLA-OR",
-             "prusaslicer-2.8.1_mk4s_minicube.bgcode"),
-            ("Calibration cube", None, False, ["calibration"], "Bambu green", "CUBE-BBL-GR",
-             "bambustudio-02.04.00.70_a1mini_cube.gcode.3mf"),
-            ("Benchy", partner_org, True, ["boat", "benchmark"], "Standard", "BENCHY-STD",
-             "orcaslicer-2.4.0a_ad5mpro_benchy.gcode"),
-            ("Shape box", None, True, ["box", "multicolour"], "MMU3", "SHAPEBOX-MMU3",
-             "prusaslicer-2.9.4_mk4ismmu3_shapebox.bgcode"),
-        ]
-        corpus = settings.FABLAB_CORPUS / "slicer"
-        if not corpus.is_dir():
-            return f"no sample files ({corpus} not found; set FABLAB_CORPUS)"
+        samples = sample_models()
         added = 0
-        for name, designer, shared, tags, variant_name, sku, filename in samples:
-            if ModelVariant.objects.filter(sku=sku).exists() or not (corpus / filename).exists():
-                continue
-            model = Model.objects.filter(name=name).first() or catalog.model_create(
-                name=name, designer=designer, shared_with_partners=shared, tags=tags,
-                description=f"Sample model, sliced file {filename}.",
+        for sample in samples:
+            designer = partner_org if sample.by_partner else None
+            model = Model.objects.filter(name=sample.name, designer=designer).first() or catalog.model_create(
+                name=sample.name, designer=designer, shared_with_partners=sample.shared, tags=sample.tags,
+                description=sample.description,
             )
-            variant = catalog.variant_create(model=model, name=variant_name, sku=sku)
-            with open(corpus / filename, "rb") as handle:
-                catalog.variant_upload_sliced_file(variant=variant, upload=File(handle, name=filename),
-                                                   change_note="Demo data")
-            added += 1
-        return f"{ModelVariant.objects.count()} variants ({added} added now) at http://127.0.0.1:8000/admin/catalog/"
+            for spec in sample.variants:
+                variant = ModelVariant.objects.filter(sku=spec.sku).first() or catalog.variant_create(
+                    model=model, name=spec.name, sku=spec.sku, colour=spec.colour, material=spec.material,
+                    size=spec.size,
+                )
+                for version in spec.versions[variant.versions.count():]:
+                    made = build_file(version)
+                    catalog.variant_upload_sliced_file(variant=variant, upload=ContentFile(made.data, name=made.name),
+                                                       change_note=version.change_note)
+                    added += 1
+        return (f"{len(samples)} sample models, {ModelVariant.objects.count()} variants, "
+                f"{VariantVersion.objects.count()} versions ({added} files made now) at "
+                "http://127.0.0.1:8000/admin/catalog/")
