@@ -274,10 +274,8 @@ def test_the_version_page_leads_to_making_it_current(admin_client, fake_reader):
     assert first.change_note == "the good one"
 
 
-def test_operators_cannot_change_the_current_version(client, fake_reader):
-    operator = UserFactory(is_staff=True)
-    operator.groups.add(Group.objects.get(name="Operator"))
-    client.force_login(operator)
+def test_operators_cannot_change_the_current_version(operator_client, fake_reader):
+    client = operator_client
     variant, first, second = two_versions(fake_reader)
     url = reverse("admin:catalog_modelvariant_set_current", args=[variant.pk])
     assert client.post(url, {"version": first.pk}).status_code == 403
