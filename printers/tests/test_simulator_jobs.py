@@ -255,3 +255,44 @@ def test_a_prusalink_upload_is_printed_to_its_end_and_recorded_completed():
         assert services.printer_poll(printer=printer).state == PrinterState.FINISHED
     job = PrinterJob.objects.get(printer=printer)
     assert job.outcome == JobOutcome.COMPLETED and job.file_name == name and job.progress_reached == 100
+
+
+# --- orders by hand: the control file of simulate_printers ---------------------------------------------
+
+
+def test_the_control_file_tells_printers_to_fail_cancel_start_and_clear(tmp_path, tube):
+    from printers.simulators import control
+
+    bambu = Recorder()
+    bambu.sim.add_file(*tube)
+    with PrusaLinkSimulator(password="pw") as prusa:
+        prusa.add_print_file(*builtin_print_file("gcode"))
+        orders = tmp_path / "control.json"
+        orders.write_text(json.dumps([
+            {"printer": "all", "fail_at_layer": 2},
+            {"printer": bambu.sim.serial, "start": tube[0]},
+            {"printer": f"prusa:{prusa.port}", "start": "simulator-tube.gcode"},
+            {"printer": "nobody", "clear_plate": True},
+            {"printer": "all", "cancel_at_layer": 0},
+        ]))
+        lines = control.read_and_apply(orders, [bambu.sim, prusa])
+        assert not orders.exists()  # carried out once
+        assert f"{bambu.sim.serial}: fail at layer 2" in lines and f"prusa:{prusa.port}: fail at layer 2" in lines
+        assert f"{bambu.sim.serial}: started {tube[0]}" in lines
+        assert f"prusa:{prusa.port}: started simulator-tube.gcode" in lines
+        assert any(line.startswith("nobody: no such printer") for line in lines)
+        assert f"prusa:{prusa.port}: cancel_at_layer refused: cancel_at_layer takes a layer number from 1, not 0" \
+            in lines
+        while prusa.sim.printer_state == "PRINTING":
+            prusa.advance(30)
+        assert prusa.sim.printer_state == "ERROR" and prusa.layer == 2
+        bambu.tick_until(lambda s: s["gcode_state"] == "FAILED")
+        assert bambu.sim.state["layer_num"] == 2
+        orders.write_text('{"printer": "all", "clear_plate": true}')
+        assert control.read_and_apply(orders, [bambu.sim, prusa]) == [
+            f"{bambu.sim.serial}: plate cleared", f"prusa:{prusa.port}: plate cleared"]
+        assert bambu.sim.state["gcode_state"] == "IDLE" and prusa.sim.printer_state == "IDLE"
+        orders.write_text("{not json")
+        assert control.read_and_apply(orders, [bambu.sim]) == [f"control file {orders}: Expecting property name "
+                                                               "enclosed in double quotes: line 1 column 2 (char 1)"]
+        assert control.read_and_apply(orders, [bambu.sim]) == []  # no file, nothing to do
