@@ -84,6 +84,14 @@ def fake_serial(profile: str, index: int) -> str:
     return f"{prefix}SIM{index:09d}"
 
 
+def job_name(file_name: str) -> str:
+    """The job's name a printer shows (`subtask_name`): the file's name without .gcode.3mf / .3mf / .gcode."""
+    for suffix in (".gcode.3mf", ".3mf", ".gcode"):
+        if file_name.lower().endswith(suffix):
+            return file_name[: -len(suffix)]
+    return file_name
+
+
 def hms_of(print_error: int) -> dict:
     """The HMS entry a firmware raises with a print_error: same module and error, severity serious."""
     return {"attr": print_error & 0xFFFF0000, "code": 0x0002_0000 | (print_error & 0xFFFF)}
@@ -317,7 +325,7 @@ class FakeBambuPrinter:
         with self._lock:
             return self._project_file({"url": f"file:///sdcard/{file_name}", "file": file_name,
                                        "param": f"Metadata/plate_{plate}.gcode",
-                                       "subtask_name": file_name.split(".")[0], "ams_mapping": ams_mapping or []})
+                                       "subtask_name": job_name(file_name), "ams_mapping": ams_mapping or []})
 
     def fail_at_layer(self, layer: int, *, print_error: int = AMS_FEED_ERROR) -> None:
         """The job running (or else the next one) reports layer `layer`, then FAILED with `print_error`."""
@@ -668,7 +676,7 @@ class FakeBambuPrinter:
         s.update({
             "gcode_state": "PREPARE", "stg_cur": 77 if stuck else 2, "mc_percent": 0, "layer_num": 0,
             "total_layer_num": layers, "print_error": 0, "hms": [],
-            "subtask_name": body.get("subtask_name") or name.split(".")[0], "gcode_file": name,
+            "subtask_name": body.get("subtask_name") or job_name(name), "gcode_file": name,
             "gcode_file_prepare_percent": "0", "mc_remaining_time": remaining,
             "task_id": str(random.randint(100_000_000, 999_999_999)), "print_type": "local",
             "_stuck_ams": stuck, "_unreadable": unreadable,
