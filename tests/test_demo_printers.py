@@ -113,3 +113,46 @@ def test_the_demo_printers_come_online_and_complete_sample_prints_without_the_co
         names = on_storage[folder_of[printer_id]]
         shown = {name.removesuffix(".gcode.3mf") for name in names} | set(names)  # Bambu shows the job's name
         assert job.file_name in shown, (job, names)
+
+
+class _Finished:
+    """A child process that has already ended (serve stops everything when a required one ends)."""
+
+    pid = 0
+    returncode = 0
+
+    def poll(self):
+        return 0
+
+    def wait(self, timeout=None):
+        return 0
+
+
+def test_serve_runs_the_simulated_printers_with_the_demos_files(tmp_path, settings, monkeypatch):
+    import signal
+
+    from fablab.management.commands import serve
+
+    started = []
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **kwargs: started.append(command) or _Finished())
+    monkeypatch.setattr(serve, "_signal_group", lambda process, signum: None)
+    monkeypatch.setattr(serve.time, "sleep", lambda seconds: None)
+    previous = signal.getsignal(signal.SIGTERM)
+    settings.VAR_DIR = tmp_path / "var"
+    settings.HOME_ASSISTANT_MQTT_URL = ""
+    try:
+        for with_files in (False, True):
+            if with_files:
+                (demo_files_dir() / "A1").mkdir(parents=True)
+            started.clear()
+            with pytest.raises(SystemExit):
+                call_command("serve", "--with-printers", stdout=io.StringIO(), stderr=io.StringIO())
+            simulators = next(command for command in started if "simulate_printers" in command)
+            assert simulators[simulators.index("simulate_printers"):][:6] == [
+                "simulate_printers", "--bambu", "2", "--prusa", "1", "--auto-jobs"]
+            assert ("--files" in simulators) is with_files
+            if with_files:
+                assert simulators[simulators.index("--files") + 1] == str(demo_files_dir())
+            assert any("run_printers" in command for command in started)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
