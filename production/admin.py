@@ -1,7 +1,7 @@
 """Admin pages of production.
 
 "Files on the printer", a page of each printer in the admin (registered with the printer's admin
-through `printers.admin_files`, so its address stays under the printer's):
+through `printers.panels`, so its address stays under the printer's):
 
 - `/admin/printers/printer/<id>/files/` (name `printers_printer_files`): the files on the printer,
   newest first, each file that can go into the catalog with a "Download to catalog" button; one
@@ -27,7 +27,7 @@ from django.views.decorators.http import require_POST
 from catalog import selectors as catalog_selectors
 from fablab.exceptions import ApplicationError
 from printers import files as printer_files
-from printers.admin_files import FILES_URL_NAME, register_file_urls
+from printers.panels import FILES_URL_NAME, register_file_urls
 from production import selectors, services
 
 IMPORT_URL_NAME = "printers_printer_files_import"
