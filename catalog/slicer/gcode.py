@@ -631,10 +631,10 @@ def _cura(scan: Scan, fields: dict, extra: dict) -> None:
     bed = parse_number(colon.get("BUILD_PLATE.INITIAL_TEMPERATURE"))
     if bed is not None:
         fields["bed_temperature_initial_layer"] = [bed]
-    settings = _cura_settings(scan.tail or scan.head)
-    scan.settings = _cura_profile_values(scan.tail or scan.head)
-    if settings:
-        glob, extruders = settings
+    setting3 = _setting3(scan.tail or scan.head)
+    scan.settings = _cura_profile_values(setting3) if setting3 else {}
+    if setting3:
+        glob, extruders = _cura_settings(setting3)
         if glob.get("definition"):
             extra["cura_definition"] = glob["definition"]
         if glob.get("name"):
@@ -677,8 +677,8 @@ def _before_first_layer(text: str) -> str:
     return text[: match.start()] if match else text[:65536]
 
 
-def _cura_settings(text: str) -> tuple[dict, list[dict]] | None:
-    """The ';SETTING_3 {json}' footer: profile changes as INI text split into 60-character lines."""
+def _setting3(text: str) -> dict | None:
+    """The ';SETTING_3 {json}' footer: the profile's changes as INI texts, split into 60-character lines."""
     parts = re.findall(r"^;SETTING_3 ([^\r\n]*)", text, re.M)
     if not parts:
         return None
@@ -686,40 +686,35 @@ def _cura_settings(text: str) -> tuple[dict, list[dict]] | None:
         data = json.loads("".join(parts))
     except ValueError:
         return None
-    if not isinstance(data, dict):
-        return None
+    return data if isinstance(data, dict) else None
 
-    def ini(value) -> dict:
-        if not isinstance(value, str):
-            return {}
-        text_value = value.replace("\\n", "\n")
-        return {key: val.strip() for key, val in _CURA_INI_LINE.findall(text_value)}
+
+def _ini_lines(block) -> str:
+    return block.replace("\\n", "\n") if isinstance(block, str) else ""
+
+
+def _cura_settings(data: dict) -> tuple[dict, list[dict]]:
+    """(global, [per extruder]) with every 'key = value' of each INI text, sections flattened."""
+
+    def ini(block) -> dict:
+        return {key: val.strip() for key, val in _CURA_INI_LINE.findall(_ini_lines(block))}
 
     extruders = data.get("extruder_quality") or []
     return ini(data.get("global_quality")), [ini(item) for item in extruders if isinstance(item, str)]
 
 
-def _cura_profile_values(text: str) -> dict:
-    """The changed settings of the ';SETTING_3' profile ([values] sections): the file's configuration.
+def _cura_profile_values(data: dict) -> dict:
+    """The changed settings of the profile ([values] sections): the file's configuration.
 
     Global values keep their name; an extruder's carry its position, 'material_print_temperature
     (extruder 0)'. Comment lines of a custom start G-code that look like '; key = value' are not
     settings and are not read here.
     """
-    parts = re.findall(r"^;SETTING_3 ([^\r\n]*)", text, re.M)
-    try:
-        data = json.loads("".join(parts)) if parts else None
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
 
     def values(block) -> tuple[dict, str | None]:
-        if not isinstance(block, str):
-            return {}, None
-        text_value = block.replace("\\n", "\n")
-        position = re.search(r"^position\s*=\s*(\S+)", text_value, re.M)
-        section = re.search(r"^\[values\]\n(.*?)(?:^\[|\Z)", text_value, re.M | re.S)
+        text = _ini_lines(block)
+        position = re.search(r"^position\s*=\s*(\S+)", text, re.M)
+        section = re.search(r"^\[values\]\n(.*?)(?:^\[|\Z)", text, re.M | re.S)
         found = {key: val.strip() for key, val in _CURA_INI_LINE.findall(section.group(1))} if section else {}
         return found, position.group(1) if position else None
 
@@ -740,13 +735,7 @@ def _ideamaker(scan: Scan, fields: dict, extra: dict) -> None:
     if len(box) >= 6:
         fields["object_height"] = parse_number(box[5])
     fields["estimated_time_s"] = parse_number(colon.get("Print Time"))
-    used = []
-    for index in range(1, 17):
-        value = colon.get(f"Material#{index} Used")
-        if value is None:
-            break
-        used.append(parse_number(value))
-    fields["filament_used_mm"] = used or None
+    fields["filament_used_mm"] = _numbered(colon, "Material#{} Used") or None
     for key, label in (("material_cost", "Material#{} Cost"), ("filament_density_kg_m3", "Filament Density #{}"),
                        ("filament_diameter", "Filament Diameter #{}")):
         values = _numbered(colon, label)
@@ -768,10 +757,6 @@ def _ideamaker(scan: Scan, fields: dict, extra: dict) -> None:
         fields["bed_temperature_initial_layer"] = [bed]
 
 
-_HEAT_COMMAND = re.compile(r"^(M10[49]|M1[49]0)\b([^;\r\n]*)", re.M)
-_PARAMETER = re.compile(r"\b([STR])(-?[0-9.]+)")
-
-
 def _numbered(colon: dict, label: str) -> list:
     """';Material#1 Cost: 0.04', ';Material#2 Cost: 0.00' -> [0.04, 0.0] (stops at the first gap)."""
     values = []
@@ -781,6 +766,10 @@ def _numbered(colon: dict, label: str) -> list:
             break
         values.append(parse_number(value))
     return values
+
+
+_HEAT_COMMAND = re.compile(r"^(M10[49]|M1[49]0)\b([^;\r\n]*)", re.M)
+_PARAMETER = re.compile(r"\b([STR])(-?[0-9.]+)")
 
 
 def _command_temperatures(text: str) -> tuple[list, float | None]:
