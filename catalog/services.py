@@ -37,6 +37,7 @@ ACCEPTED_SUFFIXES = {
     ".3mf": {FileFormat.THREE_MF},
     ".bgcode": {FileFormat.BGCODE},
     ".gcode": {FileFormat.GCODE},
+    ".ufp": {FileFormat.UFP},
     ".stl": {FileFormat.STL},
 }
 _CHUNK = 1024 * 1024
@@ -377,7 +378,7 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
     suffix = _suffix(name)
     if suffix is None:
         raise InvalidInput(_("%(name)s is not a file the catalog accepts: use .gcode, .bgcode, .3mf, "
-                             ".gcode.3mf or .stl.") % {"name": name})
+                             ".gcode.3mf, .ufp or .stl.") % {"name": name})
 
     locked = ModelVariant.objects.select_for_update().select_related("model").get(pk=variant.pk)
     sha256 = _sha256(upload)

@@ -77,7 +77,7 @@ class Plate:
 
 @dataclass
 class SlicedFileInfo:
-    format: str  # "gcode" | "bgcode" | "3mf" | "stl"
+    format: str  # "gcode" | "bgcode" | "3mf" | "ufp" | "stl"
     sliced: bool
     fields: dict = field(default_factory=empty_fields)
     plates: list[Plate] = field(default_factory=list)
