@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from catalog.slicer.extrusion import ExtrusionCounter, LayerCounts, layer_table
 from catalog.slicer.normalise import (
     clean,
     minutes_to_seconds,
@@ -404,6 +405,8 @@ class GcodeResult:
     thumbnails: list[Thumbnail]
     header: dict  # values read from a Bambu/Orca header block, for 3MF plate summaries
     config_key_count: int | None
+    counts: LayerCounts | None = None  # cumulative extrusion per layer, from the moves
+    layers: dict | None = None  # its stored form (extrusion.layer_table)
 
 
 def build(scan: Scan, *, name: str, rescan: Callable[[], Iterable[bytes]] | None = None,
@@ -1073,6 +1076,8 @@ def _head_sufficient(head: bytes) -> bool:
 def read_gcode_stream(chunks: Iterator[bytes], *, name: str) -> GcodeResult:
     """G-code that arrives as a stream (a ZIP entry being inflated): a head window first, then the rest
     only when the head lacks the statistics or settings, keeping a rolling tail window."""
+    counter = ExtrusionCounter()
+    chunks = _tapped(chunks, counter)
     head = bytearray()
     exhausted = True
     for chunk in chunks:
@@ -1086,9 +1091,8 @@ def read_gcode_stream(chunks: Iterator[bytes], *, name: str) -> GcodeResult:
     if exhausted:
         windows = Windows(head=head_bytes, tail=b"", size=total, head_complete=True, gap=False)
     elif _head_sufficient(head_bytes):
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()  # stop inflating: the rest of the entry is not needed
+        for _chunk in chunks:  # the windows are complete; the moves still need the rest of the entry
+            total += len(_chunk)
         windows = Windows(head=head_bytes, tail=b"", size=total, head_complete=False, gap=True)
     else:
         # Keep a rolling tail; once the footer starts (end of toolpath, config block), keep all of it.
@@ -1112,7 +1116,46 @@ def read_gcode_stream(chunks: Iterator[bytes], *, name: str) -> GcodeResult:
         gap = total - len(tail_bytes) > len(head_bytes)
         windows = Windows(head=head_bytes, tail=tail_bytes, size=total, head_complete=False, gap=gap)
     scan = scan_windows(windows, name=name)
-    return build(scan, name=name, rescan=None, windows_cover_file=not windows.gap)
+    result = build(scan, name=name, rescan=None, windows_cover_file=not windows.gap)
+    result.counts = counter.finish()
+    result.layers = layers_for(result.counts, config=result.config, fields=result.fields, extra=result.extra)
+    return result
+
+
+def _tapped(chunks: Iterator[bytes], counter: ExtrusionCounter) -> Iterator[bytes]:
+    for chunk in chunks:
+        counter.feed(chunk)
+        yield chunk
+
+
+def count_layers(chunks: Iterable[bytes]) -> LayerCounts | None:
+    counter = ExtrusionCounter()
+    for chunk in chunks:
+        counter.feed(chunk)
+    return counter.finish()
+
+
+def layers_for(counts: LayerCounts | None, *, config: dict, fields: dict, extra: dict,
+               fallback: dict | None = None) -> dict | None:
+    """The stored layer table of `counts`, with the file's own filament diameter and density per slot.
+
+    Sources, first found wins: the settings (PrusaSlicer/Orca/Bambu 'filament_diameter' and
+    'filament_density', Simplify3D 'filamentDiameters'/'filamentDensities'), ideaMaker's header
+    (density in kg/m³), then `fallback` (a 3MF's project settings).
+    """
+    if counts is None:
+        return None
+    sources = [config, fallback or {}]
+    diameters = densities = None
+    for source in sources:
+        diameters = diameters or source.get("filament_diameter") or source.get("filamentDiameters")
+        densities = densities or source.get("filament_density") or source.get("filamentDensities")
+    diameters = diameters or extra.get("filament_diameter")
+    densities = densities or extra.get("filament_density_kg_m3")
+    types = fields.get("filament_type")
+    if types is None and fallback:
+        types = fallback.get("filament_type")
+    return layer_table(counts, diameters=diameters, densities=densities, types=types)
 
 
 
@@ -1125,6 +1168,8 @@ def read_gcode(handle: BinaryIO, *, size: int, name: str) -> SlicedFileInfo:
     result = build(scan, name=name, rescan=lambda: iter_file_chunks(handle, size),
                    windows_cover_file=not windows.gap)
     _truncation_warnings(scan, result, name=name)
+    result.counts = count_layers(iter_file_chunks(handle, size))
+    result.layers = layers_for(result.counts, config=result.config, fields=result.fields, extra=result.extra)
     return to_info(result, fmt="gcode")
 
 
@@ -1146,6 +1191,6 @@ def to_info(result: GcodeResult, *, fmt: str) -> SlicedFileInfo:
     plate_fields = dict(result.fields)
     fields = dict(result.fields)
     plate = Plate(index=1, fields=plate_fields, thumbnail_indexes=list(range(len(result.thumbnails))),
-                  extra={"config_key_count": result.config_key_count})
+                  extra={"config_key_count": result.config_key_count}, layers=result.layers)
     return SlicedFileInfo(format=fmt, sliced=True, fields=fields, plates=[plate], thumbnails=result.thumbnails,
                           config=result.config, extra=result.extra, warnings=result.warnings)

@@ -90,8 +90,10 @@ def read_3mf(handle: BinaryIO, *, size: int, name: str, limits: ZipLimits | None
         plate_json = _plate_json(archive, number, warnings)
         if isinstance(plate_json.get("filament_ids"), list):
             plate_extra["plate_json_filament_ids"] = plate_json["filament_ids"]  # 0-based slots
+        layers = gcode.layers_for(result.counts, config=result.config, fields=fields, extra=result.extra,
+                                  fallback=project)
         plate = Plate(index=number, fields=fields, printer_model_id=info_plate.get("printer_model_id"),
-                      gcode_name=entry, extra=plate_extra)
+                      gcode_name=entry, extra=plate_extra, layers=layers)
         plate.thumbnail_indexes = [i for i, t in enumerate(thumbnails) if t.plate_index == number]
         plates.append(plate)
         summaries.append(_summary(info_plate, number, result))
