@@ -288,7 +288,13 @@ def print_job_transition(*, job: PrintJob, status: str, reason: str = "") -> Pri
 
 
 def print_job_cancel(*, job: PrintJob) -> PrintJob:
-    """Cancel a job that has not ended; its reserved filament goes back to the jobs behind it."""
+    """Cancel a job that has not gone to a printer yet; its reserved filament goes to the jobs behind it.
+
+    A job on a printer (sent, printing) is stopped at the printer; the printer's report then ends it.
+    """
+    if job.status in (PrintJobStatus.SENT, PrintJobStatus.PRINTING):
+        raise Conflict(_("The job is on a printer already: stop the print at the printer, and its report ends "
+                         "the job."))
     job = print_job_transition(job=job, status=PrintJobStatus.CANCELLED)
     print_jobs_recheck()
     return job
