@@ -210,7 +210,8 @@ def _clean_text(value, *, field: str, max_length: int) -> str:
     return text.strip()
 
 
-def _check_plate(*, version: VariantVersion, plate: int) -> None:
+def print_job_check_plate(*, version: VariantVersion, plate: int) -> None:
+    """Refuse (InvalidInput) a version that cannot be queued as it is, or a plate its file does not have."""
     sliced_file = version.sliced_file
     if sliced_file.sliced is False:
         raise InvalidInput(_("Version %(number)s of %(variant)s is a project file that was never sliced; upload "
@@ -243,7 +244,7 @@ def print_job_create(*, version: VariantVersion, copies: int = 1, priority: str 
             return existing
     if isinstance(copies, bool) or not isinstance(copies, int):
         raise InvalidInput(_("copies must be a whole number."))
-    _check_plate(version=version, plate=plate)
+    print_job_check_plate(version=version, plate=plate)
     job = PrintJob(
         organization=organization, version=version, plate=plate, copies=copies, priority=priority, due_at=due_at,
         purpose=purpose, reference=_clean_text(reference, field="reference", max_length=200),
@@ -305,6 +306,14 @@ def print_job_requeue(*, job: PrintJob) -> PrintJob:
     job = print_job_transition(job=job, status=PrintJobStatus.QUEUED)
     print_jobs_recheck()
     job.refresh_from_db()
+    return job
+
+
+def print_job_set_notes(*, job: PrintJob, notes: str) -> PrintJob:
+    """Staff's notes on a job (any status)."""
+    text = _clean_text(notes, field="notes", max_length=5000)
+    PrintJob.objects.filter(pk=job.pk).update(notes=text, updated_at=timezone.now())
+    job.notes = text
     return job
 
 
