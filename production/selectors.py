@@ -1,6 +1,7 @@
 """Every non-trivial read of production."""
 
 from dataclasses import dataclass
+
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
