@@ -102,6 +102,17 @@ def version_get(*, variant: ModelVariant, number: int) -> VariantVersion:
     return version
 
 
+def version_get_by_id(*, version_id: int, partner=None) -> VariantVersion:
+    """A version by its id (as the API's version objects give it). `partner`: only one it may see."""
+    qs = VariantVersion.objects.select_related("variant__model", "sliced_file")
+    if partner is not None:
+        qs = qs.filter(Q(variant__model__designer=partner) | Q(variant__model__shared_with_partners=True))
+    version = qs.filter(pk=version_id).first()
+    if version is None:
+        raise NotFound(_("No catalog version with id %(id)s.") % {"id": version_id})
+    return version
+
+
 def catalog_kpis() -> list[dict]:
     return [
         {"label": _("Models"), "value": Model.objects.count()},
