@@ -311,7 +311,7 @@ class ModelVariantAdmin(ModelAdmin):
             "upload_url": reverse("admin:catalog_modelvariant_upload_file", args=[variant.pk]),
             "change_url": reverse("admin:catalog_modelvariant_change", args=[variant.pk]),
             "max_bytes": settings.CATALOG_MAX_UPLOAD_BYTES,
-            "accept": ".gcode,.bgcode,.3mf,.stl",
+            "accept": ",".join(services.ACCEPTED_SUFFIXES),
         }
         return TemplateResponse(request, "catalog/admin/variant_upload.html", context)
 

@@ -19,6 +19,7 @@ class FileFormat(models.TextChoices):
     GCODE = "gcode", _("G-code")
     BGCODE = "bgcode", _("Binary G-code")
     THREE_MF = "3mf", _("3MF")
+    UFP = "ufp", _("Cura UFP package")
     STL = "stl", _("STL")
 
 

@@ -143,6 +143,11 @@ class SlicedFile(TimeStampedModel):
     config = models.JSONField(_("slicer configuration"), default=dict, blank=True)
     extra = models.JSONField(_("other extracted values"), default=dict, blank=True)
     warnings = models.JSONField(_("warnings"), default=list, blank=True)
+    # Cumulative extrusion per layer and filament slot, from the moves of each plate's G-code:
+    # {"<plate>": {"layer_count", "slot_count", "z": [...], "slots": [used slot numbers],
+    #  "mm": [[cumulative mm per layer] per used slot], "g_per_mm": [...], ...}} (see
+    # catalog.slicer.extrusion.layer_table); read it through catalog.selectors.
+    layers = models.JSONField(_("extrusion per layer"), default=dict, blank=True, editable=False)
     corrections = models.JSONField(
         _("manual corrections"), default=dict, blank=True,
         help_text=_("Values people corrected; they win over extracted values but never replace them."),

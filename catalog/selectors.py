@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 
 from catalog import search as catalog_search
 from catalog.models import Model, ModelVariant, SlicedFile, VariantVersion
-from fablab.exceptions import NotFound
+from fablab.exceptions import InvalidInput, NotFound
 
 
 @dataclass
@@ -102,6 +102,17 @@ def version_get(*, variant: ModelVariant, number: int) -> VariantVersion:
     return version
 
 
+def version_get_by_id(*, version_id: int, partner=None) -> VariantVersion:
+    """A version by its id (as the API's version objects give it). `partner`: only one it may see."""
+    qs = VariantVersion.objects.select_related("variant__model", "sliced_file")
+    if partner is not None:
+        qs = qs.filter(Q(variant__model__designer=partner) | Q(variant__model__shared_with_partners=True))
+    version = qs.filter(pk=version_id).first()
+    if version is None:
+        raise NotFound(_("No catalog version with id %(id)s.") % {"id": version_id})
+    return version
+
+
 def catalog_kpis() -> list[dict]:
     return [
         {"label": _("Models"), "value": Model.objects.count()},
@@ -135,3 +146,36 @@ def version_diff(*, before: VariantVersion, after: VariantVersion, changed_only:
         "config": rows(old.config, new.config),
         "config_total": len(set(old.config) | set(new.config)),
     }
+
+
+# --- extrusion per layer -------------------------------------------------------------------
+
+
+def sliced_file_layer_table(*, sliced_file: SlicedFile, plate: int = 1) -> dict | None:
+    """The stored extrusion table of one plate (catalog.slicer.extrusion.layer_table), None without layers."""
+    table = (sliced_file.layers or {}).get(str(plate))
+    return table if isinstance(table, dict) and table.get("layer_count") else None
+
+
+def sliced_file_layer_count(*, sliced_file: SlicedFile, plate: int = 1) -> int:
+    """How many layers the plate's G-code prints; 0 when the file has no layers (not sliced, no moves)."""
+    table = sliced_file_layer_table(sliced_file=sliced_file, plate=plate)
+    return int(table["layer_count"]) if table else 0
+
+
+def sliced_file_extruded_through_layer(*, sliced_file: SlicedFile, plate: int = 1, layer: int) -> list[float]:
+    """Grams of filament per slot extruded by layers 1..`layer` of a plate (slot 0 first).
+
+    Layer 0 gives zeros; a layer beyond the last gives the plate's totals. What the start
+    G-code purges counts towards layer 1, the end G-code towards the last layer. A file
+    without layers raises NotFound: the caller falls back to its own estimate.
+    """
+    from catalog.slicer.extrusion import table_grams
+
+    if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+        raise InvalidInput(_("A layer number is a whole number from 0 up; got %(layer)s.") % {"layer": layer})
+    table = sliced_file_layer_table(sliced_file=sliced_file, plate=plate)
+    if table is None:
+        raise NotFound(_("%(name)s has no extrusion per layer for plate %(plate)s.")
+                       % {"name": sliced_file.original_name, "plate": plate})
+    return table_grams(table, layer=layer)

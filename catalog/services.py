@@ -37,6 +37,7 @@ ACCEPTED_SUFFIXES = {
     ".3mf": {FileFormat.THREE_MF},
     ".bgcode": {FileFormat.BGCODE},
     ".gcode": {FileFormat.GCODE},
+    ".ufp": {FileFormat.UFP},
     ".stl": {FileFormat.STL},
 }
 _CHUNK = 1024 * 1024
@@ -323,6 +324,7 @@ def _apply_info(sliced_file: SlicedFile, info, stored: list, *, source=None) -> 
     sliced_file.config = info.config
     sliced_file.extra = info.extra
     sliced_file.warnings = list(info.warnings)
+    sliced_file.layers = info.layer_tables()
     sliced_file.error = ""
     sliced_file.extracted_at = timezone.now()
     sliced_file.thumbnails.all().delete()
@@ -377,7 +379,7 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
     suffix = _suffix(name)
     if suffix is None:
         raise InvalidInput(_("%(name)s is not a file the catalog accepts: use .gcode, .bgcode, .3mf, "
-                             ".gcode.3mf or .stl.") % {"name": name})
+                             ".gcode.3mf, .ufp or .stl.") % {"name": name})
 
     locked = ModelVariant.objects.select_for_update().select_related("model").get(pk=variant.pk)
     sha256 = _sha256(upload)
@@ -517,3 +519,25 @@ def variant_set_current_version_by_designer(*, variant: ModelVariant, organizati
     _require_designer(variant, organization, refusal=_(
         "This model is shared with you read-only; only its designer can choose its current version."))
     return variant_set_current_version(variant=variant, version=version)
+
+
+def sliced_file_refresh_layers(*, sliced_file: SlicedFile) -> SlicedFile:
+    """Compute and store the extrusion per layer of a stored file, leaving its other metadata as read.
+
+    For files read before the catalog kept layers. A file that cannot be read (any more) keeps
+    an empty table; its other fields and status are untouched. Safe to run twice.
+    """
+    from catalog.slicer import SlicerFileError
+
+    try:
+        with sliced_file.file.open("rb") as handle:
+            info = _read(handle, name=sliced_file.original_name)
+    except (SlicerFileError, OSError) as exc:
+        logger.warning("no layers for %s: %s", sliced_file.original_name, exc)
+        return sliced_file
+    with transaction.atomic():
+        locked = SlicedFile.objects.select_for_update().get(pk=sliced_file.pk)
+        locked.layers = info.layer_tables()
+        locked.save(update_fields=["layers", "updated_at"])
+    sliced_file.layers = locked.layers
+    return sliced_file

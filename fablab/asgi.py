@@ -14,7 +14,9 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fablab.settings")
 django_application = get_asgi_application()
 
-SPOOL_EVENTS = re.compile(r"^/spoolman/(?:(?P<key>fl_[A-Za-z0-9]+_[A-Za-z0-9]+)/)?api/v1/spool/?$")
+from fablab.services import API_KEY_PATTERN  # noqa: E402  (models are ready only after get_asgi_application)
+
+SPOOL_EVENTS = re.compile(rf"^/spoolman/(?:(?P<key>{API_KEY_PATTERN})/)?api/v1/spool/?$")
 
 
 def _lab_key(raw_key: str):

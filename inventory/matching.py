@@ -39,6 +39,28 @@ def normalise_material(value) -> str:
     return re.sub(r"\s+", " ", str(value or "")).strip().upper()
 
 
+# Names slicer profiles and makers use for one material, mapped to one name (after material_key's clean-up).
+MATERIAL_EQUIVALENTS = {
+    "PLA BASIC": "PLA",
+    "GENERIC PLA": "PLA",
+    "PETG BASIC": "PETG",
+    "GENERIC PETG": "PETG",
+    "ABS BASIC": "ABS",
+    "PA-CF": "PA12-CF",
+    "PA12-CF": "PA12-CF",
+    "PA-GF": "PA12-GF",
+}
+_FILLED = re.compile(r"[\s_-]*(CF|GF)$")
+
+
+def material_key(value) -> str:
+    """One name per material, so that equivalent names compare equal: 'PLA Basic' and 'pla' give 'PLA',
+    'PA-CF', 'PA CF' and 'PA12-CF' give 'PA12-CF', 'PETG_CF' gives 'PETG-CF'."""
+    name = normalise_material(str(value or "").replace("_", " "))
+    name = _FILLED.sub(r"-\1", name)
+    return MATERIAL_EQUIVALENTS.get(name, name)
+
+
 @dataclass
 class Candidate:
     filament: Filament

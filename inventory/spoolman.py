@@ -25,8 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from fablab.api_auth import LabKeyAuth
-from fablab.choices import ApiKeyScope
+from fablab.api_auth import lab_read_key, lab_write_key
 from fablab.exceptions import ApplicationError, InvalidInput, NotFound
 from fablab.services import API_KEY_PATTERN
 from inventory import selectors, services
@@ -39,9 +38,8 @@ SMALLEST_GRAMS = Decimal("0.005")
 
 spoolman = NinjaAPI(
     title="fablab: Spoolman-compatible API", version="spoolman", urls_namespace="spoolman",
-    docs_url=None, openapi_url=None, auth=LabKeyAuth(ApiKeyScope.READ),
+    docs_url=None, openapi_url=None, auth=lab_read_key,
 )
-_write = LabKeyAuth(ApiKeyScope.WRITE)
 
 
 def _message(status: int, message: str) -> JsonResponse:
@@ -174,7 +172,7 @@ class UseIn(Schema):
     use_length: float | None = None
 
 
-@spoolman.put("/spool/{spool_id}/use", auth=_write)
+@spoolman.put("/spool/{spool_id}/use", auth=lab_write_key)
 def spool_use(request: HttpRequest, spool_id: int, payload: UseIn):
     spool = _spool_or_404(spool_id)
     if (payload.use_weight is None) == (payload.use_length is None):

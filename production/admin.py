@@ -1,7 +1,7 @@
 """Admin pages of production.
 
 "Files on the printer", a page of each printer in the admin (registered with the printer's admin
-through `printers.admin_files`, so its address stays under the printer's):
+through `printers.panels`, so its address stays under the printer's):
 
 - `/admin/printers/printer/<id>/files/` (name `printers_printer_files`): the files on the printer,
   newest first, each file that can go into the catalog with a "Download to catalog" button; one
@@ -12,23 +12,35 @@ through `printers.admin_files`, so its address stays under the printer's):
 
 Viewing needs the view permission on printers; importing also needs the change permission on
 printers and the catalog's permission to add versions (and models, for a new model).
+
+The print queue (Production → Print queue): the waiting and past jobs in queue order (priority, then
+the hand-set position, then age) with their feasibility and its reasons; drag a row and save to set
+the order within a priority; actions cancel, re-queue, change the priority and check the queue again;
+the add form queues a job through `services.print_job_create`.
 """
 
 from django import forms
-from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesCheckboxFilter
+from unfold.decorators import action, display
 
 from catalog import selectors as catalog_selectors
+from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from printers import files as printer_files
-from printers.admin_files import FILES_URL_NAME, register_file_urls
+from printers.panels import FILES_URL_NAME, register_file_urls
 from production import selectors, services
+from production.choices import PRINT_JOB_STATUS_COLORS, PRIORITY_COLORS, WAITING_STATUSES, Priority
+from production.models import PrintAttempt, PrintJob
 
 IMPORT_URL_NAME = "printers_printer_files_import"
 IMPORT_PERMISSIONS = ("catalog.add_variantversion",)
@@ -130,3 +142,207 @@ def printer_file_urls(printer_admin) -> list:
         path("<int:object_id>/files/", site.admin_view(list_view), name=FILES_URL_NAME),
         path("<int:object_id>/files/import/", site.admin_view(require_POST(import_view)), name=IMPORT_URL_NAME),
     ]
+
+
+# --- the print queue -----------------------------------------------------------------------------
+
+
+class PrintJobAddForm(forms.ModelForm):
+    class Meta:
+        model = PrintJob
+        fields = ["version", "plate", "copies", "priority", "due_at", "purpose", "reference", "notes"]
+
+    def clean(self):
+        cleaned = super().clean()
+        version, plate = cleaned.get("version"), cleaned.get("plate")
+        if version is not None and plate is not None:
+            try:
+                services.print_job_check_plate(version=version, plate=plate)
+            except ApplicationError as exc:
+                raise ValidationError(exc.message) from None
+        return cleaned
+
+
+class _TextFilter(admin.SimpleListFilter):
+    """Jobs whose variant's file states a value (the variant's copy of its current file's metadata)."""
+
+    field = ""
+
+    def lookups(self, request, model_admin):
+        values = set()
+        for text in (PrintJob.objects.values_list(f"version__variant__{self.field}", flat=True).distinct()):
+            values |= {part.strip() for part in (text or "").split(",") if part.strip()}
+        return [(value, value) for value in sorted(values)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{f"version__variant__{self.field}__icontains": self.value()})
+        return queryset
+
+
+class MaterialFilter(_TextFilter):
+    title = gettext_lazy("material")
+    parameter_name = "material"
+    field = "filament_types"
+
+
+class ColourFilter(_TextFilter):
+    title = gettext_lazy("colour")
+    parameter_name = "colour"
+    field = "filament_colours"
+
+
+class AttemptInline(ReadOnlyTabInline):
+    model = PrintAttempt
+    fields = ["number", "printer", "printer_job", "started_at", "finished_at", "outcome", "reason"]
+
+
+@admin.register(PrintJob)
+class PrintJobAdmin(ModelAdmin):
+    list_display = ["id", "show_status", "show_priority", "version", "plate", "copies", "due_at",
+                    "show_feasibility", "owner"]
+    list_display_links = ["id", "version"]
+    list_filter = [("status", ChoicesCheckboxFilter), ("priority", ChoicesCheckboxFilter), MaterialFilter,
+                   ColourFilter]
+    search_fields = ["reference", "version__variant__sku", "version__variant__model__name"]
+    ordering_field = "position"
+    hide_ordering_field = True
+    list_per_page = 100
+    actions = ["cancel_selected", "requeue_selected", "priority_urgent", "priority_high", "priority_normal",
+               "priority_low"]
+    actions_list = ["recheck"]
+    inlines = [AttemptInline]
+    autocomplete_fields = ["version"]
+    readonly_fields = ["organization", "version", "plate", "copies", "priority", "due_at", "purpose", "reference",
+                       "queued_by", "status", "show_feasibility", "printer", "started_at", "finished_at",
+                       "created_at"]
+    fields = ["status", "show_feasibility", "version", "plate", "copies", "priority", "due_at", "purpose",
+              "reference", "notes", "organization", "queued_by", "printer", "started_at", "finished_at",
+              "created_at"]
+
+    def get_queryset(self, request):
+        return selectors.print_job_list()
+
+    def get_ordering(self, request):
+        return ["priority_rank", "position", "created_at", "id"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = PrintJobAddForm
+            kwargs["fields"] = PrintJobAddForm.Meta.fields
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def get_fields(self, request, obj=None):
+        return PrintJobAddForm.Meta.fields if obj is None else self.fields
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a job is cancelled, never deleted: its attempts and bookings stay explained
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            data = form.cleaned_data
+            job = services.print_job_create(
+                version=data["version"], plate=data["plate"], copies=data["copies"], priority=data["priority"],
+                due_at=data.get("due_at"), purpose=data["purpose"], reference=data.get("reference", ""),
+                notes=data.get("notes", ""), queued_by=request.user,
+            )
+            obj.pk = job.pk
+            obj.refresh_from_db()
+            return
+        if "position" in form.changed_data:  # dragged in the list
+            if obj.status in WAITING_STATUSES:
+                try:
+                    services.print_job_move(job=obj, position=obj.position)
+                except ApplicationError as exc:
+                    messages.error(request, exc.message)
+            return
+        if "notes" in form.changed_data:
+            services.print_job_set_notes(job=obj, notes=obj.notes)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # the job's rows are written by services
+
+    @display(description=_("status"), ordering="status", label=PRINT_JOB_STATUS_COLORS)
+    def show_status(self, obj):
+        return obj.status, obj.get_status_display()
+
+    @display(description=_("priority"), ordering="priority_rank", label=PRIORITY_COLORS)
+    def show_priority(self, obj):
+        return obj.priority, obj.get_priority_display()
+
+    @display(description=_("who"))
+    def owner(self, obj):
+        return obj.organization or obj.queued_by or "–"
+
+    @display(description=_("feasibility"))
+    def show_feasibility(self, obj):
+        if obj.status not in WAITING_STATUSES:
+            return "–"
+        reasons = selectors.print_job_feasibility_texts(job=obj)
+        if obj.feasible:
+            badge, colour = _("can print"), "#15803d"
+        elif obj.feasible is None:
+            badge, colour = _("not checked"), "#6b7280"
+        else:
+            badge, colour = _("cannot print"), "#b91c1c"
+        return format_html(
+            '<span style="color:{};font-weight:600">{}</span>{}', colour, badge,
+            format_html('<ul style="font-size:.8rem;margin:.25rem 0 0;padding-left:1rem;list-style:disc">{}</ul>',
+                        format_html_join("", "<li>{}</li>", ((r,) for r in reasons))) if reasons else "",
+        )
+
+    def _each(self, request, queryset, run, done: str):
+        changed, refused = 0, []
+        for job in queryset:
+            try:
+                run(job)
+            except ApplicationError as exc:
+                refused.append(f"#{job.pk}: {exc.message}")
+            else:
+                changed += 1
+        if changed:
+            messages.success(request, ngettext("%(count)d job %(done)s.", "%(count)d jobs %(done)s.", changed)
+                             % {"count": changed, "done": done})
+        for message in refused:
+            messages.error(request, message)
+
+    @action(description=_("Cancel selected jobs"), permissions=["change"])
+    def cancel_selected(self, request, queryset):
+        self._each(request, queryset, lambda job: services.print_job_cancel(job=job), _("cancelled"))
+
+    @action(description=_("Re-queue selected jobs"), permissions=["change"])
+    def requeue_selected(self, request, queryset):
+        self._each(request, queryset, lambda job: services.print_job_requeue(job=job), _("queued again"))
+
+    def _priority(self, request, queryset, priority):
+        self._each(request, queryset, lambda job: services.print_job_set_priority(job=job, priority=priority),
+                   _("now have priority %(priority)s") % {"priority": Priority(priority).label})
+
+    @action(description=_("Priority: urgent"), permissions=["change"])
+    def priority_urgent(self, request, queryset):
+        self._priority(request, queryset, Priority.URGENT)
+
+    @action(description=_("Priority: high"), permissions=["change"])
+    def priority_high(self, request, queryset):
+        self._priority(request, queryset, Priority.HIGH)
+
+    @action(description=_("Priority: normal"), permissions=["change"])
+    def priority_normal(self, request, queryset):
+        self._priority(request, queryset, Priority.NORMAL)
+
+    @action(description=_("Priority: low"), permissions=["change"])
+    def priority_low(self, request, queryset):
+        self._priority(request, queryset, Priority.LOW)
+
+    @action(description=_("Check the queue again"), icon="refresh", permissions=["change"], url_path="recheck")
+    def recheck(self, request):
+        changed = services.print_jobs_recheck()
+        messages.success(request, ngettext("Queue checked: %(count)d job changed.",
+                                           "Queue checked: %(count)d jobs changed.", changed) % {"count": changed})
+        return HttpResponseRedirect(reverse("admin:production_printjob_changelist"))

@@ -10,16 +10,40 @@ The router is mounted at the API's root; its paths name the printer they are abo
   its metadata status.
 
 Partners' keys are refused (403): a printer's storage is the lab's, shared printers or not.
+
+The print queue, for partners (their own designs and what the lab shares with them) and the lab's own
+systems; customers' keys are refused (403):
+
+- POST /production/jobs (write key, `Idempotency-Key` header): queue a catalog version; 201 with the job,
+  and 201 with the same job when the same key of the same organization comes again;
+- GET  /production/jobs (filters `status`, `version_id`) and /production/jobs/{id}: your jobs, in queue
+  order (priority, hand-set position, age);
+- POST /production/jobs/{id}/cancel (write key): cancel a job that has not ended (409 otherwise).
+
+A partner sees and queues only its own jobs; a lab key also sees the jobs staff queued in the admin.
+Another organization's job or a version a partner may not see answers 404.
 """
 
 from django.http import HttpRequest
-from ninja import Router, Status
+from django.utils.translation import gettext as _
+from ninja import Query, Router, Status
+from ninja.pagination import paginate
 
 from catalog import selectors as catalog_selectors
-from fablab.api_auth import lab_read_key, lab_write_key
+from fablab.api_auth import idempotency_key, lab_read_key, lab_write_key, tenant, write_key
+from fablab.api_pagination import Pagination
+from fablab.choices import OrganizationKind
+from fablab.exceptions import PermissionDenied
 from printers import selectors as printer_selectors
 from production import selectors, services
-from production.schemas import PrinterFileImportIn, PrinterFileImportOut, PrinterFileOut
+from production.schemas import (
+    PrinterFileImportIn,
+    PrinterFileImportOut,
+    PrinterFileOut,
+    PrintJobCreateIn,
+    PrintJobFilterIn,
+    PrintJobOut,
+)
 
 router = Router(tags=["printer files"])
 
@@ -54,3 +78,66 @@ def printer_file_import_status(request: HttpRequest, printer_id: int, import_id:
     """`catalog_version`: once succeeded, the new version as the catalog API shows it."""
     printer = printer_selectors.printer_get(printer_id=printer_id)
     return selectors.printer_file_import_get(printer=printer, import_id=import_id)
+
+
+# --- the print queue -----------------------------------------------------------------------------
+
+
+def _queue_owner(request: HttpRequest):
+    """The organization whose queue this request works on: a partner or the lab, never a customer."""
+    organization = tenant(request)
+    if organization.kind == OrganizationKind.CUSTOMER:
+        raise PermissionDenied(_("The print queue is open to partners and the lab's own systems, not to "
+                                 "customers' keys."))
+    return organization
+
+
+def _catalog_scope(organization):
+    """What a key may queue: the lab's keys every version, a partner's what the catalog shows it."""
+    return None if organization.kind == OrganizationKind.LAB else organization
+
+
+@router.post("/production/jobs", response={201: PrintJobOut}, auth=write_key, tags=["production"],
+             summary="Queue a catalog version for printing")
+def print_job_create(request: HttpRequest, payload: PrintJobCreateIn):
+    """Needs a write key and an `Idempotency-Key` header (1 to 200 characters, unique per real-world order).
+    The answer is 201 with the job, also when the same key of your organization comes again: then it is the
+    job the first request made, unchanged, whatever the body says.
+
+    `version_id`: a version the catalog API shows you (404 otherwise); a multi-plate 3MF takes `plate`.
+    The job is checked at once: `feasibility` says whether it can be printed now and, if not, why."""
+    organization = _queue_owner(request)
+    key = idempotency_key(request)
+    version = catalog_selectors.version_get_by_id(version_id=payload.version_id,
+                                                  partner=_catalog_scope(organization))
+    job = services.print_job_create(
+        version=version, copies=payload.copies, priority=payload.priority, plate=payload.plate, due_at=payload.due,
+        purpose=payload.purpose, reference=payload.reference, organization=organization, idempotency_key=key,
+        queued_by=request.auth.created_by,
+    )
+    return Status(201, selectors.print_job_get(job_id=job.pk, organization=organization))
+
+
+@router.get("/production/jobs", response=list[PrintJobOut], tags=["production"],
+            summary="Your print jobs, in queue order")
+@paginate(Pagination)
+def print_job_list(request: HttpRequest, filters: Query[PrintJobFilterIn]):
+    """Filter by `status` and `version_id`. Order: priority (urgent first), then the lab's hand ordering, then
+    age."""
+    return selectors.print_job_list(organization=_queue_owner(request), status=filters.status or "",
+                                    version_id=filters.version_id)
+
+
+@router.get("/production/jobs/{job_id}", response=PrintJobOut, tags=["production"], summary="One print job")
+def print_job_detail(request: HttpRequest, job_id: int):
+    return selectors.print_job_get(job_id=job_id, organization=_queue_owner(request))
+
+
+@router.post("/production/jobs/{job_id}/cancel", response=PrintJobOut, auth=write_key, tags=["production"],
+             summary="Cancel a print job")
+def print_job_cancel(request: HttpRequest, job_id: int):
+    """409 when the job already ended (completed, failed or cancelled)."""
+    organization = _queue_owner(request)
+    job = selectors.print_job_get(job_id=job_id, organization=organization)
+    services.print_job_cancel(job=job)
+    return selectors.print_job_get(job_id=job_id, organization=organization)

@@ -13,3 +13,82 @@ class ImportStatus(models.TextChoices):
 
 # A request still waiting for the task or being carried out by it.
 IMPORT_PENDING = frozenset({ImportStatus.QUEUED, ImportStatus.RUNNING})
+
+
+class PrintJobStatus(models.TextChoices):
+    """A print job on its way from the queue to a printer and back (queued → … → completed)."""
+
+    QUEUED = "queued", _("Queued")
+    ASSIGNED = "assigned", _("Assigned")
+    SENT = "sent", _("Sent to the printer")
+    PRINTING = "printing", _("Printing")
+    COMPLETED = "completed", _("Completed")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+PRINT_JOB_STATUS_COLORS = {
+    PrintJobStatus.QUEUED: "info",
+    PrintJobStatus.ASSIGNED: "primary",
+    PrintJobStatus.SENT: "primary",
+    PrintJobStatus.PRINTING: "warning",
+    PrintJobStatus.COMPLETED: "success",
+    PrintJobStatus.FAILED: "danger",
+    PrintJobStatus.CANCELLED: "default",
+}
+
+# Every job that has not reached a printer yet can be cancelled; a failed or cancelled job can be re-queued.
+ALLOWED_TRANSITIONS = {
+    PrintJobStatus.QUEUED: {PrintJobStatus.ASSIGNED, PrintJobStatus.CANCELLED},
+    PrintJobStatus.ASSIGNED: {PrintJobStatus.SENT, PrintJobStatus.QUEUED, PrintJobStatus.CANCELLED},
+    PrintJobStatus.SENT: {PrintJobStatus.PRINTING, PrintJobStatus.FAILED, PrintJobStatus.CANCELLED},
+    PrintJobStatus.PRINTING: {PrintJobStatus.COMPLETED, PrintJobStatus.FAILED, PrintJobStatus.CANCELLED},
+    PrintJobStatus.COMPLETED: set(),
+    PrintJobStatus.FAILED: {PrintJobStatus.QUEUED},
+    PrintJobStatus.CANCELLED: {PrintJobStatus.QUEUED},
+}
+
+# Jobs waiting for a printer: they hold filament reservations and are checked for feasibility.
+WAITING_STATUSES = frozenset({PrintJobStatus.QUEUED})
+# Jobs that ended; only failed and cancelled ones may go back into the queue.
+ENDED_STATUSES = frozenset({PrintJobStatus.COMPLETED, PrintJobStatus.FAILED, PrintJobStatus.CANCELLED})
+
+
+class Priority(models.TextChoices):
+    URGENT = "urgent", _("Urgent")
+    HIGH = "high", _("High")
+    NORMAL = "normal", _("Normal")
+    LOW = "low", _("Low")
+
+
+# The queue's order: priority first (lower rank first), then the hand-set position, then age.
+PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+PRIORITY_COLORS = {
+    Priority.URGENT: "danger",
+    Priority.HIGH: "warning",
+    Priority.NORMAL: "info",
+    Priority.LOW: "default",
+}
+
+
+class Purpose(models.TextChoices):
+    """German accounting keeps business and private use apart."""
+
+    BUSINESS = "business", _("Business")
+    PRIVATE = "private", _("Private")
+
+
+class AttemptOutcome(models.TextChoices):
+    RUNNING = "running", _("Running")
+    COMPLETED = "completed", _("Completed")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+ATTEMPT_OUTCOME_COLORS = {
+    AttemptOutcome.RUNNING: "primary",
+    AttemptOutcome.COMPLETED: "success",
+    AttemptOutcome.FAILED: "danger",
+    AttemptOutcome.CANCELLED: "warning",
+}

@@ -1,14 +1,173 @@
-"""Production: the work that joins the other apps (today: moving a printer's file into the catalog).
+"""Production: the print queue, and the work that joins the other apps.
+
+PrintJob is one queue item: a catalog version (and plate) printed `copies` times. Each time it goes
+to a printer it gets a PrintAttempt (linked to the printer's own PrinterJob), and each attempt's
+SlotAllocation rows say which spool fed which filament slot and how many grams were planned and
+booked. Only `services` write these rows.
 
 PrinterFileImport records one request to download a file from a printer's storage into the
 catalog; `services.printer_file_import_request` writes it and a background task carries it out
 (`services.printer_file_import_run`).
 """
 
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Case, IntegerField, Value, When
 from django.utils.translation import gettext_lazy as _
 
-from production.choices import ImportStatus
+from fablab.choices import OrganizationKind
+from fablab.models import TimeStampedModel
+from production.choices import (
+    PRIORITY_RANK,
+    AttemptOutcome,
+    ImportStatus,
+    PrintJobStatus,
+    Priority,
+    Purpose,
+)
+
+MAX_COPIES = 1000
+
+
+class PrintJobQuerySet(models.QuerySet):
+    def for_organization(self, organization) -> "PrintJobQuerySet":
+        """What an organization's API keys see: its own jobs; the lab's keys also see the jobs staff queued."""
+        if organization.kind == OrganizationKind.LAB:
+            return self.filter(models.Q(organization=organization) | models.Q(organization__isnull=True))
+        return self.filter(organization=organization)
+
+    def with_rank(self) -> "PrintJobQuerySet":
+        return self.annotate(priority_rank=Case(
+            *(When(priority=priority, then=Value(rank)) for priority, rank in PRIORITY_RANK.items()),
+            default=Value(len(PRIORITY_RANK)), output_field=IntegerField(),
+        ))
+
+    def in_queue_order(self) -> "PrintJobQuerySet":
+        """Priority first, then the position staff set by hand, then age."""
+        return self.with_rank().order_by("priority_rank", "position", "created_at", "id")
+
+
+class PrintJob(TimeStampedModel):
+    """One item of the print queue: print plate `plate` of a catalog version `copies` times."""
+
+    organization = models.ForeignKey(
+        "fablab.Organization", verbose_name=_("organization"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="print_jobs", help_text=_("The partner (or the lab's own system) that queued it through the "
+                                                "API; empty for jobs staff queued."),
+    )
+    version = models.ForeignKey("catalog.VariantVersion", verbose_name=_("catalog version"),
+                                on_delete=models.PROTECT, related_name="+")
+    plate = models.PositiveSmallIntegerField(_("plate"), default=1, validators=[MinValueValidator(1)],
+                                             help_text=_("The plate of a multi-plate 3MF; 1 for other files."))
+    copies = models.PositiveIntegerField(_("copies"), default=1,
+                                         validators=[MinValueValidator(1), MaxValueValidator(MAX_COPIES)],
+                                         help_text=_("How many times the plate is printed."))
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL,
+                                db_index=True)
+    position = models.IntegerField(_("position"), default=0, db_index=True,
+                                   help_text=_("Hand ordering within a priority: smaller goes first."))
+    due_at = models.DateTimeField(_("due"), null=True, blank=True)
+    purpose = models.CharField(_("purpose"), max_length=10, choices=Purpose.choices, default=Purpose.BUSINESS)
+    reference = models.CharField(_("reference"), max_length=200, blank=True,
+                                 help_text=_("A customer or order reference."))
+    notes = models.TextField(_("notes"), blank=True, max_length=5000)
+    queued_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("queued by"), null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="+")
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200, blank=True, editable=False)
+    status = models.CharField(_("status"), max_length=10, choices=PrintJobStatus.choices,
+                              default=PrintJobStatus.QUEUED, db_index=True)
+    # Feasibility, computed when the job is queued and again when stock, printers or the queue change.
+    feasible = models.BooleanField(_("feasible"), null=True, editable=False)
+    feasibility_reasons = models.JSONField(_("why not"), default=list, blank=True, editable=False)
+    feasibility_checked_at = models.DateTimeField(_("checked"), null=True, blank=True, editable=False)
+    # Filled by dispatch and by the printer's report.
+    printer = models.ForeignKey("printers.Printer", verbose_name=_("printer"), null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="+", editable=False)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True, editable=False)
+    # The cost of the print (materials, energy, machine, labour), computed once it ends.
+    cost_currency = models.CharField(_("currency"), max_length=3, blank=True, editable=False)
+    cost_material = models.DecimalField(_("material cost"), max_digits=10, decimal_places=2, null=True,
+                                        blank=True, editable=False)
+    cost_energy = models.DecimalField(_("energy cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                      editable=False)
+    cost_machine = models.DecimalField(_("machine cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                       editable=False)
+    cost_labour = models.DecimalField(_("labour cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                      editable=False)
+    cost_total = models.DecimalField(_("total cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                     editable=False)
+    cost_inputs = models.JSONField(_("cost inputs"), default=dict, blank=True, editable=False)
+
+    objects = PrintJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "created_at", "id"]
+        verbose_name = _("print job")
+        verbose_name_plural = _("print queue")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "idempotency_key"],
+                                    condition=~models.Q(idempotency_key=""), name="production_job_idempotent"),
+            models.CheckConstraint(condition=models.Q(copies__gte=1, copies__lte=MAX_COPIES),
+                                   name="production_job_copies_range"),
+            models.CheckConstraint(condition=models.Q(plate__gte=1), name="production_job_plate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.version} ×{self.copies}"
+
+
+class PrintAttempt(models.Model):
+    """One try at a print job on one printer; a re-queued job gets a new attempt when it goes out again."""
+
+    job = models.ForeignKey(PrintJob, verbose_name=_("print job"), on_delete=models.CASCADE,
+                            related_name="attempts")
+    number = models.PositiveIntegerField(_("attempt"))
+    printer = models.ForeignKey("printers.Printer", verbose_name=_("printer"), null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="+")
+    printer_job = models.ForeignKey("printers.PrinterJob", verbose_name=_("printer job"), null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=AttemptOutcome.choices,
+                               default=AttemptOutcome.RUNNING, db_index=True)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        verbose_name = _("print attempt")
+        verbose_name_plural = _("print attempts")
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="production_attempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} attempt {self.number}"
+
+
+class SlotAllocation(models.Model):
+    """Which spool fed one filament slot of an attempt, with the grams planned and the grams booked."""
+
+    attempt = models.ForeignKey(PrintAttempt, verbose_name=_("attempt"), on_delete=models.CASCADE,
+                                related_name="slots")
+    slot = models.PositiveSmallIntegerField(_("slot"), validators=[MinValueValidator(1)])
+    spool = models.ForeignKey("inventory.Spool", verbose_name=_("spool"), null=True, blank=True,
+                              on_delete=models.PROTECT, related_name="+")
+    grams_planned = models.DecimalField(_("planned (g)"), max_digits=10, decimal_places=3,
+                                        validators=[MinValueValidator(0)])
+    grams_booked = models.DecimalField(_("booked (g)"), max_digits=10, decimal_places=3, null=True, blank=True)
+
+    class Meta:
+        ordering = ["attempt", "slot"]
+        verbose_name = _("slot allocation")
+        verbose_name_plural = _("slot allocations")
+        constraints = [
+            models.UniqueConstraint(fields=["attempt", "slot"], name="production_slot_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attempt} slot {self.slot}"
 
 
 class PrinterFileImport(models.Model):

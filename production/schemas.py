@@ -1,4 +1,6 @@
 from datetime import datetime
+from decimal import Decimal
+from typing import Literal
 
 from ninja import Field, Schema
 
@@ -71,3 +73,82 @@ class PrinterFileImportOut(Schema):
     @staticmethod
     def resolve_metadata(obj) -> dict | None:
         return obj.version.sliced_file.metadata if obj.version_id else None
+
+
+# --- the print queue -----------------------------------------------------------------------------
+
+MAX_ID = 2**63 - 1
+
+
+class PrintJobCreateIn(Schema):
+    version_id: int = Field(..., ge=1, le=MAX_ID, description="The catalog version to print (its `id` in the "
+                                                               "catalog API's version objects).")
+    copies: int = Field(1, ge=1, le=1000, description="How many times the plate is printed.")
+    priority: Literal["urgent", "high", "normal", "low"] = "normal"
+    due: datetime | None = Field(None, description="When the prints are needed (ISO 8601 with a time zone).")
+    purpose: Literal["business", "private"] = "business"
+    reference: str = Field("", max_length=200, description="Your customer or order reference.")
+    plate: int = Field(1, ge=1, le=1000, description="The plate of a multi-plate 3MF (1 for other files).")
+
+
+class PrintJobFilterIn(Schema):
+    status: Literal["queued", "assigned", "sent", "printing", "completed", "failed", "cancelled"] | None = None
+    version_id: int | None = Field(None, ge=1, le=MAX_ID)
+
+
+class FeasibilityOut(Schema):
+    ok: bool = Field(description="Whether the job can be printed now: filament in stock for every slot once the "
+                                 "jobs ahead have theirs, and a printer that takes it. False while not checked.")
+    reasons: list[str] = Field(description="Why not, as sentences (empty when ok).")
+
+
+class CostOut(Schema):
+    """The cost of the print. Not computed yet: every value is null until cost accounting arrives."""
+
+    currency: str | None = None
+    material: Decimal | None = None
+    energy: Decimal | None = None
+    machine: Decimal | None = None
+    labour: Decimal | None = None
+    total: Decimal | None = None
+
+
+class PrintJobOut(Schema):
+    id: int
+    status: str = Field(description="queued → assigned → sent → printing → completed, failed or cancelled.")
+    version_id: int
+    plate: int
+    copies: int
+    priority: str
+    purpose: str
+    reference: str
+    due: datetime | None = Field(None, alias="due_at")
+    printer_id: int | None = Field(None, description="The printer it went to; null until it is dispatched.")
+    attempts: int = Field(0, description="How many times it went to a printer.")
+    feasibility: FeasibilityOut
+    filament_booked_g: list[float] = Field(default_factory=list, description="Grams booked per filament slot "
+                                           "once the printer reports the end; empty until booking arrives.")
+    cost: CostOut
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_attempts(obj) -> int:
+        count = getattr(obj, "attempt_count", None)
+        return count if count is not None else obj.attempts.count()
+
+    @staticmethod
+    def resolve_feasibility(obj) -> dict:
+        from production.selectors import print_job_feasibility_texts
+
+        return {"ok": bool(obj.feasible), "reasons": print_job_feasibility_texts(job=obj)}
+
+    @staticmethod
+    def resolve_filament_booked_g(obj) -> list[float]:
+        return []
+
+    @staticmethod
+    def resolve_cost(obj) -> dict:
+        return {"currency": obj.cost_currency or None, "material": obj.cost_material, "energy": obj.cost_energy,
+                "machine": obj.cost_machine, "labour": obj.cost_labour, "total": obj.cost_total}

@@ -2,14 +2,16 @@
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from catalog import services as catalog_services
 from fablab.exceptions import NotFound
 from printers import files as printer_files
 from printers.files import PrinterFile
-from production.models import PrinterFileImport
+from production.choices import WAITING_STATUSES, PrintJobStatus
+from production.feasibility import reason_text
+from production.models import PrinterFileImport, PrintJob
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,59 @@ def printer_file_import_get(*, printer, import_id: int) -> PrinterFileImport:
     if item is None:
         raise NotFound(_("Download %(id)s of this printer does not exist.") % {"id": import_id})
     return item
+
+
+# --- the print queue -----------------------------------------------------------------------------
+
+
+def _jobs() -> QuerySet[PrintJob]:
+    return PrintJob.objects.select_related(
+        "version__variant__model", "version__sliced_file", "organization", "queued_by", "printer",
+    ).annotate(attempt_count=Count("attempts"))
+
+
+def print_job_list(*, organization=None, status: str = "", version_id: int | None = None) -> QuerySet[PrintJob]:
+    """Print jobs in queue order (priority, position, age), with `attempt_count`.
+
+    `organization`: only what its API keys may see (PrintJobQuerySet.for_organization); None: all (staff).
+    """
+    qs = _jobs()
+    if organization is not None:
+        qs = qs.for_organization(organization)
+    if status:
+        qs = qs.filter(status=status)
+    if version_id is not None:
+        qs = qs.filter(version_id=version_id)
+    return qs.in_queue_order()
+
+
+def print_job_get(*, job_id: int, organization=None) -> PrintJob:
+    """One print job; another organization's job is not found, exactly like one that does not exist."""
+    job = print_job_list(organization=organization).filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(_("Print job %(id)s does not exist.") % {"id": job_id})
+    return job
+
+
+def print_job_queue() -> QuerySet[PrintJob]:
+    """The jobs waiting for a printer, in the order they get one."""
+    return PrintJob.objects.filter(status__in=WAITING_STATUSES).select_related(
+        "version__sliced_file", "version__variant").in_queue_order()
+
+
+def print_job_feasibility_texts(*, job: PrintJob) -> list[str]:
+    """The stored reasons why the job cannot be printed now, as sentences in the active language."""
+    return [reason_text(item) for item in job.feasibility_reasons or [] if isinstance(item, dict)]
+
+
+def production_kpis() -> list[dict]:
+    counts = PrintJob.objects.aggregate(
+        queued=Count("pk", filter=Q(status=PrintJobStatus.QUEUED)),
+        blocked=Count("pk", filter=Q(status=PrintJobStatus.QUEUED, feasible=False)),
+        printing=Count("pk", filter=Q(status=PrintJobStatus.PRINTING)),
+    )
+    return [
+        {"label": _("Queued jobs"), "value": counts["queued"]},
+        {"label": _("Queued, cannot print now"), "value": counts["blocked"]},
+        {"label": _("Printing"), "value": counts["printing"]},
+    ]

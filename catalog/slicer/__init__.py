@@ -1,4 +1,4 @@
-"""Slicer-file readers: metadata of G-code, binary G-code, 3MF and STL files.
+"""Slicer-file readers: metadata of G-code, binary G-code, 3MF, Cura UFP and STL files.
 
 Pure Python (no Django imports), used by catalog.services at upload time::
 

@@ -31,7 +31,7 @@ _GCODE_LINE = re.compile(
 
 def read_sliced_file(source: str | os.PathLike | BinaryIO, *, name: str | None = None,
                      limits: ZipLimits | None = None) -> SlicedFileInfo:
-    """Read a G-code, binary G-code, 3MF or STL file (a path or a seekable binary file object)."""
+    """Read a G-code, binary G-code, 3MF, Cura UFP or STL file (a path or a seekable binary file object)."""
     with _opened(source, name) as (handle, size, label):
         try:
             kind = _sniff(handle, size, label, limits)
@@ -47,7 +47,7 @@ def read_sliced_file(source: str | os.PathLike | BinaryIO, *, name: str | None =
 
 
 def detect_format(source: str | os.PathLike | BinaryIO, *, name: str | None = None) -> str:
-    """'gcode' | 'bgcode' | '3mf' | 'stl', decided from the content; UnsupportedFile otherwise."""
+    """'gcode' | 'bgcode' | '3mf' | 'ufp' | 'stl', decided from the content; UnsupportedFile otherwise."""
     with _opened(source, name) as (handle, size, label):
         try:
             return _sniff(handle, size, label)
@@ -97,6 +97,7 @@ def _sniff(handle: BinaryIO, size: int, label: str, limits: ZipLimits | None = N
     if head.startswith(b"GCDE"):
         return "bgcode"
     if head.startswith(_ZIP_MAGIC):
+        from catalog.slicer import ufp
         from catalog.slicer.threemf import is_3mf
         from catalog.slicer.zipsafety import declared_entry_count
 
@@ -112,9 +113,18 @@ def _sniff(handle: BinaryIO, size: int, label: str, limits: ZipLimits | None = N
         except Exception as exc:  # zipfile raises many types on damaged archives
             raise CorruptFile(f"{label} is a damaged ZIP/3MF archive and cannot be opened. Upload the complete "
                               f"file or save it again from the slicer.") from exc
+        if "3D/3dmodel.model" in names:
+            return "3mf"
+        if ufp.is_ufp(names):
+            return "ufp"
+        # An OPC package whose relationships name a G-code part is a UFP, even when the part is missing
+        # (reading it then says so); other packages with a [Content_Types].xml are 3MF projects.
+        if ufp.is_opc_package(names) and ufp.declares_gcode(handle, size=size, name=label, limits=limits):
+            return "ufp"
         if not is_3mf(names):
             raise UnsupportedFile(f"{label} is a ZIP archive but not a 3MF (it has no 3D/3dmodel.model or "
-                                  f"[Content_Types].xml). Upload the .3mf or .gcode.3mf the slicer saved.")
+                                  f"[Content_Types].xml) nor a Cura UFP package. Upload the .3mf or .gcode.3mf "
+                                  f"the slicer saved, or Cura's .ufp.")
         return "3mf"
     from catalog.slicer.stl import is_ascii_stl, is_binary_stl
 
@@ -161,6 +171,10 @@ def _read(kind: str, handle: BinaryIO, size: int, label: str, limits: ZipLimits 
         from catalog.slicer.threemf import read_3mf
 
         return read_3mf(handle, size=size, name=label, limits=limits)
+    if kind == "ufp":
+        from catalog.slicer.ufp import read_ufp
+
+        return read_ufp(handle, size=size, name=label, limits=limits)
     if kind == "stl":
         from catalog.slicer.stl import read_stl
 

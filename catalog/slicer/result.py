@@ -63,6 +63,9 @@ class Plate:
     gcode_name: str | None = None
     thumbnail_indexes: list[int] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    # Cumulative extrusion per layer and slot from the plate's moves (extrusion.layer_table), None
+    # when the plate has no layers. Kept apart from to_json(): it is stored on its own.
+    layers: dict | None = None
 
     def to_json(self) -> dict:
         return {
@@ -77,7 +80,7 @@ class Plate:
 
 @dataclass
 class SlicedFileInfo:
-    format: str  # "gcode" | "bgcode" | "3mf" | "stl"
+    format: str  # "gcode" | "bgcode" | "3mf" | "ufp" | "stl"
     sliced: bool
     fields: dict = field(default_factory=empty_fields)
     plates: list[Plate] = field(default_factory=list)
@@ -85,6 +88,10 @@ class SlicedFileInfo:
     config: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+    def layer_tables(self) -> dict:
+        """{"<plate index>": layer table} for every plate with layers."""
+        return {str(plate.index): plate.layers for plate in self.plates if plate.layers is not None}
 
     def to_json(self) -> dict:
         """A JSON-serialisable copy: thumbnails are described (format, size), never embedded."""

@@ -12,9 +12,9 @@ warning names both. Print time follows the same rule (slice_info prediction only
 the G-code states no time; a different prediction goes to extra with a warning).
 
 The archive is opened through zipsafety.SafeZip: limits are checked on the central
-directory first and again on the bytes actually inflated. Plate G-code is streamed:
-a head window is inflated first and the rest only when the head lacks the statistics
-or settings (OrcaSlicer writes them at the end), keeping a rolling tail window.
+directory first and again on the bytes actually inflated. Plate G-code is streamed
+(gcode.read_gcode_stream): a head window is inflated first and the rest only when the
+head lacks the statistics or settings (OrcaSlicer writes them at the end).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections import deque
 from typing import BinaryIO
 
 from catalog.slicer import gcode
@@ -36,8 +35,7 @@ from catalog.slicer.zipsafety import SafeZip, ZipLimits
 MAX_METADATA_BYTES = 32 << 20
 MAX_IMAGE_BYTES = 32 << 20
 MODEL_HEAD_BYTES = 64 << 10
-STREAM_TAIL = 1 << 20
-_FOOTER_MARKERS = (b"; CONFIG_BLOCK_START", b"; prusaslicer_config = begin")
+_LIFTED_PLATE_KEYS = frozenset({"filament_total_mm_header", "model_printing_time_s", "header_filament"})
 _PLATE_GCODE = re.compile(r"^Metadata/plate_(\d+)\.gcode$")
 _IMAGE = re.compile(r"\.(png|jpe?g|webp|qoi)$", re.I)
 _APPLICATION = re.compile(rb"<metadata\s+name=\"Application\"\s*>([^<]*)</metadata>")
@@ -66,6 +64,9 @@ def read_3mf(handle: BinaryIO, *, size: int, name: str, limits: ZipLimits | None
         extra["project_settings_key_count"] = len(project)
         if project.get("printer_model"):
             extra["project_settings_printer_model"] = project.get("printer_model")
+        if isinstance(project.get("nozzle_temperature"), list):
+            # Kept as written: it may list more values than the plate's G-code has slots.
+            extra["project_settings_nozzle_temperature"] = project["nozzle_temperature"]
     images = sorted(n for n in names if _IMAGE.search(n))
     gcode_entries = sorted((n for n in names if _PLATE_GCODE.match(n)), key=_plate_number)
     extra["archive_images"] = images
@@ -78,7 +79,7 @@ def read_3mf(handle: BinaryIO, *, size: int, name: str, limits: ZipLimits | None
     sliced_plates = {int(p["index"]): p for p in slice_info["plates"] if p.get("index") is not None}
     for entry in gcode_entries:
         number = _plate_number(entry)
-        result = _read_plate_gcode(archive, entry, name=f"{name} ({entry})")
+        result = gcode.read_gcode_stream(archive.stream(entry), name=f"{name} ({entry})")
         info_plate = sliced_plates.get(number, {})
         fields, plate_extra, plate_warnings = _plate_fields(result, info_plate, project, number=number)
         warnings.extend(plate_warnings)
@@ -86,8 +87,13 @@ def read_3mf(handle: BinaryIO, *, size: int, name: str, limits: ZipLimits | None
             thumbnail.plate_index = number
             thumbnail.source = entry
         thumbnails.extend(result.thumbnails)
+        plate_json = _plate_json(archive, number, warnings)
+        if isinstance(plate_json.get("filament_ids"), list):
+            plate_extra["plate_json_filament_ids"] = plate_json["filament_ids"]  # 0-based slots
+        layers = gcode.layers_for(result.counts, config=result.config, fields=fields, extra=result.extra,
+                                  fallback=project)
         plate = Plate(index=number, fields=fields, printer_model_id=info_plate.get("printer_model_id"),
-                      gcode_name=entry, extra=plate_extra)
+                      gcode_name=entry, extra=plate_extra, layers=layers)
         plate.thumbnail_indexes = [i for i, t in enumerate(thumbnails) if t.plate_index == number]
         plates.append(plate)
         summaries.append(_summary(info_plate, number, result))
@@ -113,7 +119,7 @@ def read_3mf(handle: BinaryIO, *, size: int, name: str, limits: ZipLimits | None
         if key in result.extra:
             extra[key] = result.extra[key]
     for key, value in plate_extra.items():
-        if key.startswith(("slice_info_", "gcode_")) or key == "filament_total_mm_header":
+        if key.startswith(("slice_info_", "gcode_", "plate_json_")) or key in _LIFTED_PLATE_KEYS:
             extra[key] = value
     return SlicedFileInfo(format="3mf", sliced=True, fields=fields, plates=plates, thumbnails=thumbnails,
                           config=config or {}, extra=extra, warnings=warnings + result.warnings)
@@ -195,6 +201,20 @@ def _project_settings(archive: SafeZip, warnings: list[str]) -> dict | None:
     if not isinstance(project, dict):
         return None
     return {str(k): v if isinstance(v, str | list) else json.dumps(v) for k, v in project.items()}
+
+
+def _plate_json(archive: SafeZip, number: int, warnings: list[str]) -> dict:
+    """Metadata/plate_N.json (Bambu Studio / Orca): bounding boxes, bed type, filament ids (0-based)."""
+    entry = f"Metadata/plate_{number}.json"
+    data = _read_small(archive, entry, warnings)
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data.decode("utf-8", errors="replace"))
+    except ValueError:
+        warnings.append(f"{archive.name}: {entry} is not valid JSON and was ignored.")
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _prusa_project_config(archive: SafeZip, warnings: list[str]) -> dict:
@@ -279,56 +299,6 @@ def _archive_images(archive: SafeZip, images: list[str], warnings: list[str]) ->
 # --- plate G-code --------------------------------------------------------------------------
 
 
-def _head_sufficient(head: bytes) -> bool:
-    config_done = b"; CONFIG_BLOCK_END" in head or b"; prusaslicer_config = end" in head
-    time = b"estimated printing time" in head or b"total estimated time" in head
-    grams = b"filament used [g]" in head or b"total filament weight" in head
-    return config_done and time and grams
-
-
-def _read_plate_gcode(archive: SafeZip, entry: str, *, name: str) -> gcode.GcodeResult:
-    chunks = archive.stream(entry)
-    head = bytearray()
-    exhausted = True
-    for chunk in chunks:
-        head += chunk
-        if len(head) >= gcode.HEAD_WINDOW and (len(head) >= gcode.MAX_WINDOW
-                                               or not gcode._open_block_at_end(bytes(head))):
-            exhausted = False
-            break
-    head_bytes = bytes(head)
-    del head
-    total = len(head_bytes)
-    if exhausted:
-        windows = gcode.Windows(head=head_bytes, tail=b"", size=total, head_complete=True, gap=False)
-    elif _head_sufficient(head_bytes):
-        chunks.close()
-        windows = gcode.Windows(head=head_bytes, tail=b"", size=total, head_complete=False, gap=True)
-    else:
-        # Keep a rolling tail; once the footer starts (end of toolpath, config block), keep all of it.
-        tail: deque[bytes] = deque()
-        kept = 0
-        pinned = False
-        for chunk in chunks:
-            total += len(chunk)
-            tail.append(chunk)
-            kept += len(chunk)
-            if any(marker in chunk for marker in _FOOTER_MARKERS):
-                pinned = True  # keep this chunk (and the one before) and all that follows
-                while len(tail) > 2:
-                    kept -= len(tail.popleft())
-            elif pinned and kept > gcode.MAX_WINDOW:
-                pinned = False
-            if not pinned:
-                while len(tail) > 1 and kept - len(tail[0]) >= STREAM_TAIL:
-                    kept -= len(tail.popleft())
-        tail_bytes = b"".join(tail)
-        gap = total - len(tail_bytes) > len(head_bytes)
-        windows = gcode.Windows(head=head_bytes, tail=tail_bytes, size=total, head_complete=False, gap=gap)
-    scan = gcode.scan_windows(windows, name=name)
-    return gcode.build(scan, name=name, rescan=None, windows_cover_file=not windows.gap)
-
-
 def _slots(fields: dict, project: dict | None, info_plate: dict) -> int:
     for key in ("filament_type", "filament_colour"):
         if fields.get(key):
@@ -381,6 +351,10 @@ def _plate_fields(result: gcode.GcodeResult, info_plate: dict, project: dict | N
         fields["filament_used_mm"] = mm
     if result.header.get("filament_total_mm") is not None:
         extra["filament_total_mm_header"] = result.header["filament_total_mm"]
+    if result.header.get("model_printing_time_s") is not None:
+        extra["model_printing_time_s"] = result.header["model_printing_time_s"]
+    if result.header.get("filament") is not None:
+        extra["header_filament"] = result.header["filament"]
     # Do the two sources agree on grams?
     gcode_grams = result.fields.get("filament_used_g")
     if info_grams is not None and gcode_grams is not None:

@@ -41,16 +41,21 @@ class ZipLimits:
 class SafeZip:
     """A checked view of a ZIP archive; read entries with `stream()` or `read()`."""
 
-    def __init__(self, handle: BinaryIO, *, size: int, name: str, limits: ZipLimits | None = None):
+    def __init__(self, handle: BinaryIO, *, size: int, name: str, limits: ZipLimits | None = None,
+                 rooted_names: bool = False):
+        """`rooted_names`: entry names may start with one '/' (OPC part names as Cura's UFP writes them,
+        '/3D/model.gcode'); they are still never a path outside the archive, since nothing is extracted,
+        and '..', drive letters, '//' and backslash roots stay refused."""
         self.handle = handle
         self.size = size
         self.name = name
         self.limits = limits or ZipLimits()
+        self.rooted_names = rooted_names
         self.inflated = 0
         declared = declared_entry_count(handle, size)
         if declared is not None and declared > self.limits.max_entries:
             raise UnsafeArchive(f"{name} holds {declared} entries; archives with more than "
-                                f"{self.limits.max_entries} are refused. A 3MF from a slicer holds far fewer.")
+                                f"{self.limits.max_entries} are refused. A slicer's 3MF or UFP holds far fewer.")
         try:
             self._zip = zipfile.ZipFile(handle)
             infos = self._zip.infolist()
@@ -66,15 +71,17 @@ class SafeZip:
         name = self.name
         if len(infos) > limits.max_entries:
             raise UnsafeArchive(f"{name} holds {len(infos)} entries; archives with more than {limits.max_entries} "
-                                f"are refused. A 3MF from a slicer holds far fewer.")
+                                f"are refused. A slicer's 3MF or UFP holds far fewer.")
         total = 0
         for info in infos:
             entry = info.filename
             raw = info.orig_filename
             for candidate in (entry, raw):
+                if self.rooted_names and candidate.startswith("/"):
+                    candidate = candidate[1:]
                 parts = re.split(r"[\\/]", candidate)
                 if candidate.startswith(("/", "\\")) or _DRIVE.match(candidate) or ".." in parts:
-                    raise UnsafeArchive(f"{name} contains an entry with an unsafe path ({candidate!r}); the archive "
+                    raise UnsafeArchive(f"{name} contains an entry with an unsafe path ({raw!r}); the archive "
                                         f"is refused.")
             if info.file_size > limits.max_entry_uncompressed:
                 raise UnsafeArchive(f"{name}: entry {entry!r} would inflate to {info.file_size / MiB:.0f} MiB, over "
@@ -90,6 +97,14 @@ class SafeZip:
 
     def names(self) -> list[str]:
         return list(self.infos)
+
+    def part(self, part_name: str) -> str | None:
+        """The entry holding an OPC part ('/3D/model.gcode'), written with or without the leading '/'."""
+        bare = part_name.lstrip("/")
+        for candidate in (part_name, bare, "/" + bare):
+            if candidate in self.infos:
+                return candidate
+        return None
 
     def stream(self, entry: str) -> Iterator[bytes]:
         """Yield the entry's bytes in chunks (at most 1 MiB), counting and limiting what is inflated."""

@@ -58,8 +58,13 @@ class FakeInfo:
     extra: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
 
+    layers: dict = field(default_factory=dict)
+
     def to_json(self) -> dict:
         return {"plates": [{"index": 1, "fields": self.fields}]}
+
+    def layer_tables(self) -> dict:
+        return dict(self.layers)
 
 
 def metadata(**overrides) -> dict:

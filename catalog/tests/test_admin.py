@@ -25,6 +25,11 @@ def test_upload_page_and_files_become_versions_in_order(admin_client, fake_reade
     assert VariantVersion.objects.get(variant=variant, number=1).change_note == "first"
 
 
+def test_upload_page_offers_every_accepted_suffix(admin_client):
+    page = admin_client.get(reverse("admin:catalog_modelvariant_upload", args=[VariantFactory().pk]))
+    assert b'accept=".gcode.3mf,.3mf,.bgcode,.gcode,.ufp,.stl"' in page.content
+
+
 def test_refused_upload_answers_with_the_reason(admin_client, fake_reader):
     variant = VariantFactory()
     response = upload(admin_client, variant, gcode_upload(name="virus.exe"))

@@ -72,3 +72,16 @@ def test_large_files_are_read_by_the_background_task(api, partner, settings, dja
     assert detail["versions"][0]["sliced_file"]["status"] == "done"
     assert detail["versions"][0]["sliced_file"]["metadata"]["printer_model"] == "MK4S"
     assert detail["printer_model"] == "MK4S"
+
+
+@pytest.mark.parametrize(("real", "named", "message"), [
+    ("bambustudio-02.04.00.70_a1mini_cube.gcode.3mf", "cube.ufp", "cube.ufp has the extension .ufp but contains 3MF"),
+    ("cura-4.5.0_schieberdeckel.ufp", "deckel.3mf", "deckel.3mf has the extension .3mf but contains Cura UFP"),
+])
+def test_a_package_named_as_the_other_kind_is_refused(api, partner, real, named, message):
+    variant = VariantFactory(model=ModelFactory(designer=partner))
+    body = corpus_path("slicer", real).read_bytes()
+    response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions", {"file": SimpleUploadedFile(named, body)})
+    assert response.status_code == 422, response.content
+    assert message in response.json()["detail"]
+    assert not SlicedFile.objects.exists()

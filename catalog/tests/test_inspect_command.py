@@ -78,3 +78,14 @@ def test_real_process_exit_code(tmp_path):
     first, second = (json.loads(line) for line in run.stdout.splitlines())
     assert first["slicer"] == "Cura"
     assert second["path"] == str(broken) and "damaged" in second["error"]
+
+
+def test_a_cura_package_and_a_simplify3d_file():
+    code, output = _run(_corpus("cura-4.5.0_schieberdeckel.ufp"), _corpus("simplify3d-4.1.2_ormerod2.gcode"), "--json")
+    ufp, s3d = (json.loads(line) for line in output.splitlines())
+    assert code == 0
+    assert (ufp["format"], ufp["slicer"], ufp["plate_count"], ufp["layer_count"]) == ("ufp", "Cura", 1, 41)
+    assert [(t["width"], t["height"], t["format"], t["role"]) for t in ufp["thumbnails"]] == [
+        (300, 300, "PNG", "thumbnail")]
+    assert (s3d["slicer"], s3d["printer_model"], s3d["nozzle_temperature"]) == ("Simplify3D", "RepRapPro Ormerod 2",
+                                                                               [220, 0])

@@ -451,6 +451,7 @@ def test_mutated_files_never_raise_anything_else(tmp_path):
                           "Metadata/slice_info.config": b"<config><plate><metadata key='index' value='1'/>"
                                                         b"<filament id='1' used_g='x'/></plate></config>"}),
         "d.stl": binary_stl(np.ones((3, 3, 3), dtype=np.float32)),
+        "e.ufp": good_ufp(),
     }
     outcomes = 0
     for name, seed in seeds.items():
@@ -477,3 +478,129 @@ def test_mutated_files_never_raise_anything_else(tmp_path):
                 except SlicerFileError:
                     pass
     assert outcomes > 0
+
+
+# --- Cura UFP packages --------------------------------------------------------------------
+
+
+def cura_gcode() -> str:
+    return "\n".join([
+        ";FLAVOR:Marlin", ";TIME:600", ";Filament used: 1.5m", ";Layer height: 0.2", ";MINZ:0.2", ";MAXZ:0.4",
+        ";Generated with Cura_SteamEngine 5.3.1", "M140 S60", "M190 S60", "M104 S210", "M109 S210",
+        ";LAYER_COUNT:2", ";LAYER:0", "G1 Z0.2 F600", "G1 X10 Y10 E1", ";LAYER:1", "G1 Z0.4", "G1 X20 Y20 E2",
+        ";End of Gcode", "",
+    ])
+
+
+UFP_RELS = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+            b'package/2006/relationships"><Relationship Id="rel0" Target="/3D/model.gcode" Type="http://schemas.'
+            b'ultimaker.org/package/2018/relationships/gcode" /></Relationships>')
+UFP_PART_RELS = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+                 b'package/2006/relationships"><Relationship Id="rel0" Target="/Metadata/thumbnail.png" Type="http:'
+                 b'//schemas.openxmlformats.org/package/2006/relationships/metadata/thumbnail" /></Relationships>')
+
+
+def ufp(entries: dict[str, bytes], *, rooted: bool = True, rels: bytes = UFP_RELS) -> bytes:
+    """A package laid out as Cura writes it: every entry name starts with '/'."""
+    prefix = "/" if rooted else ""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(prefix + "[Content_Types].xml", b'<?xml version="1.0"?><Types/>')
+        archive.writestr(prefix + "_rels/.rels", rels)
+        for name, data in entries.items():
+            archive.writestr(name if name.startswith("/") or not rooted else prefix + name, data)
+    return buffer.getvalue()
+
+
+def good_ufp(**kwargs) -> bytes:
+    return ufp({"3D/model.gcode": cura_gcode().encode(), "3D/_rels/model.gcode.rels": UFP_PART_RELS,
+                "Metadata/thumbnail.png": PNG_1x1, "Materials/generic_pla.xml.fdm_material": b"<fdmmaterial/>"},
+               **kwargs)
+
+
+@pytest.mark.parametrize("rooted", [True, False])
+def test_a_synthetic_ufp_reads(tmp_path, rooted):
+    path = write(tmp_path, "part.ufp", good_ufp(rooted=rooted))
+    assert detect_format(path) == "ufp"
+    info = read_ok(path)
+    prefix = "/" if rooted else ""
+    assert info.format == "ufp" and info.sliced
+    assert info.fields["slicer"] == "Cura" and info.fields["estimated_time_s"] == 600
+    assert info.fields["filament_used_mm"] == [1500]
+    assert info.fields["nozzle_temperature"] == [210] and info.fields["bed_temperature"] == [60]
+    assert [p.gcode_name for p in info.plates] == [prefix + "3D/model.gcode"]
+    assert [(t.role, t.source) for t in info.thumbnails] == [("thumbnail", prefix + "Metadata/thumbnail.png")]
+    assert info.plates[0].thumbnail_indexes == [0]
+    assert info.extra["archive_materials"] == [prefix + "Materials/generic_pla.xml.fdm_material"]
+    assert info.extra["archive_thumbnail"] == "1x1 PNG"
+    assert info.warnings == []
+
+
+def test_ufp_zip_bomb_refused_from_its_declared_ratio(tmp_path):
+    data = ufp({"3D/model.gcode": b";FLAVOR:Marlin\n" + b"\0" * (40 * MiB)})
+    with pytest.raises(UnsafeArchive, match="compressed .* times"):
+        read_sliced_file(write(tmp_path, "bomb.ufp", data))
+
+
+def test_ufp_zip_bomb_refused_past_the_entry_limit(tmp_path):
+    data = ufp({"3D/model.gcode": cura_gcode().encode() + b"; x\n" * (3 * MiB)})
+    limits = ZipLimits(max_entry_uncompressed=4 * MiB, max_ratio=10_000)
+    with pytest.raises(UnsafeArchive, match="limit per entry"):
+        read_sliced_file(write(tmp_path, "big.ufp", data), limits=limits)
+
+
+def test_ufp_whose_directory_understates_the_size_is_stopped_while_inflating(tmp_path):
+    data = ufp({"3D/model.gcode": cura_gcode().encode() + b"\0" * (30 * MiB)})
+    lying = _patch_sizes(data, "/3D/model.gcode", declared=1000)
+    with pytest.raises(UnsafeArchive, match="more than the 1000 bytes its directory declares"):
+        read_sliced_file(write(tmp_path, "liar.ufp", lying))
+
+
+@pytest.mark.parametrize("bad_name", ["/../evil.gcode", "/3D/../../evil.txt", "//server/share/x", "\\windows\\x",
+                                      "/C:/temp/x.txt", "C:/temp/x.txt", "/Metadata\\..\\..\\x"])
+def test_ufp_with_unsafe_paths_is_refused(tmp_path, bad_name):
+    entries = {"3D/model.gcode": cura_gcode().encode(), bad_name: b"x"}
+    with pytest.raises(UnsafeArchive, match="unsafe path"):
+        read_sliced_file(write(tmp_path, "paths.ufp", ufp(entries)))
+
+
+def test_a_leading_slash_is_still_unsafe_in_a_3mf(tmp_path):
+    data = threemf({"/Metadata/plate_1.gcode": prusa_gcode().encode()})
+    with pytest.raises(UnsafeArchive, match="unsafe path"):
+        read_sliced_file(write(tmp_path, "rooted.3mf", data))
+
+
+def test_ufp_without_its_gcode_is_refused_with_a_clear_message(tmp_path):
+    path = write(tmp_path, "empty.ufp", ufp({"Metadata/thumbnail.png": PNG_1x1}))
+    assert detect_format(path) == "ufp"
+    with pytest.raises(CorruptFile) as caught:
+        read_sliced_file(path)
+    assert caught.value.message.startswith("empty.ufp is a Cura UFP package without its G-code (/3D/model.gcode")
+
+
+def test_ufp_whose_relationship_points_outside_the_package_is_refused(tmp_path):
+    rels = UFP_RELS.replace(b"/3D/model.gcode", b"/../../etc/passwd")
+    path = write(tmp_path, "escape.ufp", ufp({"Metadata/thumbnail.png": PNG_1x1}, rels=rels))
+    with pytest.raises(CorruptFile, match=r"without its G-code \(/\.\./\.\./etc/passwd is missing\)"):
+        read_sliced_file(path)
+
+
+def test_ufp_whose_gcode_part_is_not_gcode_is_corrupt(tmp_path):
+    rng = random.Random(3)
+    data = ufp({"3D/model.gcode": bytes(rng.getrandbits(8) for _ in range(20_000))})
+    with pytest.raises(CorruptFile, match="is not G-code"):
+        read_sliced_file(write(tmp_path, "noise.ufp", data))
+
+
+def test_ufp_relationships_with_xml_entities_are_refused(tmp_path):
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><Relationships>&a;</Relationships>'
+    data = ufp({"3D/model.gcode": cura_gcode().encode()}, rels=bomb)
+    with pytest.raises(UnsafeArchive, match="XML entities"):
+        read_sliced_file(write(tmp_path, "xml.ufp", data))
+
+
+def test_a_damaged_ufp_preview_is_skipped_with_a_warning(tmp_path):
+    data = ufp({"3D/model.gcode": cura_gcode().encode(), "Metadata/thumbnail.png": b"\x89PNG\r\n\x1a\nbroken"})
+    info = read_ok(write(tmp_path, "thumb.ufp", data))
+    assert info.thumbnails == []
+    assert any("thumbnail.png is damaged" in w for w in info.warnings)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from fablab.tests.factories import UserFactory
 from printers import services, tasks
-from printers.admin_charts import Series, line_chart, nice_ticks
+from printers.admin.charts import Series, line_chart, nice_ticks
 from printers.choices import CommandStatus, PrinterState
 from printers.models import PrinterCommand, TelemetrySample
 from printers.state import NormalisedState

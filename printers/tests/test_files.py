@@ -172,6 +172,6 @@ def test_the_files_button_is_offered_only_where_another_app_serves_the_page(clie
     button = reverse("admin:printers_printer_detail_files", args=[printer.pk])
     assert button in client.get(change_url).content.decode()
     assert client.get(button).url == reverse("admin:printers_printer_files", args=[printer.pk])
-    monkeypatch.setattr("printers.admin.files_page_url", lambda printer_id: None)  # no app registered the page
+    monkeypatch.setattr("printers.admin.printers.files_page_url", lambda printer_id: None)  # no app registered the page
     assert button not in client.get(change_url).content.decode()
     assert client.get(button).status_code == 404

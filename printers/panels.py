@@ -1,4 +1,4 @@
-"""The printer admin's extension point for pages about the files on a printer.
+"""Extension point: pages other apps add about the files on a printer (the printer admin mounts them).
 
 The printers app lists a printer's files and fetches their bytes (`printers.files`); what is done
 with a file (moving it into the catalog) belongs to an app that may use the other apps, which the

@@ -13,31 +13,23 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
-from unfold.contrib.filters.admin import ChoicesCheckboxFilter, RelatedDropdownFilter
 from unfold.decorators import action, display
 from unfold.enums import ActionVariant
 
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from printers import selectors, services
-from printers.admin_charts import Series, legend, line_chart
-from printers.admin_files import file_urls, files_page_url
+from printers.admin.charts import Series, legend, line_chart
+from printers.admin.records import PrinterCommandAdmin, duration_text
 from printers.choices import (
     COMMAND_DONE,
     COMMAND_STATUS_COLORS,
-    JOB_OUTCOME_COLORS,
     PRINTER_STATE_COLORS,
     CommandAction,
     PrinterState,
 )
-from printers.models import Printer, PrinterCommand, PrinterJob, StateTransition
-
-
-def _duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "—"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
+from printers.models import Printer, PrinterJob, StateTransition
+from printers.panels import file_urls, files_page_url
 
 
 class PrinterForm(forms.ModelForm):
@@ -227,7 +219,7 @@ class PrinterAdmin(ModelAdmin):
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_detail_"
 
         def shown(name: str) -> bool:
-            if name == "files":  # a page another app serves (admin_files), when it is installed
+            if name == "files":  # a page another app serves (printers.panels), when it is installed
                 return files_page_url(object_id) is not None
             return name not in ADMIN_COMMANDS or name in allowed
 
@@ -332,7 +324,7 @@ class PrinterAdmin(ModelAdmin):
     @display(description=_("remaining"))
     def show_remaining(self, obj):
         live = self._live(obj)
-        return _duration(live.remaining_seconds) if live and live.remaining_seconds else "—"
+        return duration_text(live.remaining_seconds) if live and live.remaining_seconds else "—"
 
     @display(description=_("temperatures"))
     def show_temperatures(self, obj):
@@ -459,61 +451,3 @@ class PrinterAdmin(ModelAdmin):
     def stop_printers(self, request, queryset):
         return self._command(request, queryset, name="stop_printers", title=_("Stop the current job? "
                              "It cannot be resumed."), command="stop")
-
-
-@admin.register(PrinterJob)
-class PrinterJobAdmin(ModelAdmin):
-    list_display = ["printer", "file_name", "started_at", "ended_at", "show_outcome", "progress_reached",
-                    "show_duration"]
-    list_filter = ["outcome", "printer"]
-    search_fields = ["file_name", "external_job_id", "printer__name"]
-    readonly_fields = [f.name for f in PrinterJob._meta.fields]
-
-    def has_add_permission(self, request):
-        return False  # jobs are recorded from what the printers report
-
-    @display(description=_("outcome"), label=JOB_OUTCOME_COLORS, ordering="outcome")
-    def show_outcome(self, obj):
-        return obj.outcome, obj.get_outcome_display()
-
-    @display(description=_("duration"), ordering="duration_seconds")
-    def show_duration(self, obj):
-        return _duration(obj.duration_seconds)
-
-
-@admin.register(PrinterCommand)
-class PrinterCommandAdmin(ModelAdmin):
-    """Commands sent from the admin and the API, and what became of them (written by services only)."""
-
-    list_display = ["created_at", "printer", "show_action", "show_status", "sent_at", "finished_at", "error"]
-    list_filter = [("status", ChoicesCheckboxFilter), ("action", ChoicesCheckboxFilter),
-                   ("printer", RelatedDropdownFilter)]
-    list_select_related = ["printer"]
-    search_fields = ["printer__name", "error", "sequence_id"]
-    date_hierarchy = "created_at"
-    fields = ["printer", "action", "show_status", "params", "sequence_id", "error", "created_at", "sent_at",
-              "finished_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @staticmethod
-    def action_text(command: PrinterCommand) -> str:
-        params = command.params or {}
-        detail = params.get("mode") or params.get("path") or params.get("file")
-        return f"{command.get_action_display()} ({detail})" if detail else str(command.get_action_display())
-
-    @display(description=_("action"), ordering="action")
-    def show_action(self, obj):
-        return self.action_text(obj)
-
-    @display(description=_("status"), label=COMMAND_STATUS_COLORS, ordering="status")
-    def show_status(self, obj):
-        return obj.status, obj.get_status_display()

@@ -1,0 +1,431 @@
+"""Cumulative extrusion per layer and per filament slot, computed from a G-code's own moves.
+
+The counter is fed the G-code as it streams past (any chunk size) and keeps, per slot,
+the net filament pushed: absolute (M82) and relative (M83, or G91) extrusion, G92
+resets, retractions counted negative, purge and wipe moves included (they consume
+filament), firmware retraction (G10/G11) ignored because it gives back what it takes.
+A slot changes on a tool change `Tn` or a Bambu `M620 Sn` (the Bambu start G-code
+loads the first filament with `M620 S0A` alone); `T255`, `T1000` and such are not slots.
+
+Layers follow the slicer's layer-change markers (PrusaSlicer/Orca ';LAYER_CHANGE',
+Bambu '; CHANGE_LAYER', Cura/ideaMaker ';LAYER:n', Simplify3D '; layer n, Z = z', Kiri
+';; --- layer', IceSL '; <layer>', KISSlicer '; BEGIN_LAYER_OBJECT z=', FlashPrint
+';layer:'); a file without markers in its first MARKER_WINDOW bytes is layered by Z:
+a layer starts at the first extruding move at a new height. What is extruded before
+the first layer (purge line, start G-code) counts towards layer 1 and what comes after
+the last marker (end G-code) towards the last layer, so the last layer's cumulative
+figure is the whole file's.
+
+Speed: most of a G-code is move lines; they are read with one compiled bytes regex per
+run of lines between two "control" lines (markers, tool changes, G92, M82/M83, G90/G91),
+so Python code runs per control line, not per move.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+MARKER_WINDOW = 4 << 20
+MAX_SLOTS = 64
+FALLBACK_DIAMETER_MM = 1.75
+# The usual density (g/cm³) of each material family when a file states none (datasheet values
+# of common brands); anything unknown counts as PLA.
+MATERIAL_DENSITY = {
+    "PLA": 1.24, "PETG": 1.27, "PET": 1.27, "PCTG": 1.23, "ABS": 1.04, "ASA": 1.07, "HIPS": 1.04, "TPU": 1.21,
+    "TPE": 1.21, "FLEX": 1.21, "PA": 1.14, "NYLON": 1.14, "PC": 1.20, "PVA": 1.23, "BVOH": 1.14, "PP": 0.90,
+    "PVB": 1.08,
+}
+FALLBACK_DENSITY = MATERIAL_DENSITY["PLA"]
+
+_CONTROL = re.compile(
+    rb"\n[ \t]*(?:;(?:"
+    rb"(?P<marker>LAYER_CHANGE|LAYER:-?\d+|layer:|; --- layer \d+ \([\d.]+ @ (?P<kiriz>[-\d.]+)\)"
+    rb"| (?:CHANGE_LAYER|layer \d+, Z = (?P<s3dz>[-\d.]+)|<layer>|BEGIN_LAYER_OBJECT z=(?P<kissz>[-\d.]+)))"
+    rb"|(?:Z:|[ ]Z_HEIGHT: ?)(?P<zval>-?[\d.]+))"
+    rb"|(?:T|M620 S)(?P<tool>\d+)(?![\d.])"
+    rb"|G9(?:2(?![\d.])(?P<g92>[^;\n]*)|(?P<g9mode>[01])(?![\d.]))"
+    rb"|M8(?P<mmode>[23])(?![\d.])"
+    rb")",
+)
+# Move lines as slicers write them ('G1 X1 Y2 E0.3'): the literal start lets the regex engine jump
+# from line to line. Indented lines (Bambu start G-code) or words without spaces ('G1X1E0.3') are
+# read by the general patterns, only in the stretches of the file that have them.
+_E_MOVE = re.compile(rb"\nG[0-3] [^;\nE]*E(-?[\d.]+)")
+_Z_MOVE = re.compile(rb"\nG[0-3] [^;\nZ]*Z(-?[\d.]+)")
+_E_MOVE_ANY = re.compile(rb"\n[ \t]*G[0-3](?![\d.])[^;\nE]*E(-?[\d.]+)")
+_Z_MOVE_ANY = re.compile(rb"\n[ \t]*G[0-3](?![\d.])[^;\nZ]*Z(-?[\d.]+)")
+_UNSPACED = re.compile(rb"\nG[0-3][A-Z]")
+_MODE_LINE = re.compile(rb"\n[ \t]*(?:M82|M83|G91)(?![\d.])")
+_G92_E = re.compile(rb"E(-?[\d.]+)")
+_G92_AXIS = re.compile(rb"[XYZEABC]")
+_LINE_E = re.compile(rb"E(-?[\d.]+)")
+_LINE_Z = re.compile(rb"Z(-?[\d.]+)")
+_MARKER_KINDS = (
+    (b";LAYER_CHANGE", "prusa"), (b"; CHANGE_LAYER", "bambu"), (b";LAYER:", "cura"), (b";layer:", "flashprint"),
+    (b"; layer ", "simplify3d"), (b";; --- layer", "kiri"), (b"; <layer>", "icesl"),
+    (b"; BEGIN_LAYER_OBJECT", "kisslicer"),
+)
+
+
+def _number(raw: bytes) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _sum(values: list[bytes]) -> float:
+    try:
+        return sum(map(float, values))
+    except ValueError:
+        return math.fsum(v for v in map(_number, values) if v is not None)
+
+
+@dataclass
+class LayerCounts:
+    """What the moves say: per layer its Z and the cumulative mm per slot at the layer's end."""
+
+    source: str  # "markers" | "z"
+    z: list[float | None]
+    mm: list[list[float]]  # mm[layer][slot], cumulative, slot_count wide
+    slot_count: int
+
+    @property
+    def layer_count(self) -> int:
+        return len(self.z)
+
+    @property
+    def totals_mm(self) -> list[float]:
+        return list(self.mm[-1]) if self.mm else [0.0] * self.slot_count
+
+
+class ExtrusionCounter:
+    """Feed G-code bytes with feed(); finish() gives LayerCounts, or None when the file has no layers."""
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._decided: str | None = None  # "markers" | "z"
+        self._marker_kind: bytes | None = None
+        self._carry = b""
+        self.tool = 0
+        self.relative = False  # M83
+        self.g91 = False
+        self.e_pos = 0.0
+        self.totals = [0.0]
+        self._ends: list[list[float]] = []  # cumulative totals at the end of each finished layer
+        self._zs: list[float | None] = []
+        self._in_layer = False
+        self._layer_z_stated: float | None = None
+        self._layer_z_moves: float | None = None
+        self.current_z: float | None = None
+        self.slots_seen = 1
+        self._unspaced = False
+
+    # --- feeding ----------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self._decided is None:
+            self._pending += chunk
+            if len(self._pending) < MARKER_WINDOW:
+                return
+            self._decide(bytes(self._pending))
+            data, self._pending = bytes(self._pending), bytearray()
+        else:
+            data = chunk
+        data = b"\n" + self._carry + data  # every line, the first too, follows a newline
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._carry = data
+            return
+        self._carry = data[cut + 1:]
+        self._process(data, cut + 1)
+
+    def finish(self) -> LayerCounts | None:
+        if self._decided is None:
+            data = bytes(self._pending)
+            self._pending = bytearray()
+            self._decide(data)
+            data = b"\n" + self._carry + data
+        else:
+            data = b"\n" + self._carry
+        self._carry = b""
+        if len(data) > 1:
+            if not data.endswith(b"\n"):
+                data += b"\n"
+            self._process(data, len(data))
+        if not self._in_layer:
+            return None
+        self._close_layer()
+        width = max(self.slots_seen, len(self.totals))
+        if not any(value > 0 for value in self._ends[-1]):
+            return None
+        mm = [[round(row[i], 3) if i < len(row) else 0.0 for i in range(width)] for row in self._ends]
+        # A slot that pushed filament only after some layers has zeros before; rows are padded above.
+        return LayerCounts(source=self._decided or "z", z=self._zs, mm=mm, slot_count=width)
+
+    def _decide(self, head: bytes) -> None:
+        self._unspaced = _UNSPACED.search(head) is not None
+        self._decided = "z"
+        for match in _CONTROL.finditer(head):
+            if match.group("marker") is not None:
+                text = match.group(0).lstrip()
+                self._marker_kind = next(needle for needle, _kind in _MARKER_KINDS if text.startswith(needle))
+                self._decided = "markers"
+                if self._marker_kind == b";; --- layer" and _MODE_LINE.search(head) is None:
+                    self.relative = True  # Kiri:Moto writes relative E and leaves M83 to the printer
+                return
+
+    # --- processing -------------------------------------------------------------------
+
+    def _process(self, data: bytes, end: int) -> None:
+        if self._decided == "z":
+            self._process_lines(data, end)
+            return
+        position = 0
+        for match in _CONTROL.finditer(data, 0, end):
+            start = match.start()
+            if start > position:
+                self._moves(data, position, start)
+            self._control(match)
+            position = match.end()
+        if position < end:
+            self._moves(data, position, end)
+
+    def _moves(self, data: bytes, start: int, end: int) -> None:
+        general = self._unspaced or data.find(b"\n ", start, end) >= 0 or data.find(b"\n\t", start, end) >= 0
+        e_move, z_move = (_E_MOVE_ANY, _Z_MOVE_ANY) if general else (_E_MOVE, _Z_MOVE)
+        values = e_move.findall(data, start, end)
+        if values:
+            if self.relative or self.g91:
+                self._add(_sum(values))
+            else:
+                last = None
+                for raw in reversed(values):
+                    last = _number(raw)
+                    if last is not None:
+                        break
+                if last is not None:
+                    self._add(last - self.e_pos)
+                    self.e_pos = last
+        if self._layer_z_stated is None and not self.g91:
+            heights = z_move.findall(data, start, end)
+            if heights:
+                numbers = [z for z in map(_number, heights) if z is not None]
+                if numbers:
+                    self.current_z = numbers[-1]
+                    if self._in_layer:
+                        low = min(numbers)
+                        if self._layer_z_moves is None or low < self._layer_z_moves:
+                            self._layer_z_moves = low
+
+    def _add(self, mm: float) -> None:
+        tool = self.tool
+        totals = self.totals
+        if tool >= len(totals):
+            totals.extend([0.0] * (tool + 1 - len(totals)))
+        totals[tool] += mm
+
+    def _control(self, match: re.Match) -> None:
+        group = match.group
+        if group("marker") is not None:
+            if not match.group(0).lstrip().startswith(self._marker_kind):
+                return
+            stated = group("s3dz") or group("kiriz") or group("kissz")
+            z = _number(stated) if stated is not None else None
+            if group("kissz") is not None and self._in_layer and z is not None and z == self._layer_z_stated:
+                return  # KISSlicer: one marker per object on the same layer
+            self._new_layer(z)
+            return
+        if group("zval") is not None:
+            if self._in_layer:
+                z = _number(group("zval"))
+                if z is not None:
+                    self._layer_z_stated = z
+            return
+        if group("tool") is not None:
+            self._set_tool(int(group("tool")))
+            return
+        if group("g9mode") is not None:
+            self._set_mode(b"G9" + group("g9mode"))
+            return
+        if group("mmode") is not None:
+            self._set_mode(b"M8" + group("mmode"))
+            return
+        self._g92(group("g92"))
+
+    def _set_tool(self, tool: int) -> None:
+        if tool < MAX_SLOTS:
+            self.tool = tool
+            if tool + 1 > self.slots_seen:
+                self.slots_seen = tool + 1
+
+    def _set_mode(self, mode: bytes) -> None:
+        if mode == b"M82":
+            self.relative = False
+        elif mode == b"M83":
+            self.relative = True
+        elif mode == b"G91":
+            self.g91 = True
+        else:
+            self.g91 = False
+
+    def _g92(self, arguments: bytes) -> None:
+        found = _G92_E.search(arguments)
+        if found is not None:
+            value = _number(found.group(1))
+            if value is not None:
+                self.e_pos = value
+        elif _G92_AXIS.search(arguments) is None:
+            self.e_pos = 0.0  # a bare G92 zeroes every axis
+
+    def _new_layer(self, z: float | None) -> None:
+        if self._in_layer:
+            self._close_layer()
+        self._in_layer = True
+        self._layer_z_stated = z
+        self._layer_z_moves = None
+
+    def _close_layer(self) -> None:
+        self._ends.append(list(self.totals))
+        z = self._layer_z_stated
+        if z is None:
+            z = self._layer_z_moves if self._layer_z_moves is not None else self.current_z
+        self._zs.append(round(z, 3) if z is not None else None)
+
+    # --- files without layer markers: a line loop, layers by Z ---------------------------
+
+    def _process_lines(self, data: bytes, end: int) -> None:
+        for line in data[:end].split(b"\n"):
+            line = line.strip()
+            if not line or line[0] == 59:  # ';'
+                continue
+            head = line[:1]
+            if head == b"G":
+                self._line_move(line)
+            elif head == b"T" or head == b"M":
+                match = _CONTROL.match(b"\n" + line)
+                if match is not None and match.group("marker") is None and match.group("zval") is None:
+                    self._control(match)
+
+    def _line_move(self, line: bytes) -> None:
+        code = line.split(b";", 1)[0]
+        if code[1:3] in (b"92",):
+            self._g92(code[3:])
+            return
+        if code[1:3] in (b"90", b"91"):
+            self._set_mode(code[:3])
+            return
+        if len(code) < 2 or code[1:2] not in b"0123" or (len(code) > 2 and code[2:3] in b"0123456789."):
+            return
+        z_found = _LINE_Z.search(code)
+        if z_found is not None and not self.g91:
+            z = _number(z_found.group(1))
+            if z is not None:
+                self.current_z = z
+        e_found = _LINE_E.search(code)
+        if e_found is None:
+            return
+        e = _number(e_found.group(1))
+        if e is None:
+            return
+        delta = e if (self.relative or self.g91) else e - self.e_pos
+        if not (self.relative or self.g91):
+            self.e_pos = e
+        if delta > 0 and self.current_z is not None and (
+                not self._in_layer or abs(self.current_z - self._layer_z_stated) > 1e-4):
+            self._new_layer(self.current_z)
+        self._add(delta)
+
+
+# --- grams ---------------------------------------------------------------------------------
+
+
+def material_density(filament_type: str | None) -> float | None:
+    """The usual density of a material family ('PLA', 'PETG-CF', 'PLA+', 'Generic ABS'), None if unknown."""
+    if not filament_type:
+        return None
+    words = re.split(r"[^A-Z]+", str(filament_type).upper())
+    for word in words:
+        if word in MATERIAL_DENSITY:
+            return MATERIAL_DENSITY[word]
+    return None
+
+
+def layer_table(counts: LayerCounts, *, diameters=None, densities=None, types=None) -> dict:
+    """The stored form: per layer Z; per used slot its cumulative mm per layer and its grams per mm.
+
+    Columns are kept only for slots that pushed filament ('slots' names them), so a 2,000-layer
+    16-slot file costs ~9 bytes per layer per slot used. Grams = mm × π(d/2)² × density; a slot
+    without a stated diameter is 1.75 mm, one without a stated density takes its material's
+    usual density (MATERIAL_DENSITY, PLA when unknown) and is listed in 'assumed_density'.
+    """
+    width = counts.slot_count
+    used = [slot for slot in range(width) if any(row[slot] for row in counts.mm)]
+    factors, assumed, diameter_out, density_out = [], [], [], []
+    for slot in used:
+        diameter = _slot_value(diameters, slot)
+        if diameter is None or not 0.5 <= diameter <= 5:
+            diameter = FALLBACK_DIAMETER_MM
+        density = _slot_value(densities, slot)
+        if density is not None and density > 100:  # kg/m³ (ideaMaker)
+            density = density / 1000
+        if density is None or not 0.3 <= density <= 5:
+            density = material_density(_slot_text(types, slot)) or FALLBACK_DENSITY
+            assumed.append(slot)
+        diameter_out.append(diameter)
+        density_out.append(density)
+        factors.append(math.pi * (diameter / 2) ** 2 * density / 1000)
+    return {
+        "source": counts.source,
+        "layer_count": counts.layer_count,
+        "slot_count": width,
+        "z": counts.z,
+        "slots": used,
+        "mm": [[row[slot] for row in counts.mm] for slot in used],
+        "g_per_mm": [round(f, 9) for f in factors],
+        "diameter_mm": diameter_out,
+        "density_g_cm3": density_out,
+        "assumed_density": assumed,
+    }
+
+
+def _slot_value(values, slot: int) -> float | None:
+    if values is None:
+        return None
+    if isinstance(values, int | float):
+        return float(values)
+    if isinstance(values, str):
+        values = [part for part in re.split(r"[,;|]", values)]
+    if not isinstance(values, list | tuple) or not values:
+        return None
+    value = values[slot] if slot < len(values) else values[-1] if len(values) == 1 else None
+    if isinstance(value, str):
+        value = _number(value.strip().encode()) if value.strip() else None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _slot_text(values, slot: int) -> str | None:
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list | tuple) or not values:
+        return None
+    value = values[slot] if slot < len(values) else values[0]
+    return value if isinstance(value, str) else None
+
+
+def table_grams(table: dict, *, layer: int) -> list[float]:
+    """Grams per slot (slot_count wide) extruded through layer `layer` (1-based) of a stored table."""
+    width = table.get("slot_count") or 0
+    grams = [0.0] * width
+    count = table.get("layer_count") or 0
+    if layer <= 0 or count == 0:
+        return grams
+    index = min(layer, count) - 1
+    for slot, column, factor in zip(table["slots"], table["mm"], table["g_per_mm"], strict=False):
+        grams[slot] = round(column[index] * factor, 3)
+    return grams

@@ -1,0 +1,5 @@
+"""The printers' admin: the fleet and each printer (`printers`), their jobs and commands (`records`),
+the charts on a printer's page (`charts`). Other apps add pages about a printer's files through
+`printers.panels`, never by importing this package."""
+
+from printers.admin import printers, records  # noqa: F401  (registers the model admins)
