@@ -1,4 +1,8 @@
-"""Demo printers matching `manage.py simulate_printers --bambu 2 --prusa 1` (what `serve --with-printers` runs)."""
+"""Demo printers matching `manage.py simulate_printers --bambu 2 --prusa 1` (what `serve --with-printers` runs),
+and the folder of print files they find on their storage (`simulate_printers --files`)."""
+
+import tempfile
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -7,6 +11,7 @@ from printers import services
 from printers.choices import Driver
 from printers.models import Printer
 from printers.simulators.bambu import fake_serial
+from printers.simulators.storage import folder_name
 
 DEMO_ACCESS_CODE = "12345678"
 DEMO_PRUSA_PASSWORD = "demo-prusa"
@@ -42,3 +47,31 @@ def load_demo_printers() -> list[Printer]:
                 services.printer_update(printer=printer, secret="" if printer.has_credentials else secret, **changed)
         printers.append(printer)
     return printers
+
+
+def demo_files_dir() -> Path:
+    """Where the demo printers' print files are kept: one folder per printer model (X1C, A1, COREONE)."""
+    return Path(settings.VAR_DIR) / "demo-printer-files"
+
+
+def demo_files_put(*, model: str, files: dict[str, bytes]) -> Path:
+    """Make `files` ({name: bytes}) the print files of the demo printers of `model`; returns their folder.
+
+    Files of that folder that are not in `files` are removed; each file is written whole or not at all.
+    """
+    names = {Path(name).name for name in files}
+    if len(names) != len(files) or not all(names):
+        raise ValueError("file names must be plain names, each once")
+    folder = demo_files_dir() / folder_name(model)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if old.is_file() and old.name not in names:
+            old.unlink()
+    for name, data in files.items():
+        target = folder / name
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-", delete=False) as handle:
+            handle.write(data)
+        Path(handle.name).replace(target)
+    return folder

@@ -2,48 +2,63 @@
 
 Each `FakeBambuPrinter` is an MQTT client of a broker (see `broker.MosquittoBroker`, or the local
 Mosquitto in the demo), user = its serial: it reads `device/<serial>/request` and writes
-`device/<serial>/report`, starting from a real report of the corpus:
+`device/<serial>/report`. What it reports is the project's own payload model of its printer model
+(`payloads.bambu_status`: X1C, P1S or A1; the short names X1 and P1 still work); no captured
+payloads are needed.
 
-- profile "X1": every push is the full object (`msg` 0); profile "P1"/"A1": the full object only in
-  answer to `pushall`, otherwise one delta (`msg` 1) per tick with only the changed keys —
-  temperatures jitter, `wifi_signal` flips, and every few ticks the AMS block comes alone, without
-  `vt_tray`;
+- X1C: every push is the full object (`msg` 0); P1S/A1: the full object only in answer to
+  `pushall`, otherwise one delta (`msg` 1) per tick with only the changed keys — temperatures
+  follow their targets with a little noise, `wifi_signal` flips, and every few ticks the AMS block
+  comes alone, without `vt_tray`;
 - `sequence_id` is the printer's own string counter; every request is acknowledged by echoing its
   sequence_id with `result: "success"` (unless `ack_commands` is False);
-- `get_version` → the corpus module list; `pushall` → full object; `pushing.start` → pushes again;
-- `project_file` → checks the file exists (in `storage`, e.g. a `BambuFTPSSimulator` the app uploaded
-  the file to, else in the names `files`) and every `ams_mapping` entry names a loaded tray (else
-  stays in PREPARE / `stg_cur` 77 "preparing AMS" forever, like the real printer) → PREPARE with
-  `gcode_file_prepare_percent` 0 → 100 (P1 quirk: stops at 99) → RUNNING with rising `mc_percent`,
-  `layer_num` and falling `mc_remaining_time` (minutes) → FINISH (sticky). A busy printer raises
-  HMS 0500_4004 and changes nothing;
+- `get_version` → the model's module list; `pushall` → full object; `pushing.start` → pushes again;
+- `project_file` → checks the file exists on its SD card (`storage`, e.g. a `BambuFTPSSimulator` the
+  app uploaded the file to; files given with `files` or `add_file`) and every `ams_mapping` entry names
+  a loaded tray (else stays in PREPARE / `stg_cur` 77 "preparing AMS" forever, like the real printer)
+  → PREPARE with `gcode_file_prepare_percent` 0 → 100 (P1 quirk: stops at 99) → RUNNING → FINISH
+  (sticky until the next job or `clear_plate()`). A busy printer raises HMS 0500_4004 and changes
+  nothing;
+- a file it has the bytes of is printed the way its firmware runs it (`printfile`): for its sliced time
+  divided by `speed`, with `mc_percent` and `mc_remaining_time` from the file's `M73` lines and
+  `layer_num` from its layer changes (a `.gcode.3mf` prints the plate `param` names). A file it knows
+  only by name (tests) prints `print_ticks` ticks and `layers` layers;
 - `pause`/`resume` → PAUSE (`stg_cur` 16) / RUNNING; `stop` → a delta with `print_error` 50348044,
   then FAILED, `print_error` back to 0 a few ticks later (with the cancel-echo HMS while it lasts);
   `ledctrl` → `lights_report`; `print_speed` → `spd_lvl`; `gcode_line` → ack only; unknown → ignored.
+
+Jobs that go wrong on purpose: `fail_at_layer(k)` — the printer reports layer k, then FAILED with a
+`print_error` and its HMS code (by default 0700_8006, the AMS cannot feed filament); `cancel_at_layer(k)`
+— layer k, then the cancel above. Both apply to the job running, or else to the next one. With
+`auto_jobs` the printer starts the files on its SD card by itself, one after the other, as an operator
+at the printer would: a few seconds after it starts, and `job_gap_seconds` after each job's end (the
+plate is cleared, then the next file starts).
 
 Faults: `silent` (session up, no publishes; `pushing.start` wakes it unless `ignore_start`),
 `send_raw()` for truncated JSON / invalid UTF-8, `raise_hms()` / `clear_hms()`, `ack_commands=False`,
 `developer_mode=False` (sets the `fun` bit 0x20000000, drops control commands and raises HMS
 0500_0500_0001_0007 while still answering pushall/get_version), `disconnect()` / `reconnect()`.
 
-Time is in ticks of `tick_seconds` (1 s like a printer; 0.05 s in tests). No fake printer has a
-thread of its own: their MQTT I/O and their ticks run on an `MqttNetwork` loop (the driver's, one
-per fleet or one shared by the process), so one process can run hundreds of them. Each printer
-starts ticking at a random phase, like a real fleet, and remembers in `changes` when it first
-published each new `gcode_state` (wall-clock time; the fleet benchmark measures lag from there).
+Time is in ticks of `tick_seconds` (1 s like a printer; 0.05 s in tests); a tick prints
+`tick_seconds * speed` seconds of the file. No fake printer has a thread of its own: their MQTT I/O
+and their ticks run on an `MqttNetwork` loop (the driver's, one per fleet or one shared by the
+process), so one process can run hundreds of them. Each printer starts ticking at a random phase, like
+a real fleet, and remembers in `changes` when it first published each new `gcode_state` (wall-clock
+time; the fleet benchmark measures lag from there).
 """
 
-import copy
 import json
 import logging
 import random
 import threading
 import time
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from printers.drivers.mqtt import BufferedClient, MqttNetwork, shared_network
+from printers.simulators import payloads
+from printers.simulators.printfile import PrintFileError, PrintRun, minutes, plate_from_param, read_print_file
+from printers.simulators.storage import BAMBU_FORMATS, builtin_print_file
 
 logger = logging.getLogger(__name__)
 
@@ -52,35 +67,34 @@ CANCEL_ECHO_HMS = {"attr": 0x0300_0000 | 0x0000, "code": 0x0004_400C}
 BUSY_HMS = {"attr": 0x0500_0000, "code": 0x0003_4004}
 SIGNATURE_HMS = {"attr": 0x0500_0500, "code": 0x0001_0007}
 SIGNATURE_REQUIRED_BIT = 0x20000000
+AMS_FEED_ERROR = 0x0700_8006  # "The AMS cannot feed filament": what fail_at_layer reports by default
+FILE_READ_ERROR = 0x0500_C010  # the SD card could not be read: a file that is no print file
 CONTROL_COMMANDS = {"pause", "resume", "stop", "project_file", "gcode_line", "print_speed", "ledctrl",
                     "ams_control", "ams_change_filament", "skip_objects"}
-PROFILES = {
-    "X1": {"fixture": "hab_x1c_4ams_ams2pro_amsht_finish_pushall_getversion.json", "full_pushes": True,
-           "idle_stage": -1, "model": "X1C"},
-    "P1": {"fixture": "hab_p1p_ams_failed_pushall_getversion.json", "full_pushes": False, "idle_stage": 255,
-           "model": "P1P"},
-    "A1": {"fixture": "hab_a1_amslite_idle_pushall_getversion.json", "full_pushes": False, "idle_stage": 255,
-           "model": "A1"},
-}
-SERIAL_PREFIX = {"X1": "00M", "P1": "01S", "A1": "039"}
-
-
-def corpus_dir() -> Path:
-    from django.conf import settings
-
-    return Path(settings.FABLAB_CORPUS) / "printers" / "bambu"
-
-
-def load_fixture(name: str) -> tuple[dict, dict]:
-    """(print body, get_version info body) of a corpus dump (ha-bambulab envelope)."""
-    data = json.loads((corpus_dir() / name).read_text())
-    if "pushall" in data:
-        return data["pushall"]["print"], data.get("get_version", {}).get("info", {})
-    return data["push_all"], data.get("get_version", {})
+PROFILES = tuple(payloads.BAMBU_MODELS)  # X1C, P1S, A1 (bambu_model() also takes X1 and P1)
+DEFAULT_NOZZLE_C, DEFAULT_BED_C = 220, 60
+ROOM_C = 24.0
 
 
 def fake_serial(profile: str, index: int) -> str:
-    return f"{SERIAL_PREFIX.get(profile, '01P')}SIM{index:09d}"
+    try:
+        prefix = payloads.bambu_model(profile).serial_prefix
+    except ValueError:
+        prefix = "01P"
+    return f"{prefix}SIM{index:09d}"
+
+
+def job_name(file_name: str) -> str:
+    """The job's name a printer shows (`subtask_name`): the file's name without .gcode.3mf / .3mf / .gcode."""
+    for suffix in (".gcode.3mf", ".3mf", ".gcode"):
+        if file_name.lower().endswith(suffix):
+            return file_name[: -len(suffix)]
+    return file_name
+
+
+def hms_of(print_error: int) -> dict:
+    """The HMS entry a firmware raises with a print_error: same module and error, severity serious."""
+    return {"attr": print_error & 0xFFFF0000, "code": 0x0002_0000 | (print_error & 0xFFFF)}
 
 
 def _tray_ids(state: dict) -> set[int]:
@@ -108,21 +122,35 @@ def _storage_path(url: str, file: str) -> str:
 class FakeBambuPrinter:
     def __init__(self, *, serial: str, host: str, port: int, access_code: str, profile: str = "X1",
                  tick_seconds: float = 1.0, prepare_ticks: int = 3, print_ticks: int = 20, cancel_clear_ticks: int = 3,
-                 files: tuple[str, ...] = ("benchy.gcode.3mf", "cube.gcode.3mf"), ca_file: str | None = None,
+                 files=("benchy.gcode.3mf", "cube.gcode.3mf"), ca_file: str | None = None,
                  auto_jobs: bool = False, layers: int = 120, network: MqttNetwork | None = None,
-                 storage=None) -> None:
-        if profile not in PROFILES:
-            raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+                 storage=None, speed: float = 1.0, job_gap_seconds: float = 40.0) -> None:
+        """`files`: names of files on the SD card (printed by `print_ticks`), or {name: bytes} of files it
+        reads and prints by their content. `speed`: how many times faster than the slicer's time it prints."""
+        try:
+            self.model = payloads.bambu_model(profile)
+        except ValueError:
+            raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.") from None
+        if speed <= 0:
+            raise ValueError("speed must be positive.")
         self.serial, self.host, self.port = serial, host, port
         self.profile = profile
-        self.full_pushes = PROFILES[profile]["full_pushes"]
-        self.idle_stage = PROFILES[profile]["idle_stage"]
+        self.full_pushes = self.model.full_pushes
+        self.idle_stage = self.model.idle_stage
         self.tick_seconds = tick_seconds
         self.prepare_ticks, self.print_ticks, self.cancel_clear_ticks = prepare_ticks, print_ticks, cancel_clear_ticks
-        self.files = set(files)
-        self.storage = storage  # anything with has_file(path), e.g. a BambuFTPSSimulator
+        self.files: set[str] = set()  # names only: printed by print_ticks
+        self.sd_files: dict[str, bytes] = {}  # name -> bytes: printed as the file says
+        if isinstance(files, dict):
+            for name, data in files.items():
+                self.add_file(name, data)
+        else:
+            self.files = set(files)
+        self.storage = storage  # anything with has_file(path) (and read_file(path)), e.g. a BambuFTPSSimulator
         self.auto_jobs = auto_jobs
         self.layers = layers
+        self.speed = float(speed)
+        self.job_gap_seconds = job_gap_seconds
         # Fault switches and test hooks
         self.silent = False
         self.ignore_start = False
@@ -131,19 +159,23 @@ class FakeBambuPrinter:
         self.received: list[dict] = []
         self.published = 0
         self.changes: list[tuple[str, float]] = []  # (gcode_state, time.time()) of its first publish
+        self.jobs: list[tuple[str, str]] = []  # (file name, outcome) of every job that ended
         self.network = network
 
-        body, version = load_fixture(PROFILES[profile]["fixture"])
-        self.version = copy.deepcopy(version)
-        self.version["sequence_id"] = "0"
-        self.state = copy.deepcopy(body)
-        self.state.pop("sequence_id", None)
+        self.version = payloads.bambu_version(self.model, serial)
+        self.state = payloads.bambu_status(self.model)
         self._reset_idle()
         self._last_sent: dict = {}
         self._sequence = random.randint(1000, 5000)
         self._job_tick = 0
+        self._run: PrintRun | None = None  # the job being printed from its file's content
+        self._planned: tuple[str, int, int] | None = None  # (outcome, layer, print_error) for the next job
+        self._run_error = AMS_FEED_ERROR  # the print_error of the running job's planned failure
+        self._legacy_stop: tuple[str, int, int] | None = None  # the same, for a job printed by print_ticks
         self._cancel_ticks_left = 0
         self._idle_ticks = 0
+        self._first_job_seconds = random.uniform(2.0, 8.0)
+        self._auto_index = random.randrange(1 << 16)
         self._ticks = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -164,7 +196,7 @@ class FakeBambuPrinter:
         self.client.on_message = self._on_message
 
     def __repr__(self) -> str:
-        return f"<FakeBambuPrinter {self.serial} {self.profile} {self.state.get('gcode_state')}>"
+        return f"<FakeBambuPrinter {self.serial} {self.model.key} {self.state.get('gcode_state')}>"
 
     # -- lifecycle --
 
@@ -248,8 +280,15 @@ class FakeBambuPrinter:
             "gcode_state": "IDLE", "mc_percent": 0, "mc_remaining_time": 0, "layer_num": 0, "total_layer_num": 0,
             "subtask_name": "", "gcode_file": "", "print_error": 0, "hms": [], "stg_cur": self.idle_stage,
             "task_id": "0", "subtask_id": "0", "gcode_file_prepare_percent": "0", "print_type": "idle",
-            "nozzle_target_temper": 0, "bed_target_temper": 0, "fun": "3EC18FFF9CFF",
+            "fun": "3EC18FFF9CFF",
         })
+        self._set_targets(0, 0)
+
+    def _set_targets(self, nozzle: float, bed: float) -> None:
+        chamber = ROOM_C + (10.0 if bed else 0.0) if self.model.chamber_sensor else None
+        payloads.bambu_set_temperatures(
+            self.state, self.model, nozzle=float(self.state.get("nozzle_temper") or ROOM_C),
+            bed=float(self.state.get("bed_temper") or ROOM_C), nozzle_target=nozzle, bed_target=bed, chamber=chamber)
 
     def _next_sequence(self) -> str:
         self._sequence += 1
@@ -273,11 +312,61 @@ class FakeBambuPrinter:
         with self._lock:
             self.state["hms"] = []
 
-    def start_job(self, file_name: str = "benchy.gcode.3mf", *, ams_mapping: list[int] | None = None) -> bool:
+    # -- files and jobs (the Python API of tests, the demo and the control file) --
+
+    def add_file(self, name: str, data: bytes) -> None:
+        """Put a file on the printer's SD card (its root), e.g. a sample file for automatic jobs."""
+        with self._lock:
+            self.sd_files[name.lstrip("/")] = bytes(data)
+
+    def start_job(self, file_name: str = "benchy.gcode.3mf", *, ams_mapping: list[int] | None = None,
+                  plate: int = 1) -> bool:
         """Start a job as if `project_file` came (also used by the demo's automatic jobs)."""
         with self._lock:
             return self._project_file({"url": f"file:///sdcard/{file_name}", "file": file_name,
-                                       "subtask_name": file_name.split(".")[0], "ams_mapping": ams_mapping or []})
+                                       "param": f"Metadata/plate_{plate}.gcode",
+                                       "subtask_name": job_name(file_name), "ams_mapping": ams_mapping or []})
+
+    def fail_at_layer(self, layer: int, *, print_error: int = AMS_FEED_ERROR) -> None:
+        """The job running (or else the next one) reports layer `layer`, then FAILED with `print_error`."""
+        self._stop_at(layer, "failed", print_error)
+
+    def cancel_at_layer(self, layer: int) -> None:
+        """The job running (or else the next one) reports layer `layer`, then is cancelled (as by `stop`)."""
+        self._stop_at(layer, "cancelled", CANCEL_PRINT_ERROR)
+
+    def _stop_at(self, layer: int, outcome: str, print_error: int) -> None:
+        if int(layer) < 1:
+            raise ValueError("the layer to stop at counts from 1")
+        with self._lock:
+            active = self.state.get("gcode_state") in ("PREPARE", "RUNNING", "PAUSE")
+            if active and self._run is not None:
+                self._run.stop_at(layer, outcome)
+                self._run_error = print_error
+            elif active:
+                self._legacy_stop = (outcome, int(layer), print_error)
+            else:
+                self._planned = (outcome, int(layer), print_error)
+
+    def clear_plate(self) -> bool:
+        """The operator takes the print off the plate: a finished or failed printer is idle again."""
+        with self._lock:
+            if self.state.get("gcode_state") not in ("FINISH", "FAILED") or self._cancel_ticks_left:
+                return False
+            self._reset_idle()
+            self._run = None
+            self._idle_ticks = 0
+            return True
+
+    def print_files(self) -> list[str]:
+        """The files on the SD card this printer can read and print, in order."""
+        names = set(self.sd_files)
+        if self.storage is not None and hasattr(self.storage, "root"):
+            try:
+                names |= {path.name for path in self.storage.root.iterdir() if path.is_file()}
+            except (OSError, RuntimeError):
+                pass
+        return sorted(name for name in names if name.lower().endswith(BAMBU_FORMATS))
 
     def tick(self) -> None:
         with self._lock:
@@ -303,9 +392,10 @@ class FakeBambuPrinter:
                 s["hms"] = [h for h in s.get("hms", []) if h != CANCEL_ECHO_HMS]
         if s.get("_stop_pending"):
             s.pop("_stop_pending")
-            s.update({"gcode_state": "FAILED", "stg_cur": self.idle_stage, "nozzle_target_temper": 0,
-                      "bed_target_temper": 0, "mc_remaining_time": 0})
+            s.update({"gcode_state": "FAILED", "stg_cur": self.idle_stage, "mc_remaining_time": 0})
+            self._set_targets(0, 0)
             self._cancel_ticks_left = self.cancel_clear_ticks
+            self._ended("cancelled")
             return
         if gcode_state == "PREPARE":
             if s.get("_stuck_ams"):
@@ -313,39 +403,122 @@ class FakeBambuPrinter:
                 return
             self._job_tick += 1
             percent = min(100, self._job_tick * 100 // max(1, self.prepare_ticks))
-            if self.profile != "X1":
+            if not self.full_pushes:
                 percent = min(percent, 99)  # P1/A1 stop at 99 and go RUNNING
             s["gcode_file_prepare_percent"] = str(percent)
             if self._job_tick >= self.prepare_ticks:
                 self._job_tick = 0
-                s.update({"gcode_state": "RUNNING", "stg_cur": 0, "nozzle_target_temper": 220,
-                          "bed_target_temper": 60, "print_type": "local"})
+                if s.get("_unreadable"):
+                    self._fail(FILE_READ_ERROR)
+                    return
+                s.update({"gcode_state": "RUNNING", "stg_cur": 0, "print_type": "local"})
+                if self._run is not None:
+                    self._report_run()
+                plan = self._run.plan if self._run is not None else None
+                self._set_targets((plan and plan.nozzle_c) or DEFAULT_NOZZLE_C, (plan and plan.bed_c) or DEFAULT_BED_C)
         elif gcode_state == "RUNNING":
-            self._job_tick += 1
-            fraction = min(1.0, self._job_tick / max(1, self.print_ticks))
-            s["mc_percent"] = int(fraction * 100)
-            s["layer_num"] = max(1, int(fraction * self.layers))
-            s["total_layer_num"] = self.layers
-            s["mc_remaining_time"] = max(0, int((self.print_ticks - self._job_tick) * self.tick_seconds / 60) + 1) \
-                if fraction < 1 else 0
-            if fraction >= 1.0:
-                s.update({"gcode_state": "FINISH", "mc_percent": 100, "stg_cur": self.idle_stage,
-                          "nozzle_target_temper": 0, "bed_target_temper": 0})
-                self._idle_ticks = 0
-        elif self.auto_jobs and gcode_state in ("IDLE", "FINISH", "FAILED"):
+            if self._run is not None:
+                self._advance_run()
+            else:
+                self._advance_by_ticks()
+        elif self.auto_jobs and gcode_state in ("IDLE", "FINISH", "FAILED") and not self._cancel_ticks_left:
             self._idle_ticks += 1
-            if self._idle_ticks >= max(5, self.print_ticks // 3):
+            waited = self._idle_ticks * self.tick_seconds
+            if gcode_state != "IDLE" and waited >= self.job_gap_seconds:
+                self.clear_plate()
+                self._idle_ticks = max(0, int((self._first_job_seconds - 3.0) / max(self.tick_seconds, 1e-6)))
+            elif gcode_state == "IDLE" and waited >= self._first_job_seconds:
                 self._idle_ticks = 0
-                self._project_file({"url": "file:///sdcard/benchy.gcode.3mf", "subtask_name": "benchy",
-                                    "ams_mapping": []})
+                self._start_next_file()
+
+    def _report_run(self) -> None:
+        """Report where the job is in its file, as the firmware reads it from the file's lines."""
+        run = self._run
+        progress = run.progress()
+        self.state.update({"mc_percent": int(progress.percent), "layer_num": progress.layer,
+                           "total_layer_num": progress.total_layers,
+                           "mc_remaining_time": minutes(progress.remaining_seconds / self.speed),
+                           "mc_print_line_number": str(int(run.position * 50))})
+
+    def _advance_run(self) -> None:
+        s, run = self.state, self._run
+        outcome = run.advance(self.tick_seconds * self.speed)
+        self._report_run()
+        if outcome == "finished":
+            s.update({"gcode_state": "FINISH", "mc_percent": 100, "mc_remaining_time": 0, "stg_cur": self.idle_stage})
+            self._set_targets(0, 0)
+            self._ended("finished")
+        elif outcome == "failed":
+            self._fail(self._run_error)
+        elif outcome == "cancelled":
+            self._cancel()
+
+    def _advance_by_ticks(self) -> None:
+        s = self.state
+        self._job_tick += 1
+        fraction = min(1.0, self._job_tick / max(1, self.print_ticks))
+        s["mc_percent"] = int(fraction * 100)
+        s["layer_num"] = max(1, int(fraction * self.layers))
+        s["total_layer_num"] = self.layers
+        s["mc_remaining_time"] = max(0, int((self.print_ticks - self._job_tick) * self.tick_seconds / 60) + 1) \
+            if fraction < 1 else 0
+        if self._legacy_stop is not None and s["layer_num"] >= self._legacy_stop[1]:
+            outcome, layer, print_error = self._legacy_stop
+            if s.get("_stopping_at_layer"):
+                s.pop("_stopping_at_layer")
+                self._legacy_stop = None
+                self._fail(print_error) if outcome == "failed" else self._cancel()
+            else:  # reach the layer first, and report it
+                s.update({"layer_num": layer, "_stopping_at_layer": True})
+                self._job_tick -= 1
+            return
+        if fraction >= 1.0:
+            s.update({"gcode_state": "FINISH", "mc_percent": 100, "stg_cur": self.idle_stage})
+            self._set_targets(0, 0)
+            self._idle_ticks = 0
+            self._ended("finished")
+
+    def _fail(self, print_error: int) -> None:
+        """The print failed: FAILED with the error and its HMS, as a printer reports it."""
+        self.state.update({"gcode_state": "FAILED", "print_error": print_error, "stg_cur": self.idle_stage,
+                           "mc_remaining_time": 0, "hms": [*self.state.get("hms", []), hms_of(print_error)]})
+        self._set_targets(0, 0)
+        self._ended("failed")
+
+    def _cancel(self) -> None:
+        """A cancel, as the `stop` command makes it: a print_error delta at once, FAILED on the next tick."""
+        self.state["print_error"] = CANCEL_PRINT_ERROR
+        self.state["hms"] = [*self.state.get("hms", []), CANCEL_ECHO_HMS]
+        self.state["_stop_pending"] = True
+        self._job_tick = 0
+        self._publish({"print": {"print_error": CANCEL_PRINT_ERROR, "command": "push_status", "msg": 1,
+                                 "sequence_id": self._next_sequence()}})
+
+    def _ended(self, outcome: str) -> None:
+        self.jobs.append((self.state.get("gcode_file", ""), outcome))
+        self._idle_ticks = 0
+
+    def _start_next_file(self) -> None:
+        names = self.print_files()
+        if not names:
+            if self.files:  # names only, printed by print_ticks
+                names = sorted(self.files)
+            else:
+                name, data = builtin_print_file("3mf")
+                self.sd_files[name] = data
+                names = [name]
+        self._auto_index += 1
+        self._project_file({"url": f"file:///sdcard/{names[self._auto_index % len(names)]}",
+                            "param": "Metadata/plate_1.gcode", "ams_mapping": []})
 
     def _jitter(self) -> None:
         s = self.state
+        values = {}
         for key, target_key in (("nozzle_temper", "nozzle_target_temper"), ("bed_temper", "bed_target_temper")):
-            target = float(s.get(target_key) or 25)
-            current = float(s.get(key) or 25)
-            current += (target - current) * 0.3 + random.uniform(-0.2, 0.2)
-            s[key] = round(current, 4)
+            target = float(s.get(target_key) or ROOM_C)
+            current = float(s.get(key) or ROOM_C)
+            values[key] = current + (target - current) * 0.3 + random.uniform(-0.2, 0.2)
+        payloads.bambu_set_temperatures(s, self.model, nozzle=values["nozzle_temper"], bed=values["bed_temper"])
         if random.random() < 0.2:
             s["wifi_signal"] = f"-{random.randint(40, 60)}dBm"
 
@@ -441,12 +614,7 @@ class FakeBambuPrinter:
             self._ack(category, body)
         elif command == "stop":
             if self.state.get("gcode_state") in ("PREPARE", "RUNNING", "PAUSE"):
-                self.state["print_error"] = CANCEL_PRINT_ERROR
-                self.state["hms"] = [*self.state.get("hms", []), CANCEL_ECHO_HMS]
-                self.state["_stop_pending"] = True
-                self._job_tick = 0
-                self._publish({"print": {"print_error": CANCEL_PRINT_ERROR, "command": "push_status", "msg": 1,
-                                         "sequence_id": self._next_sequence()}})
+                self._cancel()
             self._ack(category, body)
         elif command == "project_file":
             accepted = self._project_file(body)
@@ -471,25 +639,52 @@ class FakeBambuPrinter:
             self._ack(category, body)
         # anything else: ignored, like the firmware does
 
+    def _file_bytes(self, path: str, name: str) -> bytes | None:
+        if self.storage is not None and self.storage.has_file(path) and hasattr(self.storage, "read_file"):
+            return self.storage.read_file(path)
+        return self.sd_files.get(name)
+
     def _project_file(self, body: dict) -> bool:
         s = self.state
-        if s.get("gcode_state") not in ("IDLE", "FINISH", "FAILED"):
+        if s.get("gcode_state") not in ("IDLE", "FINISH", "FAILED") or self._cancel_ticks_left:
             if BUSY_HMS not in s.get("hms", []):
                 s["hms"] = [*s.get("hms", []), BUSY_HMS]
             return False
         path = _storage_path(str(body.get("url") or ""), str(body.get("file") or ""))
         name = path.rsplit("/", 1)[-1]
-        exists = self.storage.has_file(path) if self.storage is not None else name in self.files
+        data = self._file_bytes(path, name)
+        exists = data is not None or (self.storage.has_file(path) if self.storage is not None else name in self.files)
         mapping = [int(v) for v in body.get("ams_mapping") or [] if int(v) >= 0 and int(v) != 255]
         stuck = not exists or not set(mapping) <= _tray_ids(s)
+        planned, self._planned = self._planned, None
+        self._run, self._legacy_stop, self._run_error, unreadable = None, None, AMS_FEED_ERROR, ""
+        if data is not None:
+            try:
+                self._run = PrintRun(read_print_file(name, data, plate=plate_from_param(body.get("param"))))
+            except PrintFileError as exc:
+                unreadable = str(exc)  # the printer finds out while it prepares, and fails the job
+                logger.info("Simulator %s cannot print %s: %s", self.serial, name, exc)
+        if planned and self._run is not None:
+            self._run.stop_at(planned[1], planned[0])
+            self._run_error = planned[2]
+        elif planned:
+            self._legacy_stop = planned
+        if self._run is not None:
+            remaining, layers = minutes(self._run.plan.total_seconds / self.speed), self._run.plan.layer_count
+        else:
+            remaining, layers = int(self.print_ticks * self.tick_seconds / 60) + 1, self.layers
         s.update({
             "gcode_state": "PREPARE", "stg_cur": 77 if stuck else 2, "mc_percent": 0, "layer_num": 0,
-            "total_layer_num": self.layers, "print_error": 0, "hms": [],
-            "subtask_name": body.get("subtask_name") or name.split(".")[0], "gcode_file": name,
-            "gcode_file_prepare_percent": "0", "mc_remaining_time": int(self.print_ticks * self.tick_seconds / 60) + 1,
+            "total_layer_num": layers, "print_error": 0, "hms": [],
+            "subtask_name": body.get("subtask_name") or job_name(name), "gcode_file": name,
+            "gcode_file_prepare_percent": "0", "mc_remaining_time": remaining,
             "task_id": str(random.randint(100_000_000, 999_999_999)), "print_type": "local",
-            "_stuck_ams": stuck,
+            "_stuck_ams": stuck, "_unreadable": unreadable,
         })
+        trays = sorted(_tray_ids(s))
+        loaded = next((slot for slot in mapping if slot in trays), trays[0] if trays else None)
+        if isinstance(s.get("ams"), dict) and loaded is not None:  # the filament the job prints with
+            s["ams"] = {**s["ams"], "tray_now": str(loaded), "tray_tar": str(loaded)}
         self._job_tick = 0
         return True
 

@@ -5,11 +5,20 @@ user "maker", no qop, 16-hex nonces valid 300 s, `stale=true` for an expired non
 correct digest), optional X-Api-Key, 401 for every /api, /usb, /thumb path without auth,
 204 on /api/v1/job without a job, 409 for pause/resume/stop in the wrong state, 404 for a
 stale job id, 400 for a non-numeric one, job ids increasing per job, FINISHED/STOPPED sticky
-until `acknowledge()`, ATTENTION (job shows PAUSED), ERROR, BUSY, SFN/LFN file pairs with
-ETag/304 and downloads under /usb/<SFN>. Uploads: PUT /api/v1/files/usb/<name> stores the body
-under a generated short name (201; 409 when the file exists without `Overwrite: ?1`, 411 without
+until `acknowledge()` (the plate is cleared), ATTENTION (job shows PAUSED), ERROR, BUSY, SFN/LFN
+file pairs with ETag/304 and downloads under /usb/<SFN>. Its `/api/version`, `/api/v1/info`,
+`/api/v1/status` and `/api/v1/job` bodies come from the project's payload model (`payloads`) of its
+model (`model="COREONE"` or `"MK4"`). Uploads: PUT /api/v1/files/usb/<name> stores the body under a
+generated short name (201; 409 when the file exists without `Overwrite: ?1`, 411 without
 Content-Length; `Print-After-Upload: ?1` starts it), recorded in `uploads`; POST
 /api/v1/files/usb/<path> starts a file named by its short or its long name.
+
+A job prints its file the way the firmware runs it (`printfile`): for the file's sliced time divided by
+`speed`, with `progress` and `time_remaining` from its `M73` lines (`layer` counts its layer changes; the
+API has no layer, tests read `layer`). A file added with `print_seconds` prints that long, evenly.
+`fail_at_layer(k)` / `cancel_at_layer(k)`: the job (running, or else the next) reaches layer k, then
+goes ERROR / STOPPED. With `auto_jobs`, `advance()` also plays the operator: it starts the print
+files on the USB stick one after the other, clearing the plate `job_gap_seconds` after each end.
 
 Time is the simulator's own clock: `advance(seconds)` moves prints forward and ages nonces,
 so tests never sleep. Faults: `fault = "slow" | "reset" | "503" | None`, `power_off()` (connection
@@ -18,13 +27,15 @@ control it through this Python handle only; there is no control endpoint a produ
 could reach.
 
     with PrusaLinkSimulator(password="secret") as sim:
-        sim.add_file("BENCHY~1.BGC", "benchy 0.4n.bgcode", b"...", print_seconds=600)
+        sim.add_file("BENCHY~1.BGC", "benchy 0.4n.bgcode", b"...")
         sim.start_print("BENCHY~1.BGC")
         sim.advance(300)
 """
 
 import hashlib
 import json
+import logging
+import random
 import re
 import secrets
 import socket
@@ -35,9 +46,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
+from printers.simulators import payloads
+from printers.simulators.printfile import PrintFileError, PrintPlan, PrintRun, read_print_file
+from printers.simulators.storage import PRUSA_FORMATS, builtin_print_file
+
+logger = logging.getLogger(__name__)
+
 REALM = "Printer API"
 USERNAME = "maker"
 NONCE_VALID_SECONDS = 300
+ROOM_C = 23.5
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c6360000002000100"
     "05fe02fea73581e40000000049454e44ae426082"
@@ -53,7 +71,7 @@ class SimFile:
     sfn: str
     lfn: str
     content: bytes
-    print_seconds: int = 600
+    print_seconds: int | None = None  # set: prints that long, evenly; None: as its content says
     m_timestamp: int = 1706802615
     read_only: bool = False
 
@@ -65,17 +83,34 @@ class SimFile:
         return {"icon": f"/thumb/s/usb/{self.sfn}", "thumbnail": f"/thumb/l/usb/{self.sfn}",
                 "download": f"/usb/{self.sfn}"}
 
+    def plan(self) -> PrintPlan:
+        """What printing it takes; PrintFileError when the content is not a print file."""
+        if self.print_seconds is not None:
+            return PrintPlan.uniform(self.print_seconds)
+        return read_print_file(self.lfn, self.content)
+
 
 @dataclass
 class SimJob:
     id: int
     file: SimFile
+    run: PrintRun
     state: str = "PRINTING"  # PRINTING, PAUSED, FINISHED, STOPPED, ERROR
-    time_printing: float = 0.0
+    time_printing: float = 0.0  # seconds it has been printing (the printer's clock)
+    speed: float = 1.0
+    error: str = ""  # why it went ERROR by itself (an unreadable file)
 
     @property
     def progress(self) -> float:
-        return round(min(100.0, self.time_printing / max(1, self.file.print_seconds) * 100), 2)
+        return round(self.run.progress().percent, 2)
+
+    @property
+    def time_remaining(self) -> int:
+        return int(self.run.progress().remaining_seconds / self.speed)
+
+    @property
+    def layer(self) -> int:
+        return self.run.progress().layer
 
 
 @dataclass
@@ -91,21 +126,34 @@ class SimState:
     files: dict[str, SimFile] = field(default_factory=dict)  # by short-name path: X~1.BGC, PARTS~1/X~1.BGC
     folders: dict[str, str] = field(default_factory=dict)  # short-name path -> long name
     temp_nozzle: float = 24.0
-    temp_bed: float = 23.5
+    temp_bed: float = ROOM_C
 
 
 class PrusaLinkSimulator:
     def __init__(self, *, password: str = "sim-password", api_key_enabled: bool = True, port: int = 0,
-                 slow_seconds: float = 1.0):
+                 slow_seconds: float = 1.0, model: str = "COREONE", serial: str = "SIM-0000000001",
+                 speed: float = 1.0, auto_jobs: bool = False, job_gap_seconds: float = 40.0):
+        if speed <= 0:
+            raise ValueError("speed must be positive.")
+        self.model = payloads.prusa_model(model)
+        self.serial = serial
         self.password = password
         self.api_key_enabled = api_key_enabled
         self.slow_seconds = slow_seconds
+        self.speed = float(speed)
+        self.auto_jobs = auto_jobs
+        self.job_gap_seconds = job_gap_seconds
         self.fault: str | None = None
         self.clock = 0.0
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
         self.uploads: list[str] = []  # long names of the files received (PUT), in order
+        self.jobs: list[tuple[str, str]] = []  # (long name, end state) of every job that ended
         self.vanishing: set[str] = set()
         self.sim = SimState()
+        self._planned: tuple[str, int] | None = None  # (outcome, layer) for the next job
+        self._waited = 0.0  # autoplay: seconds idle, or since the job ended
+        self._first_job_seconds = random.uniform(2.0, 8.0)
+        self._auto_index = random.randrange(1 << 16)
         self._nonces: dict[str, _Nonce] = {}
         self._lock = threading.RLock()
         self._port = port
@@ -153,12 +201,19 @@ class PrusaLinkSimulator:
 
     # --- test controls -------------------------------------------------------------------
 
-    def add_file(self, sfn: str, lfn: str, content: bytes = b"GCDE\x01\x00", *, print_seconds: int = 600,
+    def add_file(self, sfn: str, lfn: str, content: bytes = b"GCDE\x01\x00", *, print_seconds: int | None = None,
                  read_only: bool = False) -> SimFile:
+        """A file on the USB stick: printed as its content says, or for `print_seconds` when given."""
         with self._lock:
             sim_file = SimFile(sfn=sfn, lfn=lfn, content=content, print_seconds=print_seconds, read_only=read_only)
             self.sim.files[sfn] = sim_file
             return sim_file
+
+    def add_print_file(self, lfn: str, content: bytes) -> SimFile:
+        """Put a file on the USB stick's root under a generated short name (as a PUT upload does)."""
+        with self._lock:
+            existing = self.find_file(lfn)
+            return self.add_file(existing.sfn if existing else self.short_name("", lfn), lfn, content)
 
     def add_folder(self, sfn: str, lfn: str) -> None:
         """A folder on the USB stick (`sfn`: its short-name path, e.g. PARTS~1 or PARTS~1/GEARS~1)."""
@@ -200,30 +255,106 @@ class PrusaLinkSimulator:
         with self._lock:
             if self.sim.printer_state not in ("IDLE", "READY"):
                 raise RuntimeError(f"cannot start a print while {self.sim.printer_state}")
-            job = SimJob(id=self.sim.next_job_id, file=self.sim.files[sfn])
+            sim_file = self.sim.files[sfn]
+            error = ""
+            try:
+                plan = sim_file.plan()
+            except PrintFileError as exc:  # the firmware finds out on its first line and stops with an error
+                error, plan = str(exc), PrintPlan.uniform(1)
+                logger.info("PrusaLink simulator cannot print %s: %s", sim_file.lfn, exc)
+            run = PrintRun(plan)
+            planned, self._planned = self._planned, None
+            if planned:
+                run.stop_at(planned[1], planned[0])
+            job = SimJob(id=self.sim.next_job_id, file=sim_file, run=run, speed=self.speed, error=error)
             self.sim.next_job_id += 1
             self.sim.job = job
             self.sim.printer_state = "PRINTING"
-            self.sim.temp_nozzle, self.sim.temp_bed = 215.0, 60.0
+            self._waited = 0.0
+            if not error:
+                self.sim.temp_nozzle, self.sim.temp_bed = self._targets()
             return job
 
+    def fail_at_layer(self, layer: int) -> None:
+        """The job printing (or else the next) reaches layer `layer`, then the printer stops with ERROR."""
+        self._stop_at(layer, "failed")
+
+    def cancel_at_layer(self, layer: int) -> None:
+        """The job printing (or else the next) reaches layer `layer`, then is stopped (STOPPED)."""
+        self._stop_at(layer, "cancelled")
+
+    def _stop_at(self, layer: int, outcome: str) -> None:
+        if int(layer) < 1:
+            raise ValueError("the layer to stop at counts from 1")
+        with self._lock:
+            job = self.sim.job
+            if job is not None and job.state in ("PRINTING", "PAUSED"):
+                job.run.stop_at(int(layer), outcome)
+            else:
+                self._planned = (outcome, int(layer))
+
+    @property
+    def layer(self) -> int:
+        """The layer the job is printing (0 without a job); the PrusaLink API does not report it."""
+        with self._lock:
+            return self.sim.job.layer if self.sim.job else 0
+
+    def _targets(self) -> tuple[float, float]:
+        plan = self.sim.job.run.plan if self.sim.job else None
+        return float((plan and plan.nozzle_c) or 215.0), float((plan and plan.bed_c) or 60.0)
+
     def advance(self, seconds: float) -> None:
-        """Move the clock: printing jobs progress, FINISHED comes when the print time is used up."""
+        """Move the clock: printing jobs progress and end as their file says; with `auto_jobs` the
+        operator clears the plate and starts the next file."""
         with self._lock:
             self.clock += seconds
             job = self.sim.job
             if job and job.state == "PRINTING" and self.sim.printer_state == "PRINTING":
-                job.time_printing = min(job.file.print_seconds, job.time_printing + seconds)
-                if job.time_printing >= job.file.print_seconds:
-                    job.state = self.sim.printer_state = "FINISHED"
-                    self.sim.temp_nozzle, self.sim.temp_bed = 40.0, 35.0
+                if job.error:
+                    self._end(job, "ERROR")
+                else:
+                    outcome = job.run.advance(seconds * self.speed)
+                    job.time_printing = min(job.time_printing + seconds, job.run.plan.total_seconds / self.speed)
+                    if outcome:
+                        self._end(job, {"finished": "FINISHED", "failed": "ERROR", "cancelled": "STOPPED"}[outcome])
+            if self.auto_jobs:
+                self._autoplay(seconds)
+
+    def _end(self, job: SimJob, state: str) -> None:
+        job.state = self.sim.printer_state = state
+        self.sim.temp_nozzle, self.sim.temp_bed = 40.0, 35.0
+        self.jobs.append((job.file.lfn, state))
+        self._waited = 0.0
+
+    def _autoplay(self, seconds: float) -> None:
+        state = self.sim.printer_state
+        self._waited += seconds
+        if state in ("FINISHED", "STOPPED", "ERROR") and self._waited >= self.job_gap_seconds:
+            self.acknowledge()
+            self._waited = max(0.0, self._first_job_seconds - 3.0)
+        elif state in ("IDLE", "READY") and self._waited >= self._first_job_seconds:
+            names = self.print_files()
+            if not names:
+                lfn, data = builtin_print_file("gcode")
+                names = [self.add_print_file(lfn, data).sfn]
+            self._auto_index += 1
+            self.start_print(names[self._auto_index % len(names)])
+
+    def print_files(self) -> list[str]:
+        """Short names of the print files on the USB stick's root, in order."""
+        with self._lock:
+            return sorted(f.sfn for f in self.sim.files.values()
+                          if "/" not in f.sfn and f.lfn.lower().endswith(PRUSA_FORMATS) and not f.read_only)
 
     def acknowledge(self, *, ready: bool = False) -> None:
-        """The operator confirms the end of the job on the printer's screen."""
+        """The operator confirms the end of the job on the printer's screen (and clears the plate)."""
         with self._lock:
             if self.sim.printer_state in ("FINISHED", "STOPPED", "ERROR"):
                 self.sim.job = None
                 self.sim.printer_state = "READY" if ready else "IDLE"
+                self.sim.temp_nozzle, self.sim.temp_bed = 24.0, ROOM_C
+
+    clear_plate = acknowledge
 
     def attention(self) -> None:
         with self._lock:
@@ -345,11 +476,9 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.simulator.sim
         method = self.command
         if path == "/api/version" and method == "GET":
-            return self._json(200, {"api": "2.0.0", "server": "2.1.2", "nozzle_diameter": 0.4, "text": "PrusaLink",
-                                    "hostname": "PrusaCoreOne", "capabilities": {"upload-by-put": True}})
+            return self._json(200, payloads.prusa_version(self.simulator.model))
         if path == "/api/v1/info" and method == "GET":
-            return self._json(200, {"nozzle_diameter": 0.4, "mmu": False, "serial": "SIM-0000000001",
-                                    "hostname": "PrusaCoreOne", "min_extrusion_temp": 170})
+            return self._json(200, payloads.prusa_info(self.simulator.model, self.simulator.serial))
         if path == "/api/v1/status" and method == "GET":
             return self._json(200, self._status())
         if path == "/api/v1/storage" and method == "GET":
@@ -406,30 +535,35 @@ class _Handler(BaseHTTPRequestHandler):
         self._reset()
 
     def _status(self) -> dict:
-        sim = self.simulator.sim
-        printer = {"state": sim.printer_state, "temp_bed": sim.temp_bed, "target_bed": 60.0 if sim.job else 0.0,
-                   "temp_nozzle": sim.temp_nozzle, "target_nozzle": 215.0 if sim.job else 0.0, "axis_z": 5.0,
-                   "flow": 100, "speed": 100, "fan_hotend": 0, "fan_print": 0}
-        if sim.printer_state != "PRINTING":
-            printer.update(axis_x=125.0, axis_y=105.0)
-        status = {"storage": {"path": "/usb/", "name": "usb", "read_only": False}, "printer": printer}
-        if sim.job:
-            job = {"id": sim.job.id, "progress": sim.job.progress, "time_printing": int(sim.job.time_printing)}
-            if sim.job.state in ("FINISHED", "STOPPED"):
-                job["time_remaining"] = 0
-            elif sim.job.time_printing > 0:
-                job["time_remaining"] = int(sim.job.file.print_seconds - sim.job.time_printing)
-            status["job"] = job
-        return status
+        simulator, sim = self.simulator, self.simulator.sim
+        job = sim.job
+        heating = job is not None and job.state in ("PRINTING", "PAUSED") and not job.error
+        nozzle_target, bed_target = simulator._targets() if heating else (0.0, 0.0)
+        job_body = None
+        if job:
+            job_body = {"id": job.id, "progress": job.progress, "time_printing": int(job.time_printing)}
+            if job.state in ("FINISHED", "STOPPED"):
+                job_body["time_remaining"] = 0
+            elif job.time_printing > 0 or job.run.plan.marks:  # known once printing, or from the file's M73
+                job_body["time_remaining"] = job.time_remaining
+        return payloads.prusa_status(state=sim.printer_state, temp_nozzle=sim.temp_nozzle, target_nozzle=nozzle_target,
+                                     temp_bed=sim.temp_bed, target_bed=bed_target,
+                                     axis_z=round(0.2 * job.layer, 1) if heating and job.layer else 5.0,
+                                     job=job_body, fan_print=3600 if heating and job.layer > 1 else 0,
+                                     fan_hotend=5200 if heating else 0)
 
     def _job(self) -> dict:
         job = self.simulator.sim.job
-        data = {"id": job.id, "state": job.state, "progress": job.progress, "time_printing": int(job.time_printing),
-                "file": {"refs": job.file.refs(), "name": job.file.sfn, "display_name": job.file.lfn,
-                         "path": "/usb", "size": len(job.file.content), "m_timestamp": job.file.m_timestamp}}
-        if job.time_printing > 0:
-            data["time_remaining"] = int(job.file.print_seconds - job.time_printing)
-        return data
+        remaining = None
+        if job.state in ("FINISHED", "STOPPED"):
+            remaining = 0
+        elif job.time_printing > 0 or job.run.plan.marks:
+            remaining = job.time_remaining
+        return payloads.prusa_job(
+            job_id=job.id, state=job.state, progress=job.progress, time_printing=int(job.time_printing),
+            time_remaining=remaining,
+            file={"refs": job.file.refs(), "name": job.file.sfn, "display_name": job.file.lfn, "path": "/usb",
+                  "size": len(job.file.content), "m_timestamp": job.file.m_timestamp})
 
     def _job_command(self, raw_id: str, action: str | None) -> None:
         sim = self.simulator.sim

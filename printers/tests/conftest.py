@@ -13,6 +13,22 @@ def bambu_corpus(name: str) -> dict:
     return data
 
 
+# A real report of each simulated Bambu model (for the P1S: a P1P's, the same P1-series firmware).
+MODEL_REPORTS = {
+    "X1C": "hab_x1c_4ams_ams2pro_amsht_finish_pushall_getversion.json",
+    "P1S": "hab_p1p_ams_failed_pushall_getversion.json",
+    "A1": "hab_a1_amslite_idle_pushall_getversion.json",
+}
+
+
+def bambu_corpus_report(name: str) -> tuple[dict, dict]:
+    """(the `print` body, the get_version `info` body) of a corpus dump in ha-bambulab's envelope."""
+    data = corpus_json("printers", "bambu", name)
+    if "pushall" in data:
+        return data["pushall"]["print"], data.get("get_version", {}).get("info", {})
+    return data["push_all"], data.get("get_version", {})
+
+
 @pytest.fixture
 def signals_log():
     from printers.signals import job_finished, job_started

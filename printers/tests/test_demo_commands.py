@@ -39,9 +39,34 @@ def test_run_printers_stops_cleanly_on_sigterm(tmp_path):
     assert "stopped" in output
 
 
-def test_simulate_printers_without_the_corpus_says_where_to_point_it(settings, tmp_path):
-    from django.core.management import CommandError, call_command
+def test_simulate_printers_needs_no_corpus(settings, tmp_path):
+    """A user's clone has no test corpus: the simulated printers report from the project's own payload model."""
+    import io
+    import socket
+
+    from django.core.management import call_command
 
     settings.FABLAB_CORPUS = str(tmp_path / "nowhere")
-    with pytest.raises(CommandError, match="set FABLAB_CORPUS"):
-        call_command("simulate_printers", "--bambu", "1", "--seconds", "1")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = io.StringIO()
+    call_command("simulate_printers", "--bambu", "3", "--profiles", "X1C,P1S,A1", "--prusa", "1",
+                 "--prusa-port", str(port), "--port", "1", "--seconds", "1", "--tick", "0.2", stdout=out)
+    printed = out.getvalue()
+    assert "bambu X1C serial=00MSIM" in printed and "bambu P1S serial=01PSIM" in printed
+    assert "bambu A1 serial=039SIM" in printed and f"prusalink COREONE port={port}" in printed
+    assert "files=1" in printed and printed.rstrip().endswith("simulate_printers: stopped.")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--profiles", "H2D"], "Unknown Bambu model"),
+    (["--prusa-model", "XL"], "Unknown PrusaLink model"),
+    (["--fail-at-layer", "2", "--cancel-at-layer", "3"], "one of --fail-at-layer"),
+    (["--files", "/nonexistent/folder"], "no such folder"),
+])
+def test_simulate_printers_refuses_bad_options_with_a_message(options, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("simulate_printers", "--bambu", "1", "--seconds", "1", *options)

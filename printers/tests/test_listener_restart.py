@@ -17,7 +17,7 @@ from printers.choices import JobOutcome, PrinterState
 from printers.drivers.bambu.client import BambuConnection, StateEvent
 from printers.listener import Listener
 from printers.models import PrinterJob, StateTransition
-from printers.simulators.bambu import load_fixture
+from printers.tests.conftest import bambu_corpus_report
 from printers.tests.mqtt import ACCESS_CODE, SERIAL, live, make_sim, state_is, step_until
 from tests.conftest import ROOT
 
@@ -27,7 +27,7 @@ FINISH_TASK_ID = "715417865"
 
 def show_corpus_report(sim, name: str) -> None:
     """The simulated printer now reports exactly what a real one reported (it ran another job meanwhile)."""
-    body, _version = load_fixture(name)
+    body, _version = bambu_corpus_report(name)
     with sim._lock:
         sim.state = copy.deepcopy(body)
         sim.state.pop("sequence_id", None)

@@ -24,9 +24,10 @@ from printers.drivers.mqtt import MqttNetwork
 from printers.exceptions import ReportError
 from printers.listener import Listener
 from printers.models import PrinterLiveState, StateTransition
-from printers.simulators.bambu import PROFILES, BambuFleetSimulator, FakeBambuPrinter, load_fixture
+from printers.simulators.bambu import PROFILES, BambuFleetSimulator, FakeBambuPrinter
 from printers.simulators.broker import MosquittoBroker, free_port
 from printers.state import NormalisedState
+from printers.tests.conftest import MODEL_REPORTS, bambu_corpus_report
 
 CODE = "fleet123"
 
@@ -69,8 +70,8 @@ def test_report_tracker_gives_the_same_state_as_a_full_merge(profile):
 
 
 def test_keys_outside_the_normalise_inputs_do_not_change_the_state():
-    for profile in PROFILES.values():
-        body, _version = load_fixture(profile["fixture"])
+    for name in MODEL_REPORTS.values():
+        body, _version = bambu_corpus_report(name)
         for gcode_state in ("IDLE", "RUNNING", "PAUSE", "FAILED"):
             state = dict(copy.deepcopy(body), gcode_state=gcode_state)
             inputs_only = {key: value for key, value in state.items() if key in NORMALISE_INPUTS}
@@ -80,7 +81,7 @@ def test_keys_outside_the_normalise_inputs_do_not_change_the_state():
 
 def test_report_tracker_refuses_bad_telemetry_and_keeps_its_state():
     tracker = ReportTracker()
-    body, _version = load_fixture(PROFILES["A1"]["fixture"])
+    body, _version = bambu_corpus_report(MODEL_REPORTS["A1"])
     tracker.feed({"print": dict(body, command="push_status", msg=0)})
     before_state, before_print = tracker.state, copy.deepcopy(tracker.print)
     with pytest.raises(ReportError, match="nozzle_temper"):

@@ -63,16 +63,14 @@ class Command(BaseCommand):
 
         catalog_note = self._catalog(partner_org)
         inventory_note = self._inventory()
-        from printers.demo import load_demo_printers
-
-        load_demo_printers()
-        return raw_key, customer_org, partner_org, catalog_note, inventory_note
+        printers_note = self._printers()
+        return raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note
 
     def handle(self, *args, **options):
         # Load everything first; e-mails it triggers (low stock) are sent on commit, so the
         # credentials below are the last thing printed.
         with transaction.atomic():
-            raw_key, customer_org, partner_org, catalog_note, inventory_note = self._load()
+            raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note = self._load()
 
         rows = [
             ("Admin (staff, superuser)", "http://127.0.0.1:8000/admin/", ADMIN[1], ADMIN[2]),
@@ -89,7 +87,40 @@ class Command(BaseCommand):
         )
         self.stdout.write("  API docs: http://127.0.0.1:8000/api/v1/docs")
         self.stdout.write(f"  Catalog: {catalog_note}")
-        self.stdout.write(f"  Inventory: {inventory_note}\n")
+        self.stdout.write(f"  Inventory: {inventory_note}")
+        self.stdout.write(f"  Printers: {printers_note}\n")
+
+    def _printers(self) -> str:
+        """The demo printers, and the catalog's sample files for each on its simulated SD card or USB stick.
+
+        `serve --with-printers` runs the simulated printers with these files (`simulate_printers --files`);
+        until the print queue sends them files, they start these by themselves, one after the other.
+        """
+        from catalog.models import SlicedFile
+        from catalog.samples import build_file, sample_models
+        from printers.demo import demo_files_put, demo_printer_specs, load_demo_printers
+
+        printers = load_demo_printers()
+        # The sample files' printer (as the slicer names it) -> the model of the demo printer that prints them.
+        printed_on = {"Bambu Lab X1 Carbon": "X1C", "Bambu Lab A1": "A1", "COREONE": "Core One"}
+        files: dict[str, dict[str, bytes]] = {spec["model"]: {} for spec in demo_printer_specs()}
+        for sample in sample_models():
+            for variant in sample.variants:
+                version = variant.versions[-1]  # the current version, as the catalog has it
+                model = printed_on.get(version.job.printer.printer_model)
+                if model not in files or version.file_name in files[model]:
+                    continue
+                stored = SlicedFile.objects.filter(original_name=version.file_name).order_by("-created_at").first()
+                if stored is not None:
+                    with stored.file.open("rb") as handle:
+                        files[model][version.file_name] = handle.read()
+                else:
+                    files[model][version.file_name] = build_file(version).data
+        for model, model_files in files.items():
+            demo_files_put(model=model, files=model_files)
+        return (f"{len(printers)} simulated printers with {sum(len(f) for f in files.values())} sample files on "
+                "their storage; `manage.py serve --with-printers` runs them, fleet at "
+                "http://127.0.0.1:8000/admin/printers/printer/fleet/")
 
     def _inventory(self) -> str:
         """Filaments, spools, products and some history.

@@ -28,7 +28,8 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Address for runserver.")
         parser.add_argument(
             "--with-printers", action="store_true",
-            help="Also run simulated printers (2 Bambu on the local MQTT broker, 1 PrusaLink) and run_printers.",
+            help="Also run simulated printers (2 Bambu on the local MQTT broker, 1 PrusaLink) printing the demo's "
+                 "sample files, and run_printers.",
         )
 
     def handle(self, *args, addr: str, with_printers: bool = False, **options):
@@ -47,8 +48,14 @@ class Command(BaseCommand):
         # Printer processes are optional: if one stops (e.g. a port is taken), the rest keeps serving.
         optional = {}
         if with_printers:
+            from printers.demo import demo_files_dir
+
+            # The simulated printers print the sample files `manage.py demo` put on their storage, one after
+            # the other, until the print queue sends them files.
+            files = demo_files_dir()
             optional = {
-                "printer simulators": start("simulate_printers", "--bambu", "2", "--prusa", "1", "--auto-jobs"),
+                "printer simulators": start("simulate_printers", "--bambu", "2", "--prusa", "1", "--auto-jobs",
+                                            *(["--files", str(files)] if files.is_dir() else [])),
                 "printer listener": start("run_printers"),
             }
             if settings.HOME_ASSISTANT_MQTT_URL:
