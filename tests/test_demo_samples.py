@@ -7,7 +7,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from catalog.models import Model, ModelVariant, SlicedFile, SlicedFileThumbnail, VariantVersion
+from catalog.models import Model, ModelImage, ModelVariant, SlicedFile, SlicedFileThumbnail, VariantVersion
 from catalog.samples import build_file, sample_models
 from inventory.matching import match_slots
 from inventory.models import Product, ProductStock, Spool
@@ -32,6 +32,8 @@ def test_demo_loads_the_sample_catalog_without_the_corpus(tmp_path, settings):
     assert VariantVersion.objects.count() == sum(len(v.versions) for v in specs.values())
     assert SlicedFile.objects.filter(status="done").count() == SlicedFile.objects.count() == sample_file_count()
     assert SlicedFileThumbnail.objects.count() >= 2 * sample_file_count()
+    assert ModelImage.objects.count() == Model.objects.count()  # one picture per model
+    assert all(image.image.read(8) == b"\x89PNG\r\n\x1a\n" for image in ModelImage.objects.all())
 
     for variant in ModelVariant.objects.select_related("current_version__sliced_file", "model"):
         spec = specs[variant.sku]
@@ -68,10 +70,10 @@ def test_demo_loads_the_sample_catalog_without_the_corpus(tmp_path, settings):
     assert Product.objects.filter(kind="printed", variant__sku="KEY-S-ORANGE").exists()
 
     # Running it again changes nothing.
-    counts = (Model.objects.count(), ModelVariant.objects.count(), VariantVersion.objects.count(),
-              SlicedFile.objects.count(), SlicedFileThumbnail.objects.count(), Spool.objects.count(),
-              Product.objects.count(), sum(ProductStock.objects.values_list("quantity", flat=True)))
+    def counts():
+        rows = [Model, ModelImage, ModelVariant, VariantVersion, SlicedFile, SlicedFileThumbnail, Spool, Product]
+        return [table.objects.count() for table in rows] + [sum(ProductStock.objects.values_list("quantity", flat=True))]
+
+    before = counts()
     call_command("demo", stdout=io.StringIO())
-    assert counts == (Model.objects.count(), ModelVariant.objects.count(), VariantVersion.objects.count(),
-                      SlicedFile.objects.count(), SlicedFileThumbnail.objects.count(), Spool.objects.count(),
-                      Product.objects.count(), sum(ProductStock.objects.values_list("quantity", flat=True)))
+    assert counts() == before

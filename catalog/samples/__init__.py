@@ -25,7 +25,10 @@ from catalog.samples.library import (
     SampleVariant,
     SampleVersion,
     build_file,
+    model_picture,
     sample_models,
 )
 
-__all__ = ["SampleFile", "SampleModel", "SampleVariant", "SampleVersion", "build_file", "sample_models"]
+__all__ = [
+    "SampleFile", "SampleModel", "SampleVariant", "SampleVersion", "build_file", "model_picture", "sample_models",
+]

@@ -174,3 +174,11 @@ def build_file(version: SampleVersion) -> SampleFile:
     writers = {"gcode": prusa.write_gcode, "bgcode": prusa.write_bgcode, "3mf": bambu.write_3mf}
     data, stats = writers[version.format](version.job)
     return SampleFile(name=version.file_name, format=version.format, data=data, stats=stats)
+
+
+def model_picture(model: SampleModel, *, width: int = 640, height: int = 480) -> bytes:
+    """A PNG of the model as its first variant's newest file prints it, for the catalog's model images."""
+    from catalog.samples.engine import thumbnail_pngs
+
+    ((_width, _height, png),) = thumbnail_pngs(model.variants[0].versions[-1].job, [(width, height)])
+    return png

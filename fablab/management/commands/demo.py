@@ -225,7 +225,7 @@ class Command(BaseCommand):
 
         from catalog import services as catalog
         from catalog.models import Model, ModelVariant, VariantVersion
-        from catalog.samples import build_file, sample_models
+        from catalog.samples import build_file, model_picture, sample_models
 
         samples = sample_models()
         added = 0
@@ -235,6 +235,9 @@ class Command(BaseCommand):
                 name=sample.name, designer=designer, shared_with_partners=sample.shared, tags=sample.tags,
                 description=sample.description,
             )
+            if not model.images.exists():
+                catalog.model_image_create(model=model, caption=sample.name, image=ContentFile(
+                    model_picture(sample), name=f"{sample.variants[0].sku.lower()}.png"))
             for spec in sample.variants:
                 variant = ModelVariant.objects.filter(sku=spec.sku).first() or catalog.variant_create(
                     model=model, name=spec.name, sku=spec.sku, colour=spec.colour, material=spec.material,
