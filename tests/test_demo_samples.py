@@ -72,7 +72,8 @@ def test_demo_loads_the_sample_catalog_without_the_corpus(tmp_path, settings):
     # Running it again changes nothing.
     def counts():
         rows = [Model, ModelImage, ModelVariant, VariantVersion, SlicedFile, SlicedFileThumbnail, Spool, Product]
-        return [table.objects.count() for table in rows] + [sum(ProductStock.objects.values_list("quantity", flat=True))]
+        units = sum(ProductStock.objects.values_list("quantity", flat=True))
+        return [table.objects.count() for table in rows] + [units]
 
     before = counts()
     call_command("demo", stdout=io.StringIO())
