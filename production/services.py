@@ -19,9 +19,11 @@ after the file is made, with one variant; a refused upload leaves neither behind
 """
 
 import logging
+import re
 import secrets
 import tempfile
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.files import File
@@ -31,11 +33,16 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.models import ModelVariant, VariantVersion
 from fablab.exceptions import ApplicationError, Conflict, InvalidInput
 from fablab.states import check_transition
 from fablab.validation import validate
+from inventory import services as inventory_services
+from inventory.choices import LocationKind, MovementKind, ProductKind, ProductMovementKind, SourceType
+from inventory.matching import delta_e, match_slots, material_key, normalise_hex
+from inventory.models import Location, Product, Spool
 from printers import files as printer_files
 from printers.files import PrinterFile
 from printers.models import Printer
@@ -44,12 +51,22 @@ from production.choices import (
     ALLOWED_TRANSITIONS,
     IMPORT_PENDING,
     WAITING_STATUSES,
+    AttemptOutcome,
     ImportStatus,
     PrintJobStatus,
     Priority,
     Purpose,
+    SpoolSource,
 )
-from production.models import PrinterFileImport, PrintJob
+from production.models import (
+    PrintAttempt,
+    PrinterFileImport,
+    PrinterStation,
+    PrintJob,
+    SlotAllocation,
+    SpoolLoad,
+    UnknownPrint,
+)
 from production.selectors import print_job_queue, printer_file_importable
 
 logger = logging.getLogger(__name__)
@@ -392,3 +409,346 @@ def print_job_check_feasibility(*, job: PrintJob) -> feasibility.Feasibility:
     _store(job, result, timezone.now())
     job.feasible, job.feasibility_reasons = result.ok, result.reasons
     return result
+
+
+# --- the printer's word: a printer job starts and ends ------------------------------------------
+#
+# printers sends job_started / job_finished after it recorded them (production.receivers). A job the
+# printer started with a file dispatch sent is linked to that attempt; one started by hand with a file
+# of the catalog is adopted as an unplanned print job; anything else is an UnknownPrint for staff.
+# When it ends, the filament of each slot is booked on its spool (the whole plate for a completed print;
+# for a failed or cancelled one what layers 1..last reported layer extruded) and a completed print's
+# units go into the variant's product stock. Every booking carries an idempotency key made of the
+# printer job and the slot, and the attempt is locked while it is booked, so a replayed signal, a
+# restarted listener or two workers book once.
+
+FILE_SUFFIXES = (".gcode.3mf", ".bgcode", ".gcode", ".3mf")
+FINISHED_GOODS_LOCATION = "Finished goods"
+UNITS_PER_PLATE = 1  # the catalog does not record units per plate yet: one plate is one unit
+
+
+def _file_key(name: str) -> str:
+    """A file name as printers report it, compared without folders, case or a sliced-file suffix."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip().lower()
+    for suffix in FILE_SUFFIXES:
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def _booking_key(printer_job, what) -> str:
+    return f"production:printer-job:{printer_job.pk}:{what}"
+
+
+def _plate_grams(job: PrintJob) -> list[Decimal | None]:
+    """Grams per slot (slot 1 first) of one print of the job's plate, as the sliced file states them."""
+    fields = feasibility.plate_fields(job.version.sliced_file, job.plate)
+    values = fields.get("filament_used_g")
+    if not isinstance(values, list):
+        values = [values] if values is not None else []
+    return [feasibility._decimal(value) for value in values]
+
+
+def _plate_slots(job: PrintJob) -> list[tuple[int, str, str | None, Decimal]]:
+    """(slot, material, colour, grams) of each slot one print of the plate uses."""
+    fields = feasibility.plate_fields(job.version.sliced_file, job.plate)
+    types, colours = fields.get("filament_type"), fields.get("filament_colour")
+    slots = []
+    for index, grams in enumerate(_plate_grams(job)):
+        if grams is None or grams <= 0:
+            continue
+        material = feasibility._at(types, index)
+        slots.append((index + 1, str(material or "").strip(), normalise_hex(feasibility._at(colours, index)),
+                      grams.quantize(Decimal("0.001"))))
+    return slots
+
+
+def _matched_spool(material: str, colour: str | None, grams: Decimal) -> Spool | None:
+    """The spool of the best-matching filament in stock: the one with the least left that still has enough."""
+    matches = match_slots(materials=[material], colours=[colour], grams_needed=[grams])
+    best = matches[0].best if matches else None
+    if best is None:
+        return None
+    spools = list(Spool.objects.filter(filament=best.filament, archived_at__isnull=True, remaining_grams__gt=0)
+                  .order_by("remaining_grams", "id"))
+    enough = [spool for spool in spools if spool.remaining_grams >= grams]
+    return (enough or spools[::-1] or [None])[0]
+
+
+def _loaded_spool(printer_id: int, tray: int | None, material: str, colour: str | None) -> Spool | None:
+    """The spool staff loaded into `tray`; for an unknown tray, the loaded spool that fits the slot best."""
+    loads = SpoolLoad.objects.filter(printer_id=printer_id).select_related("spool__filament")
+    if tray is not None:
+        load = loads.filter(tray=tray).first()
+        return load.spool if load is not None else None
+    fitting = []
+    for load in loads:
+        filament = load.spool.filament
+        if material and material_key(filament.material) != material_key(material):
+            continue
+        difference = 0.0
+        if colour is not None:
+            difference = min((delta_e(colour, c) for c in filament.colours if normalise_hex(c)), default=99.0)
+            if difference > settings.INVENTORY_COLOUR_TOLERANCE:
+                continue
+        fitting.append((difference, load.tray, load.spool))
+    return min(fitting, key=lambda item: item[:2])[2] if fitting else None
+
+
+def _allocate(attempt: PrintAttempt, trays: dict[int, int] | None = None) -> None:
+    """Slot allocations of an attempt that has none: the spool loaded in the slot's tray, else the best match."""
+    if attempt.slots.exists():
+        return
+    rows = []
+    for slot, material, colour, grams in _plate_slots(attempt.job):
+        tray = (trays or {}).get(slot)
+        spool = _loaded_spool(attempt.printer_id, tray, material, colour) if attempt.printer_id else None
+        source = SpoolSource.LOADED
+        if spool is None:
+            spool, source = _matched_spool(material, colour, grams), SpoolSource.MATCHED
+        rows.append(SlotAllocation(attempt=attempt, slot=slot, tray=tray, spool=spool, grams_planned=grams,
+                                   spool_source=source if spool is not None else ""))
+    SlotAllocation.objects.bulk_create(rows)
+
+
+def _station_for_update(printer_id: int) -> PrinterStation:
+    PrinterStation.objects.get_or_create(printer_id=printer_id)
+    return PrinterStation.objects.select_for_update().get(printer_id=printer_id)
+
+
+def _catalog_version_for(file_name: str) -> VariantVersion | None:
+    key = _file_key(file_name)
+    if not key:
+        return None
+    names = [key + suffix for suffix in FILE_SUFFIXES]
+    candidates = VariantVersion.objects.filter(
+        sliced_file__original_name__iregex=r"^(" + "|".join(re.escape(n) for n in names) + r")$",
+        sliced_file__sliced=True,
+    ).select_related("sliced_file", "variant").order_by("-created_at", "-id")
+    return candidates.first()
+
+
+@transaction.atomic
+def printer_job_started(*, printer_job) -> PrintAttempt | UnknownPrint:
+    """A printer began `printer_job` (printers.PrinterJob): link it to the attempt dispatch sent, adopt a
+    catalog file started by hand as an unplanned print job, or record an unknown print. Safe to repeat."""
+    linked = PrintAttempt.objects.select_for_update().filter(printer_job=printer_job).first()
+    if linked is not None:
+        return linked
+    unknown = UnknownPrint.objects.filter(printer_job=printer_job).first()
+    if unknown is not None:
+        return unknown
+    station = _station_for_update(printer_job.printer_id)  # one start per printer at a time
+    linked = PrintAttempt.objects.filter(printer_job=printer_job).first()  # a twin won the lock
+    if linked is not None:
+        return linked
+    key = _file_key(printer_job.file_name)
+    waiting = [attempt for attempt in PrintAttempt.objects.select_for_update().filter(
+        printer_id=printer_job.printer_id, printer_job__isnull=True, outcome=AttemptOutcome.RUNNING,
+        job__status=PrintJobStatus.SENT).select_related("job").order_by("-id")
+        if key and _file_key(attempt.file_name) == key]
+    started_at = printer_job.started_at or timezone.now()
+    if waiting:
+        attempt = waiting[0]
+        attempt.printer_job, attempt.started_at = printer_job, started_at
+        attempt.save(update_fields=["printer_job", "started_at"])
+        print_job_transition(job=attempt.job, status=PrintJobStatus.PRINTING)
+        _allocate(attempt)
+        logger.info("Printer job %s is attempt %s of print job %s.", printer_job.pk, attempt.number, attempt.job_id)
+    else:
+        version = _catalog_version_for(printer_job.file_name)
+        if version is None:
+            unknown = UnknownPrint.objects.create(printer_id=printer_job.printer_id, printer_job=printer_job,
+                                                  file_name=printer_job.file_name[:255])
+            logger.info("Printer job %s (%s) is an unknown print.", printer_job.pk, printer_job.file_name)
+            station.plate_clear = False
+            station.save(update_fields=["plate_clear", "updated_at"])
+            return unknown
+        job = PrintJob(version=version, copies=1, status=PrintJobStatus.PRINTING, printer_id=printer_job.printer_id,
+                       started_at=started_at, unplanned=True, position=0,
+                       notes=_("Started at the printer by hand: %(file)s") % {"file": printer_job.file_name[:200]})
+        validate(job)
+        job.save()
+        attempt = PrintAttempt.objects.create(job=job, number=1, printer_id=printer_job.printer_id,
+                                              printer_job=printer_job, started_at=started_at,
+                                              file_name=printer_job.file_name[:255])
+        _allocate(attempt)
+        logger.info("Printer job %s adopted as unplanned print job %s.", printer_job.pk, job.pk)
+    # A job started by hand means the operator cleared the plate; either way it is now in use.
+    station.plate_clear = False
+    station.save(update_fields=["plate_clear", "updated_at"])
+    return attempt
+
+
+def _extruded(attempt: PrintAttempt, printer_job, outcome: str) -> dict[int, Decimal]:
+    """Grams per slot the attempt used: the whole plate when it completed, else through its last layer."""
+    job = attempt.job
+    whole = {slot: grams for slot, _m, _c, grams in _plate_slots(job)}
+    if outcome == AttemptOutcome.COMPLETED:
+        return whole
+    sliced_file = job.version.sliced_file
+    layers = catalog_selectors.sliced_file_layer_count(sliced_file=sliced_file, plate=job.plate)
+    if layers and printer_job.last_layer is not None:
+        through = catalog_selectors.sliced_file_extruded_through_layer(
+            sliced_file=sliced_file, plate=job.plate, layer=min(int(printer_job.last_layer), layers))
+        return {index + 1: Decimal(str(grams)).quantize(Decimal("0.001"))
+                for index, grams in enumerate(through) if index + 1 in whole or grams > 0}
+    share = Decimal(str(max(0.0, min(100.0, printer_job.progress_reached or 0.0)))) / 100
+    return {slot: (grams * share).quantize(Decimal("0.001")) for slot, grams in whole.items()}
+
+
+def _book_filament(attempt: PrintAttempt, printer_job, outcome: str) -> None:
+    used = _extruded(attempt, printer_job, outcome)
+    kind = MovementKind.USED if outcome == AttemptOutcome.COMPLETED else MovementKind.FAILED_PRINT
+    problems = []
+    for allocation in SlotAllocation.objects.select_for_update().filter(attempt=attempt).select_related("spool"):
+        grams = used.get(allocation.slot, Decimal("0"))
+        if allocation.grams_booked is not None:
+            continue
+        if grams.quantize(Decimal("0.01")) <= 0:
+            allocation.grams_booked = Decimal("0")
+            allocation.save(update_fields=["grams_booked"])
+            continue
+        if allocation.spool is None:
+            problems.append(_("slot %(slot)s: no spool in stock fits; choose one on the job")
+                            % {"slot": allocation.slot})
+            continue
+        try:
+            with transaction.atomic():
+                inventory_services.spool_use(
+                    spool=allocation.spool, grams_used=grams, kind=kind,
+                    idempotency_key=_booking_key(printer_job, f"slot:{allocation.slot}"),
+                    reason=_("Print job #%(job)s, slot %(slot)s") % {"job": attempt.job_id, "slot": allocation.slot},
+                    source_type=SourceType.PRINT_JOB, source_id=str(attempt.job_id))
+        except ApplicationError as exc:
+            problems.append(_("slot %(slot)s: %(error)s") % {"slot": allocation.slot, "error": exc.message})
+            continue
+        allocation.grams_booked = grams
+        allocation.save(update_fields=["grams_booked"])
+    if problems:
+        attempt.reason = ("; ".join(str(p) for p in problems))[:300]
+
+
+def _finished_goods() -> Location:
+    location = Location.objects.filter(parent__isnull=True, name=FINISHED_GOODS_LOCATION).first()
+    if location is None:
+        location = inventory_services.location_create(name=FINISHED_GOODS_LOCATION, kind=LocationKind.SHELF)
+    return location
+
+
+def _product_for(variant) -> Product:
+    product = Product.objects.filter(variant=variant, kind=ProductKind.PRINTED).order_by("id").first()
+    if product is not None:
+        return product
+    sku = variant.sku if not Product.objects.filter(sku=variant.sku).exists() else f"{variant.sku}-P{variant.pk}"
+    return inventory_services.product_create(sku=sku, name=str(variant)[:200], kind=ProductKind.PRINTED,
+                                             variant=variant)
+
+
+def _book_units(attempt: PrintAttempt, printer_job) -> None:
+    variant = attempt.job.version.variant
+    with transaction.atomic():
+        product = _product_for(variant)
+        inventory_services.product_stock_book(
+            product=product, location=_finished_goods(), kind=ProductMovementKind.PRODUCED,
+            quantity=UNITS_PER_PLATE, idempotency_key=_booking_key(printer_job, "units"),
+            reason=_("Print job #%(job)s") % {"job": attempt.job_id}, source_type=SourceType.PRINT_JOB,
+            source_id=str(attempt.job_id))
+
+
+_JOB_END = {AttemptOutcome.COMPLETED: PrintJobStatus.COMPLETED, AttemptOutcome.FAILED: PrintJobStatus.FAILED,
+            AttemptOutcome.CANCELLED: PrintJobStatus.CANCELLED}
+
+
+@transaction.atomic
+def printer_job_finished(*, printer_job, outcome: str) -> PrintAttempt | UnknownPrint:
+    """A printer job ended with `outcome` (completed, failed, cancelled): book what it used, once.
+
+    Completed: each slot's grams of the plate on its spool and the printed units into the variant's
+    product stock. Failed or cancelled: the grams layers 1..the last reported layer extruded (progress ×
+    grams for a file without layers), no units. The plate then waits to be cleared. Safe to repeat.
+    """
+    if outcome not in _JOB_END:
+        raise InvalidInput(_("A printer job ends completed, failed or cancelled, not %(outcome)r.")
+                           % {"outcome": outcome})
+    started = printer_job_started(printer_job=printer_job)  # a start nobody reported (or replayed) first
+    if isinstance(started, UnknownPrint):
+        UnknownPrint.objects.filter(pk=started.pk).update(outcome=outcome)
+        started.outcome = outcome
+        return started
+    attempt = PrintAttempt.objects.select_for_update().select_related("job__version__sliced_file",
+                                                                      "job__version__variant").get(pk=started.pk)
+    if attempt.booked_at is not None:
+        return attempt
+    _book_filament(attempt, printer_job, outcome)
+    if outcome == AttemptOutcome.COMPLETED:
+        _book_units(attempt, printer_job)
+    attempt.outcome, attempt.booked_at = outcome, timezone.now()
+    attempt.finished_at = printer_job.ended_at or attempt.booked_at
+    attempt.save(update_fields=["outcome", "booked_at", "finished_at", "reason"])
+    job = attempt.job
+    if job.status == PrintJobStatus.SENT:
+        job = print_job_transition(job=job, status=PrintJobStatus.PRINTING)
+    if job.status == PrintJobStatus.PRINTING:
+        print_job_transition(job=job, status=_JOB_END[outcome], reason=printer_job.end_reason)
+    station = _station_for_update(printer_job.printer_id)
+    station.plate_clear = False
+    station.save(update_fields=["plate_clear", "updated_at"])
+    logger.info("Print job %s attempt %s ended %s; filament booked.", job.pk, attempt.number, outcome)
+    return attempt
+
+
+@transaction.atomic
+def spool_load(*, printer, tray: int, spool: Spool, by=None) -> SpoolLoad:
+    """Staff put `spool` into slot `tray` of `printer`; a spool is in one place at a time."""
+    if isinstance(tray, bool) or not isinstance(tray, int) or not 0 <= tray <= 255:
+        raise InvalidInput(_("A printer slot is a number from 0 to 255 (Bambu: AMS unit × 4 + tray, 254 the "
+                             "external spool)."))
+    if spool.archived_at is not None:
+        raise Conflict(_("Spool %(code)s is archived.") % {"code": spool.code})
+    SpoolLoad.objects.filter(spool=spool).exclude(printer=printer, tray=tray).delete()
+    load, _created = SpoolLoad.objects.update_or_create(printer=printer, tray=tray,
+                                                        defaults={"spool": spool, "loaded_by": by})
+    return load
+
+
+def spool_unload(*, load: SpoolLoad) -> None:
+    SpoolLoad.objects.filter(pk=load.pk).delete()
+
+
+@transaction.atomic
+def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None) -> SlotAllocation:
+    """Say which spool really fed a slot; grams already booked move from the old spool to `spool`."""
+    locked = SlotAllocation.objects.select_for_update().select_related("spool", "attempt__printer_job").get(
+        pk=allocation.pk)
+    if locked.spool_id == spool.pk:
+        return locked
+    if spool.archived_at is not None:
+        raise Conflict(_("Spool %(code)s is archived.") % {"code": spool.code})
+    grams = locked.grams_booked or Decimal("0")
+    if grams > 0 and locked.spool is not None:
+        step = f"production:allocation:{locked.pk}:from:{locked.spool_id}:to:{spool.pk}:{timezone.now().timestamp()}"
+        reason = _("Print job #%(job)s slot %(slot)s was fed by spool %(code)s") % {
+            "job": locked.attempt.job_id, "slot": locked.slot, "code": spool.code}
+        inventory_services.spool_credit(spool=locked.spool, grams_returned=grams, idempotency_key=step + ":back",
+                                        reason=reason, source_type=SourceType.PRINT_JOB,
+                                        source_id=str(locked.attempt.job_id), by=by)
+        kind = MovementKind.USED if locked.attempt.outcome == AttemptOutcome.COMPLETED else MovementKind.FAILED_PRINT
+        inventory_services.spool_use(spool=spool, grams_used=grams, kind=kind, idempotency_key=step + ":use",
+                                     reason=reason, source_type=SourceType.PRINT_JOB,
+                                     source_id=str(locked.attempt.job_id), by=by)
+    elif locked.grams_booked is None and locked.attempt.booked_at is not None and locked.attempt.printer_job:
+        # The print ended while no spool fitted this slot: book its grams now, once, on the chosen spool.
+        attempt, printer_job = locked.attempt, locked.attempt.printer_job
+        grams = _extruded(attempt, printer_job, attempt.outcome).get(locked.slot, Decimal("0"))
+        if grams.quantize(Decimal("0.01")) > 0:
+            kind = MovementKind.USED if attempt.outcome == AttemptOutcome.COMPLETED else MovementKind.FAILED_PRINT
+            inventory_services.spool_use(
+                spool=spool, grams_used=grams, kind=kind, idempotency_key=_booking_key(printer_job,
+                                                                                       f"slot:{locked.slot}"),
+                reason=_("Print job #%(job)s, slot %(slot)s") % {"job": attempt.job_id, "slot": locked.slot},
+                source_type=SourceType.PRINT_JOB, source_id=str(attempt.job_id), by=by)
+        locked.grams_booked = grams
+    locked.spool, locked.spool_source = spool, SpoolSource.CORRECTED
+    locked.save(update_fields=["spool", "spool_source", "grams_booked"])
+    return locked
