@@ -22,6 +22,7 @@ import logging
 import re
 import secrets
 import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -44,6 +45,8 @@ from inventory.choices import LocationKind, MovementKind, ProductKind, ProductMo
 from inventory.matching import delta_e, match_slots, material_key, normalise_hex
 from inventory.models import Location, Product, Spool
 from printers import files as printer_files
+from printers import selectors as printer_selectors
+from printers import services as printer_services
 from printers.files import PrinterFile
 from printers.models import Printer
 from production import feasibility
@@ -752,3 +755,233 @@ def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None
     locked.spool, locked.spool_source = spool, SpoolSource.CORRECTED
     locked.save(update_fields=["spool", "spool_source", "grams_booked"])
     return locked
+
+
+# --- dispatch: a queued job goes to a fitting printer --------------------------------------------
+#
+# A printer can take a job when it is active, online, idle (or its last job ended), its plate is
+# cleared, its driver can receive and start the file, it passes feasibility's printer checks, and
+# every filament slot of the plate finds a loaded tray of the same material, a close colour and
+# enough grams left (a spool staff loaded there, else what the printer reports in its AMS). Among
+# those: exact colours first, then the fewest grams left on the trays it would use (to finish
+# spools). The claim is one conditional UPDATE of the job's status, so two dispatchers never send
+# one job twice; the printer is claimed the same way, through its station's plate.
+
+DISPATCH_IDLE_STATES = frozenset({"idle", "finished", "cancelled", "failed"})
+ASSUMED_SPOOL_GRAMS = Decimal("1000")  # what a full AMS spool holds when only its percentage is known
+
+
+@dataclass
+class Tray:
+    tray: int
+    material: str
+    colour: str | None
+    grams: Decimal | None  # None: unknown
+
+
+@dataclass
+class Placement:
+    printer: Printer
+    trays: dict[int, int]  # file slot -> printer tray
+    exact: bool
+    grams_left: Decimal
+
+    @property
+    def rank(self) -> tuple:
+        return (not self.exact, self.grams_left, self.printer.pk)
+
+
+def _loaded_trays(printer: Printer) -> list[Tray]:
+    trays: dict[int, Tray] = {}
+    live = getattr(printer, "live", None)
+    for entry in (live.filament_slots if live is not None else None) or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("slot"), int):
+            continue
+        percent = entry.get("remaining_percent")
+        grams = (ASSUMED_SPOOL_GRAMS * Decimal(str(percent)) / 100) if isinstance(percent, int | float) else None
+        trays[entry["slot"]] = Tray(entry["slot"], str(entry.get("type") or ""), normalise_hex(entry.get("colour")),
+                                    grams)
+    for load in SpoolLoad.objects.filter(printer=printer).select_related("spool__filament"):
+        filament = load.spool.filament
+        trays[load.tray] = Tray(load.tray, filament.material, normalise_hex(filament.colour_hex),
+                                load.spool.remaining_grams)
+    return list(trays.values())
+
+
+def _placement(printer: Printer, job: PrintJob) -> Placement | None:
+    """Where each slot of the job's plate would be fed from on `printer`; None when a slot finds no tray."""
+    trays = _loaded_trays(printer)
+    chosen, exact, left = {}, True, Decimal("0")
+    for slot, material, colour, grams in _plate_slots(job):
+        fitting = []
+        for tray in trays:
+            if material and material_key(tray.material) != material_key(material):
+                continue
+            # A tray that reports no colour (an unnamed external spool) is taken on its material alone.
+            if colour is not None and tray.colour is not None \
+                    and delta_e(colour, tray.colour) > settings.INVENTORY_COLOUR_TOLERANCE:
+                continue
+            if tray.grams is not None and tray.grams < grams:
+                continue
+            fitting.append((colour is not None and tray.colour == colour, tray))
+        if not fitting:
+            return None
+        is_exact, tray = min(fitting, key=lambda item: (not item[0], item[1].grams if item[1].grams is not None
+                                                        else ASSUMED_SPOOL_GRAMS, item[1].tray))
+        chosen[slot] = tray.tray
+        exact = exact and is_exact
+        left += tray.grams if tray.grams is not None else ASSUMED_SPOOL_GRAMS
+    return Placement(printer=printer, trays=chosen, exact=exact, grams_left=left)
+
+
+def _free_printers(printer: Printer | None = None, *, auto_only: bool = False) -> list[Printer]:
+    printers = Printer.objects.filter(is_active=True, live__online=True, live__state__in=DISPATCH_IDLE_STATES) \
+        .select_related("live")
+    if printer is not None:
+        printers = printers.filter(pk=printer.pk)
+    if auto_only:
+        printers = printers.filter(station__auto_dispatch=True)
+    busy = PrintAttempt.objects.filter(outcome=AttemptOutcome.RUNNING, printer__isnull=False).values("printer")
+    cleared = [p for p in printers.exclude(pk__in=busy)
+               if PrinterStation.objects.filter(printer=p, plate_clear=False).exists() is False]
+    return cleared
+
+
+def _placements(job: PrintJob, printers: list[Printer]) -> list[Placement]:
+    needs = feasibility.job_needs(job)
+    if not needs.readable:
+        return []
+    name = job.version.sliced_file.original_name
+    found = []
+    for printer in printers:
+        if not printer_selectors.printer_takes_file(printer=printer, name=name):
+            continue
+        if feasibility.PrinterBook.refusal(printer, needs) is not None:
+            continue
+        placement = _placement(printer, job)
+        if placement is not None:
+            found.append(placement)
+    return sorted(found, key=lambda p: p.rank)
+
+
+def _claim(job: PrintJob, placement: Placement) -> PrintAttempt | None:
+    """Take the job and the printer for this dispatch, or None when another dispatcher took either first."""
+    printer = placement.printer
+    with transaction.atomic():
+        PrinterStation.objects.get_or_create(printer=printer)
+        taken = PrinterStation.objects.filter(printer=printer, plate_clear=True).update(plate_clear=False)
+        if not taken:
+            return None
+        claimed = PrintJob.objects.filter(pk=job.pk, status=PrintJobStatus.QUEUED).update(
+            status=PrintJobStatus.ASSIGNED, printer=printer, updated_at=timezone.now())
+        if not claimed:
+            transaction.set_rollback(True)
+            return None
+        number = (PrintAttempt.objects.filter(job=job).aggregate(last=Max("number"))["last"] or 0) + 1
+        attempt = PrintAttempt.objects.create(job=job, number=number, printer=printer,
+                                              file_name=job.version.sliced_file.original_name[:255])
+        attempt.job = PrintJob.objects.select_related("version__sliced_file", "version__variant").get(pk=job.pk)
+        _allocate(attempt, placement.trays)
+    return attempt
+
+
+def _send(attempt: PrintAttempt, placement: Placement) -> PrintJob:
+    job, printer = attempt.job, placement.printer
+    sliced_file = job.version.sliced_file
+    try:
+        with sliced_file.file.open("rb") as source:
+            entry = printer_services.printer_file_upload(printer=printer, name=sliced_file.original_name,
+                                                         source=source, size=sliced_file.size_bytes)
+        mapping = None
+        if printer_selectors.printer_maps_filament(printer=printer):
+            count = max([slot for slot, *_rest in _plate_slots(job)] + [len(_plate_grams(job))] + [0])
+            mapping = [placement.trays.get(slot, -1) for slot in range(1, count + 1)]
+        printer_services.printer_start_file(printer=printer, path=entry.path, plate=job.plate,
+                                            filament_mapping=mapping,
+                                            idempotency_key=f"production:attempt:{attempt.pk}")
+    except Exception as exc:
+        message = exc.message if isinstance(exc, ApplicationError) else _("the transfer failed unexpectedly")
+        if not isinstance(exc, ApplicationError):
+            logger.exception("Sending print job %s to printer %s failed.", job.pk, printer.pk)
+        with transaction.atomic():
+            PrintAttempt.objects.filter(pk=attempt.pk).update(
+                outcome=AttemptOutcome.FAILED, finished_at=timezone.now(),
+                reason=(_("Not sent: %(error)s") % {"error": message})[:300])
+            PrinterStation.objects.filter(printer=printer).update(plate_clear=True)
+            print_job_transition(job=job, status=PrintJobStatus.QUEUED, reason=str(message))
+        raise
+    job = print_job_transition(job=job, status=PrintJobStatus.SENT)
+    logger.info("Print job %s sent to printer %s as attempt %s.", job.pk, printer.pk, attempt.number)
+    return job
+
+
+def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None = None,
+                       auto_only: bool = False) -> PrintJob | None:
+    """Send one queued job to a printer that can take it; returns the job sent, None when nothing fits.
+
+    `job`: send this job (staff's "send now"); else the first job of the queue that fits a free printer.
+    `printer`: only this printer (staff's "send to printer…", or a printer that just became free).
+    `auto_only`: only printers with automatic dispatch on (the schedule). A chosen job that no printer can
+    take now is refused with a Conflict that says why; a printer that refuses the file puts the job back.
+    """
+    printers = _free_printers(printer, auto_only=auto_only)
+    if job is not None:
+        job = PrintJob.objects.select_related("version__sliced_file", "version__variant").get(pk=job.pk)
+        if job.status not in WAITING_STATUSES:
+            raise Conflict(_("Only a queued job can be sent; this one is %(status)s.")
+                           % {"status": job.get_status_display()})
+        if not printers:
+            raise Conflict(_("No printer is free: it must be online, idle and have its plate cleared."))
+        placements = _placements(job, printers)
+        if not placements:
+            raise Conflict(_("No free printer can take job #%(job)s: none has the file's filaments loaded with "
+                             "enough left, or none fits the file.") % {"job": job.pk})
+        candidates = [(job, placements)]
+    else:
+        if not printers:
+            return None
+        candidates = ((queued, None) for queued in print_job_queue().filter(feasible=True)
+                      .select_related("version__sliced_file", "version__variant"))
+    for queued, placements in candidates:
+        for placement in placements if placements is not None else _placements(queued, printers):
+            attempt = _claim(queued, placement)
+            if attempt is not None:
+                sent = _send(attempt, placement)
+                print_jobs_recheck()
+                return sent
+        if job is not None:
+            raise Conflict(_("Job #%(job)s was taken by another dispatcher or its printer is no longer free.")
+                           % {"job": queued.pk})
+    return None
+
+
+def print_jobs_dispatch_auto() -> int:
+    """Fill every free printer with automatic dispatch on from the queue; returns how many jobs were sent."""
+    sent = 0
+    for _round in range(Printer.objects.count()):
+        try:
+            job = print_job_dispatch(auto_only=True)
+        except ApplicationError as exc:
+            logger.warning("Automatic dispatch stopped: %s", exc.message)
+            break
+        if job is None:
+            break
+        sent += 1
+    return sent
+
+
+def printer_plate_cleared(*, printer: Printer) -> PrinterStation:
+    """An operator confirms the printer's plate is empty: it may take the next job."""
+    with transaction.atomic():
+        station = _station_for_update(printer.pk)
+        station.plate_clear = True
+        station.save(update_fields=["plate_clear", "updated_at"])
+    return station
+
+
+def printer_station_set_auto(*, printer: Printer, auto_dispatch: bool) -> PrinterStation:
+    with transaction.atomic():
+        station = _station_for_update(printer.pk)
+        station.auto_dispatch = bool(auto_dispatch)
+        station.save(update_fields=["auto_dispatch", "updated_at"])
+    return station
