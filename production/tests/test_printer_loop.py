@@ -208,3 +208,33 @@ def test_loading_a_spool_moves_it_out_of_its_previous_slot_and_refuses_bad_slots
     from fablab.exceptions import InvalidInput
     with pytest.raises(InvalidInput):
         services.spool_load(printer=printer, tray=300, spool=fed)
+
+
+def test_the_job_page_the_api_and_the_station_show_what_the_printer_did(signals, operator_client):
+    from django.urls import reverse
+
+    from fablab.choices import ApiKeyScope, OrganizationKind
+    from fablab.tests.factories import OrganizationFactory, make_api_key
+    from fablab.tests.helpers import ApiClient
+
+    printer = PrinterFactory()
+    fed = _petg()
+    services.spool_load(printer=printer, tray=0, spool=fed)
+    lab = OrganizationFactory(kind=OrganizationKind.LAB)
+    attempt = _sent(_version(layers=LAYERS), printer, "bracket.gcode")
+    PrintJob.objects.filter(pk=attempt.job_id).update(organization=lab)
+    signals(printer, PrinterState.IDLE)
+    signals(printer, PrinterState.PRINTING, job_key="21", current_file="bracket.gcode", layer=2, progress_percent=9.0)
+    signals(printer, PrinterState.FAILED, job_key="21", current_file="bracket.gcode", progress_percent=30.0)
+    page = operator_client.get(reverse("admin:production_printjob_change", args=[attempt.job_id]))
+    assert page.status_code == 200 and fed.code in page.content.decode() and "3.125" in page.content.decode()
+    _key, raw = make_api_key(lab, scope=ApiKeyScope.READ)
+    body = ApiClient(raw).get(f"/api/v1/production/jobs/{attempt.job_id}").json()
+    assert body["printer_id"] == printer.pk and body["attempts"] == 1 and body["filament_booked_g"] == [3.125]
+    assert body["status"] == "failed" and body["started_at"] and body["finished_at"]
+    station = PrinterStation.objects.get(printer=printer)
+    response = operator_client.post(reverse("admin:production_printerstation_changelist"),
+                                    {"action": "plate_cleared", "_selected_action": [station.pk]})
+    assert response.status_code == 302
+    station.refresh_from_db()
+    assert station.plate_clear is True
