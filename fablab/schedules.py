@@ -39,6 +39,12 @@ class ScheduleSpec:
 
 SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec(
+        name=f"{PREFIX}dispatch-print-queue",
+        func="production.tasks.dispatch_queue",
+        schedule_type=Schedule.MINUTES,
+        minutes=1,
+    ),
+    ScheduleSpec(
         name=f"{PREFIX}purge-expired-scans",
         func="reconstruction.tasks.purge_expired_scans",
         schedule_type=Schedule.DAILY,

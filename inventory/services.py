@@ -223,6 +223,20 @@ def spool_use(*, spool: Spool, grams_used, idempotency_key: str, kind: str = Mov
                    reason=reason, source_type=source_type, source_id=source_id, by=by)
 
 
+def spool_credit(*, spool: Spool, grams_returned, idempotency_key: str, reason: str,
+                 source_type: str = SourceType.USER, source_id: str = "", by=None) -> Movement:
+    """Give grams back to a spool that an earlier booking took them from by mistake (an adjustment).
+
+    Used when staff correct which spool fed a print: the grams go back here and onto the right spool.
+    """
+    amount = grams(grams_returned, field=_("returned grams"))
+    if not (reason or "").strip():
+        raise InvalidInput(_("Say why the grams go back to the spool."))
+    return _change(spool=spool, kind=MovementKind.ADJUSTED, idempotency_key=idempotency_key,
+                   delta_for=lambda s: amount, reason=reason.strip(), source_type=source_type,
+                   source_id=source_id, by=by)
+
+
 def spool_weigh(*, spool: Spool, gross_grams, idempotency_key: str, by=None,
                 source_type: str = SourceType.USER, source_id: str = "") -> Movement:
     """The spool was put on a scale: book the difference between the scale and the ledger."""

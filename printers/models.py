@@ -27,6 +27,10 @@ class Printer(TimeStampedModel):
         _("port"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)],
         help_text=_("Empty: the driver's default (8883 for Bambu MQTT, 80 for PrusaLink)."),
     )
+    files_port = models.PositiveIntegerField(
+        _("file transfer port"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text=_("Bambu only: the printer's FTPS port. Empty: 990, as every Bambu printer uses."),
+    )
     auth_method = models.CharField(
         _("authentication"), max_length=16, choices=AuthMethod.choices, default=AuthMethod.DIGEST,
         help_text=_("PrusaLink only: digest with the user 'maker' and the password, or the X-Api-Key header with "
@@ -181,6 +185,10 @@ class PrinterJob(models.Model):
         _("outcome"), max_length=16, choices=JobOutcome.choices, default=JobOutcome.RUNNING, db_index=True
     )
     progress_reached = models.FloatField(_("progress reached (%)"), default=0)
+    last_layer = models.PositiveIntegerField(
+        _("last layer reported"), null=True, blank=True,
+        help_text=_("The highest layer the printer reported for this job; empty when it reports no layers."),
+    )
     duration_seconds = models.PositiveIntegerField(_("duration (s)"), null=True, blank=True)
     observed_start = models.BooleanField(
         _("start observed"), default=True,

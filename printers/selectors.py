@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from fablab.exceptions import NotFound
 from printers.choices import ACTIVE_STATES, JobOutcome, PrinterState
 from printers.drivers import registry
-from printers.drivers.base import ConnectionMode
+from printers.drivers.base import Capability, ConnectionMode
 from printers.models import (
     Printer,
     PrinterCommand,
@@ -176,3 +176,17 @@ def printers_for_publishing(*, changed_since: datetime | None = None) -> QuerySe
     if changed_since is not None:
         qs = qs.filter(Q(live__updated_at__gt=changed_since) | Q(updated_at__gt=changed_since))
     return qs
+
+
+def printer_takes_file(*, printer: Printer, name: str) -> bool:
+    """Whether the printer's driver can receive and start a file of this name through the app."""
+    driver = registry.find(printer.driver)
+    if driver is None or not driver.can(Capability.FILE_UPLOAD) or not driver.can(Capability.START_FILE):
+        return False
+    return not driver.upload_suffixes or (name or "").lower().endswith(driver.upload_suffixes)
+
+
+def printer_maps_filament(*, printer: Printer) -> bool:
+    """Whether a start of a file on this printer takes a filament slot mapping (Bambu's AMS mapping)."""
+    driver = registry.find(printer.driver)
+    return driver is not None and driver.can(Capability.FILAMENT_MAPPING)

@@ -142,7 +142,8 @@ def _job_transition(job: PrinterJob, outcome: str) -> None:
     job.outcome = outcome
 
 
-def _close_job(job: PrinterJob, *, outcome: str, at: datetime, reason: str, progress: float | None) -> None:
+def _close_job(job: PrinterJob, *, outcome: str, at: datetime, reason: str, progress: float | None,
+               layer: int | None = None) -> None:
     """End a job in memory (saved by the caller); job_finished is sent once the transaction commits."""
     _job_transition(job, outcome)
     job.ended_at = max(at, job.started_at)
@@ -151,6 +152,8 @@ def _close_job(job: PrinterJob, *, outcome: str, at: datetime, reason: str, prog
         job.progress_reached = 100.0
     elif progress is not None:
         job.progress_reached = max(job.progress_reached, progress)
+    if layer is not None:
+        job.last_layer = max(job.last_layer or 0, layer)
     job.end_reason = reason[:300]
     transaction.on_commit(lambda: job_finished.send(sender=PrinterJob, job=job, printer=job.printer, outcome=outcome))
 
@@ -158,7 +161,8 @@ def _close_job(job: PrinterJob, *, outcome: str, at: datetime, reason: str, prog
 def _new_job(printer: Printer, state: NormalisedState, *, at: datetime, adopted: bool) -> PrinterJob:
     """A started job in memory (created by the caller); job_started is sent once the transaction commits."""
     job = PrinterJob(printer=printer, external_job_id=state.job_key, file_name=state.current_file[:255],
-                     started_at=at, progress_reached=state.progress_percent or 0, observed_start=not adopted)
+                     started_at=at, progress_reached=state.progress_percent or 0, observed_start=not adopted,
+                     last_layer=state.layer if state.layer else None)
     transaction.on_commit(lambda: job_started.send(sender=PrinterJob, job=job, printer=printer, adopted=adopted))
     return job
 
@@ -181,7 +185,7 @@ def _observe(live: PrinterLiveState, state: NormalisedState, *, at: datetime, ch
 
 LIVE_FIELDS = [*(name for name in NormalisedState.__dataclass_fields__ if name != "reason"),
                "consecutive_failures", "last_error", "last_report_at", "last_sample_at", "updated_at"]
-JOB_FIELDS = ["outcome", "ended_at", "duration_seconds", "progress_reached", "end_reason"]
+JOB_FIELDS = ["outcome", "ended_at", "duration_seconds", "progress_reached", "last_layer", "end_reason"]
 
 
 def unwatched_gap() -> timedelta:
@@ -257,7 +261,8 @@ def printer_apply_states(*, reports: list[Report]) -> dict[int, PrinterLiveState
             ended = at if decision.end_observed else lifecycle.estimated_end(
                 last_report_at=live.last_report_at, remaining_seconds=live.remaining_seconds, now=at)
             _close_job(open_job, outcome=decision.close_outcome, at=ended, reason=decision.close_reason,
-                       progress=state.progress_percent if decision.own_progress else None)
+                       progress=state.progress_percent if decision.own_progress else None,
+                       layer=state.layer if decision.own_progress else None)
             saved_jobs.append(open_job)
             open_job = None
         if decision.missed_outcome and not PrinterJob.objects.filter(
@@ -265,14 +270,19 @@ def printer_apply_states(*, reports: list[Report]) -> dict[int, PrinterLiveState
             missed = _new_job(printer, replace(state, progress_percent=state.progress_percent or 0), at=at,
                               adopted=True)
             _close_job(missed, outcome=decision.missed_outcome, at=at, reason="the job ran between two reports",
-                       progress=state.progress_percent)
+                       progress=state.progress_percent, layer=state.layer)
             new_jobs.append(missed)
         if decision.start:
             new_jobs.append(_new_job(printer, state, at=at, adopted=decision.adopted))
-        elif open_job is not None and state.is_active and state.progress_percent is not None \
-                and state.progress_percent > open_job.progress_reached:
-            open_job.progress_reached = state.progress_percent
-            saved_jobs.append(open_job)
+        elif open_job is not None and state.is_active:
+            progressed = state.progress_percent is not None and state.progress_percent > open_job.progress_reached
+            layered = state.layer is not None and state.layer > (open_job.last_layer or 0)
+            if progressed:
+                open_job.progress_reached = state.progress_percent
+            if layered:
+                open_job.last_layer = state.layer
+            if progressed or layered:
+                saved_jobs.append(open_job)
 
         if previous_state != state.state:
             transitions.append(StateTransition(
@@ -334,7 +344,7 @@ def printer_access(*, printer: Printer) -> PrinterAccess:
     return PrinterAccess(
         printer_id=printer.pk, name=printer.name, host=printer.host, port=printer.effective_port or 0,
         serial=printer.serial, model=printer.model, username=credentials.username, secret=credentials.secret,
-        auth_method=printer.auth_method,
+        auth_method=printer.auth_method, files_port=printer.files_port or None,
     )
 
 

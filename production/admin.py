@@ -40,7 +40,7 @@ from printers import files as printer_files
 from printers.panels import FILES_URL_NAME, register_file_urls
 from production import selectors, services
 from production.choices import PRINT_JOB_STATUS_COLORS, PRIORITY_COLORS, WAITING_STATUSES, Priority
-from production.models import PrintAttempt, PrintJob
+from production.models import PrintAttempt, PrinterStation, PrintJob, SlotAllocation, SpoolLoad, UnknownPrint
 
 IMPORT_URL_NAME = "printers_printer_files_import"
 IMPORT_PERMISSIONS = ("catalog.add_variantversion",)
@@ -194,7 +194,8 @@ class ColourFilter(_TextFilter):
 
 class AttemptInline(ReadOnlyTabInline):
     model = PrintAttempt
-    fields = ["number", "printer", "printer_job", "started_at", "finished_at", "outcome", "reason"]
+    fields = ["number", "printer", "printer_job", "file_name", "started_at", "finished_at", "outcome", "reason",
+              "booked_at"]
 
 
 @admin.register(PrintJob)
@@ -208,17 +209,17 @@ class PrintJobAdmin(ModelAdmin):
     ordering_field = "position"
     hide_ordering_field = True
     list_per_page = 100
-    actions = ["cancel_selected", "requeue_selected", "priority_urgent", "priority_high", "priority_normal",
-               "priority_low"]
+    actions = ["send_now", "cancel_selected", "requeue_selected", "priority_urgent", "priority_high",
+               "priority_normal", "priority_low"]
     actions_list = ["recheck"]
     inlines = [AttemptInline]
     autocomplete_fields = ["version"]
     readonly_fields = ["organization", "version", "plate", "copies", "priority", "due_at", "purpose", "reference",
                        "queued_by", "status", "show_feasibility", "printer", "started_at", "finished_at",
-                       "created_at"]
+                       "created_at", "show_slots"]
     fields = ["status", "show_feasibility", "version", "plate", "copies", "priority", "due_at", "purpose",
               "reference", "notes", "organization", "queued_by", "printer", "started_at", "finished_at",
-              "created_at"]
+              "created_at", "show_slots"]
 
     def get_queryset(self, request):
         return selectors.print_job_list()
@@ -297,6 +298,24 @@ class PrintJobAdmin(ModelAdmin):
                         format_html_join("", "<li>{}</li>", ((r,) for r in reasons))) if reasons else "",
         )
 
+    @display(description=_("filament: slots and ledger"))
+    def show_slots(self, obj):
+        rows = []
+        for allocation in SlotAllocation.objects.filter(attempt__job=obj).select_related("attempt", "spool"):
+            ledger = ", ".join(f"{m.spool.code} {m.delta_grams} g ({m.get_kind_display()})"
+                               for m in selectors.allocation_movements(allocation=allocation))
+            url = reverse("admin:production_slotallocation_change", args=[allocation.pk])
+            rows.append((url, allocation.attempt.number, allocation.slot, allocation.spool or "–",
+                         allocation.get_spool_source_display() or "–", allocation.grams_planned,
+                         allocation.grams_booked if allocation.grams_booked is not None else "–", ledger or "–"))
+        if not rows:
+            return "–"
+        return format_html("<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>"
+                           "<th>{}</th></tr>{}</table>", _("attempt"), _("slot"), _("spool"), _("from"),
+                           _("planned (g)"), _("booked (g)"), _("ledger"),
+                           format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+                                            "<td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+
     def _each(self, request, queryset, run, done: str):
         changed, refused = 0, []
         for job in queryset:
@@ -311,6 +330,10 @@ class PrintJobAdmin(ModelAdmin):
                              % {"count": changed, "done": done})
         for message in refused:
             messages.error(request, message)
+
+    @action(description=_("Send now to a free printer"), permissions=["change"])
+    def send_now(self, request, queryset):
+        self._each(request, queryset, lambda job: services.print_job_dispatch(job=job), _("sent"))
 
     @action(description=_("Cancel selected jobs"), permissions=["change"])
     def cancel_selected(self, request, queryset):
@@ -346,3 +369,100 @@ class PrintJobAdmin(ModelAdmin):
         messages.success(request, ngettext("Queue checked: %(count)d job changed.",
                                            "Queue checked: %(count)d jobs changed.", changed) % {"count": changed})
         return HttpResponseRedirect(reverse("admin:production_printjob_changelist"))
+
+
+@admin.register(PrinterStation)
+class PrinterStationAdmin(ModelAdmin):
+    """Each printer's production side: plate cleared (after a print), automatic dispatch."""
+
+    list_display = ["printer", "plate_clear", "auto_dispatch", "updated_at"]
+    readonly_fields = ["printer", "plate_clear", "auto_dispatch", "updated_at"]
+    actions = ["plate_cleared", "auto_on", "auto_off"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _each(self, request, queryset, run, done: str):
+        for station in queryset.select_related("printer"):
+            run(station.printer)
+        messages.success(request, done)
+
+    @action(description=_("Plate cleared: ready for the next job"), permissions=["change"])
+    def plate_cleared(self, request, queryset):
+        self._each(request, queryset, lambda printer: services.printer_plate_cleared(printer=printer),
+                   _("Plates marked cleared."))
+
+    @action(description=_("Automatic dispatch on"), permissions=["change"])
+    def auto_on(self, request, queryset):
+        self._each(request, queryset, lambda p: services.printer_station_set_auto(printer=p, auto_dispatch=True),
+                   _("Automatic dispatch switched on."))
+
+    @action(description=_("Automatic dispatch off"), permissions=["change"])
+    def auto_off(self, request, queryset):
+        self._each(request, queryset, lambda p: services.printer_station_set_auto(printer=p, auto_dispatch=False),
+                   _("Automatic dispatch switched off."))
+
+
+class SpoolLoadForm(forms.ModelForm):
+    class Meta:
+        model = SpoolLoad
+        fields = ["printer", "tray", "spool"]
+
+
+@admin.register(SpoolLoad)
+class SpoolLoadAdmin(ModelAdmin):
+    """Staff say which spool sits in which printer slot; consumption is booked on it."""
+
+    form = SpoolLoadForm
+    list_display = ["printer", "tray", "spool", "loaded_at", "loaded_by"]
+    autocomplete_fields = ["spool"]
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            load = services.spool_load(printer=data["printer"], tray=data["tray"], spool=data["spool"],
+                                       by=request.user)
+        except ApplicationError as exc:
+            raise ValidationError(exc.message) from exc
+        obj.pk = load.pk
+
+    def delete_model(self, request, obj):
+        services.spool_unload(load=obj)
+
+
+@admin.register(SlotAllocation)
+class SlotAllocationAdmin(ModelAdmin):
+    """Correct the spool that fed a slot: the booked grams move to it through the ledger."""
+
+    list_display = ["attempt", "slot", "tray", "spool", "spool_source", "grams_planned", "grams_booked"]
+    fields = ["attempt", "slot", "tray", "spool", "spool_source", "grams_planned", "grams_booked"]
+    readonly_fields = ["attempt", "slot", "tray", "spool_source", "grams_planned", "grams_booked"]
+    autocomplete_fields = ["spool"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if "spool" in form.changed_data and obj.spool is not None:
+            original = SlotAllocation.objects.get(pk=obj.pk)
+            try:
+                services.slot_allocation_correct(allocation=original, spool=obj.spool, by=request.user)
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+
+
+@admin.register(UnknownPrint)
+class UnknownPrintAdmin(ModelAdmin):
+    """Prints a printer ran that match no dispatched job and no catalog file."""
+
+    list_display = ["seen_at", "printer", "file_name", "outcome"]
+    readonly_fields = ["printer", "printer_job", "file_name", "outcome", "seen_at"]
+
+    def has_add_permission(self, request):
+        return False

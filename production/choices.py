@@ -92,3 +92,11 @@ ATTEMPT_OUTCOME_COLORS = {
     AttemptOutcome.FAILED: "danger",
     AttemptOutcome.CANCELLED: "warning",
 }
+
+
+class SpoolSource(models.TextChoices):
+    """How the spool of a slot allocation was chosen."""
+
+    LOADED = "loaded", _("Loaded in the printer")
+    MATCHED = "matched", _("Best match in stock")
+    CORRECTED = "corrected", _("Corrected by staff")

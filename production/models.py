@@ -25,6 +25,7 @@ from production.choices import (
     PrintJobStatus,
     Priority,
     Purpose,
+    SpoolSource,
 )
 
 MAX_COPIES = 1000
@@ -99,6 +100,8 @@ class PrintJob(TimeStampedModel):
     cost_total = models.DecimalField(_("total cost"), max_digits=10, decimal_places=2, null=True, blank=True,
                                      editable=False)
     cost_inputs = models.JSONField(_("cost inputs"), default=dict, blank=True, editable=False)
+    unplanned = models.BooleanField(_("started at the printer"), default=False, editable=False,
+                                    help_text=_("Not queued: adopted when a printer started its file by hand."))
 
     objects = PrintJobQuerySet.as_manager()
 
@@ -133,6 +136,9 @@ class PrintAttempt(models.Model):
     outcome = models.CharField(_("outcome"), max_length=10, choices=AttemptOutcome.choices,
                                default=AttemptOutcome.RUNNING, db_index=True)
     reason = models.CharField(_("reason"), max_length=300, blank=True)
+    file_name = models.CharField(_("file on the printer"), max_length=255, blank=True,
+                                 help_text=_("The name the file was sent under; the printer's job is matched by it."))
+    booked_at = models.DateTimeField(_("filament booked"), null=True, blank=True)
 
     class Meta:
         ordering = ["job", "number"]
@@ -140,6 +146,8 @@ class PrintAttempt(models.Model):
         verbose_name_plural = _("print attempts")
         constraints = [
             models.UniqueConstraint(fields=["job", "number"], name="production_attempt_unique_number"),
+            models.UniqueConstraint(fields=["printer_job"], condition=models.Q(printer_job__isnull=False),
+                                    name="production_attempt_one_per_printer_job"),
         ]
 
     def __str__(self) -> str:
@@ -157,6 +165,10 @@ class SlotAllocation(models.Model):
     grams_planned = models.DecimalField(_("planned (g)"), max_digits=10, decimal_places=3,
                                         validators=[MinValueValidator(0)])
     grams_booked = models.DecimalField(_("booked (g)"), max_digits=10, decimal_places=3, null=True, blank=True)
+    tray = models.IntegerField(_("printer slot"), null=True, blank=True,
+                               help_text=_("The printer's slot that fed it (Bambu: AMS unit × 4 + tray, 254 the "
+                                           "external spool); empty when unknown."))
+    spool_source = models.CharField(_("spool from"), max_length=10, choices=SpoolSource.choices, blank=True)
 
     class Meta:
         ordering = ["attempt", "slot"]
@@ -200,3 +212,70 @@ class PrinterFileImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.printer}: {self.path} ({self.status})"
+
+
+class SpoolLoad(models.Model):
+    """The spool staff loaded into one filament slot of a printer (an AMS tray or the external holder)."""
+
+    printer = models.ForeignKey("printers.Printer", verbose_name=_("printer"), on_delete=models.CASCADE,
+                                related_name="+")
+    tray = models.IntegerField(_("printer slot"), validators=[MinValueValidator(0), MaxValueValidator(255)],
+                               help_text=_("As the printer numbers it: Bambu AMS unit × 4 + tray (0–15), 254 the "
+                                           "external spool; PrusaLink and single-extruder printers 0."))
+    spool = models.ForeignKey("inventory.Spool", verbose_name=_("spool"), on_delete=models.PROTECT, related_name="+")
+    loaded_at = models.DateTimeField(_("loaded"), auto_now=True)
+    loaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("loaded by"), null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["printer", "tray"]
+        verbose_name = _("loaded spool")
+        verbose_name_plural = _("loaded spools")
+        constraints = [
+            models.UniqueConstraint(fields=["printer", "tray"], name="production_spool_load_one_per_slot"),
+            models.UniqueConstraint(fields=["spool"], name="production_spool_load_one_place"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.printer} slot {self.tray}: {self.spool}"
+
+
+class UnknownPrint(models.Model):
+    """A print a printer ran that matches neither a dispatched job nor a catalog file: shown to staff."""
+
+    printer = models.ForeignKey("printers.Printer", verbose_name=_("printer"), on_delete=models.CASCADE,
+                                related_name="+")
+    printer_job = models.OneToOneField("printers.PrinterJob", verbose_name=_("printer job"), on_delete=models.CASCADE,
+                                       related_name="+")
+    file_name = models.CharField(_("file"), max_length=255, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=AttemptOutcome.choices,
+                               default=AttemptOutcome.RUNNING)
+    seen_at = models.DateTimeField(_("seen"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-seen_at", "-id"]
+        verbose_name = _("unknown print")
+        verbose_name_plural = _("unknown prints")
+
+    def __str__(self) -> str:
+        return f"{self.printer}: {self.file_name or self.printer_job_id}"
+
+
+class PrinterStation(models.Model):
+    """Production's side of one printer: whether dispatch may send it jobs by itself, and its plate."""
+
+    printer = models.OneToOneField("printers.Printer", verbose_name=_("printer"), primary_key=True,
+                                   on_delete=models.CASCADE, related_name="station")
+    auto_dispatch = models.BooleanField(_("automatic dispatch"), default=False,
+                                        help_text=_("Queued jobs are sent to it by themselves when it is free."))
+    plate_clear = models.BooleanField(_("plate cleared"), default=True,
+                                      help_text=_("False after a print ends, until an operator confirms the plate "
+                                                  "is empty (or a job is started at the printer by hand)."))
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("printer station")
+        verbose_name_plural = _("printer stations")
+
+    def __str__(self) -> str:
+        return str(self.printer)

@@ -146,7 +146,9 @@ class PrintJobOut(Schema):
 
     @staticmethod
     def resolve_filament_booked_g(obj) -> list[float]:
-        return []
+        from production.selectors import print_job_booked_grams
+
+        return print_job_booked_grams(job=obj)
 
     @staticmethod
     def resolve_cost(obj) -> dict:

@@ -106,3 +106,29 @@ def production_kpis() -> list[dict]:
         {"label": _("Queued, cannot print now"), "value": counts["blocked"]},
         {"label": _("Printing"), "value": counts["printing"]},
     ]
+
+
+def print_job_booked_grams(*, job: PrintJob) -> list[float]:
+    """Grams booked per filament slot (slot 1 first) over all the job's attempts; empty before any booking."""
+    from production.models import SlotAllocation
+
+    rows = SlotAllocation.objects.filter(attempt__job=job, grams_booked__isnull=False).values_list("slot",
+                                                                                                  "grams_booked")
+    if not rows:
+        return []
+    totals: dict[int, float] = {}
+    for slot, grams in rows:
+        totals[slot] = totals.get(slot, 0.0) + float(grams)
+    return [round(totals.get(slot, 0.0), 3) for slot in range(1, max(totals) + 1)]
+
+
+def allocation_movements(*, allocation) -> list:
+    """The spool ledger rows a slot allocation's booking (and its corrections) wrote."""
+    from inventory.models import Movement
+
+    attempt = allocation.attempt
+    keys = [f"production:printer-job:{attempt.printer_job_id}:slot:{allocation.slot}"] if attempt.printer_job_id \
+        else []
+    return list(Movement.objects.filter(Q(idempotency_key__in=keys)
+                                        | Q(idempotency_key__startswith=f"production:allocation:{allocation.pk}:"))
+                .select_related("spool").order_by("created_at", "id"))

@@ -19,9 +19,12 @@ after the file is made, with one variant; a refused upload leaves neither behind
 """
 
 import logging
+import re
 import secrets
 import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.files import File
@@ -31,12 +34,19 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.models import ModelVariant, VariantVersion
 from fablab.exceptions import ApplicationError, Conflict, InvalidInput
 from fablab.states import check_transition
 from fablab.validation import validate
+from inventory import services as inventory_services
+from inventory.choices import LocationKind, MovementKind, ProductKind, ProductMovementKind, SourceType
+from inventory.matching import delta_e, match_slots, material_key, normalise_hex
+from inventory.models import Location, Product, Spool
 from printers import files as printer_files
+from printers import selectors as printer_selectors
+from printers import services as printer_services
 from printers.files import PrinterFile
 from printers.models import Printer
 from production import feasibility
@@ -44,12 +54,22 @@ from production.choices import (
     ALLOWED_TRANSITIONS,
     IMPORT_PENDING,
     WAITING_STATUSES,
+    AttemptOutcome,
     ImportStatus,
     PrintJobStatus,
     Priority,
     Purpose,
+    SpoolSource,
 )
-from production.models import PrinterFileImport, PrintJob
+from production.models import (
+    PrintAttempt,
+    PrinterFileImport,
+    PrinterStation,
+    PrintJob,
+    SlotAllocation,
+    SpoolLoad,
+    UnknownPrint,
+)
 from production.selectors import print_job_queue, printer_file_importable
 
 logger = logging.getLogger(__name__)
@@ -392,3 +412,576 @@ def print_job_check_feasibility(*, job: PrintJob) -> feasibility.Feasibility:
     _store(job, result, timezone.now())
     job.feasible, job.feasibility_reasons = result.ok, result.reasons
     return result
+
+
+# --- the printer's word: a printer job starts and ends ------------------------------------------
+#
+# printers sends job_started / job_finished after it recorded them (production.receivers). A job the
+# printer started with a file dispatch sent is linked to that attempt; one started by hand with a file
+# of the catalog is adopted as an unplanned print job; anything else is an UnknownPrint for staff.
+# When it ends, the filament of each slot is booked on its spool (the whole plate for a completed print;
+# for a failed or cancelled one what layers 1..last reported layer extruded) and a completed print's
+# units go into the variant's product stock. Every booking carries an idempotency key made of the
+# printer job and the slot, and the attempt is locked while it is booked, so a replayed signal, a
+# restarted listener or two workers book once.
+
+FILE_SUFFIXES = (".gcode.3mf", ".bgcode", ".gcode", ".3mf")
+FINISHED_GOODS_LOCATION = "Finished goods"
+UNITS_PER_PLATE = 1  # the catalog does not record units per plate yet: one plate is one unit
+
+
+def _file_key(name: str) -> str:
+    """A file name as printers report it, compared without folders, case or a sliced-file suffix."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip().lower()
+    for suffix in FILE_SUFFIXES:
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def _booking_key(printer_job, what) -> str:
+    return f"production:printer-job:{printer_job.pk}:{what}"
+
+
+def _plate_grams(job: PrintJob) -> list[Decimal | None]:
+    """Grams per slot (slot 1 first) of one print of the job's plate, as the sliced file states them."""
+    fields = feasibility.plate_fields(job.version.sliced_file, job.plate)
+    values = fields.get("filament_used_g")
+    if not isinstance(values, list):
+        values = [values] if values is not None else []
+    return [feasibility._decimal(value) for value in values]
+
+
+def _plate_slots(job: PrintJob) -> list[tuple[int, str, str | None, Decimal]]:
+    """(slot, material, colour, grams) of each slot one print of the plate uses."""
+    fields = feasibility.plate_fields(job.version.sliced_file, job.plate)
+    types, colours = fields.get("filament_type"), fields.get("filament_colour")
+    slots = []
+    for index, grams in enumerate(_plate_grams(job)):
+        if grams is None or grams <= 0:
+            continue
+        material = feasibility._at(types, index)
+        slots.append((index + 1, str(material or "").strip(), normalise_hex(feasibility._at(colours, index)),
+                      grams.quantize(Decimal("0.001"))))
+    return slots
+
+
+def _matched_spool(material: str, colour: str | None, grams: Decimal) -> Spool | None:
+    """The spool of the best-matching filament in stock: the one with the least left that still has enough."""
+    matches = match_slots(materials=[material], colours=[colour], grams_needed=[grams])
+    best = matches[0].best if matches else None
+    if best is None:
+        return None
+    spools = list(Spool.objects.filter(filament=best.filament, archived_at__isnull=True, remaining_grams__gt=0)
+                  .order_by("remaining_grams", "id"))
+    enough = [spool for spool in spools if spool.remaining_grams >= grams]
+    return (enough or spools[::-1] or [None])[0]
+
+
+def _loaded_spool(printer_id: int, tray: int | None, material: str, colour: str | None) -> Spool | None:
+    """The spool staff loaded into `tray`; for an unknown tray, the loaded spool that fits the slot best."""
+    loads = SpoolLoad.objects.filter(printer_id=printer_id).select_related("spool__filament")
+    if tray is not None:
+        load = loads.filter(tray=tray).first()
+        return load.spool if load is not None else None
+    fitting = []
+    for load in loads:
+        filament = load.spool.filament
+        if material and material_key(filament.material) != material_key(material):
+            continue
+        difference = 0.0
+        if colour is not None:
+            difference = min((delta_e(colour, c) for c in filament.colours if normalise_hex(c)), default=99.0)
+            if difference > settings.INVENTORY_COLOUR_TOLERANCE:
+                continue
+        fitting.append((difference, load.tray, load.spool))
+    return min(fitting, key=lambda item: item[:2])[2] if fitting else None
+
+
+def _allocate(attempt: PrintAttempt, trays: dict[int, int] | None = None) -> None:
+    """Slot allocations of an attempt that has none: the spool loaded in the slot's tray, else the best match."""
+    if attempt.slots.exists():
+        return
+    rows = []
+    for slot, material, colour, grams in _plate_slots(attempt.job):
+        tray = (trays or {}).get(slot)
+        spool = _loaded_spool(attempt.printer_id, tray, material, colour) if attempt.printer_id else None
+        source = SpoolSource.LOADED
+        if spool is None:
+            spool, source = _matched_spool(material, colour, grams), SpoolSource.MATCHED
+        rows.append(SlotAllocation(attempt=attempt, slot=slot, tray=tray, spool=spool, grams_planned=grams,
+                                   spool_source=source if spool is not None else ""))
+    SlotAllocation.objects.bulk_create(rows)
+
+
+def _station_for_update(printer_id: int) -> PrinterStation:
+    PrinterStation.objects.get_or_create(printer_id=printer_id)
+    return PrinterStation.objects.select_for_update().get(printer_id=printer_id)
+
+
+def _catalog_version_for(file_name: str) -> VariantVersion | None:
+    key = _file_key(file_name)
+    if not key:
+        return None
+    names = [key + suffix for suffix in FILE_SUFFIXES]
+    candidates = VariantVersion.objects.filter(
+        sliced_file__original_name__iregex=r"^(" + "|".join(re.escape(n) for n in names) + r")$",
+        sliced_file__sliced=True,
+    ).select_related("sliced_file", "variant").order_by("-created_at", "-id")
+    return candidates.first()
+
+
+@transaction.atomic
+def printer_job_started(*, printer_job) -> PrintAttempt | UnknownPrint:
+    """A printer began `printer_job` (printers.PrinterJob): link it to the attempt dispatch sent, adopt a
+    catalog file started by hand as an unplanned print job, or record an unknown print. Safe to repeat."""
+    linked = PrintAttempt.objects.select_for_update().filter(printer_job=printer_job).first()
+    if linked is not None:
+        return linked
+    unknown = UnknownPrint.objects.filter(printer_job=printer_job).first()
+    if unknown is not None:
+        return unknown
+    station = _station_for_update(printer_job.printer_id)  # one start per printer at a time
+    linked = PrintAttempt.objects.filter(printer_job=printer_job).first()  # a twin won the lock
+    if linked is not None:
+        return linked
+    key = _file_key(printer_job.file_name)
+    waiting = [attempt for attempt in PrintAttempt.objects.select_for_update().filter(
+        printer_id=printer_job.printer_id, printer_job__isnull=True, outcome=AttemptOutcome.RUNNING,
+        job__status=PrintJobStatus.SENT).select_related("job").order_by("-id")
+        if key and _file_key(attempt.file_name) == key]
+    started_at = printer_job.started_at or timezone.now()
+    if waiting:
+        attempt = waiting[0]
+        attempt.printer_job, attempt.started_at = printer_job, started_at
+        attempt.save(update_fields=["printer_job", "started_at"])
+        print_job_transition(job=attempt.job, status=PrintJobStatus.PRINTING)
+        _allocate(attempt)
+        logger.info("Printer job %s is attempt %s of print job %s.", printer_job.pk, attempt.number, attempt.job_id)
+    else:
+        version = _catalog_version_for(printer_job.file_name)
+        if version is None:
+            unknown = UnknownPrint.objects.create(printer_id=printer_job.printer_id, printer_job=printer_job,
+                                                  file_name=printer_job.file_name[:255])
+            logger.info("Printer job %s (%s) is an unknown print.", printer_job.pk, printer_job.file_name)
+            station.plate_clear = False
+            station.save(update_fields=["plate_clear", "updated_at"])
+            return unknown
+        job = PrintJob(version=version, copies=1, status=PrintJobStatus.PRINTING, printer_id=printer_job.printer_id,
+                       started_at=started_at, unplanned=True, position=0,
+                       notes=_("Started at the printer by hand: %(file)s") % {"file": printer_job.file_name[:200]})
+        validate(job)
+        job.save()
+        attempt = PrintAttempt.objects.create(job=job, number=1, printer_id=printer_job.printer_id,
+                                              printer_job=printer_job, started_at=started_at,
+                                              file_name=printer_job.file_name[:255])
+        _allocate(attempt)
+        logger.info("Printer job %s adopted as unplanned print job %s.", printer_job.pk, job.pk)
+    # A job started by hand means the operator cleared the plate; either way it is now in use.
+    station.plate_clear = False
+    station.save(update_fields=["plate_clear", "updated_at"])
+    return attempt
+
+
+def _extruded(attempt: PrintAttempt, printer_job, outcome: str) -> dict[int, Decimal]:
+    """Grams per slot the attempt used: the whole plate when it completed, else through its last layer."""
+    job = attempt.job
+    whole = {slot: grams for slot, _m, _c, grams in _plate_slots(job)}
+    if outcome == AttemptOutcome.COMPLETED:
+        return whole
+    sliced_file = job.version.sliced_file
+    layers = catalog_selectors.sliced_file_layer_count(sliced_file=sliced_file, plate=job.plate)
+    if layers and printer_job.last_layer is not None:
+        through = catalog_selectors.sliced_file_extruded_through_layer(
+            sliced_file=sliced_file, plate=job.plate, layer=min(int(printer_job.last_layer), layers))
+        return {index + 1: Decimal(str(grams)).quantize(Decimal("0.001"))
+                for index, grams in enumerate(through) if index + 1 in whole or grams > 0}
+    share = Decimal(str(max(0.0, min(100.0, printer_job.progress_reached or 0.0)))) / 100
+    return {slot: (grams * share).quantize(Decimal("0.001")) for slot, grams in whole.items()}
+
+
+def _book_filament(attempt: PrintAttempt, printer_job, outcome: str) -> None:
+    used = _extruded(attempt, printer_job, outcome)
+    kind = MovementKind.USED if outcome == AttemptOutcome.COMPLETED else MovementKind.FAILED_PRINT
+    problems = []
+    for allocation in SlotAllocation.objects.select_for_update().filter(attempt=attempt).select_related("spool"):
+        grams = used.get(allocation.slot, Decimal("0"))
+        if allocation.grams_booked is not None:
+            continue
+        if grams.quantize(Decimal("0.01")) <= 0:
+            allocation.grams_booked = Decimal("0")
+            allocation.save(update_fields=["grams_booked"])
+            continue
+        if allocation.spool is None:
+            problems.append(_("slot %(slot)s: no spool in stock fits; choose one on the job")
+                            % {"slot": allocation.slot})
+            continue
+        try:
+            with transaction.atomic():
+                inventory_services.spool_use(
+                    spool=allocation.spool, grams_used=grams, kind=kind,
+                    idempotency_key=_booking_key(printer_job, f"slot:{allocation.slot}"),
+                    reason=_("Print job #%(job)s, slot %(slot)s") % {"job": attempt.job_id, "slot": allocation.slot},
+                    source_type=SourceType.PRINT_JOB, source_id=str(attempt.job_id))
+        except ApplicationError as exc:
+            problems.append(_("slot %(slot)s: %(error)s") % {"slot": allocation.slot, "error": exc.message})
+            continue
+        allocation.grams_booked = grams
+        allocation.save(update_fields=["grams_booked"])
+    if problems:
+        attempt.reason = ("; ".join(str(p) for p in problems))[:300]
+
+
+def _finished_goods() -> Location:
+    location = Location.objects.filter(parent__isnull=True, name=FINISHED_GOODS_LOCATION).first()
+    if location is None:
+        location = inventory_services.location_create(name=FINISHED_GOODS_LOCATION, kind=LocationKind.SHELF)
+    return location
+
+
+def _product_for(variant) -> Product:
+    product = Product.objects.filter(variant=variant, kind=ProductKind.PRINTED).order_by("id").first()
+    if product is not None:
+        return product
+    sku = variant.sku if not Product.objects.filter(sku=variant.sku).exists() else f"{variant.sku}-P{variant.pk}"
+    return inventory_services.product_create(sku=sku, name=str(variant)[:200], kind=ProductKind.PRINTED,
+                                             variant=variant)
+
+
+def _book_units(attempt: PrintAttempt, printer_job) -> None:
+    variant = attempt.job.version.variant
+    with transaction.atomic():
+        product = _product_for(variant)
+        inventory_services.product_stock_book(
+            product=product, location=_finished_goods(), kind=ProductMovementKind.PRODUCED,
+            quantity=UNITS_PER_PLATE, idempotency_key=_booking_key(printer_job, "units"),
+            reason=_("Print job #%(job)s") % {"job": attempt.job_id}, source_type=SourceType.PRINT_JOB,
+            source_id=str(attempt.job_id))
+
+
+_JOB_END = {AttemptOutcome.COMPLETED: PrintJobStatus.COMPLETED, AttemptOutcome.FAILED: PrintJobStatus.FAILED,
+            AttemptOutcome.CANCELLED: PrintJobStatus.CANCELLED}
+
+
+@transaction.atomic
+def printer_job_finished(*, printer_job, outcome: str) -> PrintAttempt | UnknownPrint:
+    """A printer job ended with `outcome` (completed, failed, cancelled): book what it used, once.
+
+    Completed: each slot's grams of the plate on its spool and the printed units into the variant's
+    product stock. Failed or cancelled: the grams layers 1..the last reported layer extruded (progress ×
+    grams for a file without layers), no units. The plate then waits to be cleared. Safe to repeat.
+    """
+    if outcome not in _JOB_END:
+        raise InvalidInput(_("A printer job ends completed, failed or cancelled, not %(outcome)r.")
+                           % {"outcome": outcome})
+    started = printer_job_started(printer_job=printer_job)  # a start nobody reported (or replayed) first
+    if isinstance(started, UnknownPrint):
+        UnknownPrint.objects.filter(pk=started.pk).update(outcome=outcome)
+        started.outcome = outcome
+        return started
+    attempt = PrintAttempt.objects.select_for_update().select_related("job__version__sliced_file",
+                                                                      "job__version__variant").get(pk=started.pk)
+    if attempt.booked_at is not None:
+        return attempt
+    _book_filament(attempt, printer_job, outcome)
+    if outcome == AttemptOutcome.COMPLETED:
+        _book_units(attempt, printer_job)
+    attempt.outcome, attempt.booked_at = outcome, timezone.now()
+    attempt.finished_at = printer_job.ended_at or attempt.booked_at
+    attempt.save(update_fields=["outcome", "booked_at", "finished_at", "reason"])
+    job = attempt.job
+    if job.status == PrintJobStatus.SENT:
+        job = print_job_transition(job=job, status=PrintJobStatus.PRINTING)
+    if job.status == PrintJobStatus.PRINTING:
+        print_job_transition(job=job, status=_JOB_END[outcome], reason=printer_job.end_reason)
+    station = _station_for_update(printer_job.printer_id)
+    station.plate_clear = False
+    station.save(update_fields=["plate_clear", "updated_at"])
+    logger.info("Print job %s attempt %s ended %s; filament booked.", job.pk, attempt.number, outcome)
+    return attempt
+
+
+@transaction.atomic
+def spool_load(*, printer, tray: int, spool: Spool, by=None) -> SpoolLoad:
+    """Staff put `spool` into slot `tray` of `printer`; a spool is in one place at a time."""
+    if isinstance(tray, bool) or not isinstance(tray, int) or not 0 <= tray <= 255:
+        raise InvalidInput(_("A printer slot is a number from 0 to 255 (Bambu: AMS unit × 4 + tray, 254 the "
+                             "external spool)."))
+    if spool.archived_at is not None:
+        raise Conflict(_("Spool %(code)s is archived.") % {"code": spool.code})
+    SpoolLoad.objects.filter(spool=spool).exclude(printer=printer, tray=tray).delete()
+    load, _created = SpoolLoad.objects.update_or_create(printer=printer, tray=tray,
+                                                        defaults={"spool": spool, "loaded_by": by})
+    return load
+
+
+def spool_unload(*, load: SpoolLoad) -> None:
+    SpoolLoad.objects.filter(pk=load.pk).delete()
+
+
+@transaction.atomic
+def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None) -> SlotAllocation:
+    """Say which spool really fed a slot; grams already booked move from the old spool to `spool`."""
+    locked = SlotAllocation.objects.select_for_update().select_related("spool", "attempt__printer_job").get(
+        pk=allocation.pk)
+    if locked.spool_id == spool.pk:
+        return locked
+    if spool.archived_at is not None:
+        raise Conflict(_("Spool %(code)s is archived.") % {"code": spool.code})
+    grams = locked.grams_booked or Decimal("0")
+    if grams > 0 and locked.spool is not None:
+        step = f"production:allocation:{locked.pk}:from:{locked.spool_id}:to:{spool.pk}:{timezone.now().timestamp()}"
+        reason = _("Print job #%(job)s slot %(slot)s was fed by spool %(code)s") % {
+            "job": locked.attempt.job_id, "slot": locked.slot, "code": spool.code}
+        inventory_services.spool_credit(spool=locked.spool, grams_returned=grams, idempotency_key=step + ":back",
+                                        reason=reason, source_type=SourceType.PRINT_JOB,
+                                        source_id=str(locked.attempt.job_id), by=by)
+        kind = MovementKind.USED if locked.attempt.outcome == AttemptOutcome.COMPLETED else MovementKind.FAILED_PRINT
+        inventory_services.spool_use(spool=spool, grams_used=grams, kind=kind, idempotency_key=step + ":use",
+                                     reason=reason, source_type=SourceType.PRINT_JOB,
+                                     source_id=str(locked.attempt.job_id), by=by)
+    elif locked.grams_booked is None and locked.attempt.booked_at is not None and locked.attempt.printer_job:
+        # The print ended while no spool fitted this slot: book its grams now, once, on the chosen spool.
+        attempt, printer_job = locked.attempt, locked.attempt.printer_job
+        grams = _extruded(attempt, printer_job, attempt.outcome).get(locked.slot, Decimal("0"))
+        if grams.quantize(Decimal("0.01")) > 0:
+            kind = MovementKind.USED if attempt.outcome == AttemptOutcome.COMPLETED else MovementKind.FAILED_PRINT
+            inventory_services.spool_use(
+                spool=spool, grams_used=grams, kind=kind, idempotency_key=_booking_key(printer_job,
+                                                                                       f"slot:{locked.slot}"),
+                reason=_("Print job #%(job)s, slot %(slot)s") % {"job": attempt.job_id, "slot": locked.slot},
+                source_type=SourceType.PRINT_JOB, source_id=str(attempt.job_id), by=by)
+        locked.grams_booked = grams
+    locked.spool, locked.spool_source = spool, SpoolSource.CORRECTED
+    locked.save(update_fields=["spool", "spool_source", "grams_booked"])
+    return locked
+
+
+# --- dispatch: a queued job goes to a fitting printer --------------------------------------------
+#
+# A printer can take a job when it is active, online, idle (or its last job ended), its plate is
+# cleared, its driver can receive and start the file, it passes feasibility's printer checks, and
+# every filament slot of the plate finds a loaded tray of the same material, a close colour and
+# enough grams left (a spool staff loaded there, else what the printer reports in its AMS). Among
+# those: exact colours first, then the fewest grams left on the trays it would use (to finish
+# spools). The claim is one conditional UPDATE of the job's status, so two dispatchers never send
+# one job twice; the printer is claimed the same way, through its station's plate.
+
+DISPATCH_IDLE_STATES = frozenset({"idle", "finished", "cancelled", "failed"})
+ASSUMED_SPOOL_GRAMS = Decimal("1000")  # what a full AMS spool holds when only its percentage is known
+
+
+@dataclass
+class Tray:
+    tray: int
+    material: str
+    colour: str | None
+    grams: Decimal | None  # None: unknown
+
+
+@dataclass
+class Placement:
+    printer: Printer
+    trays: dict[int, int]  # file slot -> printer tray
+    exact: bool
+    grams_left: Decimal
+
+    @property
+    def rank(self) -> tuple:
+        return (not self.exact, self.grams_left, self.printer.pk)
+
+
+def _loaded_trays(printer: Printer) -> list[Tray]:
+    trays: dict[int, Tray] = {}
+    live = getattr(printer, "live", None)
+    for entry in (live.filament_slots if live is not None else None) or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("slot"), int):
+            continue
+        percent = entry.get("remaining_percent")
+        grams = (ASSUMED_SPOOL_GRAMS * Decimal(str(percent)) / 100) if isinstance(percent, int | float) else None
+        trays[entry["slot"]] = Tray(entry["slot"], str(entry.get("type") or ""), normalise_hex(entry.get("colour")),
+                                    grams)
+    for load in SpoolLoad.objects.filter(printer=printer).select_related("spool__filament"):
+        filament = load.spool.filament
+        trays[load.tray] = Tray(load.tray, filament.material, normalise_hex(filament.colour_hex),
+                                load.spool.remaining_grams)
+    return list(trays.values())
+
+
+def _placement(printer: Printer, job: PrintJob) -> Placement | None:
+    """Where each slot of the job's plate would be fed from on `printer`; None when a slot finds no tray."""
+    trays = _loaded_trays(printer)
+    chosen, exact, left = {}, True, Decimal("0")
+    for slot, material, colour, grams in _plate_slots(job):
+        fitting = []
+        for tray in trays:
+            if material and material_key(tray.material) != material_key(material):
+                continue
+            # A tray that reports no colour (an unnamed external spool) is taken on its material alone.
+            if colour is not None and tray.colour is not None \
+                    and delta_e(colour, tray.colour) > settings.INVENTORY_COLOUR_TOLERANCE:
+                continue
+            if tray.grams is not None and tray.grams < grams:
+                continue
+            fitting.append((colour is not None and tray.colour == colour, tray))
+        if not fitting:
+            return None
+        is_exact, tray = min(fitting, key=lambda item: (not item[0], item[1].grams if item[1].grams is not None
+                                                        else ASSUMED_SPOOL_GRAMS, item[1].tray))
+        chosen[slot] = tray.tray
+        exact = exact and is_exact
+        left += tray.grams if tray.grams is not None else ASSUMED_SPOOL_GRAMS
+    return Placement(printer=printer, trays=chosen, exact=exact, grams_left=left)
+
+
+def _free_printers(printer: Printer | None = None, *, auto_only: bool = False) -> list[Printer]:
+    printers = Printer.objects.filter(is_active=True, live__online=True, live__state__in=DISPATCH_IDLE_STATES) \
+        .select_related("live")
+    if printer is not None:
+        printers = printers.filter(pk=printer.pk)
+    if auto_only:
+        printers = printers.filter(station__auto_dispatch=True)
+    busy = PrintAttempt.objects.filter(outcome=AttemptOutcome.RUNNING, printer__isnull=False).values("printer")
+    cleared = [p for p in printers.exclude(pk__in=busy)
+               if PrinterStation.objects.filter(printer=p, plate_clear=False).exists() is False]
+    return cleared
+
+
+def _placements(job: PrintJob, printers: list[Printer]) -> list[Placement]:
+    needs = feasibility.job_needs(job)
+    if not needs.readable:
+        return []
+    name = job.version.sliced_file.original_name
+    found = []
+    for printer in printers:
+        if not printer_selectors.printer_takes_file(printer=printer, name=name):
+            continue
+        if feasibility.PrinterBook.refusal(printer, needs) is not None:
+            continue
+        placement = _placement(printer, job)
+        if placement is not None:
+            found.append(placement)
+    return sorted(found, key=lambda p: p.rank)
+
+
+def _claim(job: PrintJob, placement: Placement) -> PrintAttempt | None:
+    """Take the job and the printer for this dispatch, or None when another dispatcher took either first."""
+    printer = placement.printer
+    with transaction.atomic():
+        PrinterStation.objects.get_or_create(printer=printer)
+        taken = PrinterStation.objects.filter(printer=printer, plate_clear=True).update(plate_clear=False)
+        if not taken:
+            return None
+        claimed = PrintJob.objects.filter(pk=job.pk, status=PrintJobStatus.QUEUED).update(
+            status=PrintJobStatus.ASSIGNED, printer=printer, updated_at=timezone.now())
+        if not claimed:
+            transaction.set_rollback(True)
+            return None
+        number = (PrintAttempt.objects.filter(job=job).aggregate(last=Max("number"))["last"] or 0) + 1
+        attempt = PrintAttempt.objects.create(job=job, number=number, printer=printer,
+                                              file_name=job.version.sliced_file.original_name[:255])
+        attempt.job = PrintJob.objects.select_related("version__sliced_file", "version__variant").get(pk=job.pk)
+        _allocate(attempt, placement.trays)
+    return attempt
+
+
+def _send(attempt: PrintAttempt, placement: Placement) -> PrintJob:
+    job, printer = attempt.job, placement.printer
+    sliced_file = job.version.sliced_file
+    try:
+        with sliced_file.file.open("rb") as source:
+            entry = printer_services.printer_file_upload(printer=printer, name=sliced_file.original_name,
+                                                         source=source, size=sliced_file.size_bytes)
+        mapping = None
+        if printer_selectors.printer_maps_filament(printer=printer):
+            count = max([slot for slot, *_rest in _plate_slots(job)] + [len(_plate_grams(job))] + [0])
+            mapping = [placement.trays.get(slot, -1) for slot in range(1, count + 1)]
+        printer_services.printer_start_file(printer=printer, path=entry.path, plate=job.plate,
+                                            filament_mapping=mapping,
+                                            idempotency_key=f"production:attempt:{attempt.pk}")
+    except Exception as exc:
+        message = exc.message if isinstance(exc, ApplicationError) else _("the transfer failed unexpectedly")
+        if not isinstance(exc, ApplicationError):
+            logger.exception("Sending print job %s to printer %s failed.", job.pk, printer.pk)
+        with transaction.atomic():
+            PrintAttempt.objects.filter(pk=attempt.pk).update(
+                outcome=AttemptOutcome.FAILED, finished_at=timezone.now(),
+                reason=(_("Not sent: %(error)s") % {"error": message})[:300])
+            PrinterStation.objects.filter(printer=printer).update(plate_clear=True)
+            print_job_transition(job=job, status=PrintJobStatus.QUEUED, reason=str(message))
+        raise
+    job = print_job_transition(job=job, status=PrintJobStatus.SENT)
+    logger.info("Print job %s sent to printer %s as attempt %s.", job.pk, printer.pk, attempt.number)
+    return job
+
+
+def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None = None,
+                       auto_only: bool = False) -> PrintJob | None:
+    """Send one queued job to a printer that can take it; returns the job sent, None when nothing fits.
+
+    `job`: send this job (staff's "send now"); else the first job of the queue that fits a free printer.
+    `printer`: only this printer (staff's "send to printer…", or a printer that just became free).
+    `auto_only`: only printers with automatic dispatch on (the schedule). A chosen job that no printer can
+    take now is refused with a Conflict that says why; a printer that refuses the file puts the job back.
+    """
+    printers = _free_printers(printer, auto_only=auto_only)
+    if job is not None:
+        job = PrintJob.objects.select_related("version__sliced_file", "version__variant").get(pk=job.pk)
+        if job.status not in WAITING_STATUSES:
+            raise Conflict(_("Only a queued job can be sent; this one is %(status)s.")
+                           % {"status": job.get_status_display()})
+        if not printers:
+            raise Conflict(_("No printer is free: it must be online, idle and have its plate cleared."))
+        placements = _placements(job, printers)
+        if not placements:
+            raise Conflict(_("No free printer can take job #%(job)s: none has the file's filaments loaded with "
+                             "enough left, or none fits the file.") % {"job": job.pk})
+        candidates = [(job, placements)]
+    else:
+        if not printers:
+            return None
+        candidates = ((queued, None) for queued in print_job_queue().filter(feasible=True)
+                      .select_related("version__sliced_file", "version__variant"))
+    for queued, placements in candidates:
+        for placement in placements if placements is not None else _placements(queued, printers):
+            attempt = _claim(queued, placement)
+            if attempt is not None:
+                sent = _send(attempt, placement)
+                print_jobs_recheck()
+                return sent
+        if job is not None:
+            raise Conflict(_("Job #%(job)s was taken by another dispatcher or its printer is no longer free.")
+                           % {"job": queued.pk})
+    return None
+
+
+def print_jobs_dispatch_auto() -> int:
+    """Fill every free printer with automatic dispatch on from the queue; returns how many jobs were sent."""
+    sent = 0
+    for _round in range(Printer.objects.count()):
+        try:
+            job = print_job_dispatch(auto_only=True)
+        except ApplicationError as exc:
+            logger.warning("Automatic dispatch stopped: %s", exc.message)
+            break
+        if job is None:
+            break
+        sent += 1
+    return sent
+
+
+def printer_plate_cleared(*, printer: Printer) -> PrinterStation:
+    """An operator confirms the printer's plate is empty: it may take the next job."""
+    with transaction.atomic():
+        station = _station_for_update(printer.pk)
+        station.plate_clear = True
+        station.save(update_fields=["plate_clear", "updated_at"])
+    return station
+
+
+def printer_station_set_auto(*, printer: Printer, auto_dispatch: bool) -> PrinterStation:
+    with transaction.atomic():
+        station = _station_for_update(printer.pk)
+        station.auto_dispatch = bool(auto_dispatch)
+        station.save(update_fields=["auto_dispatch", "updated_at"])
+    return station

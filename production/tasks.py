@@ -14,3 +14,8 @@ from production import services
 def run_file_import(import_id: int) -> str:
     """Download one requested file from a printer into the catalog (services.printer_file_import_request)."""
     return services.printer_file_import_run(import_id=import_id)
+
+
+def dispatch_queue() -> int:
+    """Send queued jobs to the free printers that have automatic dispatch on (the schedule, every minute)."""
+    return services.print_jobs_dispatch_auto()

@@ -41,8 +41,9 @@ class PrinterForm(forms.ModelForm):
 
     class Meta:
         model = Printer
-        fields = ["name", "driver", "model", "serial", "host", "port", "auth_method", "nozzle_diameter_mm",
-                  "bed_x_mm", "bed_y_mm", "bed_z_mm", "location", "is_active", "shared_with_partners"]
+        fields = ["name", "driver", "model", "serial", "host", "port", "files_port", "auth_method",
+                  "nozzle_diameter_mm", "bed_x_mm", "bed_y_mm", "bed_z_mm", "location", "is_active",
+                  "shared_with_partners"]
 
 
 class TransitionInline(ReadOnlyTabInline):
@@ -115,7 +116,8 @@ class PrinterAdmin(ModelAdmin):
                        "show_has_credentials"]
     fieldsets = [
         (None, {"fields": ["name", "driver", "model", "serial", "location", "is_active", "shared_with_partners"]}),
-        (_("Connection"), {"fields": ["host", "port", "auth_method", "secret", "show_has_credentials"]}),
+        (_("Connection"), {"fields": ["host", "port", "files_port", "auth_method", "secret",
+                                      "show_has_credentials"]}),
         (_("Hardware"), {"fields": ["nozzle_diameter_mm", "bed_x_mm", "bed_y_mm", "bed_z_mm"]}),
         (_("Live state"), {"classes": ["tab"], "fields": [
             "show_state", "show_progress", "show_remaining", "show_temperatures", "show_file", "show_slots",

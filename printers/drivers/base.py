@@ -77,6 +77,7 @@ class PrinterAccess:
     username: str = ""
     secret: str = field(default="", repr=False)
     auth_method: str = ""
+    files_port: int | None = None  # a file transfer port other than the driver's default (None: the default)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ class BambuDriver(PrinterDriver):
             raise InvalidInput(_("%(printer)s has no serial number; enter it (the printer's certificate is named "
                                  "after it).") % {"printer": access.name})
         return ftps.BambuStorage(
-            host=access.host, port=int(conf.value("BAMBU_FTPS_PORT")), serial=access.serial,
+            host=access.host, port=access.files_port or int(conf.value("BAMBU_FTPS_PORT")), serial=access.serial,
             access_code=access.secret, ca_file=conf.value("BAMBU_CA_FILE"),
             timeout=float(conf.value("PRINTER_FILES_TIMEOUT_SECONDS")),
         )
