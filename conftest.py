@@ -28,6 +28,16 @@ def _test_settings(settings, tmp_path):
 
 
 @pytest.fixture
+def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
+    """Queued django-q2 tasks run at once, in this process, when the transaction commits.
+
+    Use as `with run_tasks(): <request or service call>`; the tasks run when the block ends.
+    """
+    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
 def partner(db):
     return PartnerFactory()
 

@@ -51,13 +51,6 @@ def admin_client(client, db):
 
 
 @pytest.fixture
-def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    """Queued tasks run in this process when the request's transaction commits, after its answer."""
-    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
 def prusa_sim():
     with PrusaLinkSimulator(password=PASSWORD) as simulator:
         simulator.add_file("BENCHY~1.BGC", "benchy.bgcode", b"GCDE" + bytes(200), print_seconds=600)

@@ -170,12 +170,6 @@ def acme():
     registry.unregister(driver.name)
 
 
-@pytest.fixture
-def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
 def test_a_third_brand_works_through_services_files_and_commands(acme, run_tasks, settings, tmp_path):
     settings.PRUSALINK_POLL_SECONDS = 60
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)

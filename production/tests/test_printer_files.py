@@ -33,13 +33,6 @@ API = "/api/v1"
 
 
 @pytest.fixture
-def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    """Queued tasks run at once, in this process, when the request's transaction commits."""
-    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
 def staff():
     return UserFactory(is_staff=True, is_superuser=True)
 
