@@ -896,9 +896,14 @@ def _send(attempt: PrintAttempt, placement: Placement) -> PrintJob:
         if printer_selectors.printer_maps_filament(printer=printer):
             count = max([slot for slot, *_rest in _plate_slots(job)] + [len(_plate_grams(job))] + [0])
             mapping = [placement.trays.get(slot, -1) for slot in range(1, count + 1)]
-        printer_services.printer_start_file(printer=printer, path=entry.path, plate=job.plate,
-                                            filament_mapping=mapping,
-                                            idempotency_key=f"production:attempt:{attempt.pk}")
+        # One transaction: the start reaches the printer (the listener's pending command, the PrusaLink task
+        # queued on commit) only once the job is recorded as sent, so the printer's first report of the job
+        # finds its attempt waiting, however fast it comes.
+        with transaction.atomic():
+            printer_services.printer_start_file(printer=printer, path=entry.path, plate=job.plate,
+                                                filament_mapping=mapping,
+                                                idempotency_key=f"production:attempt:{attempt.pk}")
+            job = print_job_transition(job=job, status=PrintJobStatus.SENT)
     except Exception as exc:
         message = exc.message if isinstance(exc, ApplicationError) else _("the transfer failed unexpectedly")
         if not isinstance(exc, ApplicationError):
@@ -910,7 +915,6 @@ def _send(attempt: PrintAttempt, placement: Placement) -> PrintJob:
             PrinterStation.objects.filter(printer=printer).update(plate_clear=True)
             print_job_transition(job=job, status=PrintJobStatus.QUEUED, reason=str(message))
         raise
-    job = print_job_transition(job=job, status=PrintJobStatus.SENT)
     logger.info("Print job %s sent to printer %s as attempt %s.", job.pk, printer.pk, attempt.number)
     return job
 
