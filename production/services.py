@@ -959,8 +959,24 @@ def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None =
     return None
 
 
+def _plates_cleared_by_idle_printers() -> int:
+    """Demo only (settings.PRODUCTION_IDLE_MEANS_PLATE_CLEARED): a printer with automatic dispatch that is
+    online and idle again after its last job, with nothing running, counts as having its plate cleared.
+
+    The demo's simulated printers clear their own plates a while after a job ends and then report idle;
+    in a lab, an operator confirms it on the printer's station instead (printer_plate_cleared).
+    """
+    if not settings.PRODUCTION_IDLE_MEANS_PLATE_CLEARED:
+        return 0
+    busy = PrintAttempt.objects.filter(outcome=AttemptOutcome.RUNNING, printer__isnull=False).values("printer")
+    return PrinterStation.objects.filter(
+        auto_dispatch=True, plate_clear=False, printer__live__online=True, printer__live__state="idle",
+    ).exclude(printer__in=busy).update(plate_clear=True, updated_at=timezone.now())
+
+
 def print_jobs_dispatch_auto() -> int:
     """Fill every free printer with automatic dispatch on from the queue; returns how many jobs were sent."""
+    _plates_cleared_by_idle_printers()
     sent = 0
     for _round in range(Printer.objects.count()):
         try:
