@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import translation
 
-from fablab.choices import ApiKeyScope, MembershipRole
+from fablab.choices import ApiKeyScope, MembershipRole, OrganizationKind
 from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, UserFactory, make_api_key
 from fablab.tests.helpers import ApiClient
 
@@ -28,6 +28,16 @@ def _test_settings(settings, tmp_path):
 
 
 @pytest.fixture
+def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
+    """Queued django-q2 tasks run at once, in this process, when the transaction commits.
+
+    Use as `with run_tasks(): <request or service call>`; the tasks run when the block ends.
+    """
+    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
 def partner(db):
     return PartnerFactory()
 
@@ -42,6 +52,30 @@ def api(partner):
     """An API client holding a read+write key of `partner`."""
     _key, raw = make_api_key(partner, scope=ApiKeyScope.WRITE)
     return ApiClient(raw)
+
+
+@pytest.fixture
+def lab(db):
+    """The lab's own organization: its keys may change stock and move printer files into the catalog."""
+    return OrganizationFactory(kind=OrganizationKind.LAB)
+
+
+@pytest.fixture
+def lab_key(lab):
+    """The secret of a read+write API key of the lab."""
+    return make_api_key(lab, scope=ApiKeyScope.WRITE)[1]
+
+
+@pytest.fixture
+def lab_read_key(lab):
+    """The secret of a read-only API key of the lab."""
+    return make_api_key(lab, scope=ApiKeyScope.READ)[1]
+
+
+@pytest.fixture
+def lab_api(lab_key):
+    """An API client holding a read+write key of the lab."""
+    return ApiClient(lab_key)
 
 
 @pytest.fixture

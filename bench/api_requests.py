@@ -7,33 +7,23 @@ Prints p50/p95/p99 per endpoint and requests per second.
 """
 
 import os
-import statistics
-import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fablab.settings")
+import _setup
 
-import django  # noqa: E402
-
-django.setup()
+_setup.setup_django()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))
 ENDPOINTS = ["/api/v1/organization", "/api/v1/organization/members?limit=50", "/api/v1/api-keys?limit=25"]
 
 
 def main() -> None:
-    setup_test_environment()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.API_RATE_LIMIT = "1000000/s"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with _setup.throwaway_database():
         from fablab.choices import MembershipRole, OrganizationKind
         from fablab.models import Membership, User
         from fablab.services import api_key_create, organization_create
@@ -52,22 +42,18 @@ def main() -> None:
         _key, raw = api_key_create(organization=partner, name="bench", scope="write")
 
         client = Client(headers={"X-API-Key": raw})
+
+        def answered(response) -> None:
+            assert response.status_code == 200, response.content
+
         print(f"database: {connection.vendor}, {REQUESTS} requests per endpoint")
         print(f"{'endpoint':<42} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
         for path in ENDPOINTS:
             for _ in range(20):  # warm-up
                 assert client.get(path).status_code == 200
-            samples = []
-            for _ in range(REQUESTS):
-                started = time.perf_counter()
-                response = client.get(path)
-                samples.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200, response.content
-            quantiles = statistics.quantiles(samples, n=100)
-            print(f"{path:<42} {quantiles[49]:>8.2f} {quantiles[94]:>8.2f} {quantiles[98]:>8.2f} "
-                  f"{1000 * len(samples) / sum(samples):>8.0f}")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+            samples = _setup.timed_ms(lambda path=path: client.get(path), REQUESTS, check=answered)
+            p50, p95, p99 = (_setup.percentile(samples, point) for point in (50, 95, 99))
+            print(f"{path:<42} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f} {1000 * len(samples) / sum(samples):>8.0f}")
 
 
 if __name__ == "__main__":

@@ -10,23 +10,17 @@ and over the mix. Target: p95 under 50 ms.
 import os
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fablab.settings")
+import _setup
+
 _url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
 if not _url.startswith("postgres"):
     _url = "postgres://postgres@127.0.0.1:5432/postgres"
 os.environ["DATABASE_URL"] = _url
-
-import django  # noqa: E402
-
-django.setup()
+_setup.setup_django()
 
 from django.db import connection  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 
 MODELS = int(os.environ.get("BENCH_MODELS", "10000"))
 VARIANTS_PER_MODEL = 10
@@ -106,9 +100,7 @@ def run_query(params: dict) -> int:
 
 
 def main() -> None:
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with _setup.throwaway_database():
         started = time.perf_counter()
         seed()
         from catalog.models import ModelVariant
@@ -119,20 +111,12 @@ def main() -> None:
         everything = []
         for label, params in QUERIES:
             hits = run_query(params)  # warm-up
-            samples = []
-            for _ in range(RUNS):
-                t0 = time.perf_counter()
-                run_query(params)
-                samples.append((time.perf_counter() - t0) * 1000)
+            samples = _setup.timed_ms(lambda params=params: run_query(params), RUNS)
             everything.extend(samples)
-            q = statistics.quantiles(samples, n=20)
-            print(f"{label:<18} {hits:>6} {statistics.median(samples):>8.1f} {q[18]:>8.1f}")
-        q = statistics.quantiles(everything, n=20)
-        p95 = q[18]
+            print(f"{label:<18} {hits:>6} {statistics.median(samples):>8.1f} {_setup.percentile(samples, 95):>8.1f}")
+        p95 = _setup.percentile(everything, 95)
         print(f"{'whole mix':<18} {'':>6} {statistics.median(everything):>8.1f} {p95:>8.1f}   "
               f"(target p95 < 50 ms: {'met' if p95 < 50 else 'NOT met'})")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":

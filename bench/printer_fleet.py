@@ -33,7 +33,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import _setup
+
+ROOT = _setup.ROOT
 PROFILES = ("X1", "A1")
 STATE_OF = {"PREPARE": "preparing", "RUNNING": "printing", "FINISH": "finished"}
 EXPECTED_PATH = [("idle", "preparing"), ("preparing", "printing"), ("printing", "finished")]
@@ -50,10 +52,7 @@ def proc_stats(pid: int) -> tuple[float, float]:
 
 def simulator_worker(connection, first: int, count: int, port: int, code: str, print_ticks: int) -> None:
     """One process of fake printers; obeys "start_jobs", "report" and "stop" from the benchmark."""
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    _setup.setup_django()
     from printers.simulators.bambu import BambuFleetSimulator
 
     fleet = BambuFleetSimulator(count=count, host="127.0.0.1", port=port, access_code=code, profiles=PROFILES,
@@ -127,10 +126,7 @@ def main() -> None:
     database_url = args.database_url or f"sqlite:///{work / 'bench.sqlite3'}"
     os.environ.update({"DATABASE_URL": database_url, "FABLAB_VAR_DIR": str(work / "var"),
                        "DJANGO_SETTINGS_MODULE": "fablab.settings", "LOG_LEVEL": "WARNING"})
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    _setup.setup_django()
     from django.conf import settings
     from django.core.management import call_command
 

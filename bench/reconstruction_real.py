@@ -5,19 +5,15 @@ watertightness, and seconds per stage. (The synthetic ground-truth benchmark wit
 accuracy and completeness figures is a separate script, still to come.)
 """
 
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fablab.settings")
+import _setup
 
-import django  # noqa: E402
-
-django.setup()
+_setup.setup_django()
 
 from django.conf import settings  # noqa: E402
 

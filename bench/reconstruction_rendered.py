@@ -12,18 +12,14 @@ stage, each against its target.
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fablab.settings")
+import _setup
 
-import django  # noqa: E402
-
-django.setup()
+_setup.setup_django()
 
 from reconstruction import evaluation, synthetic  # noqa: E402
 from reconstruction.pipeline import Context, ScanFailed, run  # noqa: E402

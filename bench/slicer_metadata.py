@@ -33,13 +33,10 @@ import time
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fablab.settings")
+import _setup
 
-import django  # noqa: E402
-
-django.setup()
+_setup.setup_django()
+ROOT = _setup.ROOT
 
 from django.conf import settings  # noqa: E402
 

@@ -29,14 +29,7 @@ from catalog.models import (
 )
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
-from fablab.html import colour_swatches
-
-
-def _minutes(seconds: int | None) -> str:
-    if seconds is None:
-        return "—"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
+from fablab.html import colour_swatches, duration_text
 
 
 def _values(obj, names) -> dict:
@@ -388,7 +381,7 @@ class ModelVariantAdmin(ModelAdmin):
 
     @display(description=_("print time"), ordering="estimated_time_s")
     def show_time(self, obj):
-        return _minutes(obj.estimated_time_s)
+        return duration_text(obj.estimated_time_s)
 
     def save_model(self, request, obj, form, change):
         values = _values(obj, ["model", *VARIANT_FIELDS])
@@ -433,7 +426,7 @@ def render_summary(sliced_file: SlicedFile):
     for key, label in CRITICAL_FIELDS:
         value = meta.get(key)
         if key == "estimated_time_s":
-            value = _minutes(value)
+            value = duration_text(value)
         elif isinstance(value, list):
             value = ", ".join("—" if v is None else str(v) for v in value)
         if key == "slicer" and meta.get("slicer_version"):
@@ -502,7 +495,7 @@ class SlicedFileAdmin(ModelAdmin):
 
     @display(description=_("print time"))
     def show_time(self, obj):
-        return _minutes(obj.effective_metadata.get("estimated_time_s"))
+        return duration_text(obj.effective_metadata.get("estimated_time_s"))
 
     @display(description=_("colours"))
     def show_colours(self, obj):

@@ -1,4 +1,4 @@
-"""Small HTML fragments the admin pages of several apps share."""
+"""Small HTML fragments and texts the admin pages of several apps share."""
 
 from collections.abc import Iterable
 
@@ -16,3 +16,11 @@ def colour_swatches(colours: Iterable[str], *, size: str = ".9rem") -> SafeStrin
             'border:1px solid rgba(0,0,0,.2);margin-right:2px;background:{}"></span>',
         ((colour, size, size, colour) for colour in colours if colour),
     )
+
+
+def duration_text(seconds: int | float | None) -> str:
+    """A duration as the admin shows it: "42 min", "3 h 05 min"; "—" when unknown."""
+    if seconds is None:
+        return "—"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"

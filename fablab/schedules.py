@@ -37,51 +37,25 @@ class ScheduleSpec:
         }
 
 
+def _daily(name: str, func: str) -> ScheduleSpec:
+    return ScheduleSpec(name=f"{PREFIX}{name}", func=func, schedule_type=Schedule.DAILY)
+
+
+def _every(minutes: int, name: str, func: str) -> ScheduleSpec:
+    return ScheduleSpec(name=f"{PREFIX}{name}", func=func, schedule_type=Schedule.MINUTES, minutes=minutes)
+
+
 SCHEDULES: list[ScheduleSpec] = [
-    ScheduleSpec(
-        name=f"{PREFIX}dispatch-print-queue",
-        func="production.tasks.dispatch_queue",
-        schedule_type=Schedule.MINUTES,
-        minutes=1,
-    ),
-    ScheduleSpec(
-        name=f"{PREFIX}purge-expired-scans",
-        func="reconstruction.tasks.purge_expired_scans",
-        schedule_type=Schedule.DAILY,
-    ),
-    ScheduleSpec(
-        name=f"{PREFIX}fail-stalled-scans",
-        func="reconstruction.tasks.fail_stalled_scans",
-        schedule_type=Schedule.MINUTES,
-        minutes=10,
-    ),
-    ScheduleSpec(
-        name=f"{PREFIX}purge-expired-invitations",
-        func="fablab.tasks.purge_expired_invitations",
-        schedule_type=Schedule.DAILY,
-    ),
-    ScheduleSpec(
-        name=f"{PREFIX}prune-task-results",
-        func="fablab.tasks.prune_task_results",
-        schedule_type=Schedule.DAILY,
-    ),
-    ScheduleSpec(
-        name=f"{PREFIX}poll-prusalink-printers",
-        func="printers.tasks.poll_prusalink_printers",
-        schedule_type=Schedule.MINUTES,
-        minutes=max(1, settings.PRUSALINK_POLL_SECONDS // 60),  # shorter intervals: rounds inside the task
-    ),
-    ScheduleSpec(
-        name=f"{PREFIX}expire-printer-commands",
-        func="printers.tasks.expire_printer_commands",
-        schedule_type=Schedule.MINUTES,
-        minutes=1,
-    ),
-    ScheduleSpec(
-        name=f"{PREFIX}purge-printer-telemetry",
-        func="printers.tasks.purge_telemetry",
-        schedule_type=Schedule.DAILY,
-    ),
+    _every(1, "dispatch-print-queue", "production.tasks.dispatch_queue"),
+    _daily("purge-expired-scans", "reconstruction.tasks.purge_expired_scans"),
+    _every(10, "fail-stalled-scans", "reconstruction.tasks.fail_stalled_scans"),
+    _daily("purge-expired-invitations", "fablab.tasks.purge_expired_invitations"),
+    _daily("prune-task-results", "fablab.tasks.prune_task_results"),
+    # Polls more often than once a minute are made inside the task.
+    _every(max(1, settings.PRUSALINK_POLL_SECONDS // 60), "poll-prusalink-printers",
+           "printers.tasks.poll_prusalink_printers"),
+    _every(1, "expire-printer-commands", "printers.tasks.expire_printer_commands"),
+    _daily("purge-printer-telemetry", "printers.tasks.purge_telemetry"),
 ]
 
 

@@ -43,6 +43,15 @@ def with_organization(view):
     return wrapper
 
 
+def _home_with_form_errors(request, form, *, labelled: bool = False) -> HttpResponse:
+    """Back to the home page, where each error of the refused form is a message (after its field's label)."""
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if labelled else error)
+    return redirect("portal:home")
+
+
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return render(request, "portal/landing.html")
@@ -86,10 +95,7 @@ def organization_switch(request: HttpRequest) -> HttpResponse:
 def invitation_create(request, organization, membership) -> HttpResponse:
     form = InvitationForm(request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
-        return redirect("portal:home")
+        return _home_with_form_errors(request, form)
     invitation, _token = services.invitation_create(
         organization=organization,
         email=form.cleaned_data["email"],
@@ -145,10 +151,7 @@ def member_remove(request, organization, membership, membership_id: int) -> Http
 def api_key_create(request, organization, membership) -> HttpResponse:
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
-        for field, errors in form.errors.items():
-            for error in errors:
-                messages.error(request, f"{form.fields[field].label if field in form.fields else ''}: {error}")
-        return redirect("portal:home")
+        return _home_with_form_errors(request, form, labelled=True)
     try:
         api_key, raw_key = services.member_api_key_create(
             organization=organization, by=request.user, name=form.cleaned_data["name"],

@@ -1,4 +1,6 @@
+from collections.abc import Callable
 from datetime import datetime
+from operator import attrgetter
 from typing import Literal
 
 from ninja import Field, Schema
@@ -16,6 +18,16 @@ class AmsUnitOut(Schema):
     humidity_percent: int | None = Field(None, description="Relative humidity in %, where the AMS measures it.")
     temp_c: float | None = Field(None, description="Temperature inside the AMS; null without a sensor.")
     wet: bool = Field(False, description="Humidity level 4 or 5: the spools need drying.")
+
+
+def _from_live(read: Callable, default=None) -> staticmethod:
+    """A resolver of a value from the printer's live state (`read(live)`); `default` until it has reported."""
+
+    def resolve(obj):
+        live = getattr(obj, "live", None)
+        return read(live) if live else default
+
+    return staticmethod(resolve)
 
 
 class PrinterOut(Schema):
@@ -43,55 +55,16 @@ class PrinterOut(Schema):
         description="Whether carbon- or glass-fibre filament may go to this nozzle; null when unknown.")
     ams: list[AmsUnitOut]
 
-    @staticmethod
-    def resolve_state(obj) -> str:
-        live = getattr(obj, "live", None)
-        return live.state if live else "offline"
-
-    @staticmethod
-    def resolve_online(obj) -> bool:
-        live = getattr(obj, "live", None)
-        return bool(live and live.online)
-
-    @staticmethod
-    def resolve_progress_percent(obj):
-        live = getattr(obj, "live", None)
-        return live.progress_percent if live else None
-
-    @staticmethod
-    def resolve_remaining_seconds(obj):
-        live = getattr(obj, "live", None)
-        return live.remaining_seconds if live else None
-
-    @staticmethod
-    def resolve_current_file(obj) -> str:
-        live = getattr(obj, "live", None)
-        return live.current_file if live else ""
-
-    @staticmethod
-    def resolve_last_report_at(obj):
-        live = getattr(obj, "live", None)
-        return live.last_report_at if live else None
-
-    @staticmethod
-    def resolve_nozzle_type(obj) -> str:
-        live = getattr(obj, "live", None)
-        return live.nozzle_type if live else ""
-
-    @staticmethod
-    def resolve_reported_nozzle_diameter_mm(obj):
-        live = getattr(obj, "live", None)
-        return live.nozzle_diameter_mm if live else None
-
-    @staticmethod
-    def resolve_nozzle_takes_abrasive(obj):
-        live = getattr(obj, "live", None)
-        return nozzle_takes_abrasive(live.nozzle_type) if live else None
-
-    @staticmethod
-    def resolve_ams(obj) -> list[dict]:
-        live = getattr(obj, "live", None)
-        return [unit for unit in (live.ams_units if live else []) or [] if isinstance(unit, dict)]
+    resolve_state = _from_live(attrgetter("state"), "offline")
+    resolve_online = _from_live(lambda live: bool(live.online), False)
+    resolve_progress_percent = _from_live(attrgetter("progress_percent"))
+    resolve_remaining_seconds = _from_live(attrgetter("remaining_seconds"))
+    resolve_current_file = _from_live(attrgetter("current_file"), "")
+    resolve_last_report_at = _from_live(attrgetter("last_report_at"))
+    resolve_nozzle_type = _from_live(attrgetter("nozzle_type"), "")
+    resolve_reported_nozzle_diameter_mm = _from_live(attrgetter("nozzle_diameter_mm"))
+    resolve_nozzle_takes_abrasive = _from_live(lambda live: nozzle_takes_abrasive(live.nozzle_type))
+    resolve_ams = _from_live(lambda live: [unit for unit in live.ams_units or [] if isinstance(unit, dict)], ())
 
 
 class PrinterJobOut(Schema):

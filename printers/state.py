@@ -1,13 +1,17 @@
 """The unified, normalised state of one printer, produced by every driver (printers.md §3)."""
 
+import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from django.utils.translation import gettext as _
 
 from printers.choices import ACTIVE_STATES, TERMINAL_STATES, PrinterState
 from printers.exceptions import ReportError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,23 @@ class NormalisedState:
 
 def offline_state(reason: str = "") -> NormalisedState:
     return NormalisedState(state=PrinterState.OFFLINE, online=False, reason=reason)
+
+
+_unknown_states_logged: set[tuple[str, str, str]] = set()
+
+
+def unified_state(raw: str, states: Mapping[str, str], *, printer: str, field: str) -> str:
+    """The unified state a printer's own state name stands for (`states` maps the names a driver knows).
+
+    A name the driver does not know yet (newer firmware) is shown as busy, and logged once per process.
+    """
+    state = states.get(raw)
+    if state is None:
+        if (printer, field, raw) not in _unknown_states_logged:
+            _unknown_states_logged.add((printer, field, raw))
+            logger.warning("%s printer reported an unknown %s %r; shown as busy.", printer, field, raw)
+        state = PrinterState.BUSY
+    return state
 
 
 # --- what the live state means for the filament a printer may take ----------------------------

@@ -546,7 +546,7 @@ def printer_job_started(*, printer_job) -> PrintAttempt | UnknownPrint:
     if linked is not None:
         return linked
     key = _file_key(printer_job.file_name)
-    waiting = [attempt for attempt in PrintAttempt.objects.select_for_update().filter(
+    waiting = [attempt for attempt in PrintAttempt.objects.select_for_update(of=("self",)).filter(
         printer_id=printer_job.printer_id, printer_job__isnull=True, outcome=AttemptOutcome.RUNNING,
         job__status=PrintJobStatus.SENT).select_related("job").order_by("-id")
         if key and _file_key(attempt.file_name) == key]
@@ -604,7 +604,8 @@ def _book_filament(attempt: PrintAttempt, printer_job, outcome: str) -> None:
     used = _extruded(attempt, printer_job, outcome)
     kind = MovementKind.USED if outcome == AttemptOutcome.COMPLETED else MovementKind.FAILED_PRINT
     problems = []
-    for allocation in SlotAllocation.objects.select_for_update().filter(attempt=attempt).select_related("spool"):
+    allocations = SlotAllocation.objects.select_for_update(of=("self",)).filter(attempt=attempt)
+    for allocation in allocations.select_related("spool"):
         grams = used.get(allocation.slot, Decimal("0"))
         if allocation.grams_booked is not None:
             continue
@@ -679,7 +680,7 @@ def printer_job_finished(*, printer_job, outcome: str) -> PrintAttempt | Unknown
         UnknownPrint.objects.filter(pk=started.pk).update(outcome=outcome)
         started.outcome = outcome
         return started
-    attempt = PrintAttempt.objects.select_for_update().select_related("job__version__sliced_file",
+    attempt = PrintAttempt.objects.select_for_update(of=("self",)).select_related("job__version__sliced_file",
                                                                       "job__version__variant").get(pk=started.pk)
     if attempt.booked_at is not None:
         return attempt
@@ -722,7 +723,7 @@ def spool_unload(*, load: SpoolLoad) -> None:
 @transaction.atomic
 def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None) -> SlotAllocation:
     """Say which spool really fed a slot; grams already booked move from the old spool to `spool`."""
-    locked = SlotAllocation.objects.select_for_update().select_related("spool", "attempt__printer_job").get(
+    locked = SlotAllocation.objects.select_for_update(of=("self",)).select_related("spool", "attempt__printer_job").get(
         pk=allocation.pk)
     if locked.spool_id == spool.pk:
         return locked

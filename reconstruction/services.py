@@ -182,6 +182,11 @@ def scan_job_submit(*, job: ScanJob) -> ScanJob:
     count = job.photos.count()
     if count < settings.RECONSTRUCTION_MIN_PHOTOS:
         raise InvalidInput(photo_advice(count))
+    return _queue(job)
+
+
+def _queue(job: ScanJob) -> ScanJob:
+    """Move a locked job to the queue; the long task cluster gets it once the transaction commits."""
     _transition(job, ScanStatus.QUEUED)
     job.error = ""
     job.save(update_fields=["status", "error", "updated_at"])
@@ -198,12 +203,7 @@ def _enqueue(job_id: int) -> None:
 
 @transaction.atomic
 def scan_job_retry(*, job: ScanJob) -> ScanJob:
-    job = ScanJob.objects.select_for_update().get(pk=job.pk)
-    _transition(job, ScanStatus.QUEUED)
-    job.error = ""
-    job.save(update_fields=["status", "error", "updated_at"])
-    transaction.on_commit(lambda: _enqueue(job.pk))
-    return job
+    return _queue(ScanJob.objects.select_for_update().get(pk=job.pk))
 
 
 @transaction.atomic

@@ -96,27 +96,31 @@ def photo_upload(request, organization, membership, job_id: int) -> JsonResponse
                          "name": photo.original_name}, status=201 if created else 200)
 
 
+def _act_on_scan(request, organization, job_id: int, service, done: str) -> None:
+    """Run one service on a scan of the organization and tell the customer it was done."""
+    service(job=selectors.scan_job_get(organization=organization, job_id=job_id))
+    messages.success(request, done)
+
+
 @require_POST
 @with_organization
 def scan_submit(request, organization, membership, job_id: int) -> HttpResponse:
-    services.scan_job_submit(job=selectors.scan_job_get(organization=organization, job_id=job_id))
-    messages.success(request, _("The scan is queued; this page shows its progress."))
+    _act_on_scan(request, organization, job_id, services.scan_job_submit,
+                 _("The scan is queued; this page shows its progress."))
     return redirect("scans:detail", job_id)
 
 
 @require_POST
 @with_organization
 def scan_cancel(request, organization, membership, job_id: int) -> HttpResponse:
-    services.scan_job_cancel(job=selectors.scan_job_get(organization=organization, job_id=job_id))
-    messages.success(request, _("The scan is being cancelled."))
+    _act_on_scan(request, organization, job_id, services.scan_job_cancel, _("The scan is being cancelled."))
     return redirect("scans:detail", job_id)
 
 
 @require_POST
 @with_organization
 def scan_delete(request, organization, membership, job_id: int) -> HttpResponse:
-    services.scan_job_delete(job=selectors.scan_job_get(organization=organization, job_id=job_id))
-    messages.success(request, _("The scan and its files were deleted."))
+    _act_on_scan(request, organization, job_id, services.scan_job_delete, _("The scan and its files were deleted."))
     return redirect("scans:list")
 
 

@@ -200,30 +200,21 @@ def test_catalogue_covers_every_marked_string(tmp_path, monkeypatch, settings):
 
 
 @pytest.mark.django_db
-def test_landing_page_in_german(client):
-    response = client.get("/", **GERMAN)
+@pytest.mark.parametrize(("headers", "language", "shown", "not_shown"), [
+    (GERMAN, "de", ["Ihr Partner für 3D-Druck", "Konto erstellen", "Anmelden", "Registrieren"],
+     ["Your 3D printing partner", "Create an account"]),
+    (ENGLISH, "en", ["Your 3D printing partner", "Create an account"], ["Ihr Partner für 3D-Druck", "Konto erstellen"]),
+], ids=["german", "english"])
+def test_landing_page_in_the_asked_language(client, headers, language, shown, not_shown):
+    response = client.get("/", **headers)
     assert response.status_code == 200
-    assert response["Content-Language"] == "de"
+    assert response["Content-Language"] == language
     html = response.content.decode()
-    assert '<html lang="de">' in html
-    assert "Ihr Partner für 3D-Druck" in html
-    assert "Konto erstellen" in html
-    assert "Anmelden" in html
-    assert "Registrieren" in html
-    assert "Your 3D printing partner" not in html
-    assert "Create an account" not in html
-
-
-@pytest.mark.django_db
-def test_landing_page_in_english(client):
-    response = client.get("/", **ENGLISH)
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert '<html lang="en">' in html
-    assert "Your 3D printing partner" in html
-    assert "Create an account" in html
-    assert "Ihr Partner für 3D-Druck" not in html
-    assert "Konto erstellen" not in html
+    assert f'<html lang="{language}">' in html
+    for text in shown:
+        assert text in html
+    for text in not_shown:
+        assert text not in html
 
 
 @pytest.mark.django_db

@@ -20,16 +20,7 @@ import json
 import zipfile
 from xml.sax.saxutils import quoteattr
 
-from catalog.samples.engine import (
-    PRODUCED_ON,
-    PRODUCER,
-    PRODUCER_VERSION,
-    Stats,
-    duration,
-    run,
-    thumbnail_pngs,
-    z_text,
-)
+from catalog.samples.engine import PRODUCED_ON, PRODUCER, PRODUCER_VERSION, Stats, duration, run, thumbnail_pngs, z_text
 from catalog.samples.profiles import Job
 from catalog.samples.toolpath import FILAMENT_AREA, Layer, Program, retract
 

@@ -19,16 +19,7 @@ import base64
 import struct
 import zlib
 
-from catalog.samples.engine import (
-    PRODUCED_ON,
-    PRODUCER,
-    PRODUCER_VERSION,
-    Stats,
-    duration,
-    run,
-    thumbnail_pngs,
-    z_text,
-)
+from catalog.samples.engine import PRODUCED_ON, PRODUCER, PRODUCER_VERSION, Stats, duration, run, thumbnail_pngs, z_text
 from catalog.samples.profiles import Job
 from catalog.samples.toolpath import Layer, Program, retract
 

@@ -158,6 +158,10 @@ class TestInvitations:
         assert response.status_code == 302
         assert not Invitation.objects.exists()
         assert "valid" in owner_client.get("/").content.decode()
+        response = self.invite(owner_client, "not-an-email", role="owner")
+        shown = [str(message) for message in owner_client.get("/").context["messages"]]
+        assert shown == ["Enter a valid email address.", "Select a valid choice. owner is not one of the available "
+                                                          "choices."]  # no field label in front
 
 
 class TestPortalIsolation:
@@ -217,6 +221,15 @@ class TestOrganizationPage:
         assert match and match.group(0).startswith(f"fl_{api_key.prefix}_")
         assert services.api_key_authenticate(raw_key=match.group(0)) == api_key
         assert match.group(0) not in owner_client.get("/").content.decode()
+
+    def test_refused_api_key_form_names_the_field(self, owner_client):
+        response = owner_client.post(reverse("portal:api_key_create"), {"name": "", "scope": "everything"},
+                                     follow=True)
+        shown = [str(message) for message in response.context["messages"]]
+        assert len(shown) == 2
+        assert shown[0] == "Name: This field is required."
+        assert shown[1].startswith("Scope: Select a valid choice.")
+        assert not ApiKey.objects.exists()
 
     def test_member_cannot_manage_keys(self, client, customer_owner):
         member = MembershipFactory(organization=customer_owner.organization)

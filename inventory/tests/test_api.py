@@ -3,20 +3,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from fablab.choices import ApiKeyScope, OrganizationKind
-from fablab.tests.factories import OrganizationFactory, make_api_key
 from fablab.tests.helpers import ApiClient, assert_problem
 from inventory import selectors, services
 from inventory.models import Movement, ProductMovement, Sale, Spool
 from inventory.tests.factories import FilamentFactory, spool
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lab_api(db):
-    _key, raw = make_api_key(OrganizationFactory(kind=OrganizationKind.LAB), scope=ApiKeyScope.WRITE)
-    return ApiClient(raw)
 
 
 def post(client, path, payload, key=None):
@@ -88,10 +80,9 @@ def test_malformed_json_and_unknown_ids(lab_api):
     assert_problem(post(lab_api, "/api/v1/inventory/spools", {"filament_id": 999999, "grams": 5}, "z"), 404)
 
 
-def test_read_only_lab_key_cannot_write():
-    _key, raw = make_api_key(OrganizationFactory(kind=OrganizationKind.LAB), scope=ApiKeyScope.READ)
+def test_read_only_lab_key_cannot_write(lab_read_key):
     s = spool()
-    assert_problem(post(ApiClient(raw), f"/api/v1/inventory/spools/{s.pk}/use", {"grams": 1}, "k"), 403)
+    assert_problem(post(ApiClient(lab_read_key), f"/api/v1/inventory/spools/{s.pk}/use", {"grams": 1}, "k"), 403)
 
 
 def test_match_slots(api):

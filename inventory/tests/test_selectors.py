@@ -6,8 +6,6 @@ import pytest
 from django.urls import reverse
 
 from conftest import ApiClient
-from fablab.choices import ApiKeyScope, OrganizationKind
-from fablab.tests.factories import OrganizationFactory, make_api_key
 from inventory import selectors, services
 from inventory.matching import match_slots
 from inventory.shopping import shopping_list
@@ -25,10 +23,9 @@ def orange():
     return filament
 
 
-def test_grams_in_stock_are_the_same_everywhere(orange, admin_client):
+def test_grams_in_stock_are_the_same_everywhere(orange, admin_client, lab_read_key):
     assert selectors.filament_stock_g(filament=orange) == Decimal("300")
-    _key, raw = make_api_key(OrganizationFactory(kind=OrganizationKind.LAB), scope=ApiKeyScope.READ)
-    client = ApiClient(raw)
+    client = ApiClient(lab_read_key)
     assert Decimal(client.get("/api/v1/inventory/filaments").json()["items"][0]["stock_g"]) == Decimal("300")
     assert match_slots(materials=["PLA"], colours=["#FF8000"])[0].available_g == Decimal("300")
     assert [row.in_stock for row in shopping_list()] == [Decimal("300.00")]

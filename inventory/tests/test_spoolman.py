@@ -7,19 +7,13 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.test import Client
 
-from fablab.choices import ApiKeyScope, OrganizationKind
-from fablab.tests.factories import OrganizationFactory, PartnerFactory, make_api_key
+from fablab.choices import ApiKeyScope
+from fablab.tests.factories import PartnerFactory, make_api_key
 from fablab.tests.helpers import ApiClient
 from inventory.models import Movement
 from inventory.tests.factories import FilamentFactory, spool
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lab_key():
-    _key, raw = make_api_key(OrganizationFactory(kind=OrganizationKind.LAB), scope=ApiKeyScope.WRITE)
-    return raw
 
 
 @pytest.fixture
@@ -81,14 +75,13 @@ def test_tiny_reports_are_acknowledged_without_booking(lab_key, orange):
     assert Movement.objects.filter(spool=orange).count() == 1
 
 
-def test_only_the_labs_write_keys_change_stock(orange):
+def test_only_the_labs_write_keys_change_stock(orange, lab_read_key):
     _key, partner_key = make_api_key(PartnerFactory(), scope=ApiKeyScope.WRITE)
-    _key, read_only = make_api_key(OrganizationFactory(kind=OrganizationKind.LAB), scope=ApiKeyScope.READ)
     assert Client().get("/spoolman/api/v1/spool").status_code == 401
     assert ApiClient(partner_key).get("/spoolman/api/v1/spool").status_code == 403
-    assert ApiClient(read_only).get("/spoolman/api/v1/spool").status_code == 200
-    response = ApiClient(read_only).put(f"/spoolman/api/v1/spool/{orange.pk}/use", {"use_weight": 1},
-                                        content_type="application/json")
+    assert ApiClient(lab_read_key).get("/spoolman/api/v1/spool").status_code == 200
+    response = ApiClient(lab_read_key).put(f"/spoolman/api/v1/spool/{orange.pk}/use", {"use_weight": 1},
+                                           content_type="application/json")
     assert response.status_code == 403
     forged = "fl_ABCDEFGH_" + "x" * 40
     assert Client().get(f"/spoolman/{forged}/api/v1/spool").status_code == 401

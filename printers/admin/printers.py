@@ -18,9 +18,10 @@ from unfold.enums import ActionVariant
 
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
+from fablab.html import duration_text
 from printers import selectors, services
 from printers.admin.charts import Series, legend, line_chart
-from printers.admin.records import PrinterCommandAdmin, duration_text
+from printers.admin.records import PrinterCommandAdmin
 from printers.choices import (
     COMMAND_DONE,
     COMMAND_STATUS_COLORS,

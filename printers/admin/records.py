@@ -6,15 +6,9 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesCheckboxFilter, RelatedDropdownFilter
 from unfold.decorators import display
 
+from fablab.html import duration_text
 from printers.choices import COMMAND_STATUS_COLORS, JOB_OUTCOME_COLORS
 from printers.models import PrinterCommand, PrinterJob
-
-
-def duration_text(seconds: int | None) -> str:
-    if seconds is None:
-        return "—"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
 
 
 @admin.register(PrinterJob)

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from printers import services
-from printers.choices import COMMAND_DONE, Driver
+from printers.choices import COMMAND_DONE, Driver, PrinterState
 from printers.listener import Listener
 from printers.models import PrinterLiveState
 from printers.simulators.bambu import FakeBambuPrinter
@@ -84,6 +84,14 @@ def step_until(listener, predicate, *, timeout: float = 8.0, what: str = "condit
 
 def state_is(printer, *states):
     return lambda: live(printer).state in states
+
+
+def start_long_print(listener, printer, sim) -> None:
+    """Once `printer` is idle, the fake printer starts a job long enough to outlast the test; returns when printing."""
+    sim.print_ticks = 400
+    step_until(listener, state_is(printer, PrinterState.IDLE))
+    sim.start_job()
+    step_until(listener, state_is(printer, PrinterState.PRINTING))
 
 
 def answered(command):

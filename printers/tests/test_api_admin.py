@@ -3,7 +3,7 @@ from django.urls import reverse
 
 from printers import services
 from printers.choices import Driver, PrinterState
-from printers.models import Printer, PrinterCommand
+from printers.models import Printer, PrinterCommand, PrinterLiveState
 from printers.state import NormalisedState
 from printers.tests.factories import PrinterFactory
 
@@ -70,3 +70,15 @@ def test_admin_stop_asks_for_confirmation_and_reports_errors(admin_client):
                                                "confirm": "yes", "idempotency_key": key}, follow=True)
         assert "command sent, waiting for the printer" in " ".join(str(m) for m in response.context["messages"])
     assert PrinterCommand.objects.get().action == "stop"
+
+
+def test_a_printer_without_a_live_state_shows_as_offline(api):
+    printer = PrinterFactory(name="New", shared_with_partners=True)
+    PrinterLiveState.objects.filter(printer=printer).delete()
+    body = api.get(f"/api/v1/printers/{printer.pk}").json()
+    assert {key: body[key] for key in ("state", "online", "progress_percent", "remaining_seconds", "current_file",
+                                       "last_report_at", "nozzle_type", "reported_nozzle_diameter_mm",
+                                       "nozzle_takes_abrasive", "ams")} == {
+        "state": "offline", "online": False, "progress_percent": None, "remaining_seconds": None, "current_file": "",
+        "last_report_at": None, "nozzle_type": "", "reported_nozzle_diameter_mm": None,
+        "nozzle_takes_abrasive": None, "ams": []}

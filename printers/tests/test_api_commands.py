@@ -180,13 +180,6 @@ def prusa_sim():
         yield simulator
 
 
-@pytest.fixture
-def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    """Queued tasks run in this process when the request's transaction commits (after the answer)."""
-    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
 def test_prusalink_command_is_carried_out_by_a_task(api, prusa_sim, settings, run_tasks):
     settings.PRINTER_HTTP_TIMEOUT_SECONDS = 1
     printer = services.printer_create(name="Core One", driver=Driver.PRUSALINK, host=prusa_sim.host,

@@ -11,7 +11,7 @@ from printers.choices import CommandStatus, JobOutcome, PrinterState
 from printers.drivers.bambu.client import BambuConnection, certificate_names, command_message
 from printers.models import PrinterCommand, PrinterJob, StateTransition
 from printers.simulators.broker import make_certificates, mosquitto_binary
-from printers.tests.mqtt import ACCESS_CODE, SERIAL, answered, live, make_sim, state_is, step_until
+from printers.tests.mqtt import ACCESS_CODE, SERIAL, answered, live, make_sim, start_long_print, state_is, step_until
 
 
 def transitions(printer) -> list[tuple[str, str]]:
@@ -77,10 +77,7 @@ def test_pause_resume_then_stop_is_a_cancel_not_a_failure(broker, bambu_printer,
 
 
 def test_a_failure_is_a_failure(broker, bambu_printer, listener, sim):
-    sim.print_ticks = 400
-    step_until(listener, state_is(bambu_printer, PrinterState.IDLE))
-    sim.start_job()
-    step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
+    start_long_print(listener, bambu_printer, sim)
     with sim._lock:
         sim.state.update({"gcode_state": "FAILED", "print_error": 117473286})
     step_until(listener, state_is(bambu_printer, PrinterState.FAILED))
@@ -88,10 +85,7 @@ def test_a_failure_is_a_failure(broker, bambu_printer, listener, sim):
 
 
 def test_hms_raise_and_clear(broker, bambu_printer, listener, sim):
-    sim.print_ticks = 400
-    step_until(listener, state_is(bambu_printer, PrinterState.IDLE))
-    sim.start_job()
-    step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
+    start_long_print(listener, bambu_printer, sim)
     sim.raise_hms(0x07008000, 0x00020006)
     step_until(listener, state_is(bambu_printer, PrinterState.NEEDS_ATTENTION))
     assert live(bambu_printer).errors[0]["severity"] == "serious"
@@ -101,10 +95,7 @@ def test_hms_raise_and_clear(broker, bambu_printer, listener, sim):
 
 
 def test_unacknowledged_command_that_worked_succeeds(broker, bambu_printer, listener, sim):
-    sim.print_ticks = 400
-    step_until(listener, state_is(bambu_printer, PrinterState.IDLE))
-    sim.start_job()
-    step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
+    start_long_print(listener, bambu_printer, sim)
     sim.ack_commands = False
     command = services.printer_command_request(printer=bambu_printer, action="pause")
     step_until(listener, state_is(bambu_printer, PrinterState.PAUSED))
@@ -122,10 +113,7 @@ def test_light_command_is_acknowledged(broker, bambu_printer, listener, sim):
 
 
 def test_firmware_that_drops_commands_is_detected(broker, bambu_printer, listener, sim):
-    sim.print_ticks = 400
-    step_until(listener, state_is(bambu_printer, PrinterState.IDLE))
-    sim.start_job()
-    step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
+    start_long_print(listener, bambu_printer, sim)
     sim.set_developer_mode(False)
     command = services.printer_command_request(printer=bambu_printer, action="pause")
     command = step_until(listener, answered(command), what="the command's timeout")

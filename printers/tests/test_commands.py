@@ -31,7 +31,7 @@ from printers.simulators.ftps import BambuFTPSSimulator
 from printers.simulators.prusalink import PrusaLinkSimulator
 from printers.state import NormalisedState
 from printers.tests.file_fixtures import BAMBU_FILE, PRUSA_FILE, corpus
-from printers.tests.mqtt import ACCESS_CODE, SERIAL, answered, live, make_sim, state_is, step_until
+from printers.tests.mqtt import ACCESS_CODE, SERIAL, answered, live, make_sim, start_long_print, state_is, step_until
 
 PASSWORD = "cmd-sim-secret"
 
@@ -48,13 +48,6 @@ def _fast(settings):
 def admin_client(client, db):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     return client
-
-
-@pytest.fixture
-def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    """Queued tasks run in this process when the request's transaction commits, after its answer."""
-    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
-    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture
@@ -95,10 +88,7 @@ def sent_to(sim, command: str) -> list[dict]:
 
 def test_admin_pause_of_a_bambu_printer_returns_at_once_and_ends_acknowledged(admin_client, bambu_printer,
                                                                               listener, sim):
-    sim.print_ticks = 400
-    step_until(listener, state_is(bambu_printer, PrinterState.IDLE))
-    sim.start_job()
-    step_until(listener, state_is(bambu_printer, PrinterState.PRINTING))
+    start_long_print(listener, bambu_printer, sim)
     key = confirmation_key(admin_client, bambu_printer, "pause")
 
     response = admin_client.post(command_url(bambu_printer, "pause"), {"confirm": "yes", "idempotency_key": key})

@@ -3,6 +3,7 @@
 import io
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from printers.drivers.base import (
 from printers.files import printer_file_fetch, printer_files_list
 from printers.listener import Listener
 from printers.models import Printer, PrinterCommand, PrinterLiveState
-from printers.state import NormalisedState
+from printers.state import NormalisedState, unified_state
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +70,24 @@ def test_a_driver_refuses_what_its_brand_cannot_do():
         with pytest.raises(InvalidInput, match="Bare printers cannot"):
             call()
     assert "top-secret-9" not in repr(access)
+
+
+def test_a_state_name_no_driver_knows_yet_is_busy_and_logged_once_per_brand(caplog):
+    """Both drivers map their printer's own state names through one helper (newer firmware adds names)."""
+    from printers.drivers.bambu.normalise import normalise as bambu_normalise
+    from printers.drivers.prusalink import normalise as prusalink_normalise
+
+    name = f"WARMING_UP_{time.monotonic_ns()}"  # a name no other test has logged in this process
+    with caplog.at_level("WARNING", logger="printers.state"):
+        assert bambu_normalise({"gcode_state": name}).state == PrinterState.BUSY
+        assert bambu_normalise({"gcode_state": name.lower()}).state == PrinterState.BUSY
+        assert prusalink_normalise({"printer": {"state": name}}).state == PrinterState.BUSY
+        assert unified_state(name, {}, printer="PrusaLink", field="state") == PrinterState.BUSY
+    assert [r.getMessage() for r in caplog.records if name in r.getMessage()] == [
+        f"Bambu printer reported an unknown gcode_state '{name}'; shown as busy.",
+        f"PrusaLink printer reported an unknown state '{name}'; shown as busy.",
+    ]
+    assert unified_state("IDLE", {"IDLE": PrinterState.IDLE}, printer="Acme", field="state") == PrinterState.IDLE
 
 
 def test_no_brand_is_named_outside_the_drivers():
@@ -149,12 +168,6 @@ def acme():
     driver = registry.register(AcmeDriver())
     yield driver
     registry.unregister(driver.name)
-
-
-@pytest.fixture
-def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
-    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 def test_a_third_brand_works_through_services_files_and_commands(acme, run_tasks, settings, tmp_path):

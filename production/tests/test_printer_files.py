@@ -11,9 +11,9 @@ from django.urls import reverse
 
 from catalog.models import Model, ModelVariant, SlicedFile, VariantVersion
 from catalog.tests.factories import ModelFactory, VariantFactory
-from fablab.choices import ApiKeyScope, OrganizationKind
+from fablab.choices import ApiKeyScope
 from fablab.exceptions import InvalidInput, NotFound
-from fablab.tests.factories import OrganizationFactory, PartnerFactory, UserFactory, make_api_key
+from fablab.tests.factories import PartnerFactory, UserFactory, make_api_key
 from printers import services
 from printers.drivers.prusalink import driver as prusalink_driver
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable
@@ -30,13 +30,6 @@ API = "/api/v1"
 
 
 # --- fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def run_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    """Queued tasks run at once, in this process, when the request's transaction commits."""
-    monkeypatch.setattr("django_q.conf.Conf.SYNC", True)
-    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture
@@ -357,14 +350,8 @@ def test_admin_file_pages_are_refused_to_others(client, bambu, ftps_sim):
 # --- API ----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def lab_keys():
-    lab = OrganizationFactory(kind=OrganizationKind.LAB)
-    return make_api_key(lab, scope=ApiKeyScope.READ)[1], make_api_key(lab, scope=ApiKeyScope.WRITE)[1]
-
-
-def test_api_lists_and_imports_for_lab_keys(client, bambu, lab_keys, run_tasks):
-    read, write = lab_keys
+def test_api_lists_and_imports_for_lab_keys(client, bambu, lab_read_key, lab_key, run_tasks):
+    read, write = lab_read_key, lab_key
     listed = client.get(f"{API}/printers/{bambu.pk}/files", headers={"X-API-Key": read})
     assert listed.status_code == 200
     entry = next(f for f in listed.json() if f["name"] == BAMBU_FILE)
@@ -410,8 +397,8 @@ def test_api_lists_and_imports_for_lab_keys(client, bambu, lab_keys, run_tasks):
     assert failed.json()["status"] == "failed" and "is not on P1S west" in failed.json()["error"]
 
 
-def test_api_imports_into_a_chosen_variant(client, prusa, lab_keys):
-    read, write = lab_keys
+def test_api_imports_into_a_chosen_variant(client, prusa, lab_read_key, lab_key):
+    read, write = lab_read_key, lab_key
     variant = VariantFactory()
     import_url = f"{API}/printers/{prusa.pk}/files/import"
     unknown = client.post(import_url, {"path": "/usb/MINICU~1.BGC", "variant_id": 999999},
@@ -428,8 +415,8 @@ def test_api_imports_into_a_chosen_variant(client, prusa, lab_keys):
     assert Model.objects.count() == 1  # no new model
 
 
-def test_api_refuses_partner_keys_read_keys_bad_paths_and_unknown_printers(client, bambu, lab_keys):
-    read, write = lab_keys
+def test_api_refuses_partner_keys_read_keys_bad_paths_and_unknown_printers(client, bambu, lab_read_key, lab_key):
+    read, write = lab_read_key, lab_key
     bambu.shared_with_partners = True
     bambu.save()
     _key, partner_key = make_api_key(PartnerFactory(), scope=ApiKeyScope.WRITE)

@@ -50,3 +50,23 @@ def test_downloads_only_once_there_is_a_result(owner_client, customer_owner):
     job = services.scan_job_create(organization=customer_owner.organization, user=customer_owner.user, title="x")
     assert owner_client.get(reverse("scans:download", args=[job.pk, "stl"])).status_code == 404
     assert owner_client.get(reverse("scans:download", args=[job.pk, "exe"])).status_code == 404
+
+
+def test_submit_cancel_and_delete_say_what_they_did(owner_client, customer_owner, settings, monkeypatch,
+                                                    django_capture_on_commit_callbacks):
+    monkeypatch.setattr(services, "_enqueue", lambda job_id: None)
+    settings.RECONSTRUCTION_MIN_PHOTOS = 0
+
+    def post(name, job):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = owner_client.post(reverse(f"scans:{name}", args=[job.pk]), follow=True)
+        return response.redirect_chain[-1][0], [str(message) for message in response.context["messages"]]
+
+    queued = services.scan_job_create(organization=customer_owner.organization, user=customer_owner.user, title="a")
+    detail = reverse("scans:detail", args=[queued.pk])
+    assert post("submit", queued) == (detail, ["The scan is queued; this page shows its progress."])
+    assert post("cancel", queued) == (detail, ["The scan is being cancelled."])
+    assert ScanJob.objects.get(pk=queued.pk).status == "cancelled"
+    assert post("delete", queued) == (reverse("scans:list"), ["The scan and its files were deleted."])
+    assert not ScanJob.objects.filter(pk=queued.pk).exists()
+    assert owner_client.post(reverse("scans:cancel", args=[queued.pk])).status_code == 404

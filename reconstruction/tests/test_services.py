@@ -76,6 +76,19 @@ class TestLifecycle:
         with pytest.raises(Conflict, match="before the scan starts"):
             services.scan_photo_add(job=job, upload=photo("8.jpg", seed=8))
 
+    def test_a_failed_scan_is_queued_again_with_its_error_cleared(self, job, django_capture_on_commit_callbacks,
+                                                                  monkeypatch):
+        queued = []
+        monkeypatch.setattr(services, "_enqueue", queued.append)
+        ScanJob.objects.filter(pk=job.pk).update(status=ScanStatus.SUCCEEDED)
+        with pytest.raises(Conflict):
+            services.scan_job_retry(job=job)  # a finished scan stays finished
+        ScanJob.objects.filter(pk=job.pk).update(status=ScanStatus.FAILED, error="disk full")
+        with django_capture_on_commit_callbacks(execute=True):
+            services.scan_job_retry(job=job)
+        job.refresh_from_db()
+        assert (job.status, job.error, queued) == (ScanStatus.QUEUED, "", [job.pk])
+
     def test_advice(self):
         assert "20 to 50" in services.photo_advice(12)
         assert "More than 50" in services.photo_advice(80)

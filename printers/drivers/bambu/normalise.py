@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 from printers.choices import PrinterState
 from printers.exceptions import ReportError
-from printers.state import NormalisedState, ams_is_wet, integer, mapping, number, sequence, text
+from printers.state import NormalisedState, ams_is_wet, integer, mapping, number, sequence, text, unified_state
 
 from .codes import CANCEL_PRINT_ERROR, USER_ACTION_HMS, error_text, hms_code, hms_severity, hms_short, print_error_code
 from .merge import MEMO_KEY
@@ -41,7 +41,6 @@ NO_TRAY = 255
 # device.nozzle.info[].type codes of newer firmware (e.g. "HX01"): the 2nd letter is the flow
 # (U: TPU high flow; H/E: high flow), the last two digits the material (ha-bambulab's reading).
 NOZZLE_MATERIALS = {"00": "stainless_steel", "01": "hardened_steel", "05": "tungsten_carbide"}
-_unknown_states_logged: set[str] = set()
 
 
 def _colour(value) -> str:
@@ -213,12 +212,7 @@ def normalise(print_state: dict) -> NormalisedState | None:
     raw = text(print_state.get("gcode_state"), "gcode_state").strip().upper()
     if not raw:
         return None
-    state = GCODE_STATES.get(raw)
-    if state is None:
-        if raw not in _unknown_states_logged:
-            _unknown_states_logged.add(raw)
-            logger.warning("Bambu printer reported an unknown gcode_state %r; shown as busy.", raw)
-        state = PrinterState.BUSY
+    state = unified_state(raw, GCODE_STATES, printer="Bambu", field="gcode_state")
     stage = integer(print_state.get("stg_cur"), "stg_cur")
     errors, serious = _errors(print_state)
     reason = STAGE_NAMES.get(stage, "") if stage is not None else ""

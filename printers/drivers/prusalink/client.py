@@ -21,7 +21,7 @@ from requests.auth import HTTPDigestAuth
 from fablab.exceptions import NotFound
 from printers.choices import PrinterState
 from printers.exceptions import PrinterAuthError, PrinterConflict, PrinterUnreachable, ReportError
-from printers.state import NormalisedState, integer, mapping, number, sequence, text
+from printers.state import NormalisedState, integer, mapping, number, sequence, text, unified_state
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ STATES = {
     "STOPPED": PrinterState.CANCELLED,
     "ERROR": PrinterState.FAILED,
 }
-_unknown_states_logged: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -223,12 +222,7 @@ def normalise(status: dict, job: dict | None = None) -> NormalisedState:
     raw = text(printer.get("state"), "printer.state").strip().upper()
     if not raw:
         raise ReportError("printer.state is missing from the status.")
-    state = STATES.get(raw)
-    if state is None:
-        if raw not in _unknown_states_logged:
-            _unknown_states_logged.add(raw)
-            logger.warning("PrusaLink printer reported an unknown state %r; shown as busy.", raw)
-        state = PrinterState.BUSY
+    state = unified_state(raw, STATES, printer="PrusaLink", field="state")
     status_job = mapping(status.get("job"), "job")
     job = mapping(job, "job") if job is not None else {}
     job_id = status_job.get("id", job.get("id"))
