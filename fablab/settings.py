@@ -224,6 +224,10 @@ CATALOG_SYNC_READ_BYTES = env_int("CATALOG_SYNC_READ_MB", 25) * MB
 # Largest CIEDE2000 colour difference at which a spool still counts as "the same colour"
 # as a sliced file's filament slot (about 2 is barely visible, 10 is clearly different).
 INVENTORY_COLOUR_TOLERANCE = float(env_str("INVENTORY_COLOUR_TOLERANCE", "8"))
+# Demo only: a printer with automatic dispatch that reports idle again after a job counts as having its plate
+# cleared (the simulated printers clear their own plates; `serve --with-printers` turns this on). Leave it off
+# with real printers: there an operator confirms the plate is empty.
+PRODUCTION_IDLE_MEANS_PLATE_CLEARED = env_bool("DEMO_PLATES_CLEAR_THEMSELVES", False)
 # The shopping list buys for the average daily use over this window, for the lead time
 # plus this many days of safety stock, on top of the reorder level.
 INVENTORY_USAGE_WINDOW_DAYS = env_int("INVENTORY_USAGE_WINDOW_DAYS", 30)

@@ -1,5 +1,7 @@
-"""Demo printers matching `manage.py simulate_printers --bambu 2 --prusa 1` (what `serve --with-printers` runs),
-and the folder of print files they find on their storage (`simulate_printers --files`)."""
+"""Demo printers matching `manage.py simulate_printers --bambu 2 --prusa 1 --ftps-port 9990` (what
+`serve --with-printers` runs), and the folder of print files they find on their storage (`simulate_printers
+--files`). Each simulated Bambu printer has its own FTPS port on the one host (`Printer.files_port`), as the
+print queue uploads the files it sends there."""
 
 import tempfile
 from pathlib import Path
@@ -16,15 +18,18 @@ from printers.simulators.storage import folder_name
 DEMO_ACCESS_CODE = "12345678"
 DEMO_PRUSA_PASSWORD = "demo-prusa"
 DEMO_PRUSA_PORT = 8991
+DEMO_FTPS_PORT = 9990  # the first simulated Bambu printer's SD card; the next one's is on the next port
 
 
 def demo_printer_specs() -> list[dict]:
     host, port = settings.MQTT_HOST, settings.MQTT_PORT
     return [
         {"name": "Demo X1 Carbon", "driver": Driver.BAMBU, "model": "X1C", "serial": fake_serial("X1", 1),
-         "host": host, "port": port, "secret": DEMO_ACCESS_CODE, "location": "Demo bench"},
+         "host": host, "port": port, "files_port": DEMO_FTPS_PORT, "secret": DEMO_ACCESS_CODE,
+         "location": "Demo bench"},
         {"name": "Demo A1", "driver": Driver.BAMBU, "model": "A1", "serial": fake_serial("A1", 2),
-         "host": host, "port": port, "secret": DEMO_ACCESS_CODE, "location": "Demo bench"},
+         "host": host, "port": port, "files_port": DEMO_FTPS_PORT + 1, "secret": DEMO_ACCESS_CODE,
+         "location": "Demo bench"},
         {"name": "Demo Core One", "driver": Driver.PRUSALINK, "model": "Core One", "serial": "",
          "host": "127.0.0.1", "port": DEMO_PRUSA_PORT, "secret": DEMO_PRUSA_PASSWORD, "location": "Demo bench"},
     ]
@@ -41,8 +46,8 @@ def load_demo_printers() -> list[Printer]:
         if printer is None:
             printer = services.printer_create(secret=secret, **spec)
         else:
-            changed = {key: spec[key] for key in ("driver", "model", "serial", "host", "port")
-                       if getattr(printer, key) != spec[key]}
+            changed = {key: spec.get(key) for key in ("driver", "model", "serial", "host", "port", "files_port")
+                       if getattr(printer, key) != spec.get(key)}
             if changed or not printer.has_credentials:
                 services.printer_update(printer=printer, secret="" if printer.has_credentials else secret, **changed)
         printers.append(printer)

@@ -71,8 +71,8 @@ def printer_create(*, name: str, driver: str, host: str, port: int | None = None
 
 # What staff may change on a printer (printer_update); credentials go through printer_set_credentials.
 EDITABLE_FIELDS = frozenset({
-    "name", "driver", "model", "serial", "host", "port", "auth_method", "nozzle_diameter_mm", "bed_x_mm",
-    "bed_y_mm", "bed_z_mm", "location", "is_active", "shared_with_partners",
+    "name", "driver", "model", "serial", "host", "port", "files_port", "auth_method", "nozzle_diameter_mm",
+    "bed_x_mm", "bed_y_mm", "bed_z_mm", "location", "is_active", "shared_with_partners",
 })
 SECRET_MAX_LENGTH = 200
 _STRIPPED = ("name", "host", "model", "serial", "location")

@@ -897,9 +897,14 @@ def _send(attempt: PrintAttempt, placement: Placement) -> PrintJob:
         if printer_selectors.printer_maps_filament(printer=printer):
             count = max([slot for slot, *_rest in _plate_slots(job)] + [len(_plate_grams(job))] + [0])
             mapping = [placement.trays.get(slot, -1) for slot in range(1, count + 1)]
-        printer_services.printer_start_file(printer=printer, path=entry.path, plate=job.plate,
-                                            filament_mapping=mapping,
-                                            idempotency_key=f"production:attempt:{attempt.pk}")
+        # One transaction: the start reaches the printer (the listener's pending command, the PrusaLink task
+        # queued on commit) only once the job is recorded as sent, so the printer's first report of the job
+        # finds its attempt waiting, however fast it comes.
+        with transaction.atomic():
+            printer_services.printer_start_file(printer=printer, path=entry.path, plate=job.plate,
+                                                filament_mapping=mapping,
+                                                idempotency_key=f"production:attempt:{attempt.pk}")
+            job = print_job_transition(job=job, status=PrintJobStatus.SENT)
     except Exception as exc:
         message = exc.message if isinstance(exc, ApplicationError) else _("the transfer failed unexpectedly")
         if not isinstance(exc, ApplicationError):
@@ -911,7 +916,6 @@ def _send(attempt: PrintAttempt, placement: Placement) -> PrintJob:
             PrinterStation.objects.filter(printer=printer).update(plate_clear=True)
             print_job_transition(job=job, status=PrintJobStatus.QUEUED, reason=str(message))
         raise
-    job = print_job_transition(job=job, status=PrintJobStatus.SENT)
     logger.info("Print job %s sent to printer %s as attempt %s.", job.pk, printer.pk, attempt.number)
     return job
 
@@ -956,8 +960,24 @@ def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None =
     return None
 
 
+def _plates_cleared_by_idle_printers() -> int:
+    """Demo only (settings.PRODUCTION_IDLE_MEANS_PLATE_CLEARED): a printer with automatic dispatch that is
+    online and idle again after its last job, with nothing running, counts as having its plate cleared.
+
+    The demo's simulated printers clear their own plates a while after a job ends and then report idle;
+    in a lab, an operator confirms it on the printer's station instead (printer_plate_cleared).
+    """
+    if not settings.PRODUCTION_IDLE_MEANS_PLATE_CLEARED:
+        return 0
+    busy = PrintAttempt.objects.filter(outcome=AttemptOutcome.RUNNING, printer__isnull=False).values("printer")
+    return PrinterStation.objects.filter(
+        auto_dispatch=True, plate_clear=False, printer__live__online=True, printer__live__state="idle",
+    ).exclude(printer__in=busy).update(plate_clear=True, updated_at=timezone.now())
+
+
 def print_jobs_dispatch_auto() -> int:
     """Fill every free printer with automatic dispatch on from the queue; returns how many jobs were sent."""
+    _plates_cleared_by_idle_printers()
     sent = 0
     for _round in range(Printer.objects.count()):
         try:

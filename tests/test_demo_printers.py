@@ -18,7 +18,7 @@ from django.core.management import call_command
 from catalog.samples import build_file, sample_models
 from printers import services
 from printers.choices import Driver, JobOutcome, PrinterState
-from printers.demo import DEMO_ACCESS_CODE, demo_files_dir, demo_printer_specs
+from printers.demo import DEMO_ACCESS_CODE, DEMO_FTPS_PORT, demo_files_dir, demo_printer_specs
 from printers.listener import Listener
 from printers.models import Printer, PrinterJob, PrinterLiveState
 from printers.simulators.broker import MosquittoBroker
@@ -134,7 +134,9 @@ def test_serve_runs_the_simulated_printers_with_the_demos_files(tmp_path, settin
     from fablab.management.commands import serve
 
     started = []
-    monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **kwargs: started.append(command) or _Finished())
+    envs = []
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **kwargs: started.append(command)
+                        or envs.append(kwargs["env"]) or _Finished())
     monkeypatch.setattr(serve, "_signal_group", lambda process, signum: None)
     monkeypatch.setattr(serve.time, "sleep", lambda seconds: None)
     previous = signal.getsignal(signal.SIGTERM)
@@ -148,11 +150,51 @@ def test_serve_runs_the_simulated_printers_with_the_demos_files(tmp_path, settin
             with pytest.raises(SystemExit):
                 call_command("serve", "--with-printers", stdout=io.StringIO(), stderr=io.StringIO())
             simulators = next(command for command in started if "simulate_printers" in command)
-            assert simulators[simulators.index("simulate_printers"):][:6] == [
-                "simulate_printers", "--bambu", "2", "--prusa", "1", "--auto-jobs"]
+            assert simulators[simulators.index("simulate_printers"):][:9] == [
+                "simulate_printers", "--bambu", "2", "--prusa", "1", "--ftps-port", str(DEMO_FTPS_PORT),
+                "--clear-plate-after", str(serve.DEMO_CLEAR_PLATE_SECONDS)]
+            assert "--auto-jobs" not in simulators  # the print queue feeds them
             assert ("--files" in simulators) is with_files
             if with_files:
                 assert simulators[simulators.index("--files") + 1] == str(demo_files_dir())
             assert any("run_printers" in command for command in started)
+            assert all(env.get("DEMO_PLATES_CLEAR_THEMSELVES") == "1" for env in envs)  # idle means cleared
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_simulators_fed_by_the_queue_clear_their_plate_after_a_while_and_wait_for_the_next_file():
+    from printers.simulators.bambu import FakeBambuPrinter
+    from printers.simulators.prusalink import PrusaLinkSimulator
+
+    a1 = next(version for version in sample_versions() if version.file_name.endswith("_A1.gcode.3mf"))
+    core = next(version for version in sample_versions() if version.file_name.endswith("_COREONE.gcode"))
+    bambu = FakeBambuPrinter(serial="01P00A000000099", host="127.0.0.1", port=1, access_code="x", profile="A1",
+                             tick_seconds=1.0, prepare_ticks=1, speed=10_000, clear_plate_seconds=5,
+                             files={a1.file_name: build_file(a1).data})
+    assert bambu.start_job(a1.file_name)
+    for _tick in range(20):
+        if bambu.state["gcode_state"] == "FINISH":
+            break
+        bambu._advance()
+    assert bambu.state["gcode_state"] == "FINISH"
+    for _tick in range(4):
+        bambu._advance()
+    assert bambu.state["gcode_state"] == "FINISH"  # the print is still on the plate
+    bambu._advance()
+    assert bambu.state["gcode_state"] == "IDLE"
+    for _tick in range(30):
+        bambu._advance()
+    assert bambu.state["gcode_state"] == "IDLE" and len(bambu.jobs) == 1  # no job of its own
+
+    prusa = PrusaLinkSimulator(speed=10_000, clear_plate_seconds=5)
+    sim_file = prusa.add_print_file(core.file_name, build_file(core).data)
+    prusa.start_print(sim_file.sfn)
+    prusa.advance(1.0)
+    assert prusa.sim.printer_state == "FINISHED"
+    prusa.advance(3.0)
+    assert prusa.sim.printer_state == "FINISHED"  # the print is still on the plate
+    prusa.advance(1.5)
+    assert prusa.sim.printer_state == "IDLE"
+    prusa.advance(60.0)
+    assert prusa.sim.printer_state == "IDLE" and len(prusa.jobs) == 1

@@ -32,7 +32,9 @@ Jobs that go wrong on purpose: `fail_at_layer(k)` — the printer reports layer 
 — layer k, then the cancel above. Both apply to the job running, or else to the next one. With
 `auto_jobs` the printer starts the files on its SD card by itself, one after the other, as an operator
 at the printer would: a few seconds after it starts, and `job_gap_seconds` after each job's end (the
-plate is cleared, then the next file starts).
+plate is cleared, then the next file starts). Without `auto_jobs`, `clear_plate_seconds` only clears the
+plate that long after a job's end, and the printer waits idle for the next file it is sent (the demo's
+print queue feeds it).
 
 Faults: `silent` (session up, no publishes; `pushing.start` wakes it unless `ignore_start`),
 `send_raw()` for truncated JSON / invalid UTF-8, `raise_hms()` / `clear_hms()`, `ack_commands=False`,
@@ -124,9 +126,12 @@ class FakeBambuPrinter:
                  tick_seconds: float = 1.0, prepare_ticks: int = 3, print_ticks: int = 20, cancel_clear_ticks: int = 3,
                  files=("benchy.gcode.3mf", "cube.gcode.3mf"), ca_file: str | None = None,
                  auto_jobs: bool = False, layers: int = 120, network: MqttNetwork | None = None,
-                 storage=None, speed: float = 1.0, job_gap_seconds: float = 40.0) -> None:
+                 storage=None, speed: float = 1.0, job_gap_seconds: float = 40.0,
+                 clear_plate_seconds: float = 0.0) -> None:
         """`files`: names of files on the SD card (printed by `print_ticks`), or {name: bytes} of files it
-        reads and prints by their content. `speed`: how many times faster than the slicer's time it prints."""
+        reads and prints by their content. `speed`: how many times faster than the slicer's time it prints.
+        `clear_plate_seconds` (without `auto_jobs`): the plate is cleared by itself this long after a job
+        ended, and the printer waits idle for the next job it is sent (0: until `clear_plate()`)."""
         try:
             self.model = payloads.bambu_model(profile)
         except ValueError:
@@ -139,6 +144,7 @@ class FakeBambuPrinter:
         self.idle_stage = self.model.idle_stage
         self.tick_seconds = tick_seconds
         self.prepare_ticks, self.print_ticks, self.cancel_clear_ticks = prepare_ticks, print_ticks, cancel_clear_ticks
+        self._lock = threading.RLock()  # before add_file below
         self.files: set[str] = set()  # names only: printed by print_ticks
         self.sd_files: dict[str, bytes] = {}  # name -> bytes: printed as the file says
         if isinstance(files, dict):
@@ -151,6 +157,7 @@ class FakeBambuPrinter:
         self.layers = layers
         self.speed = float(speed)
         self.job_gap_seconds = job_gap_seconds
+        self.clear_plate_seconds = float(clear_plate_seconds or 0.0)
         # Fault switches and test hooks
         self.silent = False
         self.ignore_start = False
@@ -177,7 +184,6 @@ class FakeBambuPrinter:
         self._first_job_seconds = random.uniform(2.0, 8.0)
         self._auto_index = random.randrange(1 << 16)
         self._ticks = 0
-        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._offline = False  # disconnect() was called: stay away until reconnect()
         self._session = False
@@ -421,6 +427,11 @@ class FakeBambuPrinter:
                 self._advance_run()
             else:
                 self._advance_by_ticks()
+        elif (not self.auto_jobs and self.clear_plate_seconds and gcode_state in ("FINISH", "FAILED")
+              and not self._cancel_ticks_left):
+            self._idle_ticks += 1
+            if self._idle_ticks * self.tick_seconds >= self.clear_plate_seconds:
+                self.clear_plate()
         elif self.auto_jobs and gcode_state in ("IDLE", "FINISH", "FAILED") and not self._cancel_ticks_left:
             self._idle_ticks += 1
             waited = self._idle_ticks * self.tick_seconds

@@ -132,7 +132,10 @@ class SimState:
 class PrusaLinkSimulator:
     def __init__(self, *, password: str = "sim-password", api_key_enabled: bool = True, port: int = 0,
                  slow_seconds: float = 1.0, model: str = "COREONE", serial: str = "SIM-0000000001",
-                 speed: float = 1.0, auto_jobs: bool = False, job_gap_seconds: float = 40.0):
+                 speed: float = 1.0, auto_jobs: bool = False, job_gap_seconds: float = 40.0,
+                 clear_plate_seconds: float = 0.0):
+        """`clear_plate_seconds` (without `auto_jobs`): the operator acknowledges the end of a job this long
+        after it, and the printer waits idle for the next upload (0: until `acknowledge()`)."""
         if speed <= 0:
             raise ValueError("speed must be positive.")
         self.model = payloads.prusa_model(model)
@@ -143,6 +146,7 @@ class PrusaLinkSimulator:
         self.speed = float(speed)
         self.auto_jobs = auto_jobs
         self.job_gap_seconds = job_gap_seconds
+        self.clear_plate_seconds = float(clear_plate_seconds or 0.0)
         self.fault: str | None = None
         self.clock = 0.0
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
@@ -319,6 +323,11 @@ class PrusaLinkSimulator:
                         self._end(job, {"finished": "FINISHED", "failed": "ERROR", "cancelled": "STOPPED"}[outcome])
             if self.auto_jobs:
                 self._autoplay(seconds)
+            elif self.clear_plate_seconds:
+                self._waited += seconds
+                if self.sim.printer_state in ("FINISHED", "STOPPED", "ERROR") \
+                        and self._waited >= self.clear_plate_seconds:
+                    self.acknowledge()
 
     def _end(self, job: SimJob, state: str) -> None:
         job.state = self.sim.printer_state = state

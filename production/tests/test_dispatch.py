@@ -139,3 +139,29 @@ def test_automatic_dispatch_only_fills_printers_that_have_it_on(sent, tmp_path, 
     assert services.print_jobs_dispatch_auto() == 0
     services.printer_station_set_auto(printer=printer, auto_dispatch=True)
     assert services.print_jobs_dispatch_auto() == 1
+
+
+def test_the_demo_setting_lets_an_idle_printer_with_automatic_dispatch_count_as_cleared(sent, tmp_path, settings):
+    settings.MEDIA_ROOT = str(tmp_path)
+    printer = _printer("Demo auto", [_tray(0)])
+    finished = _printer("Demo finished", [_tray(0)], state=PrinterState.FINISHED)
+    manual = _printer("Demo manual", [_tray(0)])
+    for each in (printer, finished, manual):
+        services.printer_station_set_auto(printer=each, auto_dispatch=each != manual)
+    PrinterStation.objects.update(plate_clear=False)
+    job = _queued()
+    job.version.sliced_file.file.save("cube.gcode.3mf", __import__("io").BytesIO(b"PK cube"), save=True)
+
+    settings.PRODUCTION_IDLE_MEANS_PLATE_CLEARED = False  # a lab: only an operator clears a plate
+    assert services.print_jobs_dispatch_auto() == 0
+    assert not PrinterStation.objects.filter(plate_clear=True).exists()
+
+    settings.PRODUCTION_IDLE_MEANS_PLATE_CLEARED = True
+    assert services.print_jobs_dispatch_auto() == 1
+    job.refresh_from_db()
+    assert job.status == PrintJobStatus.SENT and job.printer == printer
+    assert PrinterStation.objects.get(printer=printer).plate_clear is False  # taken by the job just sent
+    assert PrinterStation.objects.get(printer=finished).plate_clear is False  # its print is still on the plate
+    assert PrinterStation.objects.get(printer=manual).plate_clear is False  # no automatic dispatch
+    services._plates_cleared_by_idle_printers()
+    assert PrinterStation.objects.get(printer=printer).plate_clear is False  # busy with the job sent

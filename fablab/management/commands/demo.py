@@ -64,13 +64,14 @@ class Command(BaseCommand):
         catalog_note = self._catalog(partner_org)
         inventory_note = self._inventory()
         printers_note = self._printers()
-        return raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note
+        queue_note = self._queue()
+        return raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note, queue_note
 
     def handle(self, *args, **options):
         # Load everything first; e-mails it triggers (low stock) are sent on commit, so the
         # credentials below are the last thing printed.
         with transaction.atomic():
-            raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note = self._load()
+            raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note, queue_note = self._load()
 
         rows = [
             ("Admin (staff, superuser)", "http://127.0.0.1:8000/admin/", ADMIN[1], ADMIN[2]),
@@ -88,13 +89,14 @@ class Command(BaseCommand):
         self.stdout.write("  API docs: http://127.0.0.1:8000/api/v1/docs")
         self.stdout.write(f"  Catalog: {catalog_note}")
         self.stdout.write(f"  Inventory: {inventory_note}")
-        self.stdout.write(f"  Printers: {printers_note}\n")
+        self.stdout.write(f"  Printers: {printers_note}")
+        self.stdout.write(f"  Print queue: {queue_note}\n")
 
     def _printers(self) -> str:
         """The demo printers, and the catalog's sample files for each on its simulated SD card or USB stick.
 
-        `serve --with-printers` runs the simulated printers with these files (`simulate_printers --files`);
-        until the print queue sends them files, they start these by themselves, one after the other.
+        `serve --with-printers` runs the simulated printers with these files on their storage
+        (`simulate_printers --files`); what they print is what the print queue sends them (see `_queue`).
         """
         from catalog.models import SlicedFile
         from catalog.samples import build_file, sample_models
@@ -121,6 +123,47 @@ class Command(BaseCommand):
         return (f"{len(printers)} simulated printers with {sum(len(f) for f in files.values())} sample files on "
                 "their storage; `manage.py serve --with-printers` runs them, fleet at "
                 "http://127.0.0.1:8000/admin/printers/printer/fleet/")
+
+    # The demo printer, the filament in its first slot (the simulated AMS reports the same one there) and the
+    # sample variants queued for it: all fit the stock, so automatic dispatch sends them one after the other.
+    QUEUE = (
+        ("Demo X1 Carbon", "PLA", "#C0C0C0", ("STAND-PHONE-SILVER", "STAND-TABLET-SILVER")),
+        ("Demo A1", "PLA", "#00AE42", ("CUBE-GREEN", "KEY-S-GREEN")),
+        ("Demo Core One", "PLA", "#FF8000", ("CUBE-ORANGE", "KEY-S-ORANGE")),
+    )
+
+    def _queue(self) -> str:
+        """A spool loaded into each demo printer, automatic dispatch on, and a few jobs queued for them.
+
+        The queue's schedule (every minute, in the task cluster) sends each job to a free printer that
+        has its filament; the print books its grams on the loaded spool and a completed one adds a unit
+        of product stock. Queued once: running the demo again finds the same jobs by their keys.
+        """
+        from catalog.models import ModelVariant
+        from inventory.models import Spool
+        from printers.models import Printer
+        from production import services as production
+        from production.models import SpoolLoad
+
+        queued = []
+        for printer_name, material, colour, skus in self.QUEUE:
+            printer = Printer.objects.filter(name=printer_name).first()
+            spool = Spool.objects.filter(filament__material=material, filament__colour_hex__iexact=colour,
+                                         archived_at__isnull=True).order_by("-remaining_grams", "id").first()
+            if printer is None or spool is None:
+                continue
+            if not SpoolLoad.objects.filter(printer=printer, tray=0).exists():
+                production.spool_load(printer=printer, tray=0, spool=spool)
+            production.printer_station_set_auto(printer=printer, auto_dispatch=True)
+            for sku in skus:
+                variant = ModelVariant.objects.filter(sku=sku).select_related("current_version").first()
+                if variant is None or variant.current_version is None:
+                    continue
+                queued.append(production.print_job_create(
+                    version=variant.current_version, idempotency_key=f"demo-queue-{sku}",
+                    reference=f"Demo: {printer_name}"))
+        return (f"{len(queued)} jobs queued for the demo printers, sent by automatic dispatch (run "
+                "`manage.py sync_schedules` once); queue at http://127.0.0.1:8000/admin/production/printjob/")
 
     def _inventory(self) -> str:
         """Filaments, spools, products and some history.

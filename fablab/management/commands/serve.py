@@ -9,6 +9,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+DEMO_CLEAR_PLATE_SECONDS = 20  # how long a simulated printer's finished print stays on its plate
+
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
@@ -28,33 +30,42 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Address for runserver.")
         parser.add_argument(
             "--with-printers", action="store_true",
-            help="Also run simulated printers (2 Bambu on the local MQTT broker, 1 PrusaLink) printing the demo's "
-                 "sample files, and run_printers.",
+            help="Also run simulated printers (2 Bambu on the local MQTT broker, 1 PrusaLink) that print what "
+                 "the demo's print queue sends them and clear their own plates, and run_printers.",
         )
 
     def handle(self, *args, addr: str, with_printers: bool = False, **options):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
 
+        base_env = dict(os.environ)
+        if with_printers:
+            # The simulated printers clear their own plates: a demo printer idle again counts as cleared,
+            # so automatic dispatch sends it the next queued job (settings.PRODUCTION_IDLE_MEANS_PLATE_CLEARED).
+            base_env["DEMO_PLATES_CLEAR_THEMSELVES"] = "1"
+
         def start(*command, env=None):
             # Each child leads its own process group, so that stopping it also stops what it
             # started (the task clusters' workers) and a Ctrl-C reaches it once, from here.
-            return subprocess.Popen([*manage, *command], env=env, start_new_session=True)
+            return subprocess.Popen([*manage, *command], env={**base_env, **(env or {})}, start_new_session=True)
 
         processes = {
             "web": start("runserver", addr),
             "tasks": start("qcluster"),
-            "long tasks": start("qcluster", env={**os.environ, "Q_CLUSTER_NAME": settings.LONG_CLUSTER}),
+            "long tasks": start("qcluster", env={"Q_CLUSTER_NAME": settings.LONG_CLUSTER}),
         }
         # Printer processes are optional: if one stops (e.g. a port is taken), the rest keeps serving.
         optional = {}
         if with_printers:
-            from printers.demo import demo_files_dir
+            from printers.demo import DEMO_FTPS_PORT, demo_files_dir
 
-            # The simulated printers print the sample files `manage.py demo` put on their storage, one after
-            # the other, until the print queue sends them files.
+            # The simulated printers hold the sample files `manage.py demo` put on their storage and print what
+            # the print queue sends them (uploaded to each Bambu printer's own FTPS port); a while after a job
+            # ends they clear their plate and wait for the next one.
             files = demo_files_dir()
             optional = {
-                "printer simulators": start("simulate_printers", "--bambu", "2", "--prusa", "1", "--auto-jobs",
+                "printer simulators": start("simulate_printers", "--bambu", "2", "--prusa", "1",
+                                            "--ftps-port", str(DEMO_FTPS_PORT),
+                                            "--clear-plate-after", str(DEMO_CLEAR_PLATE_SECONDS),
                                             *(["--files", str(files)] if files.is_dir() else [])),
                 "printer listener": start("run_printers"),
             }

@@ -1,6 +1,7 @@
 """Run simulated printers for the demo, manual tests and the fleet benchmark.
 
-    manage.py simulate_printers --bambu 2 --prusa 1 --auto-jobs --files var/demo-printer-files
+    manage.py simulate_printers --bambu 2 --prusa 1 --ftps-port 9990 --clear-plate-after 20 \
+        --files var/demo-printer-files
 
 Bambu printers connect as MQTT clients to a broker (default: MQTT_HOST:MQTT_PORT from the settings,
 the local Mosquitto without TLS in the demo), user = their serial; models alternate (X1C and A1 by
@@ -16,9 +17,13 @@ simulators' own. With --auto-jobs every printer starts its files by itself, one 
 operator at the printer would: a few seconds after the start, and --job-gap seconds after each job's
 end (the plate is cleared, then the next file starts). --fail-at-layer / --cancel-at-layer make every
 printer's first job fail / be cancelled at that layer; --control FILE takes such orders while running
-(see printers/simulators/control.py). Serials, ports and secrets are printed at start; printers.demo
-creates the matching Printer rows. All Bambu printers of one process share one network thread;
---processes N splits them over N processes (for hundreds of printers on several cores).
+(see printers/simulators/control.py). Without --auto-jobs the printers wait for files they are sent (the
+demo's print queue feeds them); --clear-plate-after N then clears a plate N seconds after its job ended.
+--ftps-port P gives the n-th Bambu printer an FTPS server for its SD card on port P + n - 1 (files are
+uploaded there, then started over MQTT; 0: no FTPS, the SD card holds only the --files). Serials, ports and
+secrets are printed at start; printers.demo creates the matching Printer rows (files_port included). All
+Bambu printers of one process share one network thread; --processes N splits them over N processes (for
+hundreds of printers on several cores).
 """
 
 import signal
@@ -34,6 +39,7 @@ from django.core.management.base import BaseCommand, CommandError
 from printers.demo import DEMO_ACCESS_CODE, DEMO_PRUSA_PASSWORD, DEMO_PRUSA_PORT
 from printers.simulators import control
 from printers.simulators.bambu import BambuFleetSimulator
+from printers.simulators.ftps import BambuFTPSSimulator
 from printers.simulators.payloads import BAMBU_MODELS, PRUSA_MODELS, bambu_model, prusa_model, prusa_serial
 from printers.simulators.prusalink import PrusaLinkSimulator
 from printers.simulators.storage import BAMBU_FORMATS, PRUSA_FORMATS, builtin_print_file, files_in_folder
@@ -74,6 +80,12 @@ class Command(BaseCommand):
         parser.add_argument("--fail-at-layer", type=int, default=0, help="Every printer's first job fails there.")
         parser.add_argument("--cancel-at-layer", type=int, default=0,
                             help="Every printer's first job is cancelled there.")
+        parser.add_argument("--clear-plate-after", type=float, default=0.0,
+                            help="Without --auto-jobs: seconds after a job's end until its plate is cleared "
+                                 "(0: never by itself).")
+        parser.add_argument("--ftps-port", type=int, default=0,
+                            help="FTPS port of the first Bambu printer's SD card, the next ones following "
+                                 "(0: no FTPS).")
         parser.add_argument("--control", default="", help="A file to write orders to while running (JSON).")
         parser.add_argument("--prusa-port", type=int, default=DEMO_PRUSA_PORT, help="Port of the first PrusaLink.")
         parser.add_argument("--prusa-password", default=DEMO_PRUSA_PASSWORD)
@@ -88,6 +100,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if not models:
             raise CommandError(f"--profiles names no model; choose from {', '.join(BAMBU_MODELS)}.")
+        if o["clear_plate_after"] < 0 or o["ftps_port"] < 0:
+            raise CommandError("--clear-plate-after and --ftps-port cannot be negative.")
         if o["processes"] < 1:
             raise CommandError("--processes must be at least 1.")
         if o["fail_at_layer"] < 0 or o["cancel_at_layer"] < 0 or (o["fail_at_layer"] and o["cancel_at_layer"]):
@@ -113,21 +127,37 @@ class Command(BaseCommand):
             count=own, host=o["host"], port=o["port"], access_code=o["access_code"], profiles=models,
             ca_file=o["ca_file"] or None, first_index=o["first_index"], tick_seconds=o["tick"],
             print_ticks=o["print_ticks"], auto_jobs=o["auto_jobs"], speed=o["speed"], job_gap_seconds=o["job_gap"],
-            files={},
+            clear_plate_seconds=o["clear_plate_after"], files={},
         )
-        for printer in fleet.printers:
-            found = files_in_folder(files_dir, printer.model.key, BAMBU_FORMATS) if files_dir else {}
-            for name, data in (found or dict([builtin_print_file("3mf")])).items():
-                printer.add_file(name, data)
-            self._first_job(printer, o)
-            self.stdout.write(f"bambu {printer.model.key} serial={printer.serial} broker={o['host']}:{o['port']} "
-                              f"files={len(printer.sd_files)}")
+        storages = []
+        try:
+            for index, printer in enumerate(fleet.printers):
+                if o["ftps_port"]:
+                    storage = BambuFTPSSimulator(serial=printer.serial, access_code=o["access_code"],
+                                                 port=o["ftps_port"] + index).start()
+                    storages.append(storage)
+                    printer.storage = storage
+                found = files_in_folder(files_dir, printer.model.key, BAMBU_FORMATS) if files_dir else {}
+                for name, data in (found or dict([builtin_print_file("3mf")])).items():
+                    if printer.storage is not None:
+                        printer.storage.add_file(f"/{name}", data)
+                    else:
+                        printer.add_file(name, data)
+                self._first_job(printer, o)
+                ftps = f" ftps=127.0.0.1:{printer.storage.port}" if printer.storage is not None else ""
+                self.stdout.write(f"bambu {printer.model.key} serial={printer.serial} broker={o['host']}:{o['port']}"
+                                  f"{ftps} files={len(printer.print_files())}")
+        except OSError as exc:
+            for storage in storages:
+                storage.close()
+            raise CommandError(f"FTPS simulator: {exc}") from None
         fleet.start()
         prusas = []
         for index in range(o["prusa"]):
             sim = PrusaLinkSimulator(password=o["prusa_password"], port=o["prusa_port"] + index, model=prusa.key,
                                      serial=prusa_serial(prusa, index + 1), speed=o["speed"],
-                                     auto_jobs=o["auto_jobs"], job_gap_seconds=o["job_gap"])
+                                     auto_jobs=o["auto_jobs"], job_gap_seconds=o["job_gap"],
+                                     clear_plate_seconds=o["clear_plate_after"])
             found = files_in_folder(files_dir, prusa.key, PRUSA_FORMATS) if files_dir else {}
             for name, data in (found or dict([builtin_print_file("gcode")])).items():
                 sim.add_print_file(name, data)
@@ -138,6 +168,8 @@ class Command(BaseCommand):
                 fleet.stop()
                 for running in prusas:
                     running.stop()
+                for running in storages:
+                    running.close()
                 raise CommandError(f"PrusaLink simulator on port {sim.port}: {exc}") from None
             prusas.append(sim)
             self.stdout.write(f"prusalink {prusa.key} port={sim.port} user=maker files={len(sim.sim.files)}")
@@ -160,6 +192,8 @@ class Command(BaseCommand):
             fleet.stop()
             for sim in prusas:
                 sim.stop()
+            for storage in storages:
+                storage.close()
             for child in children:  # with --seconds they stop by themselves; an interrupt stops them
                 if stop.is_set() or not o["seconds"]:
                     child.terminate()
@@ -195,6 +229,8 @@ class Command(BaseCommand):
                 "--tick", str(o["tick"]), "--print-ticks", str(o["print_ticks"]), "--seconds", str(o["seconds"]),
                 "--speed", str(o["speed"]), "--job-gap", str(o["job_gap"]), "--files", o["files"],
                 "--fail-at-layer", str(o["fail_at_layer"]), "--cancel-at-layer", str(o["cancel_at_layer"]),
+                "--clear-plate-after", str(o["clear_plate_after"]),
+                "--ftps-port", str(o["ftps_port"] + first if o["ftps_port"] else 0),
                 *(["--auto-jobs"] if o["auto_jobs"] else []),
             ]))
         return min(chunk, o["bambu"]), children
