@@ -198,3 +198,33 @@ def test_simulators_fed_by_the_queue_clear_their_plate_after_a_while_and_wait_fo
     assert prusa.sim.printer_state == "IDLE"
     prusa.advance(60.0)
     assert prusa.sim.printer_state == "IDLE" and len(prusa.jobs) == 1
+
+
+def test_serve_stops_every_child_even_when_a_second_signal_arrives_while_it_stops(tmp_path, settings, monkeypatch):
+    """A second SIGTERM (make passing one on, a supervisor) during the clean-up must not leave children running."""
+    import os
+    import signal
+
+    from fablab.management.commands import serve
+
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **kwargs: _Finished())
+    stopped = []
+
+    def signal_group(process, signum):
+        if not stopped:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the clean-up
+        stopped.append(signum)
+
+    def interrupted(signum, frame):  # serve's SIGTERM handler, raising what pytest does not take for a Ctrl-C
+        raise RuntimeError("the clean-up was interrupted")
+
+    monkeypatch.setattr(serve, "_signal_group", signal_group)
+    monkeypatch.setattr(serve, "_interrupt", interrupted)
+    settings.VAR_DIR = tmp_path / "var"
+    settings.HOME_ASSISTANT_MQTT_URL = ""
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    with pytest.raises(SystemExit):
+        call_command("serve", "--with-printers", stdout=io.StringIO(), stderr=io.StringIO())
+    children = 3 + 2  # web and the two task clusters, the simulators and the listener
+    assert stopped.count(signal.SIGINT) == children and stopped.count(signal.SIGKILL) == children
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

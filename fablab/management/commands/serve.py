@@ -72,7 +72,8 @@ class Command(BaseCommand):
             if settings.HOME_ASSISTANT_MQTT_URL:
                 optional["Home Assistant publisher"] = start("publish_home_assistant")
         # A supervisor's SIGTERM stops everything just like Ctrl-C does.
-        signal.signal(signal.SIGTERM, _interrupt)
+        previous_handlers = {signum: signal.signal(signum, _interrupt) if signum == signal.SIGTERM
+                             else signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         self.stdout.write(self.style.SUCCESS(f"fablab is running at http://{addr}/  (Ctrl-C stops it)"))
         exit_code = 0
         try:
@@ -90,6 +91,10 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            # A second Ctrl-C or SIGTERM (a supervisor or `make` passing one on) must not cut the clean-up
+            # short: children left running would hold the ports and keep printing.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             processes.update(optional)
             for process in processes.values():
                 _signal_group(process, signal.SIGINT)
@@ -100,5 +105,7 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     pass
                 _signal_group(process, signal.SIGKILL)  # whatever is left of its group
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
         if exit_code:
             sys.exit(exit_code)
