@@ -16,6 +16,12 @@ the first layer (purge line, start G-code) counts towards layer 1 and what comes
 the last marker (end G-code) towards the last layer, so the last layer's cumulative
 figure is the whole file's.
 
+Each layer also gets the cumulative print time at its end, by a simple move-time model: a
+move (G0-G3) lasts its straight length in X/Y/Z, or |E| for a move of the extruder alone,
+divided by the feed rate in force (F, mm/min; 1500 until the file sets one). Dwell, heating
+and acceleration are not timed: the table places a printer's progress inside a layer, its
+absolute seconds are not a print-time estimate.
+
 Speed: most of a G-code is move lines; they are read with one compiled bytes regex per
 run of lines between two "control" lines (markers, tool changes, G92, M82/M83, G90/G91),
 so Python code runs per control line, not per move.
@@ -61,6 +67,10 @@ _MODE_LINE = re.compile(rb"\n[ \t]*(?:M82|M83|G91)(?![\d.])")
 _G92_E = re.compile(rb"E(-?[\d.]+)")
 _G92_AXIS = re.compile(rb"[XYZEABC]")
 _LINE_E = re.compile(rb"E(-?[\d.]+)")
+# A move line's words, for the time model (any order, with or without spaces between words).
+_MOVE_LINE = re.compile(rb"\n[ \t]*G[0-3](?![\d.])([^;\n]*)")
+_WORD = re.compile(rb"([XYZEF]) *(-?[\d.]+)")
+DEFAULT_FEED_MM_MIN = 1500.0
 _LINE_Z = re.compile(rb"Z(-?[\d.]+)")
 _MARKER_KINDS = (
     (b";LAYER_CHANGE", "prusa"), (b"; CHANGE_LAYER", "bambu"), (b";LAYER:", "cura"), (b";layer:", "flashprint"),
@@ -92,6 +102,7 @@ class LayerCounts:
     z: list[float | None]
     mm: list[list[float]]  # mm[layer][slot], cumulative, slot_count wide
     slot_count: int
+    seconds: list[float] | None = None  # cumulative move time at each layer's end
 
     @property
     def layer_count(self) -> int:
@@ -123,6 +134,10 @@ class ExtrusionCounter:
         self.current_z: float | None = None
         self.slots_seen = 1
         self._unspaced = False
+        self.clock = 0.0  # seconds of moves so far
+        self.position = [0.0, 0.0, 0.0]
+        self.feed_rate = DEFAULT_FEED_MM_MIN
+        self._seconds: list[float] = []
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -166,7 +181,8 @@ class ExtrusionCounter:
             return None
         mm = [[round(row[i], 3) if i < len(row) else 0.0 for i in range(width)] for row in self._ends]
         # A slot that pushed filament only after some layers has zeros before; rows are padded above.
-        return LayerCounts(source=self._decided or "z", z=self._zs, mm=mm, slot_count=width)
+        seconds = [round(value, 2) for value in self._seconds]
+        return LayerCounts(source=self._decided or "z", z=self._zs, mm=mm, slot_count=width, seconds=seconds)
 
     def _decide(self, head: bytes) -> None:
         self._unspaced = _UNSPACED.search(head) is not None
@@ -199,6 +215,7 @@ class ExtrusionCounter:
     def _moves(self, data: bytes, start: int, end: int) -> None:
         general = self._unspaced or data.find(b"\n ", start, end) >= 0 or data.find(b"\n\t", start, end) >= 0
         e_move, z_move = (_E_MOVE_ANY, _Z_MOVE_ANY) if general else (_E_MOVE, _Z_MOVE)
+        self._time(_MOVE_LINE.findall(data, start, end))
         values = e_move.findall(data, start, end)
         if values:
             if self.relative or self.g91:
@@ -222,6 +239,50 @@ class ExtrusionCounter:
                         low = min(numbers)
                         if self._layer_z_moves is None or low < self._layer_z_moves:
                             self._layer_z_moves = low
+
+    def _time(self, lines: list[bytes]) -> None:
+        """Advance the clock over move lines (their words after the G code)."""
+        if not lines:
+            return
+        x, y, z = self.position
+        feed = self.feed_rate
+        clock = self.clock
+        relative_xyz = self.g91
+        relative_e = self.relative or self.g91
+        e_pos = self.e_pos
+        sqrt = math.sqrt
+        for words in lines:
+            nx, ny, nz = x, y, z
+            e = None
+            for letter, raw in _WORD.findall(words):
+                try:
+                    value = float(raw)
+                except ValueError:
+                    continue
+                if letter == b"X":
+                    nx = x + value if relative_xyz else value
+                elif letter == b"Y":
+                    ny = y + value if relative_xyz else value
+                elif letter == b"Z":
+                    nz = z + value if relative_xyz else value
+                elif letter == b"E":
+                    e = value
+                elif value > 0:
+                    feed = value
+            dx, dy, dz = nx - x, ny - y, nz - z
+            distance = sqrt(dx * dx + dy * dy + dz * dz)
+            if e is not None:
+                delta = e if relative_e else e - e_pos
+                if not relative_e:
+                    e_pos = e
+                if distance == 0.0:
+                    distance = abs(delta)
+            if distance and math.isfinite(distance):
+                clock += distance * 60.0 / feed
+            x, y, z = nx, ny, nz
+        self.position = [x, y, z]
+        self.feed_rate = feed
+        self.clock = clock
 
     def _add(self, mm: float) -> None:
         tool = self.tool
@@ -292,6 +353,7 @@ class ExtrusionCounter:
 
     def _close_layer(self) -> None:
         self._ends.append(list(self.totals))
+        self._seconds.append(self.clock)
         z = self._layer_z_stated
         if z is None:
             z = self._layer_z_moves if self._layer_z_moves is not None else self.current_z
@@ -322,6 +384,8 @@ class ExtrusionCounter:
             return
         if len(code) < 2 or code[1:2] not in b"0123" or (len(code) > 2 and code[2:3] in b"0123456789."):
             return
+        before = self.clock
+        self._time([code[2:]])
         z_found = _LINE_Z.search(code)
         if z_found is not None and not self.g91:
             z = _number(z_found.group(1))
@@ -338,7 +402,9 @@ class ExtrusionCounter:
             self.e_pos = e
         if delta > 0 and self.current_z is not None and (
                 not self._in_layer or abs(self.current_z - self._layer_z_stated) > 1e-4):
+            moved, self.clock = self.clock - before, before  # this move is the new layer's first
             self._new_layer(self.current_z)
+            self.clock += moved
         self._add(delta)
 
 
@@ -387,6 +453,7 @@ def layer_table(counts: LayerCounts, *, diameters=None, densities=None, types=No
         "z": counts.z,
         "slots": used,
         "mm": [[row[slot] for row in counts.mm] for slot in used],
+        "seconds": counts.seconds,
         "g_per_mm": [round(f, 9) for f in factors],
         "diameter_mm": diameter_out,
         "density_g_cm3": density_out,
@@ -429,3 +496,41 @@ def table_grams(table: dict, *, layer: int) -> list[float]:
     for slot, column, factor in zip(table["slots"], table["mm"], table["g_per_mm"], strict=False):
         grams[slot] = round(column[index] * factor, 3)
     return grams
+
+
+def table_fraction_of_layer(table: dict, *, layer: int, time_fraction: float) -> float | None:
+    """How much of layer `layer` (1-based) is done when `time_fraction` of the plate's time has passed.
+
+    The fraction of the whole print is placed on the table's cumulative seconds (the move-time
+    model, scaled to whatever estimate the fraction came from): 0 when that instant lies before
+    the layer's start, 1 after its end, in between linearly. None when the table has no seconds
+    (stored before they were kept) or no time at all.
+    """
+    seconds = table.get("seconds")
+    count = table.get("layer_count") or 0
+    if not seconds or len(seconds) != count or not 1 <= layer <= count or not seconds[-1] > 0:
+        return None
+    instant = min(max(time_fraction, 0.0), 1.0) * seconds[-1]
+    start = seconds[layer - 2] if layer >= 2 else 0.0
+    end = seconds[layer - 1]
+    if end <= start:
+        return 1.0 if instant >= start else 0.0
+    return min(max((instant - start) / (end - start), 0.0), 1.0)
+
+
+def table_grams_at(table: dict, *, layer: int, time_fraction: float | None = None) -> list[float]:
+    """Grams per slot booked when layer `layer` is in progress: layers 1..layer-1 in full plus the part
+    of `layer` done at `time_fraction` of the print (table_fraction_of_layer).
+
+    Without a time fraction, or with a table that has no seconds, the whole layer in progress is
+    booked (layers 1..layer, as table_grams). A layer beyond the last books the totals.
+    """
+    count = table.get("layer_count") or 0
+    if time_fraction is None or not 1 <= layer <= count:
+        return table_grams(table, layer=layer)
+    within = table_fraction_of_layer(table, layer=layer, time_fraction=time_fraction)
+    if within is None:
+        return table_grams(table, layer=layer)
+    before = table_grams(table, layer=layer - 1)
+    through = table_grams(table, layer=layer)
+    return [round(a + within * (b - a), 3) for a, b in zip(before, through, strict=True)]
