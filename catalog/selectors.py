@@ -196,13 +196,11 @@ def sliced_file_extruded_at(*, sliced_file: SlicedFile, plate: int = 1, layer: i
 
     if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
         raise InvalidInput(_("A layer number is a whole number from 0 up; got %(layer)s.") % {"layer": layer})
-    fraction = None
     if progress_percent is not None:
         if isinstance(progress_percent, bool) or not isinstance(progress_percent, int | float) \
                 or not 0 <= progress_percent <= 100:
             raise InvalidInput(_("Progress is a percentage from 0 to 100; got %(value)s.")
                                % {"value": progress_percent})
-        fraction = progress_percent / 100
     elif remaining_seconds is not None:
         if isinstance(remaining_seconds, bool) or not isinstance(remaining_seconds, int) or remaining_seconds < 0:
             raise InvalidInput(_("Remaining time is a whole number of seconds from 0 up; got %(value)s.")
@@ -211,11 +209,14 @@ def sliced_file_extruded_at(*, sliced_file: SlicedFile, plate: int = 1, layer: i
     if table is None:
         raise NotFound(_("%(name)s has no extrusion per layer for plate %(plate)s.")
                        % {"name": sliced_file.original_name, "plate": plate})
-    if fraction is None and remaining_seconds is not None:
+    if progress_percent is not None:
+        return table_grams_at(table, layer=layer, percent=float(progress_percent))
+    if remaining_seconds is not None:
         estimate = _plate_estimated_seconds(sliced_file, plate) or (table.get("seconds") or [0])[-1]
         if estimate and estimate > 0:
-            fraction = max(0.0, 1.0 - remaining_seconds / estimate)
-    return table_grams_at(table, layer=layer, time_fraction=fraction)
+            done = max(0.0, 1.0 - remaining_seconds / estimate)
+            return table_grams_at(table, layer=layer, percent=100 * done, stepped=False)
+    return table_grams_at(table, layer=layer)
 
 
 def _plate_estimated_seconds(sliced_file: SlicedFile, plate: int) -> float | None:

@@ -53,6 +53,7 @@ _CONTROL = re.compile(
     rb"|(?:T|M620 S)(?P<tool>\d+)(?![\d.])"
     rb"|G9(?:2(?![\d.])(?P<g92>[^;\n]*)|(?P<g9mode>[01])(?![\d.]))"
     rb"|M8(?P<mmode>[23])(?![\d.])"
+    rb"|M73(?![\d.])[^;\nP]*P(?P<m73>\d+(?:\.\d+)?)"
     rb")",
 )
 # Move lines as slicers write them ('G1 X1 Y2 E0.3'): the literal start lets the regex engine jump
@@ -103,6 +104,9 @@ class LayerCounts:
     mm: list[list[float]]  # mm[layer][slot], cumulative, slot_count wide
     slot_count: int
     seconds: list[float] | None = None  # cumulative move time at each layer's end
+    progress: list[list[float]] | None = None  # [M73 percent, move time] where the file's percent rises
+    start_seconds: float = 0.0  # move time before layer 1 begins (start G-code)
+    start_mm: list[float] | None = None  # per slot, extruded before layer 1 begins (purge; counted in layer 1)
 
     @property
     def layer_count(self) -> int:
@@ -138,6 +142,8 @@ class ExtrusionCounter:
         self.position = [0.0, 0.0, 0.0]
         self.feed_rate = DEFAULT_FEED_MM_MIN
         self._seconds: list[float] = []
+        self._start: tuple[float, list[float]] = (0.0, [0.0])  # clock and totals where layer 1 begins
+        self._progress: list[tuple[float, float]] = []  # (M73 percent, clock) where the percent first rises
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -182,7 +188,11 @@ class ExtrusionCounter:
         mm = [[round(row[i], 3) if i < len(row) else 0.0 for i in range(width)] for row in self._ends]
         # A slot that pushed filament only after some layers has zeros before; rows are padded above.
         seconds = [round(value, 2) for value in self._seconds]
-        return LayerCounts(source=self._decided or "z", z=self._zs, mm=mm, slot_count=width, seconds=seconds)
+        progress = [[percent, round(clock, 2)] for percent, clock in self._progress] or None
+        start_clock, start_totals = self._start
+        start_mm = [round(start_totals[i], 3) if i < len(start_totals) else 0.0 for i in range(width)]
+        return LayerCounts(source=self._decided or "z", z=self._zs, mm=mm, slot_count=width, seconds=seconds,
+                           progress=progress, start_seconds=round(start_clock, 2), start_mm=start_mm)
 
     def _decide(self, head: bytes) -> None:
         self._unspaced = _UNSPACED.search(head) is not None
@@ -293,6 +303,11 @@ class ExtrusionCounter:
 
     def _control(self, match: re.Match) -> None:
         group = match.group
+        if group("m73") is not None:
+            percent = float(group("m73"))
+            if (not self._progress or percent > self._progress[-1][0]) and percent <= 100:
+                self._progress.append((percent, self.clock))
+            return
         if group("marker") is not None:
             if not match.group(0).lstrip().startswith(self._marker_kind):
                 return
@@ -347,6 +362,8 @@ class ExtrusionCounter:
     def _new_layer(self, z: float | None) -> None:
         if self._in_layer:
             self._close_layer()
+        else:
+            self._start = (self.clock, list(self.totals))
         self._in_layer = True
         self._layer_z_stated = z
         self._layer_z_moves = None
@@ -454,6 +471,9 @@ def layer_table(counts: LayerCounts, *, diameters=None, densities=None, types=No
         "slots": used,
         "mm": [[row[slot] for row in counts.mm] for slot in used],
         "seconds": counts.seconds,
+        "progress": counts.progress,
+        "start_seconds": counts.start_seconds,
+        "start_mm": [counts.start_mm[slot] for slot in used] if counts.start_mm else None,
         "g_per_mm": [round(f, 9) for f in factors],
         "diameter_mm": diameter_out,
         "density_g_cm3": density_out,
@@ -498,39 +518,78 @@ def table_grams(table: dict, *, layer: int) -> list[float]:
     return grams
 
 
-def table_fraction_of_layer(table: dict, *, layer: int, time_fraction: float) -> float | None:
-    """How much of layer `layer` (1-based) is done when `time_fraction` of the plate's time has passed.
+def table_progress_span(table: dict, *, percent: float, stepped: bool = True) -> tuple[float, float] | None:
+    """The stretch of move time (seconds from, to) in which a printer shows `percent` (0-100) of a
+    plate's print; None when the table has no seconds.
 
-    The fraction of the whole print is placed on the table's cumulative seconds (the move-time
-    model, scaled to whatever estimate the fraction came from): 0 when that instant lies before
-    the layer's start, 1 after its end, in between linearly. None when the table has no seconds
-    (stored before they were kept) or no time at all.
+    Where the file states its own progress (M73 P lines, the slicer's time model that the printer
+    displays), a whole percent (`stepped`: as M73 states it, rounded down) lies anywhere between the
+    moves where the file's percent reaches it and where it rises again; any other percent is placed in
+    proportion between those points. Elsewhere the percent is a share of the table's own move time.
     """
     seconds = table.get("seconds")
-    count = table.get("layer_count") or 0
-    if not seconds or len(seconds) != count or not 1 <= layer <= count or not seconds[-1] > 0:
+    if not seconds or not seconds[-1] > 0:
         return None
-    instant = min(max(time_fraction, 0.0), 1.0) * seconds[-1]
-    start = seconds[layer - 2] if layer >= 2 else 0.0
-    end = seconds[layer - 1]
-    if end <= start:
-        return 1.0 if instant >= start else 0.0
-    return min(max((instant - start) / (end - start), 0.0), 1.0)
+    total = seconds[-1]
+    percent = min(max(percent, 0.0), 100.0)
+    anchors = table.get("progress") or []
+    if len(anchors) < 2:
+        instant = percent / 100 * total
+        return instant, instant
+    points = [(float(p), min(float(t), total)) for p, t in anchors]
+    if points[-1][0] < 100:
+        points.append((100.0, total))
+    if percent < points[0][0]:
+        return (0.0, points[0][1]) if stepped else (points[0][1] * percent / points[0][0],) * 2
+    for (low, start), (high, end) in zip(points, points[1:], strict=False):
+        if low <= percent < high:
+            if stepped and float(percent).is_integer() and high - low >= 1:
+                return start, end
+            instant = start + (percent - low) / (high - low) * (end - start)
+            return instant, instant
+    return total, total
 
 
-def table_grams_at(table: dict, *, layer: int, time_fraction: float | None = None) -> list[float]:
-    """Grams per slot booked when layer `layer` is in progress: layers 1..layer-1 in full plus the part
-    of `layer` done at `time_fraction` of the print (table_fraction_of_layer).
+def _layer_span(table: dict, layer: int) -> tuple[float, float, list[float], list[float]]:
+    """Layer `layer`'s move time (from, to) and grams per slot at its start and end; layer 0 is the start
+    G-code before layer 1 (which the cumulative figures count in layer 1)."""
+    seconds = table["seconds"]
+    width = table.get("slot_count") or 0
+    start_seconds = table.get("start_seconds") or 0.0
+    start_grams = [0.0] * width
+    for slot, column, factor in zip(table["slots"], table.get("start_mm") or [], table["g_per_mm"], strict=False):
+        start_grams[slot] = column * factor
+    if layer == 0:
+        return 0.0, start_seconds, [0.0] * width, start_grams
+    through = table_grams(table, layer=layer)
+    if layer == 1:
+        return start_seconds, seconds[0], start_grams, through
+    return seconds[layer - 2], seconds[layer - 1], table_grams(table, layer=layer - 1), through
 
-    Without a time fraction, or with a table that has no seconds, the whole layer in progress is
-    booked (layers 1..layer, as table_grams). A layer beyond the last books the totals.
+
+def table_grams_at(table: dict, *, layer: int, percent: float | None = None, stepped: bool = True) -> list[float]:
+    """Grams per slot booked when the printer is on layer `layer` and shows `percent` of the print:
+    layers 1..layer-1 in full plus the part of `layer` done by then.
+
+    The percent gives a stretch of the table's move time (table_progress_span); where it meets the
+    layer, the middle of the overlap is taken, else the layer's start or end, whichever is nearer;
+    the layer's grams are spread over its time linearly. Layer 0 is the start G-code. Without a
+    percent, or with a table that has no seconds (stored before they were kept), the whole layer in
+    progress is booked (layers 1..layer, as table_grams); a layer beyond the last books the totals.
     """
     count = table.get("layer_count") or 0
-    if time_fraction is None or not 1 <= layer <= count:
+    if percent is None or not 0 <= layer <= count:
         return table_grams(table, layer=layer)
-    within = table_fraction_of_layer(table, layer=layer, time_fraction=time_fraction)
-    if within is None:
+    span = table_progress_span(table, percent=percent, stepped=stepped)
+    seconds = table.get("seconds")
+    if span is None or len(seconds) != count:
         return table_grams(table, layer=layer)
-    before = table_grams(table, layer=layer - 1)
-    through = table_grams(table, layer=layer)
+    begin, end, before, through = _layer_span(table, layer)
+    low, high = max(span[0], begin), min(span[1], end)
+    if low <= high:
+        instant = (low + high) / 2
+    else:
+        instant = begin if span[1] < begin else end
+    within = (instant - begin) / (end - begin) if end > begin else 1.0
+    within = min(max(within, 0.0), 1.0)
     return [round(a + within * (b - a), 3) for a, b in zip(before, through, strict=True)]

@@ -11,9 +11,9 @@ from catalog.slicer import read_sliced_file
 from catalog.slicer.extrusion import (
     ExtrusionCounter,
     layer_table,
-    table_fraction_of_layer,
     table_grams,
     table_grams_at,
+    table_progress_span,
 )
 from catalog.tests.factories import VariantFactory
 from fablab.exceptions import InvalidInput, NotFound
@@ -51,7 +51,7 @@ def test_a_failure_halfway_through_layer_k_books_the_layers_before_and_half_of_k
     table = _table()
     start = table["seconds"][layer - 2] if layer > 1 else 0.0
     halfway = start + 0.5 + MOVE_SECONDS  # after the Z move, one of the two extruding moves done
-    booked = table_grams_at(table, layer=layer, time_fraction=halfway / table["seconds"][-1])
+    booked = table_grams_at(table, layer=layer, percent=100 * halfway / table["seconds"][-1], stepped=False)
     expected = (sum(PER_LAYER_E[:layer - 1]) + PER_LAYER_E[layer - 1] / 2) * PLA_G_PER_MM
     assert booked[0] == pytest.approx(expected, abs=0.01)
 
@@ -64,16 +64,16 @@ def test_without_progress_the_whole_layer_in_progress_is_booked():
 
 def test_progress_outside_the_layer_books_its_start_or_its_end():
     table = _table()
-    assert table_grams_at(table, layer=3, time_fraction=0.0) == table_grams(table, layer=2)
-    assert table_grams_at(table, layer=3, time_fraction=1.0) == table_grams(table, layer=3)
-    assert table_grams_at(table, layer=4, time_fraction=1.0) == table_grams(table, layer=4)
+    assert table_grams_at(table, layer=3, percent=0, stepped=False) == table_grams(table, layer=2)
+    assert table_grams_at(table, layer=3, percent=100, stepped=False) == table_grams(table, layer=3)
+    assert table_grams_at(table, layer=4, percent=100, stepped=False) == table_grams(table, layer=4)
 
 
 def test_a_table_stored_without_seconds_books_the_whole_layer():
     table = dict(_table())
     del table["seconds"]
-    assert table_fraction_of_layer(table, layer=2, time_fraction=0.3) is None
-    assert table_grams_at(table, layer=2, time_fraction=0.3) == table_grams(table, layer=2)
+    assert table_progress_span(table, percent=30) is None
+    assert table_grams_at(table, layer=2, percent=30, stepped=False) == table_grams(table, layer=2)
 
 
 def test_layers_by_z_get_seconds_too():
@@ -154,16 +154,24 @@ def test_corpus_booking_is_monotone_and_reaches_the_totals(name):
         assert len(seconds) == table["layer_count"]
         assert all(b >= a for a, b in zip(seconds, seconds[1:], strict=False)) and seconds[-1] > 0
         totals = table_grams(table, layer=table["layer_count"])
-        assert table_grams_at(table, layer=table["layer_count"], time_fraction=1.0) == totals
+        assert table_grams_at(table, layer=table["layer_count"], percent=100, stepped=False) == totals
         # Progress through the print, the layer in progress following it: the booking runs from the
         # layers before to the layer's end, monotone inside each layer, and continues across layers.
-        for layer in range(1, table["layer_count"] + 1):
-            start = seconds[layer - 2] if layer > 1 else 0.0
-            points = [start + share * (seconds[layer - 1] - start) for share in (0.0, 0.25, 0.5, 1.0)]
-            booked = [sum(table_grams_at(table, layer=layer, time_fraction=point / seconds[-1]))
+        # (Percent here is a share of the move time, so the file's own M73 progress is set aside.)
+        table = {**table, "progress": None}
+        purge = sum(mm * factor for mm, factor in zip(table["start_mm"], table["g_per_mm"], strict=True))
+        for layer in range(0, table["layer_count"] + 1):
+            start = seconds[layer - 2] if layer > 1 else table["start_seconds"] if layer == 1 else 0.0
+            end = seconds[layer - 1] if layer else table["start_seconds"]
+            points = [start + share * (end - start) for share in (0.0, 0.25, 0.5, 1.0)]
+            booked = [sum(table_grams_at(table, layer=layer, percent=100 * point / seconds[-1], stepped=False))
                       for point in points]
             before, through = sum(table_grams(table, layer=layer - 1)), sum(table_grams(table, layer=layer))
-            if seconds[layer - 1] > start:
+            if layer == 1:
+                before = purge
+            if layer == 0:
+                through = purge
+            if end > start:
                 assert booked[0] == pytest.approx(before, abs=0.002)
             assert booked[-1] == pytest.approx(through, abs=0.002)
             steps = [b - a for a, b in zip(booked, booked[1:], strict=False)]
