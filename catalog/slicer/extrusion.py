@@ -71,6 +71,19 @@ _LINE_E = re.compile(rb"E(-?[\d.]+)")
 # A move line's words, for the time model (any order, with or without spaces between words).
 _MOVE_LINE = re.compile(rb"\n[ \t]*G[0-3](?![\d.])([^;\n]*)")
 _WORD = re.compile(rb"([XYZEF]) *(-?[\d.]+)")
+# The same, one row per move line with its F, X, Y, Z, E and F ('' where the line has none): words
+# in the orders slicers write them (quick), or in any order.
+_MOVE_START = re.compile(rb"\n[ \t]*G[0-3](?![\d.])")
+_NUMBER = rb"(-?[\d.]+)"
+_MOVE_ORDERED = re.compile(
+    rb"\nG[0-3](?: F" + _NUMBER + rb")?(?: X" + _NUMBER + rb")?(?: Y" + _NUMBER + rb")?(?: Z" + _NUMBER + rb")?"
+    rb"(?: E" + _NUMBER + rb")?"
+    rb"(?: [IJKRP]-?[\d.]*)*(?: +F" + _NUMBER + rb")?[ \t]*(?=[;\r\n]|\Z)"
+)
+_MOVE_AXES = re.compile(
+    rb"\n[ \t]*G[0-3](?![\d.])()"
+    + b"".join(rb"(?:(?=[^\n;]*?" + letter + rb" *(-?[\d.]+)))?" for letter in (b"X", b"Y", b"Z", b"E", b"F"))
+)
 DEFAULT_FEED_MM_MIN = 1500.0
 _LINE_Z = re.compile(rb"Z(-?[\d.]+)")
 _MARKER_KINDS = (
@@ -225,7 +238,14 @@ class ExtrusionCounter:
     def _moves(self, data: bytes, start: int, end: int) -> None:
         general = self._unspaced or data.find(b"\n ", start, end) >= 0 or data.find(b"\n\t", start, end) >= 0
         e_move, z_move = (_E_MOVE_ANY, _Z_MOVE_ANY) if general else (_E_MOVE, _Z_MOVE)
-        self._time(_MOVE_LINE.findall(data, start, end))
+        rows = None
+        if not self.g91:
+            # Words in the usual order (X Y Z E F) are read by the quicker pattern, when it took every move.
+            rows = _MOVE_ORDERED.findall(data, start, end)
+            if len(rows) != len(_MOVE_START.findall(data, start, end)):
+                rows = _MOVE_AXES.findall(data, start, end)
+        if rows is None or not self._time_rows(rows):
+            self._time(_MOVE_LINE.findall(data, start, end))
         values = e_move.findall(data, start, end)
         if values:
             if self.relative or self.g91:
@@ -249,6 +269,50 @@ class ExtrusionCounter:
                         low = min(numbers)
                         if self._layer_z_moves is None or low < self._layer_z_moves:
                             self._layer_z_moves = low
+
+    def _time_rows(self, rows: list[tuple[bytes, ...]]) -> bool:
+        """Advance the clock over move lines given as (F, X, Y, Z, E, F) rows ('' where a line has none);
+        False when a number cannot be read (the word loop then does it, skipping what it cannot read)."""
+        x, y, z = self.position
+        feed = self.feed_rate
+        clock = 0.0
+        relative_e = self.relative
+        e_pos = self.e_pos
+        try:
+            for raw_first_f, raw_x, raw_y, raw_z, raw_e, raw_f in rows:
+                raw_f = raw_f or raw_first_f
+                if raw_f:
+                    value = float(raw_f)
+                    if value > 0:
+                        feed = value
+                distance = 0.0
+                if raw_x:
+                    step = float(raw_x) - x
+                    x += step
+                    distance = step * step
+                if raw_y:
+                    step = float(raw_y) - y
+                    y += step
+                    distance += step * step
+                if raw_z:
+                    step = float(raw_z) - z
+                    z += step
+                    distance += step * step
+                if distance:
+                    clock += math.sqrt(distance) * 60.0 / feed
+                elif raw_e:
+                    e = float(raw_e)
+                    clock += abs(e if relative_e else e - e_pos) * 60.0 / feed
+                if raw_e and not relative_e:
+                    e_pos = float(raw_e)
+        except ValueError:
+            return False
+        if not math.isfinite(clock) or not all(map(math.isfinite, (x, y, z, feed))):
+            return False
+        self.clock += clock
+        self.position = [x, y, z]
+        self.feed_rate = feed
+        return True
 
     def _time(self, lines: list[bytes]) -> None:
         """Advance the clock over move lines (their words after the G code)."""
