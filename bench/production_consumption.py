@@ -102,7 +102,9 @@ def simulate(data: bytes, table: dict) -> dict:
             continue
         m73 = _M73.match(line)
         if m73:
-            percent = float(m73.group(1))
+            # Bambu start/tool-change G-code also writes M73 P101..P105 (not progress; no printer shows them).
+            if float(m73.group(1)) <= 100:
+                percent = float(m73.group(1))
             continue
         if control is not None:
             if control.group("tool") is not None and int(control.group("tool")) < 64:

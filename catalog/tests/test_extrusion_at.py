@@ -176,3 +176,26 @@ def test_corpus_booking_is_monotone_and_reaches_the_totals(name):
             assert booked[-1] == pytest.approx(through, abs=0.002)
             steps = [b - a for a, b in zip(booked, booked[1:], strict=False)]
             assert all(step >= -0.002 for step in steps) or all(step <= 0.002 for step in steps)
+
+
+def test_the_files_own_m73_progress_places_the_printers_percent():
+    # The slicer's own time model (M73) gives layer 1 half the print, layers 2 and 3+4 a quarter each:
+    # not what the move times say, but what the printer will display.
+    lines = layered_gcode().splitlines()
+    changes = [i for i, line in enumerate(lines) if line == ";LAYER_CHANGE"]
+    for index, percent in reversed(list(zip(changes[1:3], (50, 75), strict=True))):
+        lines.insert(index, f"M73 P{percent} R1")
+    text = "M73 P0 R2\n" + "\n".join(lines) + "\nM73 P100 R0\n"
+    counter = ExtrusionCounter()
+    counter.feed(text.encode())
+    table = layer_table(counter.finish(), types=["PLA"])
+    assert [p for p, _t in table["progress"]] == [0, 50, 75, 100]
+    # The printer shows 50 % from the start of layer 2 until 75 %, the end of layer 2: on layer 2 it is
+    # taken halfway through.
+    booked = table_grams_at(table, layer=2, percent=50)
+    assert booked[0] == pytest.approx((PER_LAYER_E[0] + PER_LAYER_E[1] / 2) * PLA_G_PER_MM, abs=0.01)
+    # 25 % on layer 1: anywhere in layer 1, so its middle.
+    booked = table_grams_at(table, layer=1, percent=25)
+    assert booked[0] == pytest.approx(PER_LAYER_E[0] / 2 * PLA_G_PER_MM, abs=0.01)
+    # A percent the file states before the printer's layer: the layer has just begun.
+    assert table_grams_at(table, layer=3, percent=10) == table_grams(table, layer=2)
