@@ -77,7 +77,7 @@ _MOVE_START = re.compile(rb"\n[ \t]*G[0-3](?![\d.])")
 _NUMBER = rb"(-?[\d.]+)"
 _MOVE_ORDERED = re.compile(
     rb"\nG[0-3](?: F" + _NUMBER + rb")?(?: X" + _NUMBER + rb")?(?: Y" + _NUMBER + rb")?(?: Z" + _NUMBER + rb")?"
-    rb"(?: E" + _NUMBER + rb")?"
+    rb"(?: [IJKRP]-?[\d.]*)*(?: E" + _NUMBER + rb")?"
     rb"(?: [IJKRP]-?[\d.]*)*(?: +F" + _NUMBER + rb")?[ \t]*(?=[;\r\n]|\Z)"
 )
 _MOVE_AXES = re.compile(
@@ -85,6 +85,7 @@ _MOVE_AXES = re.compile(
     + b"".join(rb"(?:(?=[^\n;]*?" + letter + rb" *(-?[\d.]+)))?" for letter in (b"X", b"Y", b"Z", b"E", b"F"))
 )
 DEFAULT_FEED_MM_MIN = 1500.0
+TIME_SLICE = 64 << 10  # bytes of moves read into rows at a time
 _LINE_Z = re.compile(rb"Z(-?[\d.]+)")
 _MARKER_KINDS = (
     (b";LAYER_CHANGE", "prusa"), (b"; CHANGE_LAYER", "bambu"), (b";LAYER:", "cura"), (b";layer:", "flashprint"),
@@ -238,14 +239,12 @@ class ExtrusionCounter:
     def _moves(self, data: bytes, start: int, end: int) -> None:
         general = self._unspaced or data.find(b"\n ", start, end) >= 0 or data.find(b"\n\t", start, end) >= 0
         e_move, z_move = (_E_MOVE_ANY, _Z_MOVE_ANY) if general else (_E_MOVE, _Z_MOVE)
-        rows = None
-        if not self.g91:
-            # Words in the usual order (X Y Z E F) are read by the quicker pattern, when it took every move.
-            rows = _MOVE_ORDERED.findall(data, start, end)
-            if len(rows) != len(_MOVE_START.findall(data, start, end)):
-                rows = _MOVE_AXES.findall(data, start, end)
-        if rows is None or not self._time_rows(rows):
-            self._time(_MOVE_LINE.findall(data, start, end))
+        position = start
+        while position < end:  # in slices of lines, so that a long stretch of moves is never held as rows
+            stop = data.find(b"\n", min(position + TIME_SLICE, end), end)
+            stop = end if stop < 0 else stop
+            self._time_slice(data, position, stop)
+            position = stop
         values = e_move.findall(data, start, end)
         if values:
             if self.relative or self.g91:
@@ -269,6 +268,16 @@ class ExtrusionCounter:
                         low = min(numbers)
                         if self._layer_z_moves is None or low < self._layer_z_moves:
                             self._layer_z_moves = low
+
+    def _time_slice(self, data: bytes, start: int, end: int) -> None:
+        rows = None
+        if not self.g91:
+            # Words in the usual order (X Y Z E F) are read by the quicker pattern, when it took every move.
+            rows = _MOVE_ORDERED.findall(data, start, end)
+            if len(rows) != len(_MOVE_START.findall(data, start, end)):
+                rows = _MOVE_AXES.findall(data, start, end)
+        if rows is None or not self._time_rows(rows):
+            self._time(_MOVE_LINE.findall(data, start, end))
 
     def _time_rows(self, rows: list[tuple[bytes, ...]]) -> bool:
         """Advance the clock over move lines given as (F, X, Y, Z, E, F) rows ('' where a line has none);
