@@ -145,7 +145,8 @@ class SlicedFile(TimeStampedModel):
     warnings = models.JSONField(_("warnings"), default=list, blank=True)
     # Cumulative extrusion per layer and filament slot, from the moves of each plate's G-code:
     # {"<plate>": {"layer_count", "slot_count", "z": [...], "slots": [used slot numbers],
-    #  "mm": [[cumulative mm per layer] per used slot], "g_per_mm": [...], ...}} (see
+    #  "mm": [[cumulative mm per layer] per used slot], "g_per_mm": [...],
+    #  "seconds": [cumulative move time per layer], ...}} (see
     # catalog.slicer.extrusion.layer_table); read it through catalog.selectors.
     layers = models.JSONField(_("extrusion per layer"), default=dict, blank=True, editable=False)
     corrections = models.JSONField(

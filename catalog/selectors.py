@@ -179,3 +179,53 @@ def sliced_file_extruded_through_layer(*, sliced_file: SlicedFile, plate: int = 
         raise NotFound(_("%(name)s has no extrusion per layer for plate %(plate)s.")
                        % {"name": sliced_file.original_name, "plate": plate})
     return table_grams(table, layer=layer)
+
+
+def sliced_file_extruded_at(*, sliced_file: SlicedFile, plate: int = 1, layer: int,
+                            progress_percent: float | None = None,
+                            remaining_seconds: int | None = None) -> list[float]:
+    """Grams per slot (slot 0 first) a plate has extruded when the printer stopped on layer `layer`.
+
+    Layers 1..layer-1 are booked in full, and of layer `layer` the part the printer had done: its
+    progress (`progress_percent`, as M73 or the printer reports it, or else `remaining_seconds`
+    against the plate's estimated print time) is placed on the plate's cumulative time per layer.
+    Without progress, or for a file read before times per layer were kept, the whole layer in
+    progress is booked (as sliced_file_extruded_through_layer). A file without layers raises NotFound.
+    """
+    from catalog.slicer.extrusion import table_grams_at
+
+    if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+        raise InvalidInput(_("A layer number is a whole number from 0 up; got %(layer)s.") % {"layer": layer})
+    if progress_percent is not None:
+        if isinstance(progress_percent, bool) or not isinstance(progress_percent, int | float) \
+                or not 0 <= progress_percent <= 100:
+            raise InvalidInput(_("Progress is a percentage from 0 to 100; got %(value)s.")
+                               % {"value": progress_percent})
+    elif remaining_seconds is not None:
+        if isinstance(remaining_seconds, bool) or not isinstance(remaining_seconds, int) or remaining_seconds < 0:
+            raise InvalidInput(_("Remaining time is a whole number of seconds from 0 up; got %(value)s.")
+                               % {"value": remaining_seconds})
+    table = sliced_file_layer_table(sliced_file=sliced_file, plate=plate)
+    if table is None:
+        raise NotFound(_("%(name)s has no extrusion per layer for plate %(plate)s.")
+                       % {"name": sliced_file.original_name, "plate": plate})
+    if progress_percent is not None:
+        return table_grams_at(table, layer=layer, percent=float(progress_percent))
+    if remaining_seconds is not None:
+        estimate = _plate_estimated_seconds(sliced_file, plate) or (table.get("seconds") or [0])[-1]
+        if estimate and estimate > 0:
+            done = max(0.0, 1.0 - remaining_seconds / estimate)
+            return table_grams_at(table, layer=layer, percent=100 * done, stepped=False)
+    return table_grams_at(table, layer=layer)
+
+
+def _plate_estimated_seconds(sliced_file: SlicedFile, plate: int) -> float | None:
+    for entry in sliced_file.plates or []:
+        if isinstance(entry, dict) and entry.get("index") == plate:
+            value = (entry.get("fields") or {}).get("estimated_time_s")
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return float(value)
+    value = (sliced_file.metadata or {}).get("estimated_time_s")
+    if plate == 1 and isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None

@@ -16,6 +16,12 @@ the first layer (purge line, start G-code) counts towards layer 1 and what comes
 the last marker (end G-code) towards the last layer, so the last layer's cumulative
 figure is the whole file's.
 
+Each layer also gets the cumulative print time at its end, by a simple move-time model: a
+move (G0-G3) lasts its straight length in X/Y/Z, or |E| for a move of the extruder alone,
+divided by the feed rate in force (F, mm/min; 1500 until the file sets one). Dwell, heating
+and acceleration are not timed: the table places a printer's progress inside a layer, its
+absolute seconds are not a print-time estimate.
+
 Speed: most of a G-code is move lines; they are read with one compiled bytes regex per
 run of lines between two "control" lines (markers, tool changes, G92, M82/M83, G90/G91),
 so Python code runs per control line, not per move.
@@ -47,6 +53,7 @@ _CONTROL = re.compile(
     rb"|(?:T|M620 S)(?P<tool>\d+)(?![\d.])"
     rb"|G9(?:2(?![\d.])(?P<g92>[^;\n]*)|(?P<g9mode>[01])(?![\d.]))"
     rb"|M8(?P<mmode>[23])(?![\d.])"
+    rb"|M73(?![\d.])[^;\nP]*P(?P<m73>\d+(?:\.\d+)?)"
     rb")",
 )
 # Move lines as slicers write them ('G1 X1 Y2 E0.3'): the literal start lets the regex engine jump
@@ -61,6 +68,24 @@ _MODE_LINE = re.compile(rb"\n[ \t]*(?:M82|M83|G91)(?![\d.])")
 _G92_E = re.compile(rb"E(-?[\d.]+)")
 _G92_AXIS = re.compile(rb"[XYZEABC]")
 _LINE_E = re.compile(rb"E(-?[\d.]+)")
+# A move line's words, for the time model (any order, with or without spaces between words).
+_MOVE_LINE = re.compile(rb"\n[ \t]*G[0-3](?![\d.])([^;\n]*)")
+_WORD = re.compile(rb"([XYZEF]) *(-?[\d.]+)")
+# The same, one row per move line with its F, X, Y, Z, E and F ('' where the line has none): words
+# in the orders slicers write them (quick), or in any order.
+_MOVE_START = re.compile(rb"\n[ \t]*G[0-3](?![\d.])")
+_NUMBER = rb"(-?[\d.]+)"
+_MOVE_ORDERED = re.compile(
+    rb"\nG[0-3](?: F" + _NUMBER + rb")?(?: X" + _NUMBER + rb")?(?: Y" + _NUMBER + rb")?(?: Z" + _NUMBER + rb")?"
+    rb"(?: [IJKRP]-?[\d.]*)*(?: E" + _NUMBER + rb")?"
+    rb"(?: [IJKRP]-?[\d.]*)*(?: +F" + _NUMBER + rb")?[ \t]*(?=[;\r\n]|\Z)"
+)
+_MOVE_AXES = re.compile(
+    rb"\n[ \t]*G[0-3](?![\d.])()"
+    + b"".join(rb"(?:(?=[^\n;]*?" + letter + rb" *(-?[\d.]+)))?" for letter in (b"X", b"Y", b"Z", b"E", b"F"))
+)
+DEFAULT_FEED_MM_MIN = 1500.0
+TIME_SLICE = 64 << 10  # bytes of moves read into rows at a time
 _LINE_Z = re.compile(rb"Z(-?[\d.]+)")
 _MARKER_KINDS = (
     (b";LAYER_CHANGE", "prusa"), (b"; CHANGE_LAYER", "bambu"), (b";LAYER:", "cura"), (b";layer:", "flashprint"),
@@ -92,6 +117,10 @@ class LayerCounts:
     z: list[float | None]
     mm: list[list[float]]  # mm[layer][slot], cumulative, slot_count wide
     slot_count: int
+    seconds: list[float] | None = None  # cumulative move time at each layer's end
+    progress: list[list[float]] | None = None  # [M73 percent, move time] where the file's percent rises
+    start_seconds: float = 0.0  # move time before layer 1 begins (start G-code)
+    start_mm: list[float] | None = None  # per slot, extruded before layer 1 begins (purge; counted in layer 1)
 
     @property
     def layer_count(self) -> int:
@@ -123,6 +152,12 @@ class ExtrusionCounter:
         self.current_z: float | None = None
         self.slots_seen = 1
         self._unspaced = False
+        self.clock = 0.0  # seconds of moves so far
+        self.position = [0.0, 0.0, 0.0]
+        self.feed_rate = DEFAULT_FEED_MM_MIN
+        self._seconds: list[float] = []
+        self._start: tuple[float, list[float]] = (0.0, [0.0])  # clock and totals where layer 1 begins
+        self._progress: list[tuple[float, float]] = []  # (M73 percent, clock) where the percent first rises
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -166,7 +201,12 @@ class ExtrusionCounter:
             return None
         mm = [[round(row[i], 3) if i < len(row) else 0.0 for i in range(width)] for row in self._ends]
         # A slot that pushed filament only after some layers has zeros before; rows are padded above.
-        return LayerCounts(source=self._decided or "z", z=self._zs, mm=mm, slot_count=width)
+        seconds = [round(value, 2) for value in self._seconds]
+        progress = [[percent, round(clock, 2)] for percent, clock in self._progress] or None
+        start_clock, start_totals = self._start
+        start_mm = [round(start_totals[i], 3) if i < len(start_totals) else 0.0 for i in range(width)]
+        return LayerCounts(source=self._decided or "z", z=self._zs, mm=mm, slot_count=width, seconds=seconds,
+                           progress=progress, start_seconds=round(start_clock, 2), start_mm=start_mm)
 
     def _decide(self, head: bytes) -> None:
         self._unspaced = _UNSPACED.search(head) is not None
@@ -199,6 +239,12 @@ class ExtrusionCounter:
     def _moves(self, data: bytes, start: int, end: int) -> None:
         general = self._unspaced or data.find(b"\n ", start, end) >= 0 or data.find(b"\n\t", start, end) >= 0
         e_move, z_move = (_E_MOVE_ANY, _Z_MOVE_ANY) if general else (_E_MOVE, _Z_MOVE)
+        position = start
+        while position < end:  # in slices of lines, so that a long stretch of moves is never held as rows
+            stop = data.find(b"\n", min(position + TIME_SLICE, end), end)
+            stop = end if stop < 0 else stop
+            self._time_slice(data, position, stop)
+            position = stop
         values = e_move.findall(data, start, end)
         if values:
             if self.relative or self.g91:
@@ -223,6 +269,104 @@ class ExtrusionCounter:
                         if self._layer_z_moves is None or low < self._layer_z_moves:
                             self._layer_z_moves = low
 
+    def _time_slice(self, data: bytes, start: int, end: int) -> None:
+        rows = None
+        if not self.g91:
+            # Words in the usual order (X Y Z E F) are read by the quicker pattern, when it took every move.
+            rows = _MOVE_ORDERED.findall(data, start, end)
+            if len(rows) != len(_MOVE_START.findall(data, start, end)):
+                rows = _MOVE_AXES.findall(data, start, end)
+        if rows is None or not self._time_rows(rows):
+            self._time(_MOVE_LINE.findall(data, start, end))
+
+    def _time_rows(self, rows: list[tuple[bytes, ...]]) -> bool:
+        """Advance the clock over move lines given as (F, X, Y, Z, E, F) rows ('' where a line has none);
+        False when a number cannot be read (the word loop then does it, skipping what it cannot read)."""
+        x, y, z = self.position
+        feed = self.feed_rate
+        clock = 0.0
+        relative_e = self.relative
+        e_pos = self.e_pos
+        try:
+            for raw_first_f, raw_x, raw_y, raw_z, raw_e, raw_f in rows:
+                raw_f = raw_f or raw_first_f
+                if raw_f:
+                    value = float(raw_f)
+                    if value > 0:
+                        feed = value
+                distance = 0.0
+                if raw_x:
+                    step = float(raw_x) - x
+                    x += step
+                    distance = step * step
+                if raw_y:
+                    step = float(raw_y) - y
+                    y += step
+                    distance += step * step
+                if raw_z:
+                    step = float(raw_z) - z
+                    z += step
+                    distance += step * step
+                if distance:
+                    clock += math.sqrt(distance) * 60.0 / feed
+                elif raw_e:
+                    e = float(raw_e)
+                    clock += abs(e if relative_e else e - e_pos) * 60.0 / feed
+                if raw_e and not relative_e:
+                    e_pos = float(raw_e)
+        except ValueError:
+            return False
+        if not math.isfinite(clock) or not all(map(math.isfinite, (x, y, z, feed))):
+            return False
+        self.clock += clock
+        self.position = [x, y, z]
+        self.feed_rate = feed
+        return True
+
+    def _time(self, lines: list[bytes]) -> None:
+        """Advance the clock over move lines (their words after the G code)."""
+        if not lines:
+            return
+        x, y, z = self.position
+        feed = self.feed_rate
+        clock = self.clock
+        relative_xyz = self.g91
+        relative_e = self.relative or self.g91
+        e_pos = self.e_pos
+        sqrt = math.sqrt
+        for words in lines:
+            nx, ny, nz = x, y, z
+            e = None
+            for letter, raw in _WORD.findall(words):
+                try:
+                    value = float(raw)
+                except ValueError:
+                    continue
+                if letter == b"X":
+                    nx = x + value if relative_xyz else value
+                elif letter == b"Y":
+                    ny = y + value if relative_xyz else value
+                elif letter == b"Z":
+                    nz = z + value if relative_xyz else value
+                elif letter == b"E":
+                    e = value
+                elif value > 0:
+                    feed = value
+            dx, dy, dz = nx - x, ny - y, nz - z
+            distance = sqrt(dx * dx + dy * dy + dz * dz)
+            if e is not None:
+                delta = e if relative_e else e - e_pos
+                if not relative_e:
+                    e_pos = e
+                if distance == 0.0:
+                    distance = abs(delta)
+            if distance and math.isfinite(distance):
+                clock += distance * 60.0 / feed
+            x, y, z = nx, ny, nz
+        self.position = [x, y, z]
+        self.feed_rate = feed
+        self.clock = clock
+
     def _add(self, mm: float) -> None:
         tool = self.tool
         totals = self.totals
@@ -232,6 +376,11 @@ class ExtrusionCounter:
 
     def _control(self, match: re.Match) -> None:
         group = match.group
+        if group("m73") is not None:
+            percent = float(group("m73"))
+            if (not self._progress or percent > self._progress[-1][0]) and percent <= 100:
+                self._progress.append((percent, self.clock))
+            return
         if group("marker") is not None:
             if not match.group(0).lstrip().startswith(self._marker_kind):
                 return
@@ -286,12 +435,15 @@ class ExtrusionCounter:
     def _new_layer(self, z: float | None) -> None:
         if self._in_layer:
             self._close_layer()
+        else:
+            self._start = (self.clock, list(self.totals))
         self._in_layer = True
         self._layer_z_stated = z
         self._layer_z_moves = None
 
     def _close_layer(self) -> None:
         self._ends.append(list(self.totals))
+        self._seconds.append(self.clock)
         z = self._layer_z_stated
         if z is None:
             z = self._layer_z_moves if self._layer_z_moves is not None else self.current_z
@@ -322,6 +474,8 @@ class ExtrusionCounter:
             return
         if len(code) < 2 or code[1:2] not in b"0123" or (len(code) > 2 and code[2:3] in b"0123456789."):
             return
+        before = self.clock
+        self._time([code[2:]])
         z_found = _LINE_Z.search(code)
         if z_found is not None and not self.g91:
             z = _number(z_found.group(1))
@@ -338,7 +492,9 @@ class ExtrusionCounter:
             self.e_pos = e
         if delta > 0 and self.current_z is not None and (
                 not self._in_layer or abs(self.current_z - self._layer_z_stated) > 1e-4):
+            moved, self.clock = self.clock - before, before  # this move is the new layer's first
             self._new_layer(self.current_z)
+            self.clock += moved
         self._add(delta)
 
 
@@ -387,6 +543,10 @@ def layer_table(counts: LayerCounts, *, diameters=None, densities=None, types=No
         "z": counts.z,
         "slots": used,
         "mm": [[row[slot] for row in counts.mm] for slot in used],
+        "seconds": counts.seconds,
+        "progress": counts.progress,
+        "start_seconds": counts.start_seconds,
+        "start_mm": [counts.start_mm[slot] for slot in used] if counts.start_mm else None,
         "g_per_mm": [round(f, 9) for f in factors],
         "diameter_mm": diameter_out,
         "density_g_cm3": density_out,
@@ -429,3 +589,80 @@ def table_grams(table: dict, *, layer: int) -> list[float]:
     for slot, column, factor in zip(table["slots"], table["mm"], table["g_per_mm"], strict=False):
         grams[slot] = round(column[index] * factor, 3)
     return grams
+
+
+def table_progress_span(table: dict, *, percent: float, stepped: bool = True) -> tuple[float, float] | None:
+    """The stretch of move time (seconds from, to) in which a printer shows `percent` (0-100) of a
+    plate's print; None when the table has no seconds.
+
+    Where the file states its own progress (M73 P lines, the slicer's time model that the printer
+    displays), a whole percent (`stepped`: as M73 states it, rounded down) lies anywhere between the
+    moves where the file's percent reaches it and where it rises again; any other percent is placed in
+    proportion between those points. Elsewhere the percent is a share of the table's own move time.
+    """
+    seconds = table.get("seconds")
+    if not seconds or not seconds[-1] > 0:
+        return None
+    total = seconds[-1]
+    percent = min(max(percent, 0.0), 100.0)
+    anchors = table.get("progress") or []
+    if len(anchors) < 2:
+        instant = percent / 100 * total
+        return instant, instant
+    points = [(float(p), min(float(t), total)) for p, t in anchors]
+    if points[-1][0] < 100:
+        points.append((100.0, total))
+    if percent < points[0][0]:
+        return (0.0, points[0][1]) if stepped else (points[0][1] * percent / points[0][0],) * 2
+    for (low, start), (high, end) in zip(points, points[1:], strict=False):
+        if low <= percent < high:
+            if stepped and float(percent).is_integer() and high - low >= 1:
+                return start, end
+            instant = start + (percent - low) / (high - low) * (end - start)
+            return instant, instant
+    return total, total
+
+
+def _layer_span(table: dict, layer: int) -> tuple[float, float, list[float], list[float]]:
+    """Layer `layer`'s move time (from, to) and grams per slot at its start and end; layer 0 is the start
+    G-code before layer 1 (which the cumulative figures count in layer 1)."""
+    seconds = table["seconds"]
+    width = table.get("slot_count") or 0
+    start_seconds = table.get("start_seconds") or 0.0
+    start_grams = [0.0] * width
+    for slot, column, factor in zip(table["slots"], table.get("start_mm") or [], table["g_per_mm"], strict=False):
+        start_grams[slot] = column * factor
+    if layer == 0:
+        return 0.0, start_seconds, [0.0] * width, start_grams
+    through = table_grams(table, layer=layer)
+    if layer == 1:
+        return start_seconds, seconds[0], start_grams, through
+    return seconds[layer - 2], seconds[layer - 1], table_grams(table, layer=layer - 1), through
+
+
+def table_grams_at(table: dict, *, layer: int, percent: float | None = None, stepped: bool = True) -> list[float]:
+    """Grams per slot booked when the printer is on layer `layer` and shows `percent` of the print:
+    layers 1..layer-1 in full plus the part of `layer` done by then.
+
+    The percent gives a stretch of the table's move time (table_progress_span); where it meets the
+    layer, the middle of the overlap is taken, else the layer's start or end, whichever is nearer;
+    the layer's grams are spread over its time linearly. Layer 0 is the start G-code. Without a
+    percent, or with a table that has no seconds (stored before they were kept), the whole layer in
+    progress is booked (layers 1..layer, as table_grams); a layer beyond the last books the totals.
+    """
+    count = table.get("layer_count") or 0
+    if percent is None or not 0 <= layer <= count:
+        return table_grams(table, layer=layer)
+    span = table_progress_span(table, percent=percent, stepped=stepped)
+    seconds = table.get("seconds")
+    if span is None or len(seconds) != count:
+        return table_grams(table, layer=layer)
+    begin, end, before, through = _layer_span(table, layer)
+    low, high = max(span[0], begin), min(span[1], end)
+    if low <= high:
+        instant = (low + high) / 2
+    else:
+        instant = begin if span[1] < begin else end
+    within = (instant - begin) / (end - begin) if end > begin else 1.0
+    within = min(max(within, 0.0), 1.0)
+    return [round(a + within * (b - a), 3) for a, b in zip(before, through, strict=True)]
