@@ -79,11 +79,7 @@ def test_unpacked_data_passes_through():
 
 # --- the corpus -----------------------------------------------------------------------------------
 
-try:
-    import heatshrink2
-except ImportError:  # pinned in requirements.txt; without it, .bgcode files get no layer table
-    heatshrink2 = None
-needs_heatshrink = pytest.mark.skipif(heatshrink2 is None, reason="heatshrink2 is not installed")
+import heatshrink2  # noqa: E402  (pinned in requirements.txt: the tests need it, they never skip)
 
 
 def _decoded(name: str) -> bytes:
@@ -92,7 +88,6 @@ def _decoded(name: str) -> bytes:
         return b"".join(iter_gcode(handle, size=path.stat().st_size, name=name))
 
 
-@needs_heatshrink
 def test_decoded_gcode_equals_the_plain_export():
     ours = _decoded("prusaslicer-2.8.1_mk4s_minicube.bgcode").decode().splitlines()
     plain = corpus_path("slicer", "prusaslicer-2.8.1_mk4s_minicube_from-bgcode.gcode").read_text().splitlines()
@@ -105,7 +100,6 @@ def test_decoded_gcode_equals_the_plain_export():
     assert markers(ours) == markers(plain) and len(markers(ours)) > 100
 
 
-@needs_heatshrink
 def test_bgcode_layer_table_equals_its_text_export():
     binary = read_sliced_file(corpus_path("slicer", "prusaslicer-2.8.1_mk4s_minicube.bgcode")).layer_tables()["1"]
     text = read_sliced_file(corpus_path("slicer", "prusaslicer-2.8.1_mk4s_minicube_from-bgcode.gcode"))
@@ -115,7 +109,6 @@ def test_bgcode_layer_table_equals_its_text_export():
     assert sum(table_grams(binary, layer=binary["layer_count"])) == pytest.approx(0.75, abs=0.01)
 
 
-@needs_heatshrink
 @pytest.mark.parametrize("name", ["prusaslicer-2.6.0_mini_minicube.bgcode",
                                   "prusaslicer-2.9.4_mk4ismmu3_shapebox.bgcode"])
 def test_every_corpus_bgcode_has_layers(name):
@@ -157,7 +150,6 @@ def _bgcode(*gcode_blocks: bytes) -> bytes:
     ])
 
 
-@needs_heatshrink
 @pytest.mark.parametrize("compression", [0, 1, 2, 3])
 @pytest.mark.parametrize("encoding", [0, 1, 2])
 def test_every_compression_and_encoding_gives_the_same_table(compression, encoding):
@@ -179,14 +171,12 @@ def test_every_compression_and_encoding_gives_the_same_table(compression, encodi
         assert table["layer_count"] == 6 and table["mm"][0][-1] == 9.0
 
 
-@needs_heatshrink
 def test_a_damaged_heatshrink_block_is_corrupt():
     with pytest.raises(CorruptFile, match="declared size"):
         read_sliced_file(io.BytesIO(_bgcode(_block(1, GCODE, compression=3, declared=len(GCODE) + 7))),
                          name="x.bgcode")
 
 
-@needs_heatshrink
 def test_a_gcode_block_declaring_a_huge_size_is_refused():
     with pytest.raises(CorruptFile, match="far larger"):
         read_sliced_file(io.BytesIO(_bgcode(_block(1, GCODE, compression=3, declared=1 << 30))), name="x.bgcode")
