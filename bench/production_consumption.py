@@ -26,20 +26,14 @@ early failure on a plate of few layers), and the ratio of the peers' mean error 
 """
 
 import math
-import os
 import re
 import statistics
-import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fablab.settings")
+import _setup
 
-import django  # noqa: E402
-
-django.setup()
+_setup.setup_django()
 
 from django.conf import settings  # noqa: E402
 
