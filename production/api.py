@@ -25,15 +25,12 @@ Another organization's job or a version a partner may not see answers 404.
 """
 
 from django.http import HttpRequest
-from django.utils.translation import gettext as _
 from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
 from catalog import selectors as catalog_selectors
 from fablab.api_auth import idempotency_key, lab_read_key, lab_write_key, tenant, write_key
 from fablab.api_pagination import Pagination
-from fablab.choices import OrganizationKind
-from fablab.exceptions import PermissionDenied
 from printers import selectors as printer_selectors
 from production import selectors, services
 from production.schemas import (
@@ -84,17 +81,7 @@ def printer_file_import_status(request: HttpRequest, printer_id: int, import_id:
 
 
 def _queue_owner(request: HttpRequest):
-    """The organization whose queue this request works on: a partner or the lab, never a customer."""
-    organization = tenant(request)
-    if organization.kind == OrganizationKind.CUSTOMER:
-        raise PermissionDenied(_("The print queue is open to partners and the lab's own systems, not to "
-                                 "customers' keys."))
-    return organization
-
-
-def _catalog_scope(organization):
-    """What a key may queue: the lab's keys every version, a partner's what the catalog shows it."""
-    return None if organization.kind == OrganizationKind.LAB else organization
+    return selectors.print_queue_owner(organization=tenant(request))
 
 
 @router.post("/production/jobs", response={201: PrintJobOut}, auth=write_key, tags=["production"],
@@ -109,7 +96,7 @@ def print_job_create(request: HttpRequest, payload: PrintJobCreateIn):
     organization = _queue_owner(request)
     key = idempotency_key(request)
     version = catalog_selectors.version_get_by_id(version_id=payload.version_id,
-                                                  partner=_catalog_scope(organization))
+                                                  partner=selectors.print_queue_catalog_scope(organization=organization))
     job = services.print_job_create(
         version=version, copies=payload.copies, priority=payload.priority, plate=payload.plate, due_at=payload.due,
         purpose=payload.purpose, reference=payload.reference, organization=organization, idempotency_key=key,

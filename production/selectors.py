@@ -6,7 +6,8 @@ from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from catalog import services as catalog_services
-from fablab.exceptions import NotFound
+from fablab.choices import OrganizationKind
+from fablab.exceptions import NotFound, PermissionDenied
 from printers import files as printer_files
 from printers.files import PrinterFile
 from production.choices import WAITING_STATUSES, PrintJobStatus
@@ -132,3 +133,17 @@ def allocation_movements(*, allocation) -> list:
     return list(Movement.objects.filter(Q(idempotency_key__in=keys)
                                         | Q(idempotency_key__startswith=f"production:allocation:{allocation.pk}:"))
                 .select_related("spool").order_by("created_at", "id"))
+
+
+def print_queue_owner(*, organization):
+    """The organization whose print queue a key works on: a partner or the lab, never a customer."""
+    if organization.kind == OrganizationKind.CUSTOMER:
+        raise PermissionDenied(_("The print queue is open to partners and the lab's own systems, not to "
+                                 "customers' keys."))
+    return organization
+
+
+def print_queue_catalog_scope(*, organization):
+    """What an organization may queue: the lab every version (None: no partner filter), a partner what the
+    catalog shows it."""
+    return None if organization.kind == OrganizationKind.LAB else organization
