@@ -39,7 +39,7 @@ from django.conf import settings  # noqa: E402
 
 from catalog.slicer import read_sliced_file  # noqa: E402
 from catalog.slicer.bgcode import iter_gcode  # noqa: E402
-from catalog.slicer.extrusion import _CONTROL, ExtrusionCounter, table_grams, table_grams_at  # noqa: E402
+from catalog.slicer.extrusion import CONTROL, ExtrusionCounter, table_grams, table_grams_at  # noqa: E402
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 _WORD = re.compile(rb"([A-Z])(-?[\d.]+)")
@@ -65,7 +65,7 @@ def simulate(data: bytes, table: dict) -> dict:
     probe = ExtrusionCounter()
     probe.feed(data)
     probe.finish()
-    kind = probe._marker_kind
+    kind = probe.marker_kind
     factor = dict(zip(table["slots"], table["g_per_mm"], strict=False))
     x = y = z = 0.0
     e_pos = 0.0
@@ -84,7 +84,7 @@ def simulate(data: bytes, table: dict) -> dict:
         line = raw.split(b";", 1)[0].strip() if not raw.lstrip().startswith(b";") else raw.strip()
         if not line:
             continue
-        control = _CONTROL.match(b"\n" + line)
+        control = CONTROL.match(b"\n" + line)
         if control is not None and control.group("marker") is not None:
             if kind is not None and line.startswith(kind):
                 stated = control.group("kissz")

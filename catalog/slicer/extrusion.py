@@ -45,7 +45,7 @@ MATERIAL_DENSITY = {
 }
 FALLBACK_DENSITY = MATERIAL_DENSITY["PLA"]
 
-_CONTROL = re.compile(
+CONTROL = re.compile(
     rb"\n[ \t]*(?:;(?:"
     rb"(?P<marker>LAYER_CHANGE|LAYER:-?\d+|layer:|; --- layer \d+ \([\d.]+ @ (?P<kiriz>[-\d.]+)\)"
     rb"| (?:CHANGE_LAYER|layer \d+, Z = (?P<s3dz>[-\d.]+)|<layer>|BEGIN_LAYER_OBJECT z=(?P<kissz>[-\d.]+)))"
@@ -161,6 +161,11 @@ class ExtrusionCounter:
 
     # --- feeding ----------------------------------------------------------------------
 
+    @property
+    def marker_kind(self) -> bytes | None:
+        """The layer-change marker this file's slicer writes (None: layers are told by Z changes)."""
+        return self._marker_kind
+
     def feed(self, chunk: bytes) -> None:
         if not chunk:
             return
@@ -211,7 +216,7 @@ class ExtrusionCounter:
     def _decide(self, head: bytes) -> None:
         self._unspaced = _UNSPACED.search(head) is not None
         self._decided = "z"
-        for match in _CONTROL.finditer(head):
+        for match in CONTROL.finditer(head):
             if match.group("marker") is not None:
                 text = match.group(0).lstrip()
                 self._marker_kind = next(needle for needle, _kind in _MARKER_KINDS if text.startswith(needle))
@@ -227,7 +232,7 @@ class ExtrusionCounter:
             self._process_lines(data, end)
             return
         position = 0
-        for match in _CONTROL.finditer(data, 0, end):
+        for match in CONTROL.finditer(data, 0, end):
             start = match.start()
             if start > position:
                 self._moves(data, position, start)
@@ -460,7 +465,7 @@ class ExtrusionCounter:
             if head == b"G":
                 self._line_move(line)
             elif head == b"T" or head == b"M":
-                match = _CONTROL.match(b"\n" + line)
+                match = CONTROL.match(b"\n" + line)
                 if match is not None and match.group("marker") is None and match.group("zval") is None:
                     self._control(match)
 
