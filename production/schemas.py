@@ -119,6 +119,8 @@ class PrintJobOut(Schema):
     version_id: int
     plate: int
     copies: int
+    copies_done: int = Field(0, description="The plates printed well so far; the job is completed when it reaches "
+                                            "`copies`. Between copies the job is queued again.")
     priority: str
     purpose: str
     reference: str
@@ -154,3 +156,4 @@ class PrintJobOut(Schema):
     def resolve_cost(obj) -> dict:
         return {"currency": obj.cost_currency or None, "material": obj.cost_material, "energy": obj.cost_energy,
                 "machine": obj.cost_machine, "labour": obj.cost_labour, "total": obj.cost_total}
+
