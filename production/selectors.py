@@ -9,6 +9,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from catalog import services as catalog_services
+from catalog.models import VariantVersion
 from fablab.choices import OrganizationKind
 from fablab.exceptions import NotFound, PermissionDenied
 from printers import files as printer_files
@@ -231,3 +232,87 @@ def printer_variant_success(*, printer_ids: Iterable[int], variant_id: int) -> d
         scores[printer_id] = (completed + weight * fleet) / (ended + weight)
     return scores
 
+
+# --- success rate per catalog version ------------------------------------------------------------
+
+WILSON_Z = 1.96  # 95 %
+
+
+def wilson_interval(completed: int, attempts: int, z: float = WILSON_Z) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion `completed` / `attempts` (95 % for z = 1.96).
+
+    Unlike the plain p ± z·√(p(1−p)/n) it stays within [0, 1] and is honest for few attempts and for
+    rates near 0 or 1 (10 of 10 is [0.72, 1.0], not [1.0, 1.0]). None without attempts.
+    """
+    if attempts <= 0:
+        return None
+    if not 0 <= completed <= attempts:
+        raise ValueError(f"{completed} completed of {attempts} attempts")
+    p, n, z2 = completed / attempts, attempts, z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    margin = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    return max(0.0, centre - margin), min(1.0, centre + margin)
+
+
+@dataclass(frozen=True)
+class SuccessRate:
+    """How often the prints of a catalog version came out: completed over ended attempts."""
+
+    version_id: int
+    attempts: int
+    completed: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.completed / self.attempts if self.attempts else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.completed, self.attempts)
+
+    @property
+    def low(self) -> float | None:
+        return self.interval[0] if self.attempts else None
+
+    @property
+    def high(self) -> float | None:
+        return self.interval[1] if self.attempts else None
+
+
+def version_success_rates(*, version_ids: Iterable[int]) -> dict[int, SuccessRate]:
+    """The success rate of each version (every organization's prints of it); one query."""
+    ids = set(version_ids)
+    rows = _printed_attempts().filter(job__version_id__in=ids).values("job__version_id").annotate(
+        attempts=Count("pk"), completed=Count("pk", filter=Q(outcome=AttemptOutcome.COMPLETED))).order_by()
+    counts = {row["job__version_id"]: (row["attempts"], row["completed"]) for row in rows}
+    return {pk: SuccessRate(pk, *counts.get(pk, (0, 0))) for pk in ids}
+
+
+def version_success_rate(*, version: VariantVersion) -> SuccessRate:
+    return version_success_rates(version_ids=[version.pk])[version.pk]
+
+
+def sliced_file_success_rates(*, sliced_file) -> list[tuple[VariantVersion, SuccessRate]]:
+    """The success rate of every version that uses this file (usually one), by SKU and number."""
+    versions = list(VariantVersion.objects.filter(sliced_file=sliced_file).select_related("variant")
+                    .order_by("variant__sku", "number"))
+    rates = version_success_rates(version_ids=[version.pk for version in versions])
+    return [(version, rates[version.pk]) for version in versions]
+
+
+def version_success_rate_get(*, version_id: int, organization) -> SuccessRate:
+    """The success rate of a version as an organization's API keys may see it.
+
+    The lab's keys see every version; a partner only the versions of its own designs. The rate counts
+    every organization's prints of the version, so for a design the lab shares with partners it would tell
+    one partner how much the others print: such a version, and any other organization's, is not found,
+    exactly like one that does not exist. Customers' keys are refused (print_queue_owner).
+    """
+    organization = print_queue_owner(organization=organization)
+    versions = VariantVersion.objects.all()
+    if organization.kind != OrganizationKind.LAB:
+        versions = versions.filter(variant__model__designer=organization)
+    if not versions.filter(pk=version_id).exists():
+        raise NotFound(_("No catalog version with id %(id)s.") % {"id": version_id})
+    return version_success_rates(version_ids=[version_id])[version_id]
