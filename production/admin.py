@@ -200,7 +200,7 @@ class AttemptInline(ReadOnlyTabInline):
 
 @admin.register(PrintJob)
 class PrintJobAdmin(ModelAdmin):
-    list_display = ["id", "show_status", "show_priority", "version", "plate", "copies", "due_at",
+    list_display = ["id", "show_status", "show_priority", "version", "plate", "copies", "copies_done", "due_at",
                     "show_feasibility", "owner"]
     list_display_links = ["id", "version"]
     list_filter = [("status", ChoicesCheckboxFilter), ("priority", ChoicesCheckboxFilter), MaterialFilter,

@@ -18,14 +18,16 @@ systems; customers' keys are refused (403):
   and 201 with the same job when the same key of the same organization comes again;
 - GET  /production/jobs (filters `status`, `version_id`) and /production/jobs/{id}: your jobs, in queue
   order (priority, hand-set position, age);
-- POST /production/jobs/{id}/cancel (write key): cancel a job that has not ended (409 otherwise).
+- POST /production/jobs/{id}/cancel (write key): cancel a job that has not ended (409 otherwise);
+- GET  /production/versions/{version_id}/success-rate: how often prints of a catalog version came out,
+  with the Wilson 95 % interval; a partner asks only about versions of its own designs.
 
 A partner sees and queues only its own jobs; a lab key also sees the jobs staff queued in the admin.
 Another organization's job or a version a partner may not see answers 404.
 """
 
 from django.http import HttpRequest
-from ninja import Query, Router, Status
+from ninja import Path, Query, Router, Status
 from ninja.pagination import paginate
 
 from catalog import selectors as catalog_selectors
@@ -34,12 +36,14 @@ from fablab.api_pagination import Pagination
 from printers import selectors as printer_selectors
 from production import selectors, services
 from production.schemas import (
+    MAX_ID,
     PrinterFileImportIn,
     PrinterFileImportOut,
     PrinterFileOut,
     PrintJobCreateIn,
     PrintJobFilterIn,
     PrintJobOut,
+    VersionSuccessRateOut,
 )
 
 router = Router(tags=["printer files"])
@@ -128,3 +132,12 @@ def print_job_cancel(request: HttpRequest, job_id: int):
     job = selectors.print_job_get(job_id=job_id, organization=organization)
     services.print_job_cancel(job=job)
     return selectors.print_job_get(job_id=job_id, organization=organization)
+
+
+@router.get("/production/versions/{version_id}/success-rate", response=VersionSuccessRateOut, tags=["production"],
+            summary="How often prints of a catalog version came out")
+def version_success_rate(request: HttpRequest, version_id: int = Path(..., ge=1, le=MAX_ID)):
+    """`rate`: completed over attempts (every organization's prints of the version that reached a printer and
+    ended), with the Wilson score 95 % interval `low`..`high`; all three null before the first print ends.
+    A partner may ask about the versions of its own designs (404 for any other); the lab's keys about any."""
+    return selectors.version_success_rate_get(version_id=version_id, organization=tenant(request))

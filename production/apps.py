@@ -7,4 +7,8 @@ class ProductionConfig(AppConfig):
     verbose_name = _("Production")
 
     def ready(self) -> None:
+        from catalog.panels import register_version_panel
         from production import receivers  # noqa: F401 - connects the receivers of the printers' signals
+        from production.panels import print_success_for_sliced_file
+
+        register_version_panel(_("Print success"), print_success_for_sliced_file)

@@ -38,11 +38,14 @@ PRINT_JOB_STATUS_COLORS = {
 }
 
 # Every job that has not reached a printer yet can be cancelled; a failed or cancelled job can be re-queued.
+# A printing job goes back to the queue when its plate completed and further copies are still to print
+# (production.services.print_job_transition refuses it otherwise).
 ALLOWED_TRANSITIONS = {
     PrintJobStatus.QUEUED: {PrintJobStatus.ASSIGNED, PrintJobStatus.CANCELLED},
     PrintJobStatus.ASSIGNED: {PrintJobStatus.SENT, PrintJobStatus.QUEUED, PrintJobStatus.CANCELLED},
     PrintJobStatus.SENT: {PrintJobStatus.PRINTING, PrintJobStatus.FAILED, PrintJobStatus.CANCELLED},
-    PrintJobStatus.PRINTING: {PrintJobStatus.COMPLETED, PrintJobStatus.FAILED, PrintJobStatus.CANCELLED},
+    PrintJobStatus.PRINTING: {PrintJobStatus.COMPLETED, PrintJobStatus.FAILED, PrintJobStatus.CANCELLED,
+                              PrintJobStatus.QUEUED},
     PrintJobStatus.COMPLETED: set(),
     PrintJobStatus.FAILED: {PrintJobStatus.QUEUED},
     PrintJobStatus.CANCELLED: {PrintJobStatus.QUEUED},

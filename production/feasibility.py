@@ -4,8 +4,8 @@ Two checks, both hard filters:
 
 - **filament**: every slot the plate uses needs a filament in stock of the same material (equivalent
   names as one, `inventory.matching.material_key`) and a perceptually close colour (CIEDE2000 within
-  INVENTORY_COLOUR_TOLERANCE), with enough grams (grams per slot × copies) once the jobs ahead of it in
-  the queue have reserved theirs. Jobs are evaluated in queue order (priority, position, age); a job
+  INVENTORY_COLOUR_TOLERANCE), with enough grams (grams per slot × copies still to print) once the jobs
+  ahead of it in the queue have reserved theirs. Jobs are evaluated in queue order (priority, position, age); a job
   whose filament is all there reserves it from the filament that fits best (closest colour, then most
   grams left);
 - **printer**: at least one active printer whose nozzle diameter is the file's, whose nozzle is hard
@@ -143,7 +143,7 @@ class SlotNeed:
     slot: int
     material: str  # as the file states it
     colour: str | None  # #RRGGBB, None when the file states none
-    grams: Decimal | None  # for all copies; None when the file does not say
+    grams: Decimal | None  # for the copies still to print; None when the file does not say
 
     @property
     def label(self) -> str:
@@ -214,7 +214,7 @@ def job_needs(job) -> JobNeeds:
             per_copy = _decimal(_at(grams, index))
             if per_copy is None or per_copy <= 0:
                 continue  # a slot the plate does not use
-            needed = (per_copy * job.copies).quantize(Decimal("0.001"))
+            needed = (per_copy * job.copies_left).quantize(Decimal("0.001"))
         else:
             needed = None
         slots.append(SlotNeed(slot=index + 1, material=str(material).strip(),

@@ -1,9 +1,9 @@
 """Production: the print queue, and the work that joins the other apps.
 
-PrintJob is one queue item: a catalog version (and plate) printed `copies` times. Each time it goes
-to a printer it gets a PrintAttempt (linked to the printer's own PrinterJob), and each attempt's
-SlotAllocation rows say which spool fed which filament slot and how many grams were planned and
-booked. Only `services` write these rows.
+PrintJob is one queue item: a catalog version (and plate) printed `copies` times, one plate after the
+other (`copies_done` counts the good ones). Each time it goes to a printer it gets a PrintAttempt
+(linked to the printer's own PrinterJob), and each attempt's SlotAllocation rows say which spool fed
+which filament slot and how many grams were planned and booked. Only `services` write these rows.
 
 PrinterFileImport records one request to download a file from a printer's storage into the
 catalog; `services.printer_file_import_request` writes it and a background task carries it out
@@ -64,6 +64,9 @@ class PrintJob(TimeStampedModel):
     copies = models.PositiveIntegerField(_("copies"), default=1,
                                          validators=[MinValueValidator(1), MaxValueValidator(MAX_COPIES)],
                                          help_text=_("How many times the plate is printed."))
+    copies_done = models.PositiveIntegerField(_("copies done"), default=0, editable=False,
+                                              help_text=_("Plates printed well so far; the job is completed with "
+                                                          "the last copy."))
     priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL,
                                 db_index=True)
     position = models.IntegerField(_("position"), default=0, db_index=True,
@@ -119,6 +122,11 @@ class PrintJob(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.version} ×{self.copies}"
+
+    @property
+    def copies_left(self) -> int:
+        """The plates still to print well (at least one while the job waits)."""
+        return max(0, self.copies - self.copies_done)
 
 
 class PrintAttempt(models.Model):

@@ -119,6 +119,8 @@ class PrintJobOut(Schema):
     version_id: int
     plate: int
     copies: int
+    copies_done: int = Field(0, description="The plates printed well so far; the job is completed when it reaches "
+                                            "`copies`. Between copies the job is queued again.")
     priority: str
     purpose: str
     reference: str
@@ -154,3 +156,28 @@ class PrintJobOut(Schema):
     def resolve_cost(obj) -> dict:
         return {"currency": obj.cost_currency or None, "material": obj.cost_material, "energy": obj.cost_energy,
                 "machine": obj.cost_machine, "labour": obj.cost_labour, "total": obj.cost_total}
+
+
+class VersionSuccessRateOut(Schema):
+    """How often prints of a catalog version came out: every ended print of it that reached a printer."""
+
+    version_id: int
+    attempts: int = Field(description="Prints of the version that ended (completed, failed or cancelled); one the "
+                                      "printer never started is not counted.")
+    completed: int
+    rate: float | None = Field(description="completed / attempts; null without attempts.")
+    low: float | None = Field(description="Lower end of the Wilson score 95 % interval of the rate; null without "
+                                          "attempts.")
+    high: float | None = Field(description="Upper end of that interval; null without attempts.")
+
+    @staticmethod
+    def resolve_rate(obj) -> float | None:
+        return None if obj.rate is None else round(obj.rate, 4)
+
+    @staticmethod
+    def resolve_low(obj) -> float | None:
+        return None if obj.low is None else round(obj.low, 4)
+
+    @staticmethod
+    def resolve_high(obj) -> float | None:
+        return None if obj.high is None else round(obj.high, 4)

@@ -23,13 +23,13 @@ import re
 import secrets
 import tempfile
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.models import ModelVariant, VariantVersion
-from fablab.exceptions import ApplicationError, Conflict, InvalidInput
+from fablab.exceptions import ApplicationError, Conflict, IllegalTransition, InvalidInput
 from fablab.states import check_transition
 from fablab.validation import validate
 from inventory import services as inventory_services
@@ -70,7 +70,13 @@ from production.models import (
     SpoolLoad,
     UnknownPrint,
 )
-from production.selectors import print_job_queue, printer_file_importable
+from production.selectors import (
+    plate_estimated_seconds,
+    print_job_queue,
+    printer_duration_factors,
+    printer_file_importable,
+    printer_variant_success,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +298,9 @@ def print_job_transition(*, job: PrintJob, status: str, reason: str = "") -> Pri
     """Move the job to `status`; IllegalTransition (409) for a move ALLOWED_TRANSITIONS does not list."""
     locked = PrintJob.objects.select_for_update().get(pk=job.pk)
     check_transition(ALLOWED_TRANSITIONS, locked.status, status, what=_("The status of a print job"))
+    next_copy = locked.status == PrintJobStatus.PRINTING and status == PrintJobStatus.QUEUED
+    if next_copy:
+        _check_next_copy(locked)
     now = timezone.now()
     locked.status = status
     fields = ["status", "updated_at"]
@@ -299,13 +308,25 @@ def print_job_transition(*, job: PrintJob, status: str, reason: str = "") -> Pri
         locked.started_at, fields = now, [*fields, "started_at"]
     if status in (PrintJobStatus.COMPLETED, PrintJobStatus.FAILED, PrintJobStatus.CANCELLED):
         locked.finished_at, fields = now, [*fields, "finished_at"]
-    if status == PrintJobStatus.QUEUED:
+    if next_copy:  # it keeps its place in the queue and the time its first copy started
+        locked.printer, fields = None, [*fields, "printer"]
+    elif status == PrintJobStatus.QUEUED:
         locked.position = _next_position()
         locked.printer, locked.started_at, locked.finished_at = None, None, None
         fields += ["position", "printer", "started_at", "finished_at"]
     locked.save(update_fields=fields)
     logger.info("Print job %s: %s → %s %s", locked.pk, job.status, status, reason)
     return locked
+
+
+def _check_next_copy(job: PrintJob) -> None:
+    """A printing job goes back to the queue only for a further copy, once the plate on the printer is done."""
+    if job.copies_done >= job.copies:
+        raise IllegalTransition(_("Print job #%(job)s has all its %(copies)s copies: it is completed, not queued "
+                                  "again.") % {"job": job.pk, "copies": job.copies})
+    if PrintAttempt.objects.filter(job=job, outcome=AttemptOutcome.RUNNING).exists():
+        raise IllegalTransition(_("Print job #%(job)s is on a printer: it goes back to the queue for its next "
+                                  "copy when the printer reports the plate done.") % {"job": job.pk})
 
 
 def print_job_cancel(*, job: PrintJob) -> PrintJob:
@@ -669,8 +690,11 @@ def printer_job_finished(*, printer_job, outcome: str) -> PrintAttempt | Unknown
     """A printer job ended with `outcome` (completed, failed, cancelled): book what it used, once.
 
     Completed: each slot's grams of the plate on its spool and the printed units into the variant's
-    product stock. Failed or cancelled: the grams layers 1..the last reported layer extruded (progress ×
-    grams for a file without layers), no units. The plate then waits to be cleared. Safe to repeat.
+    product stock; the job counts one more copy done and goes back to the queue, keeping its place, while
+    copies are left (the next one goes out when a plate is cleared), else it is completed. Failed or
+    cancelled: the grams layers 1..the last reported layer extruded (progress × grams for a file without
+    layers), no units, and the job ends so (staff re-queue it for the copies left). The plate then waits
+    to be cleared. Safe to repeat.
     """
     if outcome not in _JOB_END:
         raise InvalidInput(_("A printer job ends completed, failed or cancelled, not %(outcome)r.")
@@ -691,10 +715,18 @@ def printer_job_finished(*, printer_job, outcome: str) -> PrintAttempt | Unknown
     attempt.finished_at = printer_job.ended_at or attempt.booked_at
     attempt.save(update_fields=["outcome", "booked_at", "finished_at", "reason"])
     job = attempt.job
+    if outcome == AttemptOutcome.COMPLETED:
+        PrintJob.objects.filter(pk=job.pk).update(copies_done=F("copies_done") + 1)
+        job.refresh_from_db(fields=["copies_done"])
     if job.status == PrintJobStatus.SENT:
         job = print_job_transition(job=job, status=PrintJobStatus.PRINTING)
     if job.status == PrintJobStatus.PRINTING:
-        print_job_transition(job=job, status=_JOB_END[outcome], reason=printer_job.end_reason)
+        end = _JOB_END[outcome]
+        if end == PrintJobStatus.COMPLETED and job.copies_done < job.copies:
+            end = PrintJobStatus.QUEUED  # the next copy
+        job = print_job_transition(job=job, status=end, reason=printer_job.end_reason)
+        if end == PrintJobStatus.QUEUED:
+            print_jobs_recheck()
     station = _station_for_update(printer_job.printer_id)
     station.plate_clear = False
     station.save(update_fields=["plate_clear", "updated_at"])
@@ -764,12 +796,23 @@ def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None
 # cleared, its driver can receive and start the file, it passes feasibility's printer checks, and
 # every filament slot of the plate finds a loaded tray of the same material, a close colour and
 # enough grams left (a spool staff loaded there, else what the printer reports in its AMS). Among
-# those: exact colours first, then the fewest grams left on the trays it would use (to finish
-# spools). The claim is one conditional UPDATE of the job's status, so two dispatchers never send
-# one job twice; the printer is claimed the same way, through its station's plate.
+# those (Placement.rank):
+#
+# 1. exact colours first;
+# 2. then the earliest predicted finish: now + the plate's estimated print time × how much longer or
+#    shorter the printer really prints than estimated (selectors.printer_duration_factors; 1.0 without
+#    history), compared to FINISH_RESOLUTION_S so that a few seconds do not outweigh what follows;
+# 3. then the printer's success with the job's variant (selectors.printer_variant_success: its
+#    completed ÷ ended attempts, smoothed towards the fleet's rate so one lucky print does not decide);
+# 4. then the fewest grams left on the trays it would use (to finish spools).
+#
+# A printer still finishing a job is not free, so every candidate starts now. The claim is one
+# conditional UPDATE of the job's status, so two dispatchers never send one job twice; the printer is
+# claimed the same way, through its station's plate.
 
 DISPATCH_IDLE_STATES = frozenset({"idle", "finished", "cancelled", "failed"})
 ASSUMED_SPOOL_GRAMS = Decimal("1000")  # what a full AMS spool holds when only its percentage is known
+FINISH_RESOLUTION_S = 300  # predicted finishes within the same five minutes count as the same
 
 
 @dataclass
@@ -786,10 +829,26 @@ class Placement:
     trays: dict[int, int]  # file slot -> printer tray
     exact: bool
     grams_left: Decimal
+    print_seconds: float | None = None  # predicted on this printer; None when the file states no time
+    finish_at: datetime | None = None  # now + print_seconds
+    success: float = 0.5  # selectors.printer_variant_success
 
     @property
     def rank(self) -> tuple:
-        return (not self.exact, self.grams_left, self.printer.pk)
+        finish = int(self.print_seconds // FINISH_RESOLUTION_S) if self.print_seconds is not None else 0
+        return (not self.exact, finish, -self.success, self.grams_left, self.printer.pk)
+
+
+class _DurationFactors:
+    """The printers' duration factors (1.0 without history), each read once per dispatch when a job fits it."""
+
+    def __init__(self):
+        self.factors: dict[int, float] = {}
+
+    def get(self, printer: Printer) -> float:
+        if printer.pk not in self.factors:
+            self.factors[printer.pk] = printer_duration_factors(printer_ids=[printer.pk]).get(printer.pk, 1.0)
+        return self.factors[printer.pk]
 
 
 def _loaded_trays(printer: Printer) -> list[Tray]:
@@ -848,7 +907,8 @@ def _free_printers(printer: Printer | None = None, *, auto_only: bool = False) -
     return cleared
 
 
-def _placements(job: PrintJob, printers: list[Printer]) -> list[Placement]:
+def _placements(job: PrintJob, printers: list[Printer], factors: _DurationFactors | None = None) -> list[Placement]:
+    """The printers that can take the job now (every hard filter), best first (Placement.rank)."""
     needs = feasibility.job_needs(job)
     if not needs.readable:
         return []
@@ -862,6 +922,17 @@ def _placements(job: PrintJob, printers: list[Printer]) -> list[Placement]:
         placement = _placement(printer, job)
         if placement is not None:
             found.append(placement)
+    if not found:
+        return []
+    factors = factors if factors is not None else _DurationFactors()
+    estimate = plate_estimated_seconds(job.version.sliced_file, job.plate)
+    success = printer_variant_success(printer_ids=[p.printer.pk for p in found], variant_id=job.version.variant_id)
+    now = timezone.now()
+    for placement in found:
+        placement.success = success[placement.printer.pk]
+        if estimate is not None:
+            placement.print_seconds = estimate * factors.get(placement.printer)
+            placement.finish_at = now + timedelta(seconds=placement.print_seconds)
     return sorted(found, key=lambda p: p.rank)
 
 
@@ -930,6 +1001,7 @@ def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None =
     take now is refused with a Conflict that says why; a printer that refuses the file puts the job back.
     """
     printers = _free_printers(printer, auto_only=auto_only)
+    factors = _DurationFactors()
     if job is not None:
         job = PrintJob.objects.select_related("version__sliced_file", "version__variant").get(pk=job.pk)
         if job.status not in WAITING_STATUSES:
@@ -937,7 +1009,7 @@ def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None =
                            % {"status": job.get_status_display()})
         if not printers:
             raise Conflict(_("No printer is free: it must be online, idle and have its plate cleared."))
-        placements = _placements(job, printers)
+        placements = _placements(job, printers, factors)
         if not placements:
             raise Conflict(_("No free printer can take job #%(job)s: none has the file's filaments loaded with "
                              "enough left, or none fits the file.") % {"job": job.pk})
@@ -948,7 +1020,7 @@ def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None =
         candidates = ((queued, None) for queued in print_job_queue().filter(feasible=True)
                       .select_related("version__sliced_file", "version__variant"))
     for queued, placements in candidates:
-        for placement in placements if placements is not None else _placements(queued, printers):
+        for placement in placements if placements is not None else _placements(queued, printers, factors):
             attempt = _claim(queued, placement)
             if attempt is not None:
                 sent = _send(attempt, placement)

@@ -54,3 +54,26 @@ def test_downloads_move_to_production_with_their_ids_and_back():
         assert [waiting.pk, running.pk, done.pk] == [42, 43, 41]
     finally:
         migrate(latest)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_printed_before_copies_were_counted_count_their_completed_attempts():
+    from production.tests.factories import VersionFactory
+
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    version = VersionFactory()
+    try:
+        before = migrate([("production", "0003_printer_loop")])
+        job_model, attempt_model = before.get_model("production", "PrintJob"), before.get_model("production",
+                                                                                                  "PrintAttempt")
+        printed = job_model.objects.create(version_id=version.pk, copies=3, status="queued")
+        waiting = job_model.objects.create(version_id=version.pk, copies=2, status="queued")
+        for number, outcome in enumerate(["completed", "failed", "completed", "running"], start=1):
+            attempt_model.objects.create(job_id=printed.pk, number=number, outcome=outcome)
+        attempt_model.objects.create(job_id=waiting.pk, number=1, outcome="cancelled")
+
+        after = migrate(latest).get_model("production", "PrintJob")
+        assert after.objects.get(pk=printed.pk).copies_done == 2
+        assert after.objects.get(pk=waiting.pk).copies_done == 0
+    finally:
+        migrate(latest)

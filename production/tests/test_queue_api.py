@@ -195,3 +195,12 @@ def test_unknown_job_ids_are_404_or_422(api, job_id):
     response = api.get(f"{URL}/{job_id}")
     assert response.status_code in (404, 422), response.content
     assert_problem(response, response.status_code)
+
+
+def test_a_job_of_several_copies_shows_how_many_are_done(api, partner):
+    created = post(api, {"version_id": own_version(partner).pk, "copies": 3}).json()
+    assert created["copies"] == 3 and created["copies_done"] == 0
+    PrintJob.objects.filter(pk=created["id"]).update(copies_done=2)
+    body = api.get(f"{URL}/{created['id']}").json()
+    assert (body["copies"], body["copies_done"], body["status"]) == (3, 2, "queued")
+    assert api.get(URL).json()["items"][0]["copies_done"] == 2
