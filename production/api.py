@@ -18,7 +18,9 @@ systems; customers' keys are refused (403):
   and 201 with the same job when the same key of the same organization comes again;
 - GET  /production/jobs (filters `status`, `version_id`) and /production/jobs/{id}: your jobs, in queue
   order (priority, hand-set position, age);
-- POST /production/jobs/{id}/cancel (write key): cancel a job that has not ended (409 otherwise).
+- POST /production/jobs/{id}/cancel (write key): cancel a job that has not ended (409 otherwise);
+- GET  /production/variants/{id}/cost: what a unit of a catalog variant costs to print and its margin
+  against the product's sale price; a partner only for the variants of its own designs.
 
 A partner sees and queues only its own jobs; a lab key also sees the jobs staff queued in the admin.
 Another organization's job or a version a partner may not see answers 404.
@@ -40,6 +42,7 @@ from production.schemas import (
     PrintJobCreateIn,
     PrintJobFilterIn,
     PrintJobOut,
+    VariantCostOut,
 )
 
 router = Router(tags=["printer files"])
@@ -128,3 +131,12 @@ def print_job_cancel(request: HttpRequest, job_id: int):
     job = selectors.print_job_get(job_id=job_id, organization=organization)
     services.print_job_cancel(job=job)
     return selectors.print_job_get(job_id=job_id, organization=organization)
+
+
+@router.get("/production/variants/{variant_id}/cost", response=VariantCostOut, tags=["production"],
+            summary="What a unit of a catalog variant costs to print, and its margin")
+def variant_cost(request: HttpRequest, variant_id: int):
+    """`unit_cost`: the mean cost per good unit over the variant's recent completed prints, each print's failed
+    attempts included; `margin`: the product's net sale price less it. A partner asks only about the variants
+    of its own designs (any other answers 404); customers' keys get 403."""
+    return selectors.variant_cost_get(variant_id=variant_id, organization=tenant(request))
