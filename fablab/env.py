@@ -7,6 +7,7 @@ message when a value cannot be understood, instead of silently using a default.
 
 import os
 import secrets
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -39,6 +40,19 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}.") from None
+
+
+def env_decimal(name: str, default: str, *, minimum: str, maximum: str) -> Decimal:
+    """A decimal number (a dot before the decimals) from `minimum` to `maximum`, both included."""
+    raw = os.environ.get(name)
+    text = default if raw is None or not raw.strip() else raw.strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a number such as {default}, got {raw!r}.") from None
+    if not value.is_finite() or not Decimal(minimum) <= value <= Decimal(maximum):
+        raise ImproperlyConfigured(f"{name} must be a number from {minimum} to {maximum}, got {raw!r}.")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from fablab.env import env_bool, env_int, env_list, env_str, local_secret_key
+from fablab.env import env_bool, env_decimal, env_int, env_list, env_str, local_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FABLAB_VAR_DIR") or BASE_DIR / "var")
@@ -232,6 +232,32 @@ PRODUCTION_IDLE_MEANS_PLATE_CLEARED = env_bool("DEMO_PLATES_CLEAR_THEMSELVES", F
 # plus this many days of safety stock, on top of the reorder level.
 INVENTORY_USAGE_WINDOW_DAYS = env_int("INVENTORY_USAGE_WINDOW_DAYS", 30)
 INVENTORY_SAFETY_DAYS = env_int("INVENTORY_SAFETY_DAYS", 7)
+
+# --- Production: the cost of a print ------------------------------------------------------
+#
+# Each print costs material (grams x its spool's price per kg), energy (the printer's average power x hours
+# x the tariff), machine time ((purchase price / lifetime hours + maintenance per hour) x hours) and labour
+# (handling minutes x the hourly rate). A printer's station may set its own power, price, lifetime,
+# maintenance and handling minutes; these are the defaults for a station that leaves them empty.
+PRODUCTION_CURRENCY = env_str("PRODUCTION_CURRENCY", "EUR").upper()
+if not (len(PRODUCTION_CURRENCY) == 3 and PRODUCTION_CURRENCY.isascii() and PRODUCTION_CURRENCY.isalpha()):
+    raise ImproperlyConfigured(f"PRODUCTION_CURRENCY must be a three-letter currency code such as EUR, "
+                               f"got {PRODUCTION_CURRENCY!r}.")
+PRODUCTION_ENERGY_PRICE_PER_KWH = env_decimal("PRODUCTION_ENERGY_PRICE_PER_KWH", "0.30", minimum="0", maximum="100")
+PRODUCTION_PRINTER_POWER_W = env_decimal("PRODUCTION_PRINTER_POWER_W", "150", minimum="0", maximum="20000")
+PRODUCTION_PRINTER_PRICE = env_decimal("PRODUCTION_PRINTER_PRICE", "1000", minimum="0", maximum="1000000")
+PRODUCTION_PRINTER_LIFETIME_HOURS = env_decimal("PRODUCTION_PRINTER_LIFETIME_HOURS", "5000", minimum="100",
+                                                maximum="1000000")
+PRODUCTION_PRINTER_MAINTENANCE_PER_HOUR = env_decimal("PRODUCTION_PRINTER_MAINTENANCE_PER_HOUR", "0.05",
+                                                      minimum="0", maximum="1000")
+PRODUCTION_LABOUR_PER_HOUR = env_decimal("PRODUCTION_LABOUR_PER_HOUR", "25", minimum="0", maximum="10000")
+PRODUCTION_HANDLING_MINUTES = env_decimal("PRODUCTION_HANDLING_MINUTES", "5", minimum="0", maximum="1440")
+# Sale prices are gross (VAT included); margins are computed on the net price.
+PRODUCTION_VAT_PERCENT = env_decimal("PRODUCTION_VAT_PERCENT", "19", minimum="0", maximum="100")
+# A variant's unit cost is the mean cost per unit of its last this many completed prints.
+PRODUCTION_UNIT_COST_RECENT_JOBS = env_int("PRODUCTION_UNIT_COST_RECENT_JOBS", 10)
+if not 1 <= PRODUCTION_UNIT_COST_RECENT_JOBS <= 1000:
+    raise ImproperlyConfigured("PRODUCTION_UNIT_COST_RECENT_JOBS must be a whole number from 1 to 1000.")
 
 # --- Reconstruction ---------------------------------------------------------------------
 

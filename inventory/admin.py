@@ -353,7 +353,8 @@ class ProductMovementInline(HistoryInline):
 
 @admin.register(Product)
 class ProductAdmin(ModelAdmin):
-    list_display = ["sku", "name", "kind", "show_stock", "reorder_threshold_units", "unit_cost", "supplier"]
+    list_display = ["sku", "name", "kind", "show_stock", "reorder_threshold_units", "unit_cost", "sale_price",
+                    "supplier"]
     list_filter = ["kind", "supplier"]
     search_fields = ["sku", "name", "supplier"]
     autocomplete_fields = ["variant"]

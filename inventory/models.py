@@ -211,7 +211,13 @@ class Product(TimeStampedModel):
         related_name="products",
     )
     unit_cost = models.DecimalField(_("unit cost"), max_digits=10, decimal_places=2, default=Decimal("0"),
-                                    validators=[MinValueValidator(Decimal("0"))])
+                                    validators=[MinValueValidator(Decimal("0"))],
+                                    help_text=_("Printed products: the mean cost per unit of the variant's recent "
+                                                "prints, updated after each completed print."))
+    sale_price = models.DecimalField(_("sale price (gross)"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                     validators=[MinValueValidator(Decimal("0"))],
+                                     help_text=_("What a unit sells for, VAT included, in the product's currency. "
+                                                 "Empty: not for sale or not priced yet."))
     currency = models.CharField(_("currency"), max_length=3, default="EUR", validators=[CURRENCY])
     supplier = models.CharField(_("supplier"), max_length=120, blank=True)
     purchase_url = models.URLField(_("purchase link"), blank=True)

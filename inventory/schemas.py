@@ -160,3 +160,5 @@ class ProductOut(Schema):
     variant_id: int | None
     units_in_stock: int = 0
     reorder_threshold_units: int
+    sale_price: Decimal | None = Field(None, description="What a unit sells for, VAT included; null when not priced.")
+    currency: str

@@ -304,6 +304,21 @@ def product_update(*, product: Product, **fields) -> Product:
     return product
 
 
+def product_set_unit_cost(*, product: Product, unit_cost) -> Product:
+    """Set what one unit of `product` costs (production keeps printed products' unit cost up to date); only the
+    unit cost changes. A negative, malformed or too large amount is refused (InvalidInput)."""
+    try:
+        amount = Decimal(str(unit_cost))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput(_("A unit cost must be an amount, not %(value)r.") % {"value": unit_cost}) from None
+    if not amount.is_finite() or amount.adjusted() > 12:
+        raise InvalidInput(_("A unit cost must be a finite amount, not %(value)s.") % {"value": unit_cost})
+    product.unit_cost = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    validate(product)
+    Product.objects.filter(pk=product.pk).update(unit_cost=product.unit_cost, updated_at=timezone.now())
+    return product
+
+
 def units(value, *, field: str = "units") -> int:
     if isinstance(value, bool):
         raise InvalidInput(_("%(field)s must be a whole number.") % {"field": field})

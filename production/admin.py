@@ -195,7 +195,7 @@ class ColourFilter(_TextFilter):
 class AttemptInline(ReadOnlyTabInline):
     model = PrintAttempt
     fields = ["number", "printer", "printer_job", "file_name", "started_at", "finished_at", "outcome", "reason",
-              "booked_at"]
+              "booked_at", "cost_total"]
 
 
 @admin.register(PrintJob)
@@ -216,10 +216,10 @@ class PrintJobAdmin(ModelAdmin):
     autocomplete_fields = ["version"]
     readonly_fields = ["organization", "version", "plate", "copies", "priority", "due_at", "purpose", "reference",
                        "queued_by", "status", "show_feasibility", "printer", "started_at", "finished_at",
-                       "created_at", "show_slots"]
+                       "created_at", "show_slots", "show_cost"]
     fields = ["status", "show_feasibility", "version", "plate", "copies", "priority", "due_at", "purpose",
               "reference", "notes", "organization", "queued_by", "printer", "started_at", "finished_at",
-              "created_at", "show_slots"]
+              "created_at", "show_slots", "show_cost"]
 
     def get_queryset(self, request):
         return selectors.print_job_list()
@@ -316,6 +316,52 @@ class PrintJobAdmin(ModelAdmin):
                            format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
                                             "<td>{}</td><td>{}</td><td>{}</td></tr>", rows))
 
+    @display(description=_("cost"))
+    def show_cost(self, obj):
+        attempts = [a for a in obj.attempts.all() if a.booked_at is not None]
+        if not attempts:
+            return "–"
+        parts = ("material", "energy", "machine", "labour", "total")
+
+        def amounts(item) -> list:
+            return [getattr(item, f"cost_{part}") if getattr(item, f"cost_{part}") is not None else "–"
+                    for part in parts]
+
+        def time(item) -> str:
+            spent = (item.cost_inputs or {}).get("time") or {}
+            return f"{spent.get('hours')} h ({spent.get('from')})" if spent.get("hours") is not None else "–"
+
+        rows = [(a.number, a.get_outcome_display(), time(a), *amounts(a)) for a in attempts]
+        rows.append((_("job"), obj.cost_currency or "–", "", *amounts(obj)))
+        table = format_html(
+            "<table><tr>{}</tr>{}</table>",
+            format_html_join("", "<th>{}</th>", ((h,) for h in (_("attempt"), _("outcome"), _("time"), _("material"),
+                                                                 _("energy"), _("machine"), _("labour"),
+                                                                 _("total")))),
+            format_html_join("", "<tr>" + "<td>{}</td>" * 8 + "</tr>", rows))
+        inputs = obj.cost_inputs or {}
+        lines = []
+        if inputs.get("unit_cost") is not None:
+            lines.append(_("%(units)s good unit(s): %(cost)s %(currency)s per unit, failed attempts included.")
+                         % {"units": inputs.get("good_units"), "cost": inputs["unit_cost"],
+                            "currency": obj.cost_currency})
+        variant = selectors.variant_cost(variant=obj.version.variant)
+        unit, margin = variant.unit_cost, variant.margin
+        if unit.amount is not None:
+            lines.append(_("%(sku)s: %(cost)s %(currency)s per unit over its last %(jobs)s completed print(s).")
+                         % {"sku": variant.sku, "cost": unit.amount, "currency": unit.currency, "jobs": unit.jobs})
+        if margin.margin is not None:
+            lines.append(_("Sale price %(gross)s gross, %(net)s net (VAT %(vat)s %%): margin %(margin)s "
+                           "(%(percent)s %% of the net price).")
+                         % {"gross": margin.sale_price_gross, "net": margin.sale_price_net, "vat": margin.vat_percent,
+                            "margin": margin.margin, "percent": margin.margin_percent})
+        notes = selectors.print_cost_texts(costed=obj) or [
+            text for a in attempts for text in selectors.print_cost_texts(costed=a)]
+        return format_html("{}{}{}", table,
+                           format_html_join("", "<p>{}</p>", ((line,) for line in lines)),
+                           format_html('<ul style="list-style:disc;padding-left:1rem">{}</ul>',
+                                       format_html_join("", "<li>{}</li>", ((n,) for n in notes))) if notes else "")
+
     def _each(self, request, queryset, run, done: str):
         changed, refused = 0, []
         for job in queryset:
@@ -371,13 +417,28 @@ class PrintJobAdmin(ModelAdmin):
         return HttpResponseRedirect(reverse("admin:production_printjob_changelist"))
 
 
+class PrinterStationCostForm(forms.ModelForm):
+    class Meta:
+        model = PrinterStation
+        fields = list(selectors.STATION_COST_SETTINGS)
+
+
 @admin.register(PrinterStation)
 class PrinterStationAdmin(ModelAdmin):
-    """Each printer's production side: plate cleared (after a print), automatic dispatch."""
+    """Each printer's production side: plate cleared (after a print), automatic dispatch, what an hour costs."""
 
     list_display = ["printer", "plate_clear", "auto_dispatch", "updated_at"]
+    form = PrinterStationCostForm
     readonly_fields = ["printer", "plate_clear", "auto_dispatch", "updated_at"]
+    fields = ["printer", "plate_clear", "auto_dispatch", *selectors.STATION_COST_SETTINGS, "updated_at"]
     actions = ["plate_cleared", "auto_on", "auto_off"]
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.printer_station_set_costs(printer=obj.printer, **{
+                name: form.cleaned_data.get(name) for name in selectors.STATION_COST_SETTINGS})
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
 
     def has_add_permission(self, request):
         return False

@@ -21,6 +21,8 @@ systems; customers' keys are refused (403):
 - POST /production/jobs/{id}/cancel (write key): cancel a job that has not ended (409 otherwise);
 - GET  /production/versions/{version_id}/success-rate: how often prints of a catalog version came out,
   with the Wilson 95 % interval; a partner asks only about versions of its own designs.
+- GET  /production/variants/{id}/cost: what a unit of a catalog variant costs to print and its margin
+  against the product's sale price; a partner only for the variants of its own designs.
 
 A partner sees and queues only its own jobs; a lab key also sees the jobs staff queued in the admin.
 Another organization's job or a version a partner may not see answers 404.
@@ -43,6 +45,7 @@ from production.schemas import (
     PrintJobCreateIn,
     PrintJobFilterIn,
     PrintJobOut,
+    VariantCostOut,
     VersionSuccessRateOut,
 )
 
@@ -141,3 +144,10 @@ def version_success_rate(request: HttpRequest, version_id: int = Path(..., ge=1,
     ended), with the Wilson score 95 % interval `low`..`high`; all three null before the first print ends.
     A partner may ask about the versions of its own designs (404 for any other); the lab's keys about any."""
     return selectors.version_success_rate_get(version_id=version_id, organization=tenant(request))
+@router.get("/production/variants/{variant_id}/cost", response=VariantCostOut, tags=["production"],
+            summary="What a unit of a catalog variant costs to print, and its margin")
+def variant_cost(request: HttpRequest, variant_id: int = Path(..., ge=1, le=MAX_ID)):
+    """`unit_cost`: the mean cost per good unit over the variant's recent completed prints, each print's failed
+    attempts included; `margin`: the product's net sale price less it. A partner asks only about the variants
+    of its own designs (any other answers 404); customers' keys get 403."""
+    return selectors.variant_cost_get(variant_id=variant_id, organization=tenant(request))

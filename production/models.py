@@ -10,6 +10,8 @@ catalog; `services.printer_file_import_request` writes it and a background task 
 (`services.printer_file_import_run`).
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -147,6 +149,19 @@ class PrintAttempt(models.Model):
     file_name = models.CharField(_("file on the printer"), max_length=255, blank=True,
                                  help_text=_("The name the file was sent under; the printer's job is matched by it."))
     booked_at = models.DateTimeField(_("filament booked"), null=True, blank=True)
+    # The cost of this attempt (production.costs), computed when it ends; the job's cost is the sum of its attempts'.
+    cost_currency = models.CharField(_("currency"), max_length=3, blank=True, editable=False)
+    cost_material = models.DecimalField(_("material cost"), max_digits=10, decimal_places=2, null=True,
+                                        blank=True, editable=False)
+    cost_energy = models.DecimalField(_("energy cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                      editable=False)
+    cost_machine = models.DecimalField(_("machine cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                       editable=False)
+    cost_labour = models.DecimalField(_("labour cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                      editable=False)
+    cost_total = models.DecimalField(_("total cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                     editable=False)
+    cost_inputs = models.JSONField(_("cost inputs"), default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["job", "number"]
@@ -270,7 +285,8 @@ class UnknownPrint(models.Model):
 
 
 class PrinterStation(models.Model):
-    """Production's side of one printer: whether dispatch may send it jobs by itself, and its plate."""
+    """Production's side of one printer: whether dispatch may send it jobs by itself, its plate, and what an
+    hour on it costs."""
 
     printer = models.OneToOneField("printers.Printer", verbose_name=_("printer"), primary_key=True,
                                    on_delete=models.CASCADE, related_name="station")
@@ -279,11 +295,39 @@ class PrinterStation(models.Model):
     plate_clear = models.BooleanField(_("plate cleared"), default=True,
                                       help_text=_("False after a print ends, until an operator confirms the plate "
                                                   "is empty (or a job is started at the printer by hand)."))
+    # What a print on it costs besides its material (production.costs); empty: the PRODUCTION_* setting.
+    power_w = models.DecimalField(
+        _("average power (W)"), max_digits=7, decimal_places=1, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("20000"))],
+        help_text=_("What the printer draws on average while printing. Empty: PRODUCTION_PRINTER_POWER_W."))
+    purchase_price = models.DecimalField(
+        _("purchase price"), max_digits=10, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000000"))],
+        help_text=_("In PRODUCTION_CURRENCY. Empty: PRODUCTION_PRINTER_PRICE."))
+    lifetime_hours = models.PositiveIntegerField(
+        _("expected lifetime (hours)"), null=True, blank=True,
+        validators=[MinValueValidator(100), MaxValueValidator(1000000)],
+        help_text=_("Printing hours over which the purchase price is written off. Empty: "
+                    "PRODUCTION_PRINTER_LIFETIME_HOURS."))
+    maintenance_per_hour = models.DecimalField(
+        _("maintenance per hour"), max_digits=8, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))],
+        help_text=_("Nozzles, belts, plates and service per printing hour. Empty: "
+                    "PRODUCTION_PRINTER_MAINTENANCE_PER_HOUR."))
+    handling_minutes = models.DecimalField(
+        _("handling per print (minutes)"), max_digits=6, decimal_places=1, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1440"))],
+        help_text=_("Staff time per print: starting it, clearing the plate, post-processing. Empty: "
+                    "PRODUCTION_HANDLING_MINUTES."))
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         verbose_name = _("printer station")
         verbose_name_plural = _("printer stations")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(lifetime_hours__isnull=True) | models.Q(lifetime_hours__gte=1),
+                                   name="production_station_lifetime_positive"),
+        ]
 
     def __str__(self) -> str:
         return str(self.printer)

@@ -103,14 +103,38 @@ class FeasibilityOut(Schema):
 
 
 class CostOut(Schema):
-    """The cost of the print. Not computed yet: every value is null until cost accounting arrives."""
+    """The cost of the print so far: the sum over every attempt that ended (a failed one included), in
+    `currency`, each part rounded half-up to cents and `total` their sum. Every value is null until the first
+    attempt ends."""
 
     currency: str | None = None
-    material: Decimal | None = None
-    energy: Decimal | None = None
-    machine: Decimal | None = None
-    labour: Decimal | None = None
+    material: Decimal | None = Field(None, description="Grams booked per slot × the spool's price per kg.")
+    energy: Decimal | None = Field(None, description="The printer's average power × hours × the tariff per kWh.")
+    machine: Decimal | None = Field(None, description="(Purchase price ÷ lifetime hours + maintenance per hour) × "
+                                                      "hours.")
+    labour: Decimal | None = Field(None, description="Handling minutes × the hourly rate, per attempt.")
     total: Decimal | None = None
+
+
+class VariantCostOut(Schema):
+    """What one unit of a catalog variant costs to print, and its margin against the product's sale price."""
+
+    variant_id: int
+    sku: str
+    currency: str = Field(alias="unit_cost.currency")
+    unit_cost: Decimal | None = Field(alias="unit_cost.amount", description="The mean cost per good unit of the "
+                                      "variant's recent completed prints (failed attempts included); null before "
+                                      "the first.")
+    recent_prints: int = Field(alias="unit_cost.jobs", description="How many completed print jobs the mean is "
+                                                                   "over.")
+    sale_price_gross: Decimal | None = Field(alias="margin.sale_price_gross", description="The product's sale "
+                                             "price, VAT included; null when it has none (or one in another "
+                                             "currency).")
+    sale_price_net: Decimal | None = Field(alias="margin.sale_price_net")
+    vat_percent: Decimal = Field(alias="margin.vat_percent")
+    margin: Decimal | None = Field(alias="margin.margin", description="Net sale price − unit cost.")
+    margin_percent: Decimal | None = Field(alias="margin.margin_percent", description="The margin as a "
+                                                                                     "percentage of the net price.")
 
 
 class PrintJobOut(Schema):

@@ -4,19 +4,25 @@ import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
+from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.models import VariantVersion
 from fablab.choices import OrganizationKind
-from fablab.exceptions import NotFound, PermissionDenied
+from fablab.exceptions import InvalidInput, NotFound, PermissionDenied
+from inventory.choices import ProductKind
+from inventory.models import Product
 from printers import files as printer_files
 from printers.files import PrinterFile
+from production import costs
 from production.choices import WAITING_STATUSES, AttemptOutcome, PrintJobStatus
 from production.feasibility import plate_fields, reason_text
-from production.models import PrintAttempt, PrinterFileImport, PrintJob
+from production.models import PrintAttempt, PrinterFileImport, PrinterStation, PrintJob
 
 
 @dataclass(frozen=True)
@@ -316,3 +322,122 @@ def version_success_rate_get(*, version_id: int, organization) -> SuccessRate:
     if not versions.filter(pk=version_id).exists():
         raise NotFound(_("No catalog version with id %(id)s.") % {"id": version_id})
     return version_success_rates(version_ids=[version_id])[version_id]
+# --- costs ---------------------------------------------------------------------------------------
+
+# The figures a printer's station may set, each with the setting used when it is empty.
+STATION_COST_SETTINGS = {
+    "power_w": "PRODUCTION_PRINTER_POWER_W",
+    "purchase_price": "PRODUCTION_PRINTER_PRICE",
+    "lifetime_hours": "PRODUCTION_PRINTER_LIFETIME_HOURS",
+    "maintenance_per_hour": "PRODUCTION_PRINTER_MAINTENANCE_PER_HOUR",
+    "handling_minutes": "PRODUCTION_HANDLING_MINUTES",
+}
+
+
+def printer_cost_rates(*, printer_id: int | None) -> costs.Rates:
+    """What an hour on the printer costs besides material: its station's figures, the settings where it has none."""
+    station = PrinterStation.objects.filter(printer_id=printer_id).first() if printer_id is not None else None
+    values, own = {}, set()
+    for name, setting in STATION_COST_SETTINGS.items():
+        value = getattr(station, name, None) if station is not None else None
+        if value is None:
+            values[name] = Decimal(getattr(settings, setting))
+        else:
+            values[name], own = Decimal(value), own | {name}
+    return costs.Rates(energy_price_per_kwh=settings.PRODUCTION_ENERGY_PRICE_PER_KWH,
+                       labour_per_hour=settings.PRODUCTION_LABOUR_PER_HOUR, from_station=frozenset(own), **values)
+
+
+def print_cost_texts(*, costed) -> list[str]:
+    """Why the stored cost of a print job or attempt (`costed`) leaves something out, or why there is none, as
+    sentences in the active language."""
+    inputs = costed.cost_inputs or {}
+    found = [reason_text(item) for item in inputs.get("warnings") or [] if isinstance(item, dict)]
+    for attempt in inputs.get("attempts") or []:
+        nested = attempt.get("inputs") if isinstance(attempt, dict) else None
+        for item in (nested or {}).get("warnings") or []:
+            if isinstance(item, dict):
+                found.append(_("Attempt %(number)s: %(text)s") % {"number": attempt.get("number"),
+                                                                   "text": reason_text(item)})
+        if isinstance(nested, dict) and nested.get("error"):
+            found.append(_("Attempt %(number)s has no cost: %(error)s") % {"number": attempt.get("number"),
+                                                                            "error": nested["error"]})
+    if inputs.get("error"):
+        found.append(str(inputs["error"]))
+    return found
+
+
+@dataclass(frozen=True)
+class UnitCost:
+    amount: Decimal | None  # None: no completed print with a cost yet
+    currency: str
+    jobs: int  # the completed jobs the mean is over
+
+
+def _stored_unit_cost(job: PrintJob) -> Decimal | None:
+    try:
+        value = Decimal(str((job.cost_inputs or {}).get("unit_cost")))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    return value if value.is_finite() and value >= 0 else None
+
+
+def variant_unit_cost(*, variant, recent: int | None = None) -> UnitCost:
+    """The mean cost per good unit of the variant's last `recent` completed print jobs with a cost
+    (PRODUCTION_UNIT_COST_RECENT_JOBS when None), each job's failed attempts included."""
+    recent = settings.PRODUCTION_UNIT_COST_RECENT_JOBS if recent is None else recent
+    if isinstance(recent, bool) or not isinstance(recent, int) or not 1 <= recent <= 1000:
+        raise InvalidInput(_("The number of recent prints is a whole number from 1 to 1000."))
+    currency = settings.PRODUCTION_CURRENCY
+    jobs = (PrintJob.objects.filter(version__variant=variant, status=PrintJobStatus.COMPLETED,
+                                    cost_total__isnull=False, cost_currency=currency)
+            .order_by("-finished_at", "-id").only("cost_inputs"))
+    amounts = []
+    for job in jobs.iterator(chunk_size=100):
+        amount = _stored_unit_cost(job)
+        if amount is not None:
+            amounts.append(amount)
+            if len(amounts) == recent:
+                break
+    return UnitCost(amount=costs.mean(amounts), currency=currency, jobs=len(amounts))
+
+
+def printed_product(*, variant) -> Product | None:
+    """The product the variant's prints go into (the oldest printed product of the variant)."""
+    return Product.objects.filter(variant=variant, kind=ProductKind.PRINTED).order_by("id").first()
+
+
+def variant_margin(*, variant, unit_cost: UnitCost | None = None) -> costs.Margin:
+    """The variant's unit cost against its product's sale price (gross, VAT at PRODUCTION_VAT_PERCENT): the net
+    price, the margin and its percentage of the net price. A product priced in another currency than
+    PRODUCTION_CURRENCY, or none, gives no price and no margin."""
+    unit_cost = unit_cost or variant_unit_cost(variant=variant)
+    product = printed_product(variant=variant)
+    gross = product.sale_price if product is not None and product.currency == unit_cost.currency else None
+    return costs.margin(currency=unit_cost.currency, unit_cost=unit_cost.amount, sale_price_gross=gross,
+                        vat_percent=settings.PRODUCTION_VAT_PERCENT)
+
+
+@dataclass(frozen=True)
+class VariantCost:
+    variant_id: int
+    sku: str
+    unit_cost: UnitCost
+    margin: costs.Margin
+
+
+def variant_cost(*, variant) -> VariantCost:
+    unit_cost = variant_unit_cost(variant=variant)
+    return VariantCost(variant_id=variant.pk, sku=variant.sku, unit_cost=unit_cost,
+                       margin=variant_margin(variant=variant, unit_cost=unit_cost))
+
+
+def variant_cost_get(*, variant_id: int, organization) -> VariantCost:
+    """A variant's unit cost and margin for an API key: the lab's keys see every variant, a partner's only the
+    variants of its own designs (another's, also one shared with partners, is not found); customers are refused."""
+    owner = print_queue_owner(organization=organization)
+    variant = catalog_selectors.variant_get(variant_id=variant_id,
+                                            partner=print_queue_catalog_scope(organization=owner))
+    if owner.kind != OrganizationKind.LAB and variant.model.designer_id != owner.pk:
+        raise NotFound(_("No variant with id %(id)s.") % {"id": variant_id})
+    return variant_cost(variant=variant)

@@ -24,7 +24,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.files import File
@@ -49,7 +49,8 @@ from printers import selectors as printer_selectors
 from printers import services as printer_services
 from printers.files import PrinterFile
 from printers.models import Printer
-from production import feasibility
+from production import costs, feasibility
+from production import selectors as production_selectors
 from production.choices import (
     ALLOWED_TRANSITIONS,
     IMPORT_PENDING,
@@ -727,11 +728,211 @@ def printer_job_finished(*, printer_job, outcome: str) -> PrintAttempt | Unknown
         job = print_job_transition(job=job, status=end, reason=printer_job.end_reason)
         if end == PrintJobStatus.QUEUED:
             print_jobs_recheck()
+    _cost_recorded(attempt, printer_job)
     station = _station_for_update(printer_job.printer_id)
     station.plate_clear = False
     station.save(update_fields=["plate_clear", "updated_at"])
     logger.info("Print job %s attempt %s ended %s; filament booked.", job.pk, attempt.number, outcome)
     return attempt
+
+
+# --- the cost of a print -------------------------------------------------------------------------
+#
+# When an attempt ends and its filament is booked, its cost is computed (production.costs) from the grams
+# booked per slot and the price per kg of each slot's spool, its printing time (the printer's real start and
+# end, else the file's estimate for the plate, times the progress reached for a print that did not
+# complete) and its printer's rates (its station's figures, else the PRODUCTION_* settings), and stored on
+# the attempt with its inputs. The job's cost is the sum of its attempts' costs, so a failed attempt is
+# carried into the units the job produced; a completed job sets its variant's product unit cost to the
+# mean over the variant's recent completed jobs. A correction of a slot's spool computes it again.
+
+COST_AMOUNT_FIELDS = ("cost_material", "cost_energy", "cost_machine", "cost_labour", "cost_total")
+ESTIMATED_TIME_FIELD = "estimated_time_s"
+
+
+def _cost_seconds(attempt: PrintAttempt, printer_job) -> tuple[Decimal, str]:
+    """How long the attempt printed, and where that comes from."""
+    if printer_job is not None and printer_job.observed_start and printer_job.ended_at is not None:
+        seconds = (printer_job.ended_at - printer_job.started_at).total_seconds()
+        return Decimal(max(0, round(seconds))), "printer"
+    job = attempt.job
+    estimate = feasibility._decimal(feasibility.plate_fields(job.version.sliced_file, job.plate)
+                                    .get(ESTIMATED_TIME_FIELD))
+    if estimate is None or estimate <= 0:
+        return Decimal("0"), "unknown"
+    if attempt.outcome == AttemptOutcome.COMPLETED:
+        return estimate.quantize(Decimal("1"), rounding=ROUND_HALF_UP), "estimate"
+    progress = printer_job.progress_reached if printer_job is not None else 0.0
+    share = Decimal(str(max(0.0, min(100.0, progress or 0.0)))) / 100
+    return (estimate * share).quantize(Decimal("1"), rounding=ROUND_HALF_UP), "estimate_progress"
+
+
+def _cost_materials(attempt: PrintAttempt, currency: str) -> tuple[list[costs.MaterialLine], list[dict]]:
+    lines, warnings = [], []
+    for allocation in SlotAllocation.objects.filter(attempt=attempt).select_related("spool__filament"):
+        if allocation.grams_booked is None:
+            warnings.append(feasibility.reason(costs.SLOT_NOT_BOOKED, slot=allocation.slot))
+            continue
+        if allocation.spool is None:
+            continue  # nothing was booked (0 g)
+        filament = allocation.spool.filament
+        price = filament.cost_per_kg
+        if filament.currency != currency:
+            warnings.append(feasibility.reason(costs.SLOT_OTHER_CURRENCY, slot=allocation.slot,
+                                               filament=str(filament), filament_currency=filament.currency,
+                                               currency=currency))
+            price = None
+        lines.append(costs.MaterialLine(slot=allocation.slot, grams=allocation.grams_booked, price_per_kg=price,
+                                        spool=allocation.spool.code, filament=str(filament)[:200],
+                                        currency=filament.currency))
+    return lines, warnings
+
+
+def print_attempt_cost_compute(*, attempt: PrintAttempt, printer_job=None) -> PrintAttempt:
+    """Compute and store the cost of an attempt whose filament is booked, then its job's cost.
+
+    `printer_job`: the printer's job it ran as (default: the attempt's). InvalidInput when the inputs give no
+    cost (a figure out of range); Conflict for an attempt that has not ended.
+    """
+    attempt = PrintAttempt.objects.select_related("job__version__sliced_file", "job__version__variant",
+                                                  "printer_job").get(pk=attempt.pk)
+    if attempt.booked_at is None:
+        raise Conflict(_("Attempt %(number)s of print job #%(job)s has not ended; its cost is computed when it "
+                         "does.") % {"number": attempt.number, "job": attempt.job_id})
+    currency = settings.PRODUCTION_CURRENCY
+    materials, warnings = _cost_materials(attempt, currency)
+    seconds, seconds_from = _cost_seconds(attempt, printer_job or attempt.printer_job)
+    if seconds_from == "unknown":
+        warnings.append(feasibility.reason(costs.TIME_UNKNOWN))
+    inputs = costs.AttemptInputs(currency=currency, seconds=seconds, seconds_from=seconds_from,
+                                 materials=tuple(materials), warnings=tuple(warnings),
+                                 rates=production_selectors.printer_cost_rates(printer_id=attempt.printer_id))
+    try:
+        cost = costs.attempt_cost(inputs)
+    except costs.CostError as exc:
+        raise InvalidInput(exc.message) from None
+    fields = cost.model_fields()
+    PrintAttempt.objects.filter(pk=attempt.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+    print_job_cost_update(job=attempt.job)
+    return attempt
+
+
+def _attempt_cost(attempt: PrintAttempt) -> costs.Cost:
+    return costs.Cost(currency=attempt.cost_currency, material=attempt.cost_material, energy=attempt.cost_energy,
+                      machine=attempt.cost_machine, labour=attempt.cost_labour)
+
+
+def print_job_cost_update(*, job: PrintJob) -> PrintJob:
+    """Store the job's cost: the sum of its ended attempts' costs (failed ones included) and the cost of each
+    good unit; a completed job then updates its variant's product unit cost. A job none of whose ended attempts
+    could be costed has no cost (its inputs say why)."""
+    job = PrintJob.objects.select_related("version__variant").get(pk=job.pk)
+    ended = list(PrintAttempt.objects.filter(job=job, booked_at__isnull=False).order_by("number"))
+    if not ended:
+        return job
+    priced = [attempt for attempt in ended if attempt.cost_total is not None]
+    units = UNITS_PER_PLATE * sum(1 for attempt in ended if attempt.outcome == AttemptOutcome.COMPLETED)
+    currency = settings.PRODUCTION_CURRENCY
+    try:
+        total = costs.job_cost([_attempt_cost(attempt) for attempt in priced], currency=currency)
+    except costs.CostError as exc:
+        raise InvalidInput(exc.message) from None
+    inputs = {
+        "currency": currency,
+        "attempts": [{"number": attempt.number, "outcome": attempt.outcome,
+                      **{name: costs.text(getattr(attempt, f"cost_{name}"))
+                         for name in ("material", "energy", "machine", "labour", "total")},
+                      "inputs": attempt.cost_inputs} for attempt in ended],
+        "good_units": units,
+        "unit_cost": costs.text(costs.per_unit(total.total, units)),
+    }
+    if priced:
+        fields = costs.Cost(currency=currency, material=total.material, energy=total.energy,
+                            machine=total.machine, labour=total.labour, inputs=inputs).model_fields()
+    else:  # no attempt could be costed: no cost, and the inputs say why
+        fields = {"cost_currency": "", **dict.fromkeys(COST_AMOUNT_FIELDS),
+                  "cost_inputs": {**inputs, "unit_cost": None}}
+    PrintJob.objects.filter(pk=job.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    if job.status == PrintJobStatus.COMPLETED and units:
+        _product_unit_cost_update(job.version.variant)
+    return job
+
+
+def _product_unit_cost_update(variant) -> None:
+    product = production_selectors.printed_product(variant=variant)
+    unit_cost = production_selectors.variant_unit_cost(variant=variant)
+    if product is None or unit_cost.amount is None:
+        return
+    if product.currency != unit_cost.currency:
+        logger.warning("Product %s is priced in %s, costs are kept in %s: its unit cost is left as it is.",
+                       product.sku, product.currency, unit_cost.currency)
+        return
+    inventory_services.product_set_unit_cost(product=product, unit_cost=unit_cost.amount)
+
+
+def _cost_recorded(attempt: PrintAttempt, printer_job=None) -> None:
+    """Cost an attempt that was just booked. A cost that cannot be computed is recorded on the attempt (and
+    logged) and never undoes the booking it follows."""
+    try:
+        with transaction.atomic():
+            print_attempt_cost_compute(attempt=attempt, printer_job=printer_job)
+        return
+    except ApplicationError as exc:
+        message = exc.message
+        logger.warning("No cost for attempt %s of print job %s: %s", attempt.number, attempt.job_id, message)
+    except Exception:  # noqa: BLE001 - the booking stands; the details go to the log
+        logger.exception("Computing the cost of attempt %s of print job %s failed.", attempt.number,
+                         attempt.job_id)
+        message = _("The cost could not be computed; the details are in the server log.")
+    PrintAttempt.objects.filter(pk=attempt.pk).update(cost_currency="", cost_inputs={"error": str(message)},
+                                                      **dict.fromkeys(COST_AMOUNT_FIELDS))
+    try:
+        with transaction.atomic():
+            print_job_cost_update(job=attempt.job)
+    except Exception:  # noqa: BLE001 - as above
+        logger.exception("Summing the cost of print job %s failed.", attempt.job_id)
+
+
+def _station_figure(value, name: str, label: str) -> Decimal | int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = None if isinstance(value, bool) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        number = None
+    if number is None or not number.is_finite():
+        raise InvalidInput(_("%(field)s must be a number, not %(value)r.") % {"field": label, "value": value},
+                           extra={"fields": {name: [_("Enter a number.")]}})
+    if number.adjusted() > 12:  # far above every limit: refused before it is turned into anything
+        raise InvalidInput(_("%(field)s of %(value)s is far too large.") % {"field": label, "value": value},
+                           extra={"fields": {name: [_("Far too large.")]}})
+    if name == "lifetime_hours":
+        if number != number.to_integral_value():
+            raise InvalidInput(_("%(field)s must be a whole number of hours.") % {"field": label},
+                               extra={"fields": {name: [_("Enter a whole number.")]}})
+        return int(number)
+    return number
+
+
+def printer_station_set_costs(*, printer: Printer, power_w=None, purchase_price=None, lifetime_hours=None,
+                              maintenance_per_hour=None, handling_minutes=None) -> PrinterStation:
+    """Set what an hour on `printer` costs (and the minutes of handling per print); None or empty uses the
+    PRODUCTION_* setting. Negative, absurd or malformed figures are refused (InvalidInput) and nothing changes."""
+    given = {"power_w": power_w, "purchase_price": purchase_price, "lifetime_hours": lifetime_hours,
+             "maintenance_per_hour": maintenance_per_hour, "handling_minutes": handling_minutes}
+    values = {name: _station_figure(value, name, str(PrinterStation._meta.get_field(name).verbose_name))
+              for name, value in given.items()}
+    with transaction.atomic():
+        station = _station_for_update(printer.pk)
+        for name, value in values.items():
+            setattr(station, name, value)
+        validate(station)
+        station.save(update_fields=[*values, "updated_at"])
+    return station
 
 
 @transaction.atomic
@@ -787,6 +988,8 @@ def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None
         locked.grams_booked = grams
     locked.spool, locked.spool_source = spool, SpoolSource.CORRECTED
     locked.save(update_fields=["spool", "spool_source", "grams_booked"])
+    if locked.attempt.booked_at is not None:
+        _cost_recorded(locked.attempt)
     return locked
 
 

@@ -38,6 +38,10 @@ def test_production_mode_requires(manage, missing, message):
     ("DEBUG", "maybe", "DEBUG must be a boolean"),
     ("LANGUAGE_CODE", "fr", "LANGUAGE_CODE must be one of"),
     ("EMAIL_PORT", "smtp", "EMAIL_PORT must be a whole number"),
+    ("PRODUCTION_VAT_PERCENT", "19,5", "PRODUCTION_VAT_PERCENT must be a number such as 19"),
+    ("PRODUCTION_PRINTER_LIFETIME_HOURS", "0", "PRODUCTION_PRINTER_LIFETIME_HOURS must be a number from 100 to"),
+    ("PRODUCTION_ENERGY_PRICE_PER_KWH", "Infinity", "must be a number from 0 to 100"),
+    ("PRODUCTION_CURRENCY", "euro", "PRODUCTION_CURRENCY must be a three-letter currency code"),
 ])
 def test_bad_values_are_explained(manage, name, value, message):
     result = manage("check", env={name: value}, check=False)
@@ -86,3 +90,11 @@ def test_unreachable_redis_is_reported_not_raised(manage):
     assert report["status"] == "degraded"
     assert report["checks"]["broker"]["ok"] is False
     assert "Connection" in report["checks"]["broker"]["error"]
+
+
+def test_cost_settings_read_from_environment(manage):
+    script = ("from django.conf import settings as s; print(s.PRODUCTION_VAT_PERCENT, s.PRODUCTION_CURRENCY, "
+              "s.PRODUCTION_ENERGY_PRICE_PER_KWH, s.PRODUCTION_UNIT_COST_RECENT_JOBS)")
+    result = manage("shell", "-v", "0", "-c", script, env={"PRODUCTION_VAT_PERCENT": "7", "PRODUCTION_CURRENCY": "chf",
+                                                           "PRODUCTION_ENERGY_PRICE_PER_KWH": " 0.2785 "})
+    assert result.stdout.split() == ["7", "CHF", "0.2785", "10"]

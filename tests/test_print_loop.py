@@ -12,6 +12,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 
@@ -31,7 +32,7 @@ from printers.simulators.prusalink import PrusaLinkSimulator
 from printers.state import NormalisedState
 from printers.tests import mqtt
 from printers.tests.mqtt import ACCESS_CODE, SERIAL, make_sim, state_is, step_until
-from production import services
+from production import costs, services
 from production.choices import AttemptOutcome, PrintJobStatus, SpoolSource
 from production.models import PrintAttempt, SlotAllocation
 
@@ -214,6 +215,7 @@ def test_a_queued_job_prints_on_a_simulated_prusalink_and_books_its_grams_once(p
     printer_services.printer_poll(printer=printer)
     version, made = _catalog_version(PRUSA_SAMPLE, "LOOP-CUBE-ORANGE")
     fed = _spool("PLA", "#FF8000")
+    inventory_services.filament_update(filament=fed.filament, cost_per_kg=Decimal("24.99"))
     services.spool_load(printer=printer, tray=0, spool=fed)
     job = services.print_job_create(version=version)
 
@@ -245,3 +247,11 @@ def test_a_queued_job_prints_on_a_simulated_prusalink_and_books_its_grams_once(p
     assert fed.remaining_grams == spool_ledger_total(spool=fed)
     product = Product.objects.get(variant=version.variant)
     assert product_units(product=product) == 1 and ProductMovement.objects.filter(product=product).count() == 1
+    # The print's cost: the grams booked at the spool's price, the time the printer took; the product's unit cost.
+    job.refresh_from_db()
+    attempt.refresh_from_db()
+    assert job.cost_currency == settings.PRODUCTION_CURRENCY and job.cost_total == attempt.cost_total
+    assert job.cost_material == costs.cents(slot.grams_booked * Decimal("24.99") / 1000) > 0
+    assert attempt.cost_inputs["time"]["from"] == "printer" and attempt.cost_inputs["material"][0]["spool"] == fed.code
+    product.refresh_from_db()
+    assert product.unit_cost == job.cost_total == Decimal(job.cost_inputs["unit_cost"])

@@ -99,10 +99,12 @@ def test_match_slots(api):
 
 def test_products_with_units(api):
     shelf = services.location_create(name="Shelf", kind="shelf")
-    rings = services.product_create(sku="RING", name="Rings", kind="bought")
+    rings = services.product_create(sku="RING", name="Rings", kind="bought", sale_price="0.99")
     services.product_stock_change(product=rings, location=shelf, kind="received", quantity=12, idempotency_key="r")
     item = api.get("/api/v1/inventory/products").json()["items"][0]
     assert (item["sku"], item["units_in_stock"]) == ("RING", 12)
+    assert (item["sale_price"], item["currency"]) == ("0.99", "EUR")
+    assert "unit_cost" not in item  # what the lab pays stays the lab's
 
 
 # --- Counted corrections, product units and sales ----------------------------------------

@@ -35,6 +35,18 @@ class TestProducts:
             services.product_create(sku="B-1", name="Hook", kind="bought", variant=VariantFactory())
         assert services.product_create(sku="P-2", name="Vase", kind="printed", variant=VariantFactory()).pk
 
+    def test_a_sale_price_is_gross_and_never_negative(self, keyring):
+        assert keyring.sale_price is None
+        priced = services.product_update(product=keyring, sale_price=Decimal("2.38"))
+        priced.refresh_from_db()
+        assert priced.sale_price == Decimal("2.38")
+        for bad in (Decimal("-0.01"), Decimal("1e12"), "abc"):
+            with pytest.raises(InvalidInput):
+                services.product_update(product=keyring, sale_price=bad)
+        priced.refresh_from_db()
+        assert priced.sale_price == Decimal("2.38")
+        assert services.product_update(product=priced, sale_price=None).sale_price is None
+
     def test_ledger_per_location_with_replays(self, keyring, shelf):
         other = services.location_create(name="Market box", kind="other")
         services.product_stock_change(product=keyring, location=shelf, kind="received", quantity=100,
