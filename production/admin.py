@@ -241,6 +241,17 @@ class AttemptInline(ReadOnlyTabInline):
               "booked_at"]
 
 
+def _table(headers: list, rows: list[tuple], *, name: str):
+    """A small read-only table on a job's page (`data-<name>` names it); cells are escaped unless safe."""
+    cell = '<td style="padding:.125rem .75rem .125rem 0;white-space:nowrap">{}</td>'
+    return format_html(
+        '<div style="overflow-x:auto"><table data-{}><tr>{}</tr>{}</table></div>', name,
+        format_html_join("", '<th style="padding-right:.75rem;text-align:left">{}</th>', ((h,) for h in headers)),
+        format_html_join("", "<tr>{}</tr>", ((format_html_join("", cell, ((value,) for value in row)),)
+                                             for row in rows)),
+    )
+
+
 class SendToPrinterForm(forms.Form):
     printer = forms.ModelChoiceField(label=gettext_lazy("Printer"), queryset=Printer.objects.none(),
                                      widget=forms.RadioSelect, empty_label=None)
@@ -279,8 +290,8 @@ class PrintJobAdmin(ModelAdmin):
         (None, {"fields": ["status", "show_feasibility", "version", "plate", "copies", "priority", "due_at",
                            "purpose", "reference", "notes", "organization", "queued_by", "printer", "started_at",
                            "finished_at", "created_at"]}),
-        (gettext_lazy("Filament"), {"classes": ["tab"], "fields": ["show_slots", "show_ledger"]}),
-        (gettext_lazy("Cost"), {"classes": ["tab"], "fields": ["show_cost"]}),
+        (gettext_lazy("Filament and stock"), {"fields": ["show_slots", "show_ledger"]}),
+        (gettext_lazy("Cost"), {"fields": ["show_cost"]}),
     ]
 
     def get_queryset(self, request):
@@ -367,16 +378,14 @@ class PrintJobAdmin(ModelAdmin):
             ledger = ", ".join(f"{m.spool.code} {m.delta_grams} g ({m.get_kind_display()})"
                                for m in selectors.allocation_movements(allocation=allocation))
             url = reverse("admin:production_slotallocation_change", args=[allocation.pk])
-            rows.append((url, allocation.attempt.number, allocation.slot, allocation.spool or "–",
-                         allocation.get_spool_source_display() or "–", allocation.grams_planned,
+            rows.append((format_html('<a href="{}">{}</a>', url, allocation.attempt.number), allocation.slot,
+                         allocation.spool or "–", allocation.get_spool_source_display() or "–",
+                         allocation.grams_planned,
                          allocation.grams_booked if allocation.grams_booked is not None else "–", ledger or "–"))
         if not rows:
             return "–"
-        return format_html("<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>"
-                           "<th>{}</th></tr>{}</table>", _("attempt"), _("slot"), _("spool"), _("from"),
-                           _("planned (g)"), _("booked (g)"), _("ledger"),
-                           format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
-                                            "<td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+        return _table([_("attempt"), _("slot"), _("spool"), _("from"), _("planned (g)"), _("booked (g)"),
+                       _("ledger")], rows, name="slots")
 
     @display(description=gettext_lazy("inventory ledger"))
     def show_ledger(self, obj):
@@ -389,13 +398,8 @@ class PrintJobAdmin(ModelAdmin):
                   f"{m.delta_units:+}", m.reason or "–") for m in product_movements]
         if not rows:
             return _("Nothing booked yet: the ledger gets the job's filament and units when a print ends.")
-        return format_html(
-            '<table data-ledger><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}'
-            "</table>", _("at"), _("spool or product"), _("filament or shelf"), _("kind"), _("change"), _("reason"),
-            format_html_join("", '<tr><td style="padding-right:.75rem">{}</td><td style="padding-right:.75rem">{}'
-                                 '</td><td style="padding-right:.75rem">{}</td><td style="padding-right:.75rem">{}'
-                                 '</td><td style="padding-right:.75rem;text-align:right">{}</td><td>{}</td></tr>',
-                             rows))
+        return _table([_("at"), _("spool or product"), _("filament or shelf"), _("kind"), _("change"), _("reason")],
+                      rows, name="ledger")
 
     @display(description=gettext_lazy("cost"))
     def show_cost(self, obj):
