@@ -342,3 +342,26 @@ def test_operator_clears_a_plate_from_the_fleet_page_on_a_phone(live_server, bro
         assert PrinterStation.objects.get(printer=printer).plate_clear is True
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_staff_drag_a_job_to_the_top_of_the_queue(live_server, page, boss, monkeypatch):
+    """Unfold's sortable list: dragging a row by its handle and saving moves the job through print_job_move."""
+    from production import services
+    from production.selectors import print_job_queue
+    from production.tests.factories import job
+
+    first, second, third = job(), job(), job()
+    moved = []
+    original = services.print_job_move
+    monkeypatch.setattr(services, "print_job_move", lambda **kw: moved.append(kw["job"].pk) or original(**kw))
+    page.goto(live_server.url + "/admin/production/printjob/")
+    admin_log_in(page)
+    page.wait_for_url(re.compile(r"/admin/production/printjob/$"))
+    handles = page.locator("#result_list td[x-sort\\:handle]")
+    handles.nth(2).drag_to(handles.nth(0))
+    with page.expect_navigation():
+        page.locator("button[name=_save]").click()
+    screenshot(page, "admin-queue-dragged")
+    assert [item.pk for item in print_job_queue()] == [third.pk, first.pk, second.pk]
+    assert third.pk in moved
