@@ -130,7 +130,9 @@ def print_attempt_failure_rate(*, since: datetime) -> tuple[int, int]:
 
 
 def production_kpis(*, now: datetime | None = None) -> list[dict]:
-    """The dashboard's production figures. "Today" and "this week" (from Monday) are in the current time zone."""
+    """The dashboard's production figures, plain numbers (units in the labels). "Today" and "this week" (from
+    Monday) are in the current time zone; the failure rate is failed of ended (completed or failed) attempts,
+    0 while none ended."""
     now = now or timezone.now()
     today = _start_of_day(now)
     week = today - timedelta(days=today.weekday())
@@ -145,13 +147,12 @@ def production_kpis(*, now: datetime | None = None) -> list[dict]:
     booked = inventory_selectors.filament_booked_grams(since=today, source_type=SourceType.PRINT_JOB)
     return [
         {"label": _("Queued jobs"), "value": counts["queued"]},
-        {"label": _("Queued printing time"), "value": _("%(hours).1f h") % {"hours": hours}},
+        {"label": _("Queued printing hours"), "value": f"{hours:.1f}"},
         {"label": _("Queued, cannot print now"), "value": counts["blocked"]},
         {"label": _("Printing"), "value": counts["printing"]},
         {"label": _("Completed today"), "value": counts["completed_today"]},
-        {"label": _("Failure rate this week"),
-         "value": f"{round(100 * failed / ended)} %" if ended else "–"},
-        {"label": _("Filament booked today"), "value": f"{booked:.0f} g"},
+        {"label": _("Failure rate this week (%)"), "value": round(100 * failed / ended) if ended else 0},
+        {"label": _("Filament booked today (g)"), "value": f"{booked:.0f}"},
     ]
 
 

@@ -29,10 +29,10 @@ def _attempt(item, number, outcome, at):
     PrintAttempt.objects.create(job=item, number=number, outcome=outcome, finished_at=at)
 
 
-def test_an_empty_lab_shows_zeros_and_no_failure_rate():
-    assert _kpis() == {"Queued jobs": 0, "Queued printing time": "0.0 h", "Queued, cannot print now": 0,
-                       "Printing": 0, "Completed today": 0, "Failure rate this week": "–",
-                       "Filament booked today": "0 g"}
+def test_an_empty_lab_shows_zeros():
+    assert _kpis() == {"Queued jobs": 0, "Queued printing hours": "0.0", "Queued, cannot print now": 0,
+                       "Printing": 0, "Completed today": 0, "Failure rate this week (%)": 0,
+                       "Filament booked today (g)": "0"}
 
 
 def test_the_figures_on_known_data():
@@ -73,18 +73,20 @@ def test_the_figures_on_known_data():
 
     figures = _kpis(now=now)
     assert figures["Queued jobs"] == 4
-    assert figures["Queued printing time"] == "3.5 h"
+    assert figures["Queued printing hours"] == "3.5"
     assert figures["Queued, cannot print now"] == 1
     assert figures["Printing"] == 1
     assert figures["Completed today"] == 2
-    assert figures["Failure rate this week"] == "25 %"  # 1 failed of 4 ended; the cancelled one is neither
-    assert figures["Filament booked today"] == "15 g"
+    assert figures["Failure rate this week (%)"] == 25  # 1 failed of 4 ended; the cancelled one is neither
+    assert figures["Filament booked today (g)"] == "15"
 
 
 def test_the_dashboard_shows_them(admin_client):
     job(copies=3)
     body = admin_client.get(reverse("admin:index")).content.decode()
     assert 'data-domain="production"' in body
-    for label in ("Queued printing time", "Completed today", "Failure rate this week", "Filament booked today"):
+    for label in ("Queued printing hours", "Completed today", "Failure rate this week (%)",
+                  "Filament booked today (g)"):
         assert label in body
-    assert "3.0 h" in body
+    kpis = {kpi["label"]: kpi["value"] for kpi in selectors.production_kpis()}
+    assert kpis["Queued printing hours"] == "3.0" and '<span data-kpi>3.0</span>' in body
