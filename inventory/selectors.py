@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from fablab.exceptions import NotFound
 from inventory.choices import CONSUMING_KINDS
-from inventory.models import Filament, Location, Movement, Product, Spool, StockAlert
+from inventory.models import Filament, Location, Movement, Product, ProductMovement, Spool, StockAlert
 
 ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=12, decimal_places=2))
 
@@ -82,6 +82,27 @@ def spool_ledger_total(*, spool: Spool) -> Decimal:
     """
     total = spool.movements.aggregate(total=Coalesce(Sum("delta_grams"), ZERO))["total"]
     return Decimal(str(total)).quantize(Decimal("0.01"))
+
+
+def movement_list_for_source(*, source_type: str, source_id: str) -> QuerySet[Movement]:
+    """The spool ledger rows one source wrote (a print job: `source_type="print_job"`, `source_id=str(job id)`),
+    oldest first."""
+    return Movement.objects.filter(source_type=source_type, source_id=str(source_id)).select_related(
+        "spool__filament", "created_by").order_by("created_at", "id")
+
+
+def product_movement_list_for_source(*, source_type: str, source_id: str) -> QuerySet[ProductMovement]:
+    """The product ledger rows one source wrote (e.g. the units a print job put on the shelf), oldest first."""
+    return ProductMovement.objects.filter(source_type=source_type, source_id=str(source_id)).select_related(
+        "product", "location", "created_by").order_by("created_at", "id")
+
+
+def filament_booked_grams(*, since, source_type: str) -> Decimal:
+    """Grams the spool ledger booked off spools for one kind of source since `since`: what was taken minus what
+    was credited back (a correction moving a print's grams to another spool counts once)."""
+    total = Movement.objects.filter(source_type=source_type, created_at__gte=since).aggregate(
+        total=Coalesce(Sum("delta_grams"), ZERO))["total"]
+    return -Decimal(str(total)).quantize(Decimal("0.01")) + Decimal("0.00")
 
 
 def location_list() -> QuerySet[Location]:

@@ -14,30 +14,54 @@ Viewing needs the view permission on printers; importing also needs the change p
 printers and the catalog's permission to add versions (and models, for a new model).
 
 The print queue (Production → Print queue): the waiting and past jobs in queue order (priority, then
-the hand-set position, then age) with their feasibility and its reasons; drag a row and save to set
-the order within a priority; actions cancel, re-queue, change the priority and check the queue again;
-the add form queues a job through `services.print_job_create`.
+the hand-set position, then age) with their feasibility and its reasons, filtered by status, priority,
+material, colour and printer; drag a row and save to set the order within a priority
+(`services.print_job_move`); actions send now, send to printer… (a page choosing one of the free
+printers that can take the job), cancel, re-queue, change the priority and check the queue again;
+the add form queues a job through `services.print_job_create`. A job's page shows its attempts, its
+slot allocations, the inventory ledger rows it wrote and its cost.
+
+Printer stations (Production → Printer stations): each printer's plate, automatic dispatch, the job on
+it and its next job. The same, with a "Plate cleared" button while the plate waits to be cleared, is a
+panel on the printer's page and on its fleet card (registered through `printers.panels`); the button
+posts to `/admin/production/printerstation/<printer id>/plate-cleared/` (name
+`production_printerstation_plate_cleared`, POST only, CSRF-protected, change permission on stations).
 """
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesCheckboxFilter
 from unfold.decorators import action, display
+from unfold.enums import ActionVariant
+from unfold.views import ChangeList
 
 from catalog import selectors as catalog_selectors
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
 from printers import files as printer_files
-from printers.panels import FILES_URL_NAME, register_file_urls
+from printers import selectors as printer_selectors
+from printers.models import Printer
+from printers.panels import (
+    FILES_URL_NAME,
+    PanelButton,
+    PanelLine,
+    PrinterPanel,
+    register_file_urls,
+    register_printer_panel,
+)
 from production import selectors, services
 from production.choices import PRINT_JOB_STATUS_COLORS, PRIORITY_COLORS, WAITING_STATUSES, Priority
 from production.models import PrintAttempt, PrinterStation, PrintJob, SlotAllocation, SpoolLoad, UnknownPrint
@@ -192,34 +216,83 @@ class ColourFilter(_TextFilter):
     field = "filament_colours"
 
 
+class PrinterFilter(admin.SimpleListFilter):
+    """Jobs that are or were on a printer: given to it now, or any of their attempts ran there."""
+
+    title = gettext_lazy("printer")
+    parameter_name = "printer"
+
+    def lookups(self, request, model_admin):
+        return [(str(printer.pk), printer.name) for printer in printer_selectors.printer_list()]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(value)
+        tried = PrintAttempt.objects.filter(printer_id=int(value)).values("job_id")
+        return queryset.filter(Q(printer_id=int(value)) | Q(pk__in=tried))
+
+
 class AttemptInline(ReadOnlyTabInline):
     model = PrintAttempt
     fields = ["number", "printer", "printer_job", "file_name", "started_at", "finished_at", "outcome", "reason",
               "booked_at", "cost_total"]
 
 
+def _table(headers: list, rows: list[tuple], *, name: str):
+    """A small read-only table on a job's page (`data-<name>` names it); cells are escaped unless safe."""
+    cell = '<td style="padding:.125rem .75rem .125rem 0;white-space:nowrap">{}</td>'
+    return format_html(
+        '<div style="overflow-x:auto"><table data-{}><tr>{}</tr>{}</table></div>', name,
+        format_html_join("", '<th style="padding-right:.75rem;text-align:left">{}</th>', ((h,) for h in headers)),
+        format_html_join("", "<tr>{}</tr>", ((format_html_join("", cell, ((value,) for value in row)),)
+                                             for row in rows)),
+    )
+
+
+class SendToPrinterForm(forms.Form):
+    printer = forms.ModelChoiceField(label=gettext_lazy("Printer"), queryset=Printer.objects.none(),
+                                     widget=forms.RadioSelect, empty_label=None)
+
+    def __init__(self, *args, printers, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["printer"]
+        field.queryset = printers
+        field.label_from_instance = lambda printer: " · ".join(
+            part for part in (printer.name, printer.model, printer.location) if part)
+
+
 @admin.register(PrintJob)
 class PrintJobAdmin(ModelAdmin):
-    list_display = ["id", "show_status", "show_priority", "version", "plate", "copies", "copies_done", "due_at",
-                    "show_feasibility", "owner"]
+    list_display = ["id", "show_status", "show_priority", "version", "plate", "copies", "copies_done", "printer",
+                    "due_at", "show_feasibility", "owner"]
     list_display_links = ["id", "version"]
     list_filter = [("status", ChoicesCheckboxFilter), ("priority", ChoicesCheckboxFilter), MaterialFilter,
-                   ColourFilter]
+                   ColourFilter, PrinterFilter]
     search_fields = ["reference", "version__variant__sku", "version__variant__model__name"]
+    # Drag to reorder (unfold): the hidden `position` column becomes list-editable; rows dragged and saved reach
+    # save_model, which moves each waiting job through services.print_job_move.
     ordering_field = "position"
     hide_ordering_field = True
     list_per_page = 100
-    actions = ["send_now", "cancel_selected", "requeue_selected", "priority_urgent", "priority_high",
-               "priority_normal", "priority_low"]
+    actions = ["send_now", "send_to_printer", "cancel_selected", "requeue_selected", "priority_urgent",
+               "priority_high", "priority_normal", "priority_low"]
     actions_list = ["recheck"]
+    actions_detail = ["send_to_printer_page"]
     inlines = [AttemptInline]
     autocomplete_fields = ["version"]
     readonly_fields = ["organization", "version", "plate", "copies", "priority", "due_at", "purpose", "reference",
                        "queued_by", "status", "show_feasibility", "printer", "started_at", "finished_at",
-                       "created_at", "show_slots", "show_cost"]
-    fields = ["status", "show_feasibility", "version", "plate", "copies", "priority", "due_at", "purpose",
-              "reference", "notes", "organization", "queued_by", "printer", "started_at", "finished_at",
-              "created_at", "show_slots", "show_cost"]
+                       "created_at", "show_slots", "show_ledger", "show_cost"]
+    fieldsets = [
+        (None, {"fields": ["status", "show_feasibility", "version", "plate", "copies", "priority", "due_at",
+                           "purpose", "reference", "notes", "organization", "queued_by", "printer", "started_at",
+                           "finished_at", "created_at"]}),
+        (gettext_lazy("Filament and stock"), {"fields": ["show_slots", "show_ledger"]}),
+        (gettext_lazy("Cost"), {"fields": ["show_cost"]}),
+    ]
 
     def get_queryset(self, request):
         return selectors.print_job_list()
@@ -236,8 +309,8 @@ class PrintJobAdmin(ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.readonly_fields
 
-    def get_fields(self, request, obj=None):
-        return PrintJobAddForm.Meta.fields if obj is None else self.fields
+    def get_fieldsets(self, request, obj=None):
+        return [(None, {"fields": PrintJobAddForm.Meta.fields})] if obj is None else self.fieldsets
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
@@ -301,40 +374,53 @@ class PrintJobAdmin(ModelAdmin):
     @display(description=_("filament: slots and ledger"))
     def show_slots(self, obj):
         rows = []
-        for allocation in SlotAllocation.objects.filter(attempt__job=obj).select_related("attempt", "spool"):
+        for allocation in selectors.print_job_allocations(job=obj):
             ledger = ", ".join(f"{m.spool.code} {m.delta_grams} g ({m.get_kind_display()})"
                                for m in selectors.allocation_movements(allocation=allocation))
             url = reverse("admin:production_slotallocation_change", args=[allocation.pk])
-            rows.append((url, allocation.attempt.number, allocation.slot, allocation.spool or "–",
-                         allocation.get_spool_source_display() or "–", allocation.grams_planned,
+            rows.append((format_html('<a href="{}">{}</a>', url, allocation.attempt.number), allocation.slot,
+                         allocation.spool or "–", allocation.get_spool_source_display() or "–",
+                         allocation.grams_planned,
                          allocation.grams_booked if allocation.grams_booked is not None else "–", ledger or "–"))
         if not rows:
             return "–"
-        return format_html("<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>"
-                           "<th>{}</th></tr>{}</table>", _("attempt"), _("slot"), _("spool"), _("from"),
-                           _("planned (g)"), _("booked (g)"), _("ledger"),
-                           format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
-                                            "<td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+        return _table([_("attempt"), _("slot"), _("spool"), _("from"), _("planned (g)"), _("booked (g)"),
+                       _("ledger")], rows, name="slots")
+
+    @display(description=gettext_lazy("inventory ledger"))
+    def show_ledger(self, obj):
+        if obj.pk is None:
+            return "–"
+        movements, product_movements = selectors.print_job_ledger(job=obj)
+        rows = [(m.created_at.strftime("%Y-%m-%d %H:%M"), m.spool.code, m.spool.filament,
+                 m.get_kind_display(), f"{m.delta_grams:+} g", m.reason or "–") for m in movements]
+        rows += [(m.created_at.strftime("%Y-%m-%d %H:%M"), m.product.sku, m.location, m.get_kind_display(),
+                  f"{m.delta_units:+}", m.reason or "–") for m in product_movements]
+        if not rows:
+            return _("Nothing booked yet: the ledger gets the job's filament and units when a print ends.")
+        return _table([_("at"), _("spool or product"), _("filament or shelf"), _("kind"), _("change"), _("reason")],
+                      rows, name="ledger")
 
     @display(description=_("cost"))
     def show_cost(self, obj):
         attempts = [a for a in obj.attempts.all() if a.booked_at is not None]
-        if not attempts:
-            return "–"
+        if not attempts and obj.cost_total is None:
+            return _("Not computed yet: a job's cost is computed once its print ends.")
         parts = ("material", "energy", "machine", "labour", "total")
 
         def amounts(item) -> list:
-            return [getattr(item, f"cost_{part}") if getattr(item, f"cost_{part}") is not None else "–"
-                    for part in parts]
+            currency = item.cost_currency or obj.cost_currency or ""
+            return [f"{getattr(item, f'cost_{part}')} {currency}".strip()
+                    if getattr(item, f"cost_{part}") is not None else "–" for part in parts]
 
         def time(item) -> str:
             spent = (item.cost_inputs or {}).get("time") or {}
             return f"{spent.get('hours')} h ({spent.get('from')})" if spent.get("hours") is not None else "–"
 
         rows = [(a.number, a.get_outcome_display(), time(a), *amounts(a)) for a in attempts]
-        rows.append((_("job"), obj.cost_currency or "–", "", *amounts(obj)))
+        rows.append((_("job"), "", "", *amounts(obj)))
         table = format_html(
-            "<table><tr>{}</tr>{}</table>",
+            '<div style="overflow-x:auto"><table data-cost><tr>{}</tr>{}</table></div>',
             format_html_join("", "<th>{}</th>", ((h,) for h in (_("attempt"), _("outcome"), _("time"), _("material"),
                                                                  _("energy"), _("machine"), _("labour"),
                                                                  _("total")))),
@@ -381,6 +467,63 @@ class PrintJobAdmin(ModelAdmin):
     def send_now(self, request, queryset):
         self._each(request, queryset, lambda job: services.print_job_dispatch(job=job), _("sent"))
 
+    @action(description=gettext_lazy("Send to printer…"), permissions=["change"])
+    def send_to_printer(self, request, queryset):
+        """Choose the printer for one job: leads to the job's "send to printer" page."""
+        if queryset.count() != 1:
+            messages.error(request, _("Choose exactly one job to send to a printer of your choice."))
+            return None
+        return redirect("admin:production_printjob_send_to_printer_page", queryset.get().pk)
+
+    def get_actions_detail(self, request, object_id):
+        actions = super().get_actions_detail(request, object_id)
+        job = self.get_object(request, str(object_id))
+        if job is None or job.status not in WAITING_STATUSES:
+            actions = [a for a in actions if not a.action_name.endswith("_send_to_printer_page")]
+        return actions
+
+    @action(description=gettext_lazy("Send to printer…"), icon="print", url_path="send-to-printer",
+            permissions=["change"], variant=ActionVariant.PRIMARY)
+    def send_to_printer_page(self, request, object_id):
+        """GET: the free printers that can take the job; POST (CSRF-protected): send it to the chosen one."""
+        job = self.get_object(request, str(object_id))
+        if job is None:
+            raise Http404(_("No such print job."))
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
+        change_url = reverse("admin:production_printjob_change", args=[job.pk])
+        page_url = reverse("admin:production_printjob_send_to_printer_page", args=[job.pk])
+        if job.status not in WAITING_STATUSES:
+            messages.error(request, _("Only a queued job can be sent; this one is %(status)s.")
+                           % {"status": job.get_status_display()})
+            return HttpResponseRedirect(change_url)
+        if request.method == "POST":
+            form = SendToPrinterForm(request.POST, printers=printer_selectors.printer_list().filter(is_active=True))
+            if not form.is_valid():
+                messages.error(request, _("Choose one of the printers listed."))
+                return HttpResponseRedirect(page_url)
+            printer = form.cleaned_data["printer"]
+            try:
+                sent = services.print_job_dispatch(job=job, printer=printer)
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+                return HttpResponseRedirect(page_url)
+            messages.success(request, _("Job #%(job)s sent to %(printer)s.") % {"job": sent.pk, "printer": printer})
+            return HttpResponseRedirect(change_url)
+        candidates = services.print_job_free_printers(job=job)  # best first
+        form = SendToPrinterForm(printers=printer_selectors.printer_list().filter(pk__in=[p.pk for p in candidates]))
+        field = form.fields["printer"]
+        field.choices = [(printer.pk, field.label_from_instance(printer)) for printer in candidates]
+        if candidates:
+            form.initial["printer"] = candidates[0].pk
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Send job #%(job)s to a printer") % {"job": job.pk},
+            "opts": self.model._meta, "original": job, "job": job, "form": form, "has_choices": bool(candidates),
+            "feasibility": selectors.print_job_feasibility_texts(job=job), "change_url": change_url,
+        }
+        return TemplateResponse(request, "production/admin/send_to_printer.html", context)
+
     @action(description=_("Cancel selected jobs"), permissions=["change"])
     def cancel_selected(self, request, queryset):
         self._each(request, queryset, lambda job: services.print_job_cancel(job=job), _("cancelled"))
@@ -423,11 +566,40 @@ class PrinterStationCostForm(forms.ModelForm):
         fields = list(selectors.STATION_COST_SETTINGS)
 
 
+PLATE_CLEARED_URL_NAME = "production_printerstation_plate_cleared"
+
+
+def _job_text(job: PrintJob) -> str:
+    return f"#{job.pk} {job.version.variant} ×{job.copies}"
+
+
+def _job_url(job: PrintJob) -> str:
+    return reverse("admin:production_printjob_change", args=[job.pk])
+
+
+def _job_link(job: PrintJob | None):
+    if job is None:
+        return "–"
+    return format_html('<a href="{}">{}</a>', _job_url(job), _job_text(job))
+
+
+class StationChangeList(ChangeList):
+    """The stations' list, each row carrying production's view of its printer (read once for the page)."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        views = selectors.printer_production(printers=[station.printer for station in self.result_list])
+        for station in self.result_list:
+            station.production = views.get(station.printer_id)
+
+
 @admin.register(PrinterStation)
 class PrinterStationAdmin(ModelAdmin):
-    """Each printer's production side: plate cleared (after a print), automatic dispatch, what an hour costs."""
+    """Each printer's production side: plate cleared (after a print), automatic dispatch, its current and next
+    job, and what an hour of it costs."""
 
-    list_display = ["printer", "plate_clear", "auto_dispatch", "updated_at"]
+    list_display = ["printer", "show_plate", "auto_dispatch", "show_current", "show_next", "updated_at"]
     form = PrinterStationCostForm
     readonly_fields = ["printer", "plate_clear", "auto_dispatch", "updated_at"]
     fields = ["printer", "plate_clear", "auto_dispatch", *selectors.STATION_COST_SETTINGS, "updated_at"]
@@ -440,11 +612,62 @@ class PrinterStationAdmin(ModelAdmin):
         except ApplicationError as exc:
             messages.error(request, exc.message)
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("printer__live")
+
+    def get_changelist(self, request, **kwargs):
+        return StationChangeList
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/plate-cleared/", self.admin_site.admin_view(require_POST(self.plate_cleared_view)),
+                 name=PLATE_CLEARED_URL_NAME),
+            *super().get_urls(),
+        ]
+
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @staticmethod
+    def _production(obj):
+        view = getattr(obj, "production", None)
+        return view if view is not None else selectors.printer_production(printers=[obj.printer])[obj.printer_id]
+
+    @display(description=gettext_lazy("plate"), label={"cleared": "success", "waits": "warning", "in_use": "info"})
+    def show_plate(self, obj):
+        view = self._production(obj)
+        if view.plate_clear:
+            return "cleared", _("cleared")
+        if view.plate_waits:
+            return "waits", _("to clear")
+        return "in_use", _("in use")
+
+    @display(description=gettext_lazy("on the printer"))
+    def show_current(self, obj):
+        return _job_link(self._production(obj).current)
+
+    @display(description=gettext_lazy("next job"))
+    def show_next(self, obj):
+        return _job_link(self._production(obj).next)
+
+    def plate_cleared_view(self, request, object_id):
+        """POST only (CSRF-protected): the operator confirms the printer's plate is empty; back to `next`."""
+        station = self.get_object(request, str(object_id))
+        if station is None:
+            raise Http404(_("This printer has no station."))
+        if not self.has_change_permission(request, station):
+            raise PermissionDenied
+        services.printer_plate_cleared(printer=station.printer)
+        messages.success(request, _("%(printer)s: plate cleared, ready for the next job.")
+                         % {"printer": station.printer})
+        target = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+            target = reverse("admin:production_printerstation_changelist")
+        return HttpResponseRedirect(target)
 
     def _each(self, request, queryset, run, done: str):
         for station in queryset.select_related("printer"):
@@ -465,6 +688,41 @@ class PrinterStationAdmin(ModelAdmin):
     def auto_off(self, request, queryset):
         self._each(request, queryset, lambda p: services.printer_station_set_auto(printer=p, auto_dispatch=False),
                    _("Automatic dispatch switched off."))
+
+
+@register_printer_panel
+def printer_production_panel(request, printers) -> dict[int, PrinterPanel]:
+    """Production's panel on the fleet cards and the printer's page: the job on the printer, the plate, the next job.
+
+    Shown to staff who may view print jobs; "Plate cleared" only to those who may change printer stations.
+    """
+    user = request.user
+    if not user.has_perm("production.view_printjob"):
+        return {}
+    may_clear = user.has_perm("production.change_printerstation")
+    panels = {}
+    for printer_id, view in selectors.printer_production(printers=printers).items():
+        lines, buttons = [], []
+        if view.current is not None:
+            lines.append(PanelLine(label=view.current.get_status_display(), text=_job_text(view.current),
+                                   url=_job_url(view.current), tone="info", key="current"))
+        if view.plate_waits:
+            text = (_("after %(job)s (%(status)s)") % {"job": _job_text(view.last),
+                                                       "status": view.last.get_status_display()}
+                    if view.last is not None else _("the last print ended"))
+            lines.append(PanelLine(label=_("Plate to clear"), text=text, tone="warning", key="plate",
+                                   url=_job_url(view.last) if view.last is not None else ""))
+            if may_clear:
+                buttons.append(PanelButton(label=_("Plate cleared"), key="plate-cleared",
+                                           url=reverse(f"admin:{PLATE_CLEARED_URL_NAME}", args=[printer_id])))
+        if view.next is not None:
+            lines.append(PanelLine(label=_("Next job"), text=_job_text(view.next), url=_job_url(view.next),
+                                   key="next"))
+        else:
+            lines.append(PanelLine(label=_("Next job"), text=_("none in the queue fits it"), key="next"))
+        panels[printer_id] = PrinterPanel(key="production", title=_("Production"), lines=tuple(lines),
+                                          buttons=tuple(buttons))
+    return panels
 
 
 class SpoolLoadForm(forms.ModelForm):

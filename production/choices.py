@@ -53,6 +53,8 @@ ALLOWED_TRANSITIONS = {
 
 # Jobs waiting for a printer: they hold filament reservations and are checked for feasibility.
 WAITING_STATUSES = frozenset({PrintJobStatus.QUEUED})
+# Jobs dispatch gave to a printer that have not ended yet (the job "on" its printer).
+ON_PRINTER_STATUSES = frozenset({PrintJobStatus.ASSIGNED, PrintJobStatus.SENT, PrintJobStatus.PRINTING})
 # Jobs that ended; only failed and cancelled ones may go back into the queue.
 ENDED_STATUSES = frozenset({PrintJobStatus.COMPLETED, PrintJobStatus.FAILED, PrintJobStatus.CANCELLED})
 

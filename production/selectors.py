@@ -4,10 +4,12 @@ import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog import selectors as catalog_selectors
@@ -15,14 +17,17 @@ from catalog import services as catalog_services
 from catalog.models import VariantVersion
 from fablab.choices import OrganizationKind
 from fablab.exceptions import InvalidInput, NotFound, PermissionDenied
-from inventory.choices import ProductKind
+from inventory import selectors as inventory_selectors
+from inventory.choices import ProductKind, SourceType
 from inventory.models import Product
 from printers import files as printer_files
+from printers import selectors as printer_selectors
+from printers.choices import ACTIVE_STATES
 from printers.files import PrinterFile
-from production import costs
-from production.choices import WAITING_STATUSES, AttemptOutcome, PrintJobStatus
+from production import costs, feasibility
+from production.choices import ON_PRINTER_STATUSES, WAITING_STATUSES, AttemptOutcome, PrintJobStatus
 from production.feasibility import plate_fields, reason_text
-from production.models import PrintAttempt, PrinterFileImport, PrinterStation, PrintJob
+from production.models import PrintAttempt, PrinterFileImport, PrinterStation, PrintJob, SlotAllocation
 
 
 @dataclass(frozen=True)
@@ -106,23 +111,157 @@ def print_job_feasibility_texts(*, job: PrintJob) -> list[str]:
     return [reason_text(item) for item in job.feasibility_reasons or [] if isinstance(item, dict)]
 
 
-def production_kpis() -> list[dict]:
-    counts = PrintJob.objects.aggregate(
-        queued=Count("pk", filter=Q(status=PrintJobStatus.QUEUED)),
-        blocked=Count("pk", filter=Q(status=PrintJobStatus.QUEUED, feasible=False)),
-        printing=Count("pk", filter=Q(status=PrintJobStatus.PRINTING)),
+def _start_of_day(moment: datetime) -> datetime:
+    """Midnight of `moment`'s day in the current time zone (the lab's, or the staff member's)."""
+    return timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def print_job_queued_seconds() -> float:
+    """The printing time of the waiting jobs: each plate's estimate (from its file) × copies; a file that states
+    no estimate counts nothing."""
+    total = 0.0
+    for job in PrintJob.objects.filter(status__in=WAITING_STATUSES).select_related("version__sliced_file"):
+        fields = feasibility.plate_fields(job.version.sliced_file, job.plate)
+        seconds = fields.get("estimated_time_s")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 < seconds < float("inf"):
+            total += seconds * job.copies
+    return total
+
+
+def print_attempt_failure_rate(*, since: datetime) -> tuple[int, int]:
+    """(failed, ended) print attempts that ended since `since`; a cancelled attempt is neither."""
+    counts = PrintAttempt.objects.filter(finished_at__gte=since).aggregate(
+        failed=Count("pk", filter=Q(outcome=AttemptOutcome.FAILED)),
+        ended=Count("pk", filter=Q(outcome__in=[AttemptOutcome.FAILED, AttemptOutcome.COMPLETED])),
     )
+    return counts["failed"], counts["ended"]
+
+
+def production_kpis(*, now: datetime | None = None) -> list[dict]:
+    """The dashboard's production figures, plain numbers (units in the labels). "Today" and "this week" (from
+    Monday) are in the current time zone; the failure rate is failed of ended (completed or failed) attempts,
+    0 while none ended."""
+    now = now or timezone.now()
+    today = _start_of_day(now)
+    week = today - timedelta(days=today.weekday())
+    counts = PrintJob.objects.aggregate(
+        queued=Count("pk", filter=Q(status__in=WAITING_STATUSES)),
+        blocked=Count("pk", filter=Q(status__in=WAITING_STATUSES, feasible=False)),
+        printing=Count("pk", filter=Q(status=PrintJobStatus.PRINTING)),
+        completed_today=Count("pk", filter=Q(status=PrintJobStatus.COMPLETED, finished_at__gte=today)),
+    )
+    failed, ended = print_attempt_failure_rate(since=week)
+    hours = print_job_queued_seconds() / 3600
+    booked = inventory_selectors.filament_booked_grams(since=today, source_type=SourceType.PRINT_JOB)
     return [
         {"label": _("Queued jobs"), "value": counts["queued"]},
+        {"label": _("Queued printing hours"), "value": f"{hours:.1f}"},
         {"label": _("Queued, cannot print now"), "value": counts["blocked"]},
         {"label": _("Printing"), "value": counts["printing"]},
+        {"label": _("Completed today"), "value": counts["completed_today"]},
+        {"label": _("Failure rate this week (%)"), "value": round(100 * failed / ended) if ended else 0},
+        {"label": _("Filament booked today (g)"), "value": f"{booked:.0f}"},
     ]
+
+
+# --- what production knows about each printer ----------------------------------------------------
+
+# How many of the first feasible waiting jobs are looked at for a printer's next job.
+NEXT_JOB_LOOKAHEAD = 50
+
+
+@dataclass(frozen=True)
+class PrinterProduction:
+    """Production's view of one printer: the job on it, the one it had last, the one it gets next, its plate."""
+
+    printer_id: int
+    current: PrintJob | None  # assigned, sent or printing on it
+    last: PrintJob | None  # the job of its latest attempt, when none is on it
+    next: PrintJob | None  # printer_next_jobs
+    plate_clear: bool
+    auto_dispatch: bool
+    printer_busy: bool  # the printer reports a job running or paused (its own, perhaps started by hand)
+
+    @property
+    def plate_waits(self) -> bool:
+        """The print ended and nobody has confirmed the plate is empty yet: the printer takes no job."""
+        return not self.plate_clear and self.current is None and not self.printer_busy
+
+
+def _job_rows() -> QuerySet[PrintJob]:
+    return PrintJob.objects.select_related("version__variant__model", "version__sliced_file")
+
+
+def printer_next_jobs(*, printers, lookahead: int = NEXT_JOB_LOOKAHEAD) -> dict[int, PrintJob | None]:
+    """Each printer's next job: the first waiting job, in queue order, that can print now (feasible) and that
+    the printer takes (its driver receives and starts the file; model, nozzle and height fit). Whether its
+    loaded filaments fit is decided by dispatch when the printer is free. An inactive printer gets none."""
+    jobs = list(print_job_queue().filter(feasible=True).select_related("version__variant__model")[:lookahead])
+    needs: dict[int, feasibility.JobNeeds] = {}
+    result: dict[int, PrintJob | None] = {}
+    for printer in printers:
+        result[printer.pk] = None
+        if not printer.is_active:
+            continue
+        for job in jobs:
+            if job.pk not in needs:
+                needs[job.pk] = feasibility.job_needs(job)
+            if not needs[job.pk].readable:
+                continue
+            if printer_selectors.printer_takes_file(printer=printer, name=job.version.sliced_file.original_name) \
+                    and feasibility.PrinterBook.refusal(printer, needs[job.pk]) is None:
+                result[printer.pk] = job
+                break
+    return result
+
+
+def printer_production(*, printers) -> dict[int, PrinterProduction]:
+    """Production's view of each printer (`printers` with their live state): a few queries for all of them."""
+    printers = list(printers)
+    ids = [printer.pk for printer in printers]
+    current: dict[int, PrintJob] = {}
+    for job in _job_rows().filter(printer_id__in=ids, status__in=ON_PRINTER_STATUSES).order_by("updated_at", "id"):
+        current[job.printer_id] = job  # the newest wins, should there be two
+    stations = {station.printer_id: station for station in PrinterStation.objects.filter(printer_id__in=ids)}
+    latest = {}
+    idle = [pk for pk in ids if pk not in current]
+    for attempt in PrintAttempt.objects.filter(printer_id__in=idle).order_by("printer_id", "-id").values(
+            "printer_id", "job_id"):
+        latest.setdefault(attempt["printer_id"], attempt["job_id"])
+    last = _job_rows().in_bulk(set(latest.values()))
+    upcoming = printer_next_jobs(printers=printers)
+    result = {}
+    for printer in printers:
+        station = stations.get(printer.pk)
+        live = getattr(printer, "live", None)
+        result[printer.pk] = PrinterProduction(
+            printer_id=printer.pk, current=current.get(printer.pk),
+            last=last.get(latest.get(printer.pk)) if printer.pk not in current else None,
+            next=upcoming.get(printer.pk), plate_clear=station.plate_clear if station else True,
+            auto_dispatch=station.auto_dispatch if station else False,
+            printer_busy=live is not None and live.state in ACTIVE_STATES,
+        )
+    return result
+
+
+# --- a job's page --------------------------------------------------------------------------------
+
+
+def print_job_allocations(*, job: PrintJob) -> QuerySet[SlotAllocation]:
+    """The job's slot allocations over all its attempts (attempt, then slot)."""
+    return SlotAllocation.objects.filter(attempt__job=job).select_related("attempt", "spool__filament").order_by(
+        "attempt__number", "slot")
+
+
+def print_job_ledger(*, job: PrintJob) -> tuple[QuerySet, QuerySet]:
+    """The inventory ledger rows the job wrote: (spool movements, product movements), oldest first."""
+    source = {"source_type": SourceType.PRINT_JOB, "source_id": str(job.pk)}
+    return (inventory_selectors.movement_list_for_source(**source),
+            inventory_selectors.product_movement_list_for_source(**source))
 
 
 def print_job_booked_grams(*, job: PrintJob) -> list[float]:
     """Grams booked per filament slot (slot 1 first) over all the job's attempts; empty before any booking."""
-    from production.models import SlotAllocation
-
     rows = SlotAllocation.objects.filter(attempt__job=job, grams_booked__isnull=False).values_list("slot",
                                                                                                   "grams_booked")
     if not rows:

@@ -1281,3 +1281,13 @@ def printer_station_set_auto(*, printer: Printer, auto_dispatch: bool) -> Printe
         station.auto_dispatch = bool(auto_dispatch)
         station.save(update_fields=["auto_dispatch", "updated_at"])
     return station
+
+
+def print_job_free_printers(*, job: PrintJob) -> list[Printer]:
+    """The free printers that could take the waiting job now, best first: what staff choose from in
+    "send to printer…" (print_job_dispatch(job=..., printer=...) checks again when it is sent).
+    A job that does not wait in the queue has none."""
+    job = PrintJob.objects.select_related("version__sliced_file", "version__variant").get(pk=job.pk)
+    if job.status not in WAITING_STATUSES:
+        return []
+    return [placement.printer for placement in _placements(job, _free_printers())]

@@ -294,3 +294,74 @@ def test_admin_uploads_several_sliced_files_with_progress(live_server, page, bos
     page.locator("#file-input").set_input_files(str(files[1]))
     expect(page.locator("#upload-list li[data-result=error]")).to_have_count(1, timeout=30_000)
     expect(page.locator("#upload-list li[data-result=error]")).to_contain_text("identical to version")
+
+
+@pytest.mark.browser
+def test_operator_clears_a_plate_from_the_fleet_page_on_a_phone(live_server, browser, boss):
+    """At a phone's width (390 px) the fleet card shows the finished job and a "Plate cleared" button one
+    thumb can press; pressing it clears the plate and the card drops the button."""
+    from playwright.sync_api import expect
+
+    from printers.choices import PrinterState
+    from printers.models import PrinterLiveState
+    from printers.tests.factories import BambuPrinterFactory
+    from production.choices import AttemptOutcome, PrintJobStatus
+    from production.models import PrintAttempt, PrinterStation, PrintJob
+    from production.tests.factories import PrintJobFactory
+
+    printer = BambuPrinterFactory(name="X1 Bench", model="X1 Carbon")
+    PrinterLiveState.objects.update_or_create(printer=printer, defaults={"state": PrinterState.FINISHED,
+                                                                         "online": True})
+    job = PrintJobFactory(copies=2)
+    PrintAttempt.objects.create(job=job, number=1, printer=printer, outcome=AttemptOutcome.COMPLETED)
+    PrintJob.objects.filter(pk=job.pk).update(status=PrintJobStatus.COMPLETED, printer=printer)
+    PrinterStation.objects.create(printer=printer, plate_clear=False)
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True, locale="en-US")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto(live_server.url + "/admin/printers/printer/fleet/")
+        admin_log_in(page)
+        page.wait_for_url(re.compile(r"/admin/printers/printer/fleet/$"))
+        card = page.locator(f'[data-printer="{printer.pk}"]')
+        expect(card.locator('[data-line="plate"]')).to_contain_text(f"#{job.pk}")
+        button = card.locator('[data-action="plate-cleared"] button')
+        expect(button).to_be_visible()
+        box = button.bounding_box()
+        assert box["height"] >= 44 and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+        screenshot(page, "admin-fleet-phone-plate-to-clear", full_page=False)
+        with page.expect_navigation():
+            button.tap()
+        page.wait_for_url(re.compile(r"/admin/printers/printer/fleet/$"))
+        expect(page.locator("body")).to_contain_text("X1 Bench: plate cleared, ready for the next job.")
+        expect(card.locator('[data-action="plate-cleared"]')).to_have_count(0)
+        screenshot(page, "admin-fleet-phone-plate-cleared", full_page=False)
+        assert PrinterStation.objects.get(printer=printer).plate_clear is True
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_staff_drag_a_job_to_the_top_of_the_queue(live_server, page, boss, monkeypatch):
+    """Unfold's sortable list: dragging a row by its handle and saving moves the job through print_job_move."""
+    from production import services
+    from production.selectors import print_job_queue
+    from production.tests.factories import job
+
+    first, second, third = job(), job(), job()
+    moved = []
+    original = services.print_job_move
+    monkeypatch.setattr(services, "print_job_move", lambda **kw: moved.append(kw["job"].pk) or original(**kw))
+    page.goto(live_server.url + "/admin/production/printjob/")
+    admin_log_in(page)
+    page.wait_for_url(re.compile(r"/admin/production/printjob/$"))
+    handles = page.locator("#result_list td[x-sort\\:handle]")
+    handles.nth(2).drag_to(handles.nth(0))
+    with page.expect_navigation():
+        page.locator("button[name=_save]").click()
+    screenshot(page, "admin-queue-dragged")
+    assert [item.pk for item in print_job_queue()] == [third.pk, first.pk, second.pk]
+    assert third.pk in moved

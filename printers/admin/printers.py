@@ -30,7 +30,7 @@ from printers.choices import (
     PrinterState,
 )
 from printers.models import Printer, PrinterJob, StateTransition
-from printers.panels import file_urls, files_page_url
+from printers.panels import file_urls, files_page_url, printer_panels
 
 
 class PrinterForm(forms.ModelForm):
@@ -148,7 +148,9 @@ class PrinterAdmin(ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         printer = self.get_object(request, object_id)
         if printer is not None:
-            extra_context = {**(extra_context or {}), "printer_panel": self._panel(request, printer)}
+            extra_context = {**(extra_context or {}), "printer_panel": self._panel(request, printer),
+                             "printer_panels": printer_panels(request, [printer])[printer.pk],
+                             "panels_next": request.get_full_path()}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _panel(self, request, printer: Printer) -> dict:
@@ -291,7 +293,8 @@ class PrinterAdmin(ModelAdmin):
             raise PermissionDenied
         context = {
             **self.admin_site.each_context(request), "title": _("Printer fleet"), "opts": self.model._meta,
-            "cards": selectors.printer_fleet(), "json_url": reverse("admin:printers_fleet_json"),
+            "cards": self._fleet_cards(request), "json_url": reverse("admin:printers_fleet_json"),
+            "next_url": request.get_full_path(),
             "change_url": reverse("admin:printers_printer_change", args=[0]).replace("/0/", "/{id}/"),
             "refresh_ms": 3000,
             "labels": {"nozzle": _("Nozzle"), "bed": _("Bed"), "chamber": _("Chamber"), "left": _("left"),
@@ -305,7 +308,17 @@ class PrinterAdmin(ModelAdmin):
     def fleet_json(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return JsonResponse({"printers": selectors.printer_fleet()})
+        return JsonResponse({"printers": self._fleet_cards(request)})
+
+    @staticmethod
+    def _fleet_cards(request) -> list[dict]:
+        """The fleet's cards, each with the panels other apps add (printers.panels) as JSON."""
+        cards = selectors.printer_fleet()
+        printers = selectors.printer_list().filter(pk__in=[card["id"] for card in cards])
+        panels = printer_panels(request, printers)
+        for card in cards:
+            card["panels"] = [panel.as_json() for panel in panels.get(card["id"], [])]
+        return cards
 
     def _live(self, obj):
         return getattr(obj, "live", None) if obj.pk else None

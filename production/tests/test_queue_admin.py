@@ -104,3 +104,60 @@ def test_the_job_page_and_the_recheck_button(operator_client):
 def test_jobs_are_never_deleted_in_the_admin(admin_client):
     item = job()
     assert admin_client.get(reverse("admin:production_printjob_delete", args=[item.pk])).status_code == 403
+
+
+def _drag(client, rows):
+    data = {"form-TOTAL_FORMS": len(rows), "form-INITIAL_FORMS": len(rows), "_save": "Save"}
+    for index, (item, position) in enumerate(rows):
+        data[f"form-{index}-id"] = item.pk
+        data[f"form-{index}-position"] = position
+    return client.post(reverse(LIST), data, follow=True)
+
+
+def test_dragging_saves_through_print_job_move_only_for_waiting_jobs(operator_client, monkeypatch):
+    from production import services
+
+    first, second, ended = job(), job(), job()
+    services.print_job_cancel(job=ended)
+    moves = []
+    original = services.print_job_move
+    monkeypatch.setattr(services, "print_job_move", lambda **kw: moves.append((kw["job"].pk, kw["position"]))
+                        or original(**kw))
+    before = PrintJob.objects.get(pk=ended.pk).position
+    _drag(operator_client, [(second, 0), (first, 1), (ended, 2)])
+    assert sorted(moves) == sorted([(second.pk, 0), (first.pk, 1)])
+    assert PrintJob.objects.get(pk=ended.pk).position == before  # an ended job keeps its place
+
+
+def test_a_dragged_position_the_service_refuses_is_a_message_and_changes_nothing(operator_client):
+    first, second = job(), job()
+    response = _drag(operator_client, [(first, 1_500_000_000), (second, 0)])
+    assert "The position must be a whole number between" in response.content.decode()
+    assert PrintJob.objects.get(pk=first.pk).position == first.position
+
+
+def test_a_position_that_is_not_a_number_is_a_form_error(operator_client):
+    first = job()
+    response = _drag(operator_client, [(first, "first")])
+    assert response.status_code == 200 and "Enter a whole number." in response.content.decode()
+    assert PrintJob.objects.get(pk=first.pk).position == first.position
+
+
+def test_the_printer_filter_finds_jobs_on_a_printer_and_those_it_tried(operator_client):
+    from production.choices import AttemptOutcome
+    from production.models import PrintAttempt
+
+    one, two = PrinterFactory(name="One"), PrinterFactory(name="Two")
+    on_one, tried_on_one, elsewhere = job(), job(), job()
+    PrintJob.objects.filter(pk=on_one.pk).update(status="printing", printer=one)
+    PrintAttempt.objects.create(job=tried_on_one, number=1, printer=one, outcome=AttemptOutcome.FAILED)
+    PrintAttempt.objects.create(job=elsewhere, number=1, printer=two, outcome=AttemptOutcome.FAILED)
+    page = operator_client.get(reverse(LIST), {"printer": one.pk})
+    assert page.status_code == 200
+    text = page.content.decode()
+    for item, shown in ((on_one, True), (tried_on_one, True), (elsewhere, False)):
+        assert (f"/admin/production/printjob/{item.pk}/change/" in text) is shown
+    assert f'href="?printer={two.pk}" title="Two"' in text  # the filter lists the printers
+    assert "/change/" not in operator_client.get(reverse(LIST), {"printer": 999999}).content.decode()
+    forged = operator_client.get(reverse(LIST), {"printer": "x' OR 1=1"})
+    assert forged.status_code == 302 and "e=1" in forged["Location"]  # Django's "bad filter" page, not a 500
