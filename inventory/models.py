@@ -3,9 +3,14 @@
 A spool's `remaining_grams` is a cached figure that services keep equal to
 `initial_grams + sum(movement.delta_grams)` in the same transaction as each
 movement, under a row lock. The movements are append-only.
+
+Grams are stored to the microgram (six decimals): a Klipper host reports a few
+millimetres of filament (a few milligrams) many times a minute, and rounding each
+report to a coarser unit would lose or invent real stock. Screens, labels and
+messages round for display (see `grams_display`); the ledger never does.
 """
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,6 +31,15 @@ from inventory.choices import (
 
 HEX_COLOUR = RegexValidator(r"^#[0-9A-F]{6}$", _("A colour is written as #RRGGBB."))
 CURRENCY = RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter currency code such as EUR."))
+
+# Every stored quantity of filament: up to 999 999.999999 g, to the microgram.
+GRAM_DIGITS, GRAM_PLACES = 12, 6
+GRAM_QUANTUM = Decimal(1).scaleb(-GRAM_PLACES)
+
+
+def grams_display(value, places: int = 2) -> Decimal:
+    """A stored amount of grams rounded for people (screens, labels, messages): 0.01 g unless told."""
+    return Decimal(str(value or 0)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 class Location(TimeStampedModel):
@@ -134,10 +148,11 @@ class Spool(TimeStampedModel):
     )
     lot_number = models.CharField(_("lot"), max_length=60, blank=True)
     initial_grams = models.DecimalField(
-        _("filament when received (g)"), max_digits=9, decimal_places=2,
+        _("filament when received (g)"), max_digits=GRAM_DIGITS, decimal_places=GRAM_PLACES,
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("50000"))],
     )
-    remaining_grams = models.DecimalField(_("remaining (g)"), max_digits=9, decimal_places=2, editable=False)
+    remaining_grams = models.DecimalField(_("remaining (g)"), max_digits=GRAM_DIGITS, decimal_places=GRAM_PLACES,
+                                          editable=False)
     opened_at = models.DateTimeField(_("opened"), null=True, blank=True)
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
 
@@ -180,7 +195,7 @@ class Movement(LedgerEntry):
 
     spool = models.ForeignKey(Spool, verbose_name=_("spool"), on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=16, choices=MovementKind.choices)
-    delta_grams = models.DecimalField(_("change (g)"), max_digits=9, decimal_places=2)
+    delta_grams = models.DecimalField(_("change (g)"), max_digits=GRAM_DIGITS, decimal_places=GRAM_PLACES)
     from_location = models.ForeignKey(
         Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("from")
     )
@@ -194,7 +209,7 @@ class Movement(LedgerEntry):
         indexes = [models.Index(fields=["spool", "created_at"])]
 
     def __str__(self) -> str:
-        return f"{self.spool.code} {self.delta_grams:+} g ({self.get_kind_display()})"
+        return f"{self.spool.code} {grams_display(self.delta_grams):+} g ({self.get_kind_display()})"
 
 
 class Product(TimeStampedModel):

@@ -28,6 +28,7 @@ from inventory.choices import (
     SourceType,
 )
 from inventory.models import (
+    GRAM_QUANTUM,
     Filament,
     Location,
     Movement,
@@ -37,6 +38,7 @@ from inventory.models import (
     Sale,
     Spool,
     StockAlert,
+    grams_display,
 )
 
 MAX_GRAMS = Decimal("50000")  # no spool holds 50 kg; larger numbers are typing errors
@@ -44,7 +46,11 @@ _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: readable on 
 
 
 def grams(value, *, field: str = "grams", allow_zero: bool = False) -> Decimal:
-    """A positive, plausible weight in grams with two decimals, or InvalidInput."""
+    """A positive, plausible weight in grams to the microgram (what the ledger stores), or InvalidInput.
+
+    Every amount of filament booked anywhere passes through here, so a report of a
+    few milligrams is booked as it was measured, not rounded away.
+    """
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError, TypeError):
@@ -55,9 +61,10 @@ def grams(value, *, field: str = "grams", allow_zero: bool = False) -> Decimal:
     if amount > MAX_GRAMS:
         raise InvalidInput(_("%(field)s of %(value)s g is more than any spool holds (%(max)s g).")
                            % {"field": field, "value": amount, "max": MAX_GRAMS})
-    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    amount = amount.quantize(GRAM_QUANTUM, rounding=ROUND_HALF_UP)
     if amount < 0 or (amount == 0 and not allow_zero):
-        raise InvalidInput(_("%(field)s must be more than 0 g, not %(value)s g.") % {"field": field, "value": amount})
+        raise InvalidInput(_("%(field)s must be more than 0 g, not %(value)s g.")
+                           % {"field": field, "value": amount.normalize() if amount else 0})
     return amount
 
 
@@ -191,7 +198,8 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
         if locked.remaining_grams + delta < 0 and not allow_negative:
             raise InvalidInput(
                 _("Spool %(code)s has %(left)s g left; it cannot give %(amount)s g.")
-                % {"code": locked.code, "left": locked.remaining_grams, "amount": -delta}
+                % {"code": locked.code, "left": grams_display(locked.remaining_grams),
+                   "amount": grams_display(-delta)}
             )
         try:
             with transaction.atomic():
@@ -248,13 +256,13 @@ def spool_weigh(*, spool: Spool, gross_grams, idempotency_key: str, by=None,
             raise InvalidInput(
                 _("The scale shows %(gross)s g, less than the empty spool of %(filament)s (%(empty)s g). "
                   "Check the scale or the filament's empty-spool weight.")
-                % {"gross": gross, "filament": locked.filament, "empty": empty}
+                % {"gross": grams_display(gross), "filament": locked.filament, "empty": empty}
             )
         return (gross - empty) - locked.remaining_grams
 
     return _change(spool=spool, kind=MovementKind.WEIGHED, idempotency_key=idempotency_key, delta_for=correction,
-                   reason=_("Weighed %(gross)s g on the scale") % {"gross": gross}, source_type=source_type,
-                   source_id=source_id, by=by)
+                   reason=_("Weighed %(gross)s g on the scale") % {"gross": grams_display(gross)},
+                   source_type=source_type, source_id=source_id, by=by)
 
 
 def spool_adjust(*, spool: Spool, remaining_grams, idempotency_key: str, reason: str, by=None,
@@ -451,14 +459,14 @@ def stock_alert_check(*, filament: Filament | None = None, product: Product | No
         threshold = Decimal(product.reorder_threshold_units)
         level = selectors.product_units(product=product)
         lookup = {"product": product, "item_type": AlertItem.PRODUCT}
-    level = Decimal(str(level)).quantize(Decimal("0.01"))
+    level = Decimal(str(level)).quantize(GRAM_QUANTUM)  # compared exactly, recorded rounded for people
     open_alert = StockAlert.objects.filter(cleared_at__isnull=True, **lookup).first()
     if threshold > 0 and level < threshold:
         if open_alert is not None:
             return open_alert
         try:
             with transaction.atomic():
-                alert = StockAlert.objects.create(level=level, threshold=threshold, **lookup)
+                alert = StockAlert.objects.create(level=grams_display(level), threshold=threshold, **lookup)
         except IntegrityError:
             return StockAlert.objects.filter(cleared_at__isnull=True, **lookup).first()
         transaction.on_commit(lambda: _notify(alert.pk))

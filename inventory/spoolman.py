@@ -30,11 +30,9 @@ from fablab.exceptions import ApplicationError, InvalidInput, NotFound
 from fablab.services import API_KEY_PATTERN
 from inventory import selectors, services
 from inventory.choices import SourceType
-from inventory.models import Filament, Spool
+from inventory.models import GRAM_QUANTUM, Filament, Spool
 
 SPOOLMAN_VERSION = "0.22.1"
-# Amounts below what the ledger records (two decimals) are acknowledged but not booked.
-SMALLEST_GRAMS = Decimal("0.005")
 
 spoolman = NinjaAPI(
     title="fablab: Spoolman-compatible API", version="spoolman", urls_namespace="spoolman",
@@ -186,7 +184,7 @@ def spool_use(request: HttpRequest, spool_id: int, payload: UseIn):
         if not math.isfinite(amount) or amount < 0:
             raise InvalidInput("use_weight must be a positive number of grams.")
         grams = Decimal(str(amount))
-    if grams >= SMALLEST_GRAMS:
+    if grams.quantize(GRAM_QUANTUM) > 0:  # the ledger keeps micrograms; a zero report books nothing
         # Spoolman's protocol has no event id: every report is a new event.
         services.spool_use(
             spool=spool, grams_used=grams, idempotency_key=f"spoolman-{uuid.uuid4()}",

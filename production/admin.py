@@ -36,6 +36,7 @@ from unfold.decorators import action, display
 from catalog import selectors as catalog_selectors
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
+from inventory.models import grams_display
 from printers import files as printer_files
 from printers.panels import FILES_URL_NAME, register_file_urls
 from production import selectors, services
@@ -302,7 +303,7 @@ class PrintJobAdmin(ModelAdmin):
     def show_slots(self, obj):
         rows = []
         for allocation in SlotAllocation.objects.filter(attempt__job=obj).select_related("attempt", "spool"):
-            ledger = ", ".join(f"{m.spool.code} {m.delta_grams} g ({m.get_kind_display()})"
+            ledger = ", ".join(f"{m.spool.code} {grams_display(m.delta_grams)} g ({m.get_kind_display()})"
                                for m in selectors.allocation_movements(allocation=allocation))
             url = reverse("admin:production_slotallocation_change", args=[allocation.pk])
             rows.append((url, allocation.attempt.number, allocation.slot, allocation.spool or "–",

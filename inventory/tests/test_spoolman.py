@@ -10,6 +10,7 @@ from django.test import Client
 from fablab.choices import ApiKeyScope
 from fablab.tests.factories import PartnerFactory, make_api_key
 from fablab.tests.helpers import ApiClient
+from inventory import selectors
 from inventory.models import Movement
 from inventory.tests.factories import FilamentFactory, spool
 
@@ -68,11 +69,45 @@ def test_unknown_spool_is_404_so_moonraker_forgets_it(lab_key):
     assert response.status_code == 404 and "999999" in response.json()["message"]
 
 
-def test_tiny_reports_are_acknowledged_without_booking(lab_key, orange):
-    response = ApiClient(lab_key).put(f"/spoolman/api/v1/spool/{orange.pk}/use", {"use_length": 0.5},
+def test_a_zero_report_is_acknowledged_without_booking(lab_key, orange):
+    response = ApiClient(lab_key).put(f"/spoolman/api/v1/spool/{orange.pk}/use", {"use_length": 0},
                                       content_type="application/json")
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.json()["remaining_weight"] == 1000.0
     assert Movement.objects.filter(spool=orange).count() == 1
+
+
+def _mm_grams(length_mm: float) -> Decimal:
+    """What `length_mm` of 1.75 mm filament at 1.24 g/cm³ weighs, to the microgram."""
+    return Decimal(str(length_mm * math.pi * 0.875 ** 2 / 1000 * 1.24)).quantize(Decimal("0.000001"))
+
+
+def test_tiny_reports_are_booked_not_rounded_away(lab_key, orange):
+    """Moonraker sends a few millimetres at a time: 20 × 1.5 mm books what 30 mm weigh."""
+    client = ApiClient(lab_key)
+    for _ in range(20):
+        response = client.put(f"/spoolman/api/v1/spool/{orange.pk}/use", {"use_length": 1.5},
+                              content_type="application/json")
+        assert response.status_code == 200
+    orange.refresh_from_db()
+    used = Decimal("1000") - orange.remaining_grams
+    exact = Decimal(str(30 * math.pi * 0.875 ** 2 / 1000 * 1.24))  # 0.0895 g, what Spoolman books
+    assert abs(used - exact) / exact < Decimal("0.01")
+    assert used == 20 * _mm_grams(1.5)
+    assert Movement.objects.filter(spool=orange, kind="used").count() == 20
+    assert response.json()["used_weight"] == pytest.approx(float(used))
+
+
+def test_a_thousand_small_reports_add_up_exactly(lab_key, orange):
+    """0.5, 2 and 5 mm reports (once +68 % and −33 % off after 50 of each) add up to the microgram."""
+    client = ApiClient(lab_key)
+    lengths = [0.5, 2, 5] * 333 + [1.5]
+    for length_mm in lengths:
+        client.put(f"/spoolman/api/v1/spool/{orange.pk}/use", {"use_length": length_mm},
+                   content_type="application/json")
+    orange.refresh_from_db()
+    assert orange.remaining_grams == Decimal("1000") - sum(_mm_grams(length) for length in lengths)
+    assert orange.remaining_grams == selectors.spool_ledger_total(spool=orange)
+    assert Movement.objects.filter(spool=orange, kind="used").count() == 1000
 
 
 def test_only_the_labs_write_keys_change_stock(orange, lab_read_key):
