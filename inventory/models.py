@@ -77,6 +77,30 @@ class Location(TimeStampedModel):
         return list(reversed(chain))
 
 
+class Vendor(TimeStampedModel):
+    """A filament maker as Spoolman clients see it: one per filament brand, named exactly as the brand.
+
+    `Filament.brand` stays the filament's own field; the services keep a vendor row for
+    every brand in use and rename the brand on its filaments when a vendor is renamed.
+    """
+
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    comment = models.CharField(_("comment"), max_length=1024, blank=True)
+    empty_spool_weight_g = models.DecimalField(
+        _("empty spool (g)"), max_digits=7, decimal_places=1, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("5000"))],
+    )
+    external_id = models.CharField(_("external id"), max_length=256, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("vendor")
+        verbose_name_plural = _("vendors")
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Filament(TimeStampedModel):
     """A filament product: brand, material, colour and what a spool of it weighs and costs."""
 

@@ -20,6 +20,7 @@ from inventory.models import (
     Product,
     Spool,
     StockAlert,
+    Vendor,
 )
 
 ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=GRAM_DIGITS + 3, decimal_places=GRAM_PLACES))
@@ -40,6 +41,10 @@ def _get(queryset: QuerySet, pk: int, what: str):
     if item is None:
         raise NotFound(_("No %(what)s with id %(id)s.") % {"what": what, "id": pk})
     return item
+
+
+def vendor_list() -> QuerySet[Vendor]:
+    return Vendor.objects.order_by("name")
 
 
 def filament_list(*, material: str = "") -> QuerySet[Filament]:

@@ -38,6 +38,7 @@ from inventory.models import (
     Sale,
     Spool,
     StockAlert,
+    Vendor,
     grams_display,
 )
 
@@ -112,11 +113,27 @@ def _filament_fields(fields: dict) -> dict:
     return fields
 
 
+def vendor_for_brand(*, brand: str) -> Vendor:
+    """The vendor row of a filament brand, made the first time the brand is used."""
+    vendor = Vendor.objects.filter(name=brand).first()
+    if vendor is None:
+        vendor = Vendor(name=brand)
+        validate(vendor)
+        try:
+            with transaction.atomic():
+                vendor.save()
+        except IntegrityError:  # made at the same moment by another request
+            vendor = Vendor.objects.get(name=brand)
+    return vendor
+
+
+@transaction.atomic
 def filament_create(**fields) -> Filament:
     filament = Filament()
     _assign(filament, _filament_fields(fields))
     validate(filament)
     filament.save()
+    vendor_for_brand(brand=filament.brand)
     return filament
 
 
@@ -125,6 +142,7 @@ def filament_update(*, filament: Filament, **fields) -> Filament:
     _assign(filament, _filament_fields(fields))
     validate(filament)
     filament.save()
+    vendor_for_brand(brand=filament.brand)
     stock_alert_check(filament=filament)
     return filament
 
@@ -182,7 +200,7 @@ def spool_receive(*, filament: Filament, initial_grams, idempotency_key: str, lo
 def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callable[[Spool], Decimal],
             reason: str = "", source_type: str = SourceType.USER, source_id: str = "", by=None,
             allow_negative: bool = False, to_location: Location | None = None,
-            move: bool = False) -> Movement:
+            move: bool = False, allow_archived: bool = False) -> Movement:
     key = _key(idempotency_key)
     replay = _replayed(key, spool_id=spool.pk, kind=kind)
     if replay is not None:
@@ -192,7 +210,7 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
         replay = _replayed(key, spool_id=spool.pk, kind=kind)  # a concurrent twin may have won the lock
         if replay is not None:
             return replay
-        if locked.archived_at is not None and kind != MovementKind.ADJUSTED:
+        if locked.archived_at is not None and kind != MovementKind.ADJUSTED and not allow_archived:
             raise Conflict(_("Spool %(code)s is archived.") % {"code": locked.code})
         delta = delta_for(locked)
         if locked.remaining_grams + delta < 0 and not allow_negative:
@@ -221,14 +239,25 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
 
 
 def spool_use(*, spool: Spool, grams_used, idempotency_key: str, kind: str = MovementKind.USED, reason: str = "",
-              source_type: str = SourceType.USER, source_id: str = "", by=None) -> Movement:
-    """Take filament off a spool: a print used it, a failed print used part of it, or it was wasted."""
+              source_type: str = SourceType.USER, source_id: str = "", by=None, clamp: bool = False,
+              allow_archived: bool = False) -> Movement:
+    """Take filament off a spool: a print used it, a failed print used part of it, or it was wasted.
+
+    More than the spool holds is refused, unless `clamp`: then what is left is booked and
+    the spool stands at 0 (a printer host reports what it extruded; it cannot be refused).
+    `allow_archived` books on an archived spool too (a host still printing from it).
+    """
     if kind not in CONSUMING_KINDS:
         label = MovementKind(kind).label if kind in MovementKind.values else kind
         raise InvalidInput(_("'%(kind)s' does not take filament off a spool.") % {"kind": label})
     amount = grams(grams_used, field=_("used grams"))
-    return _change(spool=spool, kind=kind, idempotency_key=idempotency_key, delta_for=lambda s: -amount,
-                   reason=reason, source_type=source_type, source_id=source_id, by=by)
+
+    def delta(locked: Spool) -> Decimal:
+        return -min(amount, max(locked.remaining_grams, Decimal("0"))) if clamp else -amount
+
+    return _change(spool=spool, kind=kind, idempotency_key=idempotency_key, delta_for=delta,
+                   reason=reason, source_type=source_type, source_id=source_id, by=by,
+                   allow_archived=allow_archived)
 
 
 def spool_credit(*, spool: Spool, grams_returned, idempotency_key: str, reason: str,
