@@ -101,6 +101,27 @@ class Vendor(TimeStampedModel):
         return self.name
 
 
+class SpoolmanExtra(models.Model):
+    """A Spoolman client's extra field on a vendor, filament or spool: a key and its JSON-encoded value."""
+
+    resource = models.CharField(_("resource"), max_length=10,
+                                choices=[("vendor", _("vendor")), ("filament", _("filament")), ("spool", _("spool"))])
+    object_id = models.PositiveIntegerField(_("id"))
+    key = models.CharField(_("key"), max_length=64)
+    value = models.TextField(_("value (JSON)"))
+
+    class Meta:
+        ordering = ["resource", "object_id", "key"]
+        verbose_name = _("Spoolman extra field")
+        verbose_name_plural = _("Spoolman extra fields")
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "object_id", "key"], name="inventory_spoolmanextra_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.object_id} {self.key}"
+
+
 class Filament(TimeStampedModel):
     """A filament product: brand, material, colour and what a spool of it weighs and costs."""
 

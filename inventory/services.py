@@ -6,6 +6,7 @@ same transaction. Replaying an event with the same idempotency key returns the
 movement recorded the first time and changes nothing.
 """
 
+import json
 import secrets
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -37,6 +38,7 @@ from inventory.models import (
     ProductStock,
     Sale,
     Spool,
+    SpoolmanExtra,
     StockAlert,
     Vendor,
     grams_display,
@@ -125,6 +127,64 @@ def vendor_for_brand(*, brand: str) -> Vendor:
         except IntegrityError:  # made at the same moment by another request
             vendor = Vendor.objects.get(name=brand)
     return vendor
+
+
+def vendor_create(*, name: str, comment: str = "", empty_spool_weight_g=None, external_id: str = "") -> Vendor:
+    """A vendor no filament uses yet (Spoolman clients register vendors before their filaments)."""
+    name = (name or "").strip()
+    if Vendor.objects.filter(name=name).exists():
+        raise Conflict(_("A vendor named %(name)s exists already.") % {"name": name})
+    vendor = Vendor(name=name, comment=comment or "", empty_spool_weight_g=empty_spool_weight_g,
+                    external_id=external_id or "")
+    validate(vendor)
+    vendor.save()
+    return vendor
+
+
+@transaction.atomic
+def vendor_update(*, vendor: Vendor, **fields) -> Vendor:
+    """Change a vendor; a new name renames the brand of every filament of that vendor."""
+    old_name = vendor.name
+    if "name" in fields:
+        fields["name"] = (fields["name"] or "").strip()
+        if fields["name"] != old_name and Vendor.objects.filter(name=fields["name"]).exists():
+            raise Conflict(_("A vendor named %(name)s exists already.") % {"name": fields["name"]})
+    _assign(vendor, fields)
+    validate(vendor)
+    vendor.save()
+    if vendor.name != old_name:
+        for filament in Filament.objects.filter(brand=old_name):
+            filament.brand = vendor.name
+            validate(filament)
+            filament.save(update_fields=["brand", "updated_at"])
+    return vendor
+
+
+@transaction.atomic
+def vendor_delete(*, vendor: Vendor) -> None:
+    """Only a vendor no filament uses goes: a filament always has its brand."""
+    if Filament.objects.filter(brand=vendor.name).exists():
+        raise Conflict(_("Filaments of %(name)s are in the catalogue of stock; the vendor stays.")
+                       % {"name": vendor.name})
+    SpoolmanExtra.objects.filter(resource="vendor", object_id=vendor.pk).delete()
+    vendor.delete()
+
+
+def extra_set(*, resource: str, object_id: int, values: dict) -> None:
+    """Merge a Spoolman client's extra fields: each value is JSON text; None clears the key."""
+    for key, value in (values or {}).items():
+        if not isinstance(key, str) or not 0 < len(key) <= 64:
+            raise InvalidInput(_("An extra field's key is 1 to 64 characters."))
+        if value is None:
+            SpoolmanExtra.objects.filter(resource=resource, object_id=object_id, key=key).delete()
+            continue
+        try:
+            json.loads(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(_("Extra field %(key)s must hold JSON text, such as 42 or a quoted string.")
+                               % {"key": key}) from None
+        SpoolmanExtra.objects.update_or_create(resource=resource, object_id=object_id, key=key,
+                                               defaults={"value": value})
 
 
 @transaction.atomic
@@ -309,6 +369,26 @@ def spool_move(*, spool: Spool, location: Location | None, idempotency_key: str,
     return _change(spool=spool, kind=MovementKind.MOVED, idempotency_key=idempotency_key,
                    delta_for=lambda s: Decimal("0"), reason=_("Moved to %(to)s") % {"to": location or "—"},
                    by=by, to_location=location, move=True)
+
+
+@transaction.atomic
+def filament_delete(*, filament: Filament) -> None:
+    """Only a filament no spool was ever received of goes: spools keep their filament for the ledger."""
+    if filament.spools.exists():
+        raise Conflict(_("%(filament)s has spools; archive them instead.") % {"filament": filament})
+    SpoolmanExtra.objects.filter(resource="filament", object_id=filament.pk).delete()
+    filament.delete()
+
+
+def spool_unarchive(*, spool: Spool) -> Spool:
+    """Put an archived spool back into stock."""
+    with transaction.atomic():
+        locked = Spool.objects.select_for_update().get(pk=spool.pk)
+        if locked.archived_at is not None:
+            locked.archived_at = None
+            locked.save(update_fields=["archived_at", "updated_at"])
+            stock_alert_check(filament=locked.filament)
+    return locked
 
 
 def spool_archive(*, spool: Spool) -> Spool:

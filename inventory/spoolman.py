@@ -25,6 +25,7 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import DecimalField as DecimalExpression
 from django.db.models import ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, JsonResponse
@@ -37,8 +38,8 @@ from fablab.api_auth import lab_read_key, lab_write_key
 from fablab.exceptions import ApplicationError, InvalidInput, NotFound
 from fablab.services import API_KEY_PATTERN
 from inventory import selectors, services
-from inventory.choices import SourceType
-from inventory.models import GRAM_QUANTUM, Filament, Spool, Vendor, grams_display
+from inventory.choices import LocationKind, SourceType
+from inventory.models import GRAM_QUANTUM, Filament, Spool, SpoolmanExtra, Vendor, grams_display
 
 SPOOLMAN_VERSION = "0.22.1"
 
@@ -99,7 +100,7 @@ def _grams(filament: Filament, length_mm: float) -> Decimal:
     return Decimal(str(length_mm * _area_mm2(filament) / 1000 * float(filament.density_g_cm3)))
 
 
-def _vendor(vendor: Vendor) -> dict:
+def _vendor(vendor: Vendor, context: "_Context | None" = None) -> dict:
     return {
         "id": vendor.pk,
         "registered": _iso(vendor.created_at),
@@ -107,22 +108,29 @@ def _vendor(vendor: Vendor) -> dict:
         "comment": vendor.comment or None,
         "empty_spool_weight": float(vendor.empty_spool_weight_g) if vendor.empty_spool_weight_g is not None else None,
         "external_id": vendor.external_id or None,
-        "extra": {},
+        "extra": (context or _Context()).extra("vendor", vendor.pk),
     }
 
 
-class _Vendors:
-    """The vendor of each brand, read once per request."""
+class _Context:
+    """What every shape of a request needs, read once: the vendor of each brand, the extra fields."""
 
     def __init__(self):
         self.by_name = {vendor.name: vendor for vendor in selectors.vendor_list()}
+        self.extras: dict[tuple[str, int], dict[str, str]] = {}
+        for extra in SpoolmanExtra.objects.all():
+            self.extras.setdefault((extra.resource, extra.object_id), {})[extra.key] = extra.value
 
     def of(self, filament: Filament) -> dict | None:
         vendor = self.by_name.get(filament.brand)
-        return _vendor(vendor) if vendor is not None else None
+        return _vendor(vendor, self) if vendor is not None else None
+
+    def extra(self, resource: str, pk: int) -> dict[str, str]:
+        return dict(self.extras.get((resource, pk), {}))
 
 
-def _filament(filament: Filament, vendors: _Vendors) -> dict:
+
+def _filament(filament: Filament, vendors: _Context) -> dict:
     return {
         "id": filament.pk,
         "registered": _iso(filament.created_at),
@@ -139,11 +147,11 @@ def _filament(filament: Filament, vendors: _Vendors) -> dict:
         "color_hex": filament.colour_hex.lstrip("#"),
         "multi_color_hexes": ",".join(c.lstrip("#") for c in filament.colours) if filament.extra_colours else None,
         "external_id": None,
-        "extra": {},
+        "extra": vendors.extra("filament", filament.pk),
     }
 
 
-def _spool(spool: Spool, vendors: _Vendors) -> dict:
+def _spool(spool: Spool, vendors: _Context) -> dict:
     filament = spool.filament
     remaining = max(spool.remaining_grams, Decimal("0"))
     used = max(spool.initial_grams - remaining, Decimal("0"))
@@ -163,7 +171,7 @@ def _spool(spool: Spool, vendors: _Vendors) -> dict:
         "lot_nr": spool.lot_number or None,
         "comment": spool.code,
         "archived": spool.archived_at is not None,
-        "extra": {},
+        "extra": vendors.extra("spool", spool.pk),
     }
 
 
@@ -337,7 +345,9 @@ def health(request: HttpRequest):
 def vendor_list(request: HttpRequest):
     vendors = selectors.vendor_list().filter(
         _text_q("name", _param(request, "name")) & _text_q("external_id", _param(request, "external_id")))
-    return _listing(request, _sorted(vendors, _param(request, "sort"), VENDOR_SORT), _vendor)
+    context = _Context()
+    return _listing(request, _sorted(vendors, _param(request, "sort"), VENDOR_SORT),
+                    lambda vendor: _vendor(vendor, context))
 
 
 @spoolman.get("/vendor/{vendor_id}")
@@ -356,7 +366,7 @@ def filament_list(request: HttpRequest):
         & _text_q("brand", _param(request, "vendor.name", "vendor_name"))
         & _vendor_ids_q("brand", _ids(_param(request, "vendor.id", "vendor_id"), "vendor.id"))
     )
-    vendors = _Vendors()
+    vendors = _Context()
     return _listing(request, _sorted(filaments, _param(request, "sort"), FILAMENT_SORT),
                     lambda filament: _filament(filament, vendors))
 
@@ -366,7 +376,7 @@ def filament_detail(request: HttpRequest, filament_id: int):
     filament = selectors.filament_list().filter(pk=filament_id).first()
     if filament is None:
         raise NotFound(f"No filament with ID {filament_id} found.")
-    return _filament(filament, _Vendors())
+    return _filament(filament, _Context())
 
 
 @spoolman.get("/spool")
@@ -384,14 +394,14 @@ def spool_list(request: HttpRequest, allow_archived: bool = False):
         & _location_q(_param(request, "location"))
         & _text_q("lot_number", _param(request, "lot_nr"))
     )
-    vendors = _Vendors()
+    vendors = _Context()
     return _listing(request, _sorted(spools, _param(request, "sort"), SPOOL_SORT),
                     lambda spool: _spool(spool, vendors))
 
 
 @spoolman.get("/spool/{spool_id}")
 def spool_detail(request: HttpRequest, spool_id: int):
-    return _spool(_spool_or_404(spool_id), _Vendors())
+    return _spool(_spool_or_404(spool_id), _Context())
 
 
 class UseIn(Schema):
@@ -422,7 +432,235 @@ def spool_use(request: HttpRequest, spool_id: int, payload: UseIn):
             reason=f"Reported by a Spoolman client: {grams_display(grams, 3)} g",
             clamp=True, allow_archived=True,
         )
-    return _spool(_spool_or_404(spool_id), _Vendors())
+    return _spool(_spool_or_404(spool_id), _Context())
+
+
+# --- Changes: vendors, filaments and spools, onto fablab's models and ledger ------------------
+
+SUCCESS = {"message": "Success!"}
+
+
+def _decimal(value: float | None, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInput(f"{name} must be a number of 0 or more.")
+    return Decimal(str(value))
+
+
+def _vendor_or_404(vendor_id: int) -> Vendor:
+    vendor = selectors.vendor_list().filter(pk=vendor_id).first()
+    if vendor is None:
+        raise NotFound(f"No vendor with ID {vendor_id} found.")
+    return vendor
+
+
+def _filament_or_404(filament_id: int) -> Filament:
+    filament = selectors.filament_list().filter(pk=filament_id).first()
+    if filament is None:
+        raise NotFound(f"No filament with ID {filament_id} found.")
+    return filament
+
+
+class VendorIn(Schema):
+    name: str | None = None
+    comment: str | None = None
+    empty_spool_weight: float | None = None
+    external_id: str | None = None
+    extra: dict[str, str | None] | None = None
+
+
+def _vendor_fields(payload: VendorIn) -> dict:
+    data = payload.dict(exclude_unset=True)
+    fields = {key: data[key] or "" for key in ("name", "comment", "external_id") if key in data}
+    if "empty_spool_weight" in data:
+        fields["empty_spool_weight_g"] = _decimal(data["empty_spool_weight"], "empty_spool_weight")
+    return fields
+
+
+@spoolman.post("/vendor", auth=lab_write_key)
+@transaction.atomic
+def vendor_create(request: HttpRequest, payload: VendorIn):
+    if not (payload.name or "").strip():
+        raise InvalidInput("name: a vendor needs a name.")
+    vendor = services.vendor_create(**_vendor_fields(payload))
+    services.extra_set(resource="vendor", object_id=vendor.pk, values=payload.extra)
+    return _vendor(vendor)
+
+
+@spoolman.patch("/vendor/{vendor_id}", auth=lab_write_key)
+@transaction.atomic
+def vendor_update(request: HttpRequest, vendor_id: int, payload: VendorIn):
+    vendor = services.vendor_update(vendor=_vendor_or_404(vendor_id), **_vendor_fields(payload))
+    services.extra_set(resource="vendor", object_id=vendor.pk, values=payload.extra)
+    return _vendor(vendor)
+
+
+@spoolman.delete("/vendor/{vendor_id}", auth=lab_write_key)
+def vendor_delete(request: HttpRequest, vendor_id: int):
+    services.vendor_delete(vendor=_vendor_or_404(vendor_id))
+    return SUCCESS
+
+
+class FilamentIn(Schema):
+    name: str | None = None
+    vendor_id: int | None = None
+    material: str | None = None
+    price: float | None = None
+    density: float | None = None
+    diameter: float | None = None
+    weight: float | None = None
+    spool_weight: float | None = None
+    color_hex: str | None = None
+    multi_color_hexes: str | None = None
+    extra: dict[str, str | None] | None = None
+
+
+def _filament_fields(payload: FilamentIn, filament: Filament | None = None) -> dict:
+    """Spoolman's filament fields as fablab's; the price of a spool becomes a price per kg."""
+    data = payload.dict(exclude_unset=True)
+    fields = {}
+    for theirs, ours in (("name", "name"), ("material", "material")):
+        if theirs in data:
+            fields[ours] = (data[theirs] or "").strip()
+    if data.get("vendor_id") is not None:
+        fields["brand"] = _vendor_or_404(data["vendor_id"]).name
+    elif filament is None or "vendor_id" in data:
+        raise InvalidInput("vendor_id: fablab keeps the brand of every filament; give its vendor.")
+    for theirs, ours in (("density", "density_g_cm3"), ("diameter", "diameter_mm"), ("weight", "net_weight_g"),
+                         ("spool_weight", "spool_weight_g")):
+        if theirs in data and data[theirs] is not None:
+            fields[ours] = _decimal(data[theirs], theirs)
+    if data.get("price") is not None:
+        weight = fields.get("net_weight_g") or (filament.net_weight_g if filament else Decimal("1000"))
+        fields["cost_per_kg"] = (_decimal(data["price"], "price") * 1000 / weight).quantize(Decimal("0.01"))
+    hexes = [part for part in (data.get("multi_color_hexes") or "").split(",") if part]
+    if data.get("color_hex") or hexes:
+        colours = [f"#{part.strip().lstrip('#')[:6]}" for part in (hexes or [data["color_hex"]])]
+        fields["colour_hex"], fields["extra_colours"] = colours[0], colours[1:]
+    return fields
+
+
+@spoolman.post("/filament", auth=lab_write_key)
+@transaction.atomic
+def filament_create(request: HttpRequest, payload: FilamentIn):
+    fields = _filament_fields(payload)
+    fields.setdefault("name", fields.get("material", ""))
+    fields.setdefault("colour_hex", "#FFFFFF")
+    filament = services.filament_create(**fields)
+    services.extra_set(resource="filament", object_id=filament.pk, values=payload.extra)
+    return _filament(_filament_or_404(filament.pk), _Context())
+
+
+@spoolman.patch("/filament/{filament_id}", auth=lab_write_key)
+@transaction.atomic
+def filament_update(request: HttpRequest, filament_id: int, payload: FilamentIn):
+    filament = _filament_or_404(filament_id)
+    services.filament_update(filament=filament, **_filament_fields(payload, filament))
+    services.extra_set(resource="filament", object_id=filament.pk, values=payload.extra)
+    return _filament(_filament_or_404(filament_id), _Context())
+
+
+@spoolman.delete("/filament/{filament_id}", auth=lab_write_key)
+def filament_delete(request: HttpRequest, filament_id: int):
+    services.filament_delete(filament=_filament_or_404(filament_id))
+    return SUCCESS
+
+
+class SpoolIn(Schema):
+    filament_id: int | None = None
+    initial_weight: float | None = None
+    remaining_weight: float | None = None
+    used_weight: float | None = None
+    location: str | None = None
+    lot_nr: str | None = None
+    archived: bool | None = None
+    extra: dict[str, str | None] | None = None
+
+
+def _location_for(text: str | None):
+    """Spoolman keeps a location as text: the fablab location with that path (or name), made if new."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    locations = list(selectors.location_list())
+    for location in locations:
+        if str(location) == text:
+            return location
+    for location in locations:
+        if location.name == text and location.parent_id is None:
+            return location
+    return services.location_create(name=text[:100], kind=LocationKind.SHELF)
+
+
+def _count(spool: Spool, payload: SpoolIn, key: str) -> None:
+    """remaining_weight or used_weight set by a client: a counted correction in the ledger."""
+    if payload.remaining_weight is not None and payload.used_weight is not None:
+        raise BadQuery("Only specify either remaining_weight or used_weight.")
+    if payload.remaining_weight is not None:
+        target = _decimal(payload.remaining_weight, "remaining_weight")
+    elif payload.used_weight is not None:
+        target = max(spool.initial_grams - _decimal(payload.used_weight, "used_weight"), Decimal("0"))
+    else:
+        return
+    spool.refresh_from_db()
+    if target.quantize(GRAM_QUANTUM) != spool.remaining_grams:
+        services.spool_adjust(spool=spool, remaining_grams=target, idempotency_key=key,
+                              reason="Set by a Spoolman client", source_type=SourceType.SPOOLMAN)
+
+
+def _archive(spool: Spool, archived: bool | None) -> None:
+    if archived is True:
+        services.spool_archive(spool=spool)
+    elif archived is False:
+        services.spool_unarchive(spool=spool)
+
+
+@spoolman.post("/spool", auth=lab_write_key)
+@transaction.atomic
+def spool_create(request: HttpRequest, payload: SpoolIn):
+    """A spool created by a client is a spool received: its weight enters the ledger as 'received'."""
+    if payload.filament_id is None:
+        raise InvalidInput("filament_id: a spool needs its filament.")
+    filament = _filament_or_404(payload.filament_id)
+    initial = _decimal(payload.initial_weight, "initial_weight") or filament.net_weight_g
+    event = f"spoolman-{uuid.uuid4()}"
+    spool = services.spool_receive(filament=filament, initial_grams=initial, idempotency_key=event,
+                                   location=_location_for(payload.location), lot_number=payload.lot_nr or "",
+                                   source_type=SourceType.SPOOLMAN, source_id=f"fl_{request.auth.prefix}")
+    _count(spool, payload, f"{event}:count")
+    _archive(spool, payload.archived)
+    services.extra_set(resource="spool", object_id=spool.pk, values=payload.extra)
+    return _spool(_spool_or_404(spool.pk), _Context())
+
+
+@spoolman.patch("/spool/{spool_id}", auth=lab_write_key)
+@transaction.atomic
+def spool_update(request: HttpRequest, spool_id: int, payload: SpoolIn):
+    spool = _spool_or_404(spool_id)
+    data = payload.dict(exclude_unset=True)
+    if "filament_id" in data and data["filament_id"] != spool.filament_id:
+        raise InvalidInput("filament_id: a spool keeps its filament; receive a new spool instead.")
+    if "initial_weight" in data and _decimal(data["initial_weight"], "initial_weight") != spool.initial_grams:
+        raise InvalidInput("initial_weight: what a spool held when received stays; set remaining_weight.")
+    event = f"spoolman-{uuid.uuid4()}"
+    _count(spool, payload, f"{event}:count")
+    if "location" in data:
+        location = _location_for(data["location"])
+        if location != spool.location:
+            services.spool_move(spool=spool, location=location, idempotency_key=f"{event}:move")
+    if "lot_nr" in data:
+        services.spool_update(spool=spool, lot_number=data["lot_nr"] or "")
+    _archive(spool, data.get("archived"))
+    services.extra_set(resource="spool", object_id=spool.pk, values=payload.extra)
+    return _spool(_spool_or_404(spool_id), _Context())
+
+
+@spoolman.delete("/spool/{spool_id}", auth=lab_write_key)
+def spool_delete(request: HttpRequest, spool_id: int):
+    """Spools are never deleted (their ledger stays): deleting one archives it."""
+    services.spool_archive(spool=_spool_or_404(spool_id))
+    return SUCCESS
 
 
 # --- Settings: what Mainsail and Fluidd read ---------------------------------------------------

@@ -408,3 +408,133 @@ def test_another_organization_sees_nothing_and_reads_cannot_write(lab_read_key, 
     refused = ApiClient(lab_read_key).put(f"/spoolman/api/v1/spool/{spools[0].pk}/use", {"use_weight": 1},
                                           content_type="application/json")
     assert refused.status_code == 403 and refused.json()["message"]
+
+
+# --- Creating, changing and deleting through the Spoolman API ----------------------------------
+
+
+def _send(client, method, path, body=None):
+    return getattr(client, method)(f"/spoolman/api/v1{path}", json.dumps(body or {}), content_type="application/json")
+
+
+def test_vendor_filament_and_spool_are_created_changed_and_deleted_with_the_ledger(lab_key):
+    from inventory.models import Filament, Location, Spool, Vendor
+
+    client = ApiClient(lab_key)
+    vendor = _send(client, "post", "/vendor", {"name": "Polymaker", "comment": "Shanghai",
+                                                "extra": {"website": '"polymaker.com"'}})
+    assert vendor.status_code == 200, vendor.content
+    vendor = vendor.json()
+    assert (vendor["name"], vendor["comment"], vendor["extra"]) == ("Polymaker", "Shanghai",
+                                                                    {"website": '"polymaker.com"'})
+    filament = _send(client, "post", "/filament", {
+        "name": "PolyTerra Teal", "vendor_id": vendor["id"], "material": "PLA", "price": 20.0, "density": 1.31,
+        "diameter": 1.75, "weight": 1000, "spool_weight": 140, "color_hex": "008080", "extra": {"nozzle": "210"}})
+    assert filament.status_code == 200, filament.content
+    filament = filament.json()
+    assert (filament["vendor"]["id"], filament["color_hex"], filament["price"], filament["extra"]) == (
+        vendor["id"], "008080", 20.0, {"nozzle": "210"})
+    stored = Filament.objects.get(pk=filament["id"])
+    assert (stored.brand, stored.cost_per_kg, stored.density_g_cm3) == ("Polymaker", Decimal("20.00"),
+                                                                        Decimal("1.31"))
+
+    # creating a spool is receiving it; a used_weight given with it is a counted correction
+    created = _send(client, "post", "/spool", {"filament_id": filament["id"], "initial_weight": 1000,
+                                               "used_weight": 150, "location": "Shelf B", "lot_nr": "L-9",
+                                               "extra": {"tag": '"AMS 1"'}})
+    assert created.status_code == 200, created.content
+    spool = created.json()
+    assert (spool["remaining_weight"], spool["used_weight"], spool["location"], spool["lot_nr"]) == (
+        850.0, 150.0, "Shelf B", "L-9")
+    assert spool["extra"] == {"tag": '"AMS 1"'}
+    row = Spool.objects.get(pk=spool["id"])
+    assert list(row.movements.order_by("id").values_list("kind", "delta_grams", "source_type")) == [
+        ("received", Decimal("1000"), "spoolman"), ("adjusted", Decimal("-150"), "spoolman")]
+    assert Location.objects.filter(name="Shelf B").count() == 1
+
+    # changing remaining_weight is a counted correction; the extra fields merge, None clears a key
+    changed = _send(client, "patch", f"/spool/{spool['id']}", {"remaining_weight": 700.5, "location": "Shelf B",
+                                                               "extra": {"tag": None, "dried": "true"}})
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["remaining_weight"] == 700.5 and changed.json()["extra"] == {"dried": "true"}
+    row.refresh_from_db()
+    assert row.remaining_grams == Decimal("700.5") == selectors.spool_ledger_total(spool=row)
+    assert row.movements.filter(kind="adjusted").count() == 2 and row.movements.filter(kind="moved").count() == 0
+
+    renamed = _send(client, "patch", f"/vendor/{vendor['id']}", {"name": "Polymaker Inc"})
+    assert renamed.json()["name"] == "Polymaker Inc"
+    assert Filament.objects.get(pk=filament["id"]).brand == "Polymaker Inc"
+    patched = _send(client, "patch", f"/filament/{filament['id']}", {"name": "PolyTerra Sea", "price": 25.0})
+    assert (patched.json()["name"], patched.json()["price"]) == ("PolyTerra Sea", 25.0)
+
+    # deleting a spool archives it (its ledger stays); Moonraker's ID check then finds it archived
+    deleted = client.delete(f"/spoolman/api/v1/spool/{spool['id']}")
+    assert deleted.status_code == 200 and deleted.json() == {"message": "Success!"}
+    row.refresh_from_db()
+    assert row.archived_at is not None and row.movements.count() == 3
+    assert client.get(f"/spoolman/api/v1/spool/{spool['id']}").json()["archived"] is True
+    restored = _send(client, "patch", f"/spool/{spool['id']}", {"archived": False})
+    assert restored.json()["archived"] is False
+
+    # a filament with spools and a vendor with filaments stay, with a message
+    refused = client.delete(f"/spoolman/api/v1/filament/{filament['id']}")
+    assert refused.status_code == 409 and "archive" in refused.json()["message"]
+    assert client.delete(f"/spoolman/api/v1/vendor/{vendor['id']}").status_code == 409
+    spare = _send(client, "post", "/vendor", {"name": "Nobody"}).json()
+    assert client.delete(f"/spoolman/api/v1/vendor/{spare['id']}").json() == {"message": "Success!"}
+    assert not Vendor.objects.filter(pk=spare["id"]).exists()
+
+
+@pytest.mark.parametrize("method,path,body,status,message", [
+    ("post", "/vendor", {"comment": "no name"}, 422, "needs a name"),
+    ("post", "/vendor", {"name": "Prusament"}, 409, "exists already"),
+    ("post", "/filament", {"name": "x", "material": "PLA", "density": 1.24, "diameter": 1.75}, 422, "vendor_id"),
+    ("post", "/filament", {"name": "x", "vendor_id": 999999, "density": 1.24, "diameter": 1.75}, 404, "999999"),
+    ("post", "/filament", {"name": "x", "vendor_id": "{vendor}", "material": "PLA", "density": -1,
+                           "diameter": 1.75}, 422, "density"),
+    ("post", "/spool", {"initial_weight": 1000}, 422, "filament_id"),
+    ("post", "/spool", {"filament_id": 999999}, 404, "999999"),
+    ("post", "/spool", {"filament_id": "{filament}", "remaining_weight": 5, "used_weight": 5}, 400, "either"),
+    ("post", "/spool", {"filament_id": "{filament}", "initial_weight": 60000}, 422, "more than any spool holds"),
+    ("post", "/spool", {"filament_id": "{filament}", "extra": {"k": "not json"}}, 422, "JSON"),
+    ("patch", "/spool/{spool}", {"filament_id": "{other}"}, 422, "keeps its filament"),
+    ("patch", "/spool/{spool}", {"remaining_weight": -5}, 422, "0 or more"),
+    ("patch", "/spool/{spool}", {"remaining_weight": 5, "used_weight": 5}, 400, "either"),
+    ("patch", "/spool/999999", {"lot_nr": "x"}, 404, "999999"),
+])
+def test_bad_changes_are_refused_and_write_nothing(lab_key, orange, method, path, body, status, message):
+    from inventory.models import Filament, Spool, SpoolmanExtra, Vendor
+
+    other = FilamentFactory()
+    names = {"vendor": Vendor.objects.get(name=orange.filament.brand).pk, "filament": orange.filament.pk,
+             "spool": orange.pk, "other": other.pk}
+    body = {key: (names[value[1:-1]] if isinstance(value, str) and value[1:-1] in names else value)
+            for key, value in body.items()}
+    before = (Vendor.objects.count(), Filament.objects.count(), Spool.objects.count(), Movement.objects.count())
+    response = _send(ApiClient(lab_key), method, path.format(**names), body)
+    assert response.status_code == status, response.content
+    assert message in response.json()["message"]
+    assert (Vendor.objects.count(), Filament.objects.count(), Spool.objects.count(),
+            Movement.objects.count()) == before
+    assert not SpoolmanExtra.objects.exists()
+
+
+def test_every_change_needs_a_write_key_of_the_lab(lab_read_key, orange):
+    from inventory.models import Vendor
+
+    _key, partner_key = make_api_key(PartnerFactory(), scope=ApiKeyScope.WRITE)
+    vendor = Vendor.objects.get(name=orange.filament.brand)
+    changes = [("post", "/vendor", {"name": "X"}), ("patch", f"/vendor/{vendor.pk}", {"name": "X"}),
+               ("delete", f"/vendor/{vendor.pk}", None),
+               ("post", "/filament", {"name": "X", "vendor_id": vendor.pk, "density": 1.2, "diameter": 1.75}),
+               ("patch", f"/filament/{orange.filament.pk}", {"name": "X"}),
+               ("delete", f"/filament/{orange.filament.pk}", None),
+               ("post", "/spool", {"filament_id": orange.filament.pk}),
+               ("patch", f"/spool/{orange.pk}", {"remaining_weight": 1}), ("delete", f"/spool/{orange.pk}", None)]
+    for method, path, body in changes:
+        assert _send(ApiClient(lab_read_key), method, path, body).status_code == 403, path
+        assert _send(ApiClient(partner_key), method, path, body).status_code == 403, path
+        assert _send(Client(), method, path, body).status_code == 401, path
+    orange.refresh_from_db()
+    assert orange.archived_at is None and orange.movements.count() == 1
+    assert Vendor.objects.get(pk=vendor.pk).name == orange.filament.brand
