@@ -28,6 +28,7 @@ from inventory.models import (
     Sale,
     Spool,
     StockAlert,
+    grams_display,
 )
 
 
@@ -164,6 +165,14 @@ class FilamentAdmin(ModelAdmin):
                     warn_below=obj.reorder_threshold_g or None)
 
 
+class ShowsDelta:
+    """The ledger keeps micrograms; people read grams to two decimals."""
+
+    @display(description=_("change (g)"), ordering="delta_grams")
+    def show_delta(self, obj):
+        return f"{grams_display(obj.delta_grams):+}"
+
+
 class HistoryInline(ReadOnlyTabInline):
     """A ledger, newest first: stock changes only through the services."""
 
@@ -171,9 +180,9 @@ class HistoryInline(ReadOnlyTabInline):
     verbose_name_plural = _("history")
 
 
-class MovementInline(HistoryInline):
+class MovementInline(ShowsDelta, HistoryInline):
     model = Movement
-    fields = ["created_at", "show_kind", "delta_grams", "reason", "source_type", "source_id", "created_by"]
+    fields = ["created_at", "show_kind", "show_delta", "reason", "source_type", "source_id", "created_by"]
 
     @display(description=_("kind"), label=MOVEMENT_KIND_COLORS)
     def show_kind(self, obj):
@@ -190,8 +199,9 @@ class SpoolAdmin(ModelAdmin):
                    ("location", RelatedDropdownFilter), "archived_at"]
     # Scanning a label types its code into the search box.
     search_fields = ["code", "filament__name", "filament__brand", "lot_number"]
-    readonly_fields = ["code", "filament", "initial_grams", "remaining_grams", "location", "opened_at", "archived_at"]
-    fields = ["code", "filament", "lot_number", "initial_grams", "remaining_grams", "location", "opened_at",
+    readonly_fields = ["code", "filament", "show_initial", "show_remaining_grams", "location", "opened_at",
+                       "archived_at"]
+    fields = ["code", "filament", "lot_number", "show_initial", "show_remaining_grams", "location", "opened_at",
               "archived_at"]
     inlines = [MovementInline]
     actions = ["archive", "print_labels"]
@@ -241,7 +251,8 @@ class SpoolAdmin(ModelAdmin):
         def run(data):
             movement = services.spool_weigh(spool=spool, gross_grams=data["gross_grams"], by=request.user,
                                             idempotency_key=data["idempotency_key"])
-            return _("%(code)s weighed: %(delta)s g booked.") % {"code": spool.code, "delta": movement.delta_grams}
+            return _("%(code)s weighed: %(delta)s g booked.") % {"code": spool.code,
+                                                                  "delta": grams_display(movement.delta_grams)}
 
         return form_page(self, request, obj=spool, form_class=WeighForm, submit=_("Book the weight"), run=run,
                          title=_("Weigh %(code)s") % {"code": spool.code},
@@ -256,7 +267,8 @@ class SpoolAdmin(ModelAdmin):
                                           reason=data["reason"], by=request.user,
                                           idempotency_key=data["idempotency_key"])
             return _("%(code)s: %(grams)s g booked as %(kind)s.") % {
-                "code": spool.code, "grams": -movement.delta_grams, "kind": movement.get_kind_display()}
+                "code": spool.code, "grams": grams_display(-movement.delta_grams),
+                "kind": movement.get_kind_display()}
 
         return form_page(self, request, obj=spool, form_class=UseForm, submit=_("Book"), run=run,
                          title=_("Book use of %(code)s") % {"code": spool.code},
@@ -270,7 +282,8 @@ class SpoolAdmin(ModelAdmin):
             movement = services.spool_adjust(spool=spool, remaining_grams=data["remaining_grams"],
                                              reason=data["reason"], by=request.user,
                                              idempotency_key=data["idempotency_key"])
-            return _("%(code)s corrected: %(delta)s g booked.") % {"code": spool.code, "delta": movement.delta_grams}
+            return _("%(code)s corrected: %(delta)s g booked.") % {"code": spool.code,
+                                                                    "delta": grams_display(movement.delta_grams)}
 
         return form_page(self, request, obj=spool, form_class=AdjustForm, submit=_("Correct"), run=run,
                          title=_("Correct the count of %(code)s") % {"code": spool.code},
@@ -305,6 +318,14 @@ class SpoolAdmin(ModelAdmin):
     def show_remaining(self, obj):
         return _bar(obj.remaining_grams, obj.initial_grams)
 
+    @display(description=_("filament when received (g)"))
+    def show_initial(self, obj):
+        return grams_display(obj.initial_grams)
+
+    @display(description=_("remaining (g)"))
+    def show_remaining_grams(self, obj):
+        return grams_display(obj.remaining_grams)
+
     @action(description=_("Print labels for selected spools"))
     def print_labels(self, request, queryset):
         response = HttpResponse(labels.label_sheet_pdf(list(queryset.select_related("filament").order_by("code"))),
@@ -320,8 +341,8 @@ class SpoolAdmin(ModelAdmin):
 
 
 @admin.register(Movement)
-class MovementAdmin(ModelAdmin):
-    list_display = ["created_at", "spool", "show_kind", "delta_grams", "reason", "source_type", "source_id",
+class MovementAdmin(ShowsDelta, ModelAdmin):
+    list_display = ["created_at", "spool", "show_kind", "show_delta", "reason", "source_type", "source_id",
                     "created_by"]
     list_filter = ["kind", "source_type"]
     search_fields = ["spool__code", "idempotency_key", "source_id", "reason"]

@@ -3,9 +3,14 @@
 A spool's `remaining_grams` is a cached figure that services keep equal to
 `initial_grams + sum(movement.delta_grams)` in the same transaction as each
 movement, under a row lock. The movements are append-only.
+
+Grams are stored to the microgram (six decimals): a Klipper host reports a few
+millimetres of filament (a few milligrams) many times a minute, and rounding each
+report to a coarser unit would lose or invent real stock. Screens, labels and
+messages round for display (see `grams_display`); the ledger never does.
 """
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,6 +31,15 @@ from inventory.choices import (
 
 HEX_COLOUR = RegexValidator(r"^#[0-9A-F]{6}$", _("A colour is written as #RRGGBB."))
 CURRENCY = RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter currency code such as EUR."))
+
+# Every stored quantity of filament: up to 999 999.999999 g, to the microgram.
+GRAM_DIGITS, GRAM_PLACES = 12, 6
+GRAM_QUANTUM = Decimal(1).scaleb(-GRAM_PLACES)
+
+
+def grams_display(value, places: int = 2) -> Decimal:
+    """A stored amount of grams rounded for people (screens, labels, messages): 0.01 g unless told."""
+    return Decimal(str(value or 0)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 class Location(TimeStampedModel):
@@ -61,6 +75,51 @@ class Location(TimeStampedModel):
             chain.append(node)
             node = node.parent
         return list(reversed(chain))
+
+
+class Vendor(TimeStampedModel):
+    """A filament maker as Spoolman clients see it: one per filament brand, named exactly as the brand.
+
+    `Filament.brand` stays the filament's own field; the services keep a vendor row for
+    every brand in use and rename the brand on its filaments when a vendor is renamed.
+    """
+
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    comment = models.CharField(_("comment"), max_length=1024, blank=True)
+    empty_spool_weight_g = models.DecimalField(
+        _("empty spool (g)"), max_digits=7, decimal_places=1, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("5000"))],
+    )
+    external_id = models.CharField(_("external id"), max_length=256, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("vendor")
+        verbose_name_plural = _("vendors")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SpoolmanExtra(models.Model):
+    """A Spoolman client's extra field on a vendor, filament or spool: a key and its JSON-encoded value."""
+
+    resource = models.CharField(_("resource"), max_length=10,
+                                choices=[("vendor", _("vendor")), ("filament", _("filament")), ("spool", _("spool"))])
+    object_id = models.PositiveIntegerField(_("id"))
+    key = models.CharField(_("key"), max_length=64)
+    value = models.TextField(_("value (JSON)"))
+
+    class Meta:
+        ordering = ["resource", "object_id", "key"]
+        verbose_name = _("Spoolman extra field")
+        verbose_name_plural = _("Spoolman extra fields")
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "object_id", "key"], name="inventory_spoolmanextra_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.object_id} {self.key}"
 
 
 class Filament(TimeStampedModel):
@@ -134,10 +193,11 @@ class Spool(TimeStampedModel):
     )
     lot_number = models.CharField(_("lot"), max_length=60, blank=True)
     initial_grams = models.DecimalField(
-        _("filament when received (g)"), max_digits=9, decimal_places=2,
+        _("filament when received (g)"), max_digits=GRAM_DIGITS, decimal_places=GRAM_PLACES,
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("50000"))],
     )
-    remaining_grams = models.DecimalField(_("remaining (g)"), max_digits=9, decimal_places=2, editable=False)
+    remaining_grams = models.DecimalField(_("remaining (g)"), max_digits=GRAM_DIGITS, decimal_places=GRAM_PLACES,
+                                          editable=False)
     opened_at = models.DateTimeField(_("opened"), null=True, blank=True)
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
 
@@ -180,7 +240,7 @@ class Movement(LedgerEntry):
 
     spool = models.ForeignKey(Spool, verbose_name=_("spool"), on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=16, choices=MovementKind.choices)
-    delta_grams = models.DecimalField(_("change (g)"), max_digits=9, decimal_places=2)
+    delta_grams = models.DecimalField(_("change (g)"), max_digits=GRAM_DIGITS, decimal_places=GRAM_PLACES)
     from_location = models.ForeignKey(
         Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("from")
     )
@@ -194,7 +254,7 @@ class Movement(LedgerEntry):
         indexes = [models.Index(fields=["spool", "created_at"])]
 
     def __str__(self) -> str:
-        return f"{self.spool.code} {self.delta_grams:+} g ({self.get_kind_display()})"
+        return f"{self.spool.code} {grams_display(self.delta_grams):+} g ({self.get_kind_display()})"
 
 
 class Product(TimeStampedModel):

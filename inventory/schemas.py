@@ -1,7 +1,20 @@
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Annotated
 
 from ninja import Field, Schema
+from pydantic import PlainSerializer
+
+
+def _grams_text(value: Decimal) -> str:
+    """Grams as stored (to the microgram), written with at least two decimals: "950.00", "0.004474"."""
+    value = Decimal(value)
+    cents = value.quantize(Decimal("0.01"))
+    return str(cents) if cents == value else str(value.normalize())
+
+
+# Stored grams in JSON: nothing rounded away, no trailing zeros beyond the cents.
+Grams = Annotated[Decimal, PlainSerializer(_grams_text, return_type=str)]
 
 
 class LocationOut(Schema):
@@ -31,7 +44,7 @@ class FilamentOut(Schema):
 
 
 class FilamentStockOut(FilamentOut):
-    stock_g: Decimal
+    stock_g: Grams
 
 
 class SpoolOut(Schema):
@@ -40,8 +53,8 @@ class SpoolOut(Schema):
     filament: FilamentOut
     location: LocationOut | None
     lot_number: str
-    initial_grams: Decimal
-    remaining_grams: Decimal
+    initial_grams: Grams
+    remaining_grams: Grams
     opened_at: datetime | None
     archived_at: datetime | None
 
@@ -50,7 +63,7 @@ class MovementOut(Schema):
     id: int
     spool_id: int
     kind: str
-    delta_grams: Decimal
+    delta_grams: Grams
     reason: str
     source_type: str
     source_id: str

@@ -10,9 +10,21 @@ from django.utils.translation import gettext as _
 
 from fablab.exceptions import NotFound
 from inventory.choices import CONSUMING_KINDS
-from inventory.models import Filament, Location, Movement, Product, ProductMovement, Spool, StockAlert
+from inventory.models import (
+    GRAM_DIGITS,
+    GRAM_PLACES,
+    GRAM_QUANTUM,
+    Filament,
+    Location,
+    Movement,
+    Product,
+    ProductMovement,
+    Spool,
+    StockAlert,
+    Vendor,
+)
 
-ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=12, decimal_places=2))
+ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=GRAM_DIGITS + 3, decimal_places=GRAM_PLACES))
 
 
 def grams_in_stock():
@@ -30,6 +42,10 @@ def _get(queryset: QuerySet, pk: int, what: str):
     if item is None:
         raise NotFound(_("No %(what)s with id %(id)s.") % {"what": what, "id": pk})
     return item
+
+
+def vendor_list() -> QuerySet[Vendor]:
+    return Vendor.objects.order_by("name")
 
 
 def filament_list(*, material: str = "") -> QuerySet[Filament]:
@@ -77,11 +93,11 @@ def movement_list(*, spool: Spool) -> QuerySet[Movement]:
 def spool_ledger_total(*, spool: Spool) -> Decimal:
     """What the ledger says the spool holds (the sum of all its movements).
 
-    Quantized to cents: every movement has two decimals, and SQLite sums decimals
-    in floating point.
+    Quantized to the microgram: every movement is stored to the microgram, and SQLite
+    sums decimals in floating point.
     """
     total = spool.movements.aggregate(total=Coalesce(Sum("delta_grams"), ZERO))["total"]
-    return Decimal(str(total)).quantize(Decimal("0.01"))
+    return Decimal(str(total)).quantize(GRAM_QUANTUM)
 
 
 def movement_list_for_source(*, source_type: str, source_id: str) -> QuerySet[Movement]:

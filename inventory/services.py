@@ -6,6 +6,7 @@ same transaction. Replaying an event with the same idempotency key returns the
 movement recorded the first time and changes nothing.
 """
 
+import json
 import secrets
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -28,6 +29,7 @@ from inventory.choices import (
     SourceType,
 )
 from inventory.models import (
+    GRAM_QUANTUM,
     Filament,
     Location,
     Movement,
@@ -36,7 +38,10 @@ from inventory.models import (
     ProductStock,
     Sale,
     Spool,
+    SpoolmanExtra,
     StockAlert,
+    Vendor,
+    grams_display,
 )
 
 MAX_GRAMS = Decimal("50000")  # no spool holds 50 kg; larger numbers are typing errors
@@ -44,7 +49,11 @@ _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: readable on 
 
 
 def grams(value, *, field: str = "grams", allow_zero: bool = False) -> Decimal:
-    """A positive, plausible weight in grams with two decimals, or InvalidInput."""
+    """A positive, plausible weight in grams to the microgram (what the ledger stores), or InvalidInput.
+
+    Every amount of filament booked anywhere passes through here, so a report of a
+    few milligrams is booked as it was measured, not rounded away.
+    """
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError, TypeError):
@@ -55,9 +64,10 @@ def grams(value, *, field: str = "grams", allow_zero: bool = False) -> Decimal:
     if amount > MAX_GRAMS:
         raise InvalidInput(_("%(field)s of %(value)s g is more than any spool holds (%(max)s g).")
                            % {"field": field, "value": amount, "max": MAX_GRAMS})
-    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    amount = amount.quantize(GRAM_QUANTUM, rounding=ROUND_HALF_UP)
     if amount < 0 or (amount == 0 and not allow_zero):
-        raise InvalidInput(_("%(field)s must be more than 0 g, not %(value)s g.") % {"field": field, "value": amount})
+        raise InvalidInput(_("%(field)s must be more than 0 g, not %(value)s g.")
+                           % {"field": field, "value": amount.normalize() if amount else 0})
     return amount
 
 
@@ -105,11 +115,85 @@ def _filament_fields(fields: dict) -> dict:
     return fields
 
 
+def vendor_for_brand(*, brand: str) -> Vendor:
+    """The vendor row of a filament brand, made the first time the brand is used."""
+    vendor = Vendor.objects.filter(name=brand).first()
+    if vendor is None:
+        vendor = Vendor(name=brand)
+        validate(vendor)
+        try:
+            with transaction.atomic():
+                vendor.save()
+        except IntegrityError:  # made at the same moment by another request
+            vendor = Vendor.objects.get(name=brand)
+    return vendor
+
+
+def vendor_create(*, name: str, comment: str = "", empty_spool_weight_g=None, external_id: str = "") -> Vendor:
+    """A vendor no filament uses yet (Spoolman clients register vendors before their filaments)."""
+    name = (name or "").strip()
+    if Vendor.objects.filter(name=name).exists():
+        raise Conflict(_("A vendor named %(name)s exists already.") % {"name": name})
+    vendor = Vendor(name=name, comment=comment or "", empty_spool_weight_g=empty_spool_weight_g,
+                    external_id=external_id or "")
+    validate(vendor)
+    vendor.save()
+    return vendor
+
+
+@transaction.atomic
+def vendor_update(*, vendor: Vendor, **fields) -> Vendor:
+    """Change a vendor; a new name renames the brand of every filament of that vendor."""
+    old_name = vendor.name
+    if "name" in fields:
+        fields["name"] = (fields["name"] or "").strip()
+        if fields["name"] != old_name and Vendor.objects.filter(name=fields["name"]).exists():
+            raise Conflict(_("A vendor named %(name)s exists already.") % {"name": fields["name"]})
+    _assign(vendor, fields)
+    validate(vendor)
+    vendor.save()
+    if vendor.name != old_name:
+        for filament in Filament.objects.filter(brand=old_name):
+            filament.brand = vendor.name
+            validate(filament)
+            filament.save(update_fields=["brand", "updated_at"])
+    return vendor
+
+
+@transaction.atomic
+def vendor_delete(*, vendor: Vendor) -> None:
+    """Only a vendor no filament uses goes: a filament always has its brand."""
+    if Filament.objects.filter(brand=vendor.name).exists():
+        raise Conflict(_("Filaments of %(name)s are in the catalogue of stock; the vendor stays.")
+                       % {"name": vendor.name})
+    SpoolmanExtra.objects.filter(resource="vendor", object_id=vendor.pk).delete()
+    vendor.delete()
+
+
+def extra_set(*, resource: str, object_id: int, values: dict) -> None:
+    """Merge a Spoolman client's extra fields: each value is JSON text; None clears the key."""
+    for key, value in (values or {}).items():
+        if not isinstance(key, str) or not 0 < len(key) <= 64:
+            raise InvalidInput(_("An extra field's key is 1 to 64 characters."))
+        if value is None:
+            SpoolmanExtra.objects.filter(resource=resource, object_id=object_id, key=key).delete()
+            continue
+        try:
+            json.loads(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(_("Extra field %(key)s must hold JSON text, such as 42 or a quoted string.")
+                               % {"key": key}) from None
+        SpoolmanExtra.objects.update_or_create(resource=resource, object_id=object_id, key=key,
+                                               defaults={"value": value})
+
+
+@transaction.atomic
 def filament_create(**fields) -> Filament:
     filament = Filament()
     _assign(filament, _filament_fields(fields))
     validate(filament)
     filament.save()
+    vendor_for_brand(brand=filament.brand)
     return filament
 
 
@@ -118,6 +202,7 @@ def filament_update(*, filament: Filament, **fields) -> Filament:
     _assign(filament, _filament_fields(fields))
     validate(filament)
     filament.save()
+    vendor_for_brand(brand=filament.brand)
     stock_alert_check(filament=filament)
     return filament
 
@@ -175,7 +260,7 @@ def spool_receive(*, filament: Filament, initial_grams, idempotency_key: str, lo
 def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callable[[Spool], Decimal],
             reason: str = "", source_type: str = SourceType.USER, source_id: str = "", by=None,
             allow_negative: bool = False, to_location: Location | None = None,
-            move: bool = False) -> Movement:
+            move: bool = False, allow_archived: bool = False) -> Movement:
     key = _key(idempotency_key)
     replay = _replayed(key, spool_id=spool.pk, kind=kind)
     if replay is not None:
@@ -185,13 +270,14 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
         replay = _replayed(key, spool_id=spool.pk, kind=kind)  # a concurrent twin may have won the lock
         if replay is not None:
             return replay
-        if locked.archived_at is not None and kind != MovementKind.ADJUSTED:
+        if locked.archived_at is not None and kind != MovementKind.ADJUSTED and not allow_archived:
             raise Conflict(_("Spool %(code)s is archived.") % {"code": locked.code})
         delta = delta_for(locked)
         if locked.remaining_grams + delta < 0 and not allow_negative:
             raise InvalidInput(
                 _("Spool %(code)s has %(left)s g left; it cannot give %(amount)s g.")
-                % {"code": locked.code, "left": locked.remaining_grams, "amount": -delta}
+                % {"code": locked.code, "left": grams_display(locked.remaining_grams),
+                   "amount": grams_display(-delta)}
             )
         try:
             with transaction.atomic():
@@ -213,14 +299,25 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
 
 
 def spool_use(*, spool: Spool, grams_used, idempotency_key: str, kind: str = MovementKind.USED, reason: str = "",
-              source_type: str = SourceType.USER, source_id: str = "", by=None) -> Movement:
-    """Take filament off a spool: a print used it, a failed print used part of it, or it was wasted."""
+              source_type: str = SourceType.USER, source_id: str = "", by=None, clamp: bool = False,
+              allow_archived: bool = False) -> Movement:
+    """Take filament off a spool: a print used it, a failed print used part of it, or it was wasted.
+
+    More than the spool holds is refused, unless `clamp`: then what is left is booked and
+    the spool stands at 0 (a printer host reports what it extruded; it cannot be refused).
+    `allow_archived` books on an archived spool too (a host still printing from it).
+    """
     if kind not in CONSUMING_KINDS:
         label = MovementKind(kind).label if kind in MovementKind.values else kind
         raise InvalidInput(_("'%(kind)s' does not take filament off a spool.") % {"kind": label})
     amount = grams(grams_used, field=_("used grams"))
-    return _change(spool=spool, kind=kind, idempotency_key=idempotency_key, delta_for=lambda s: -amount,
-                   reason=reason, source_type=source_type, source_id=source_id, by=by)
+
+    def delta(locked: Spool) -> Decimal:
+        return -min(amount, max(locked.remaining_grams, Decimal("0"))) if clamp else -amount
+
+    return _change(spool=spool, kind=kind, idempotency_key=idempotency_key, delta_for=delta,
+                   reason=reason, source_type=source_type, source_id=source_id, by=by,
+                   allow_archived=allow_archived)
 
 
 def spool_credit(*, spool: Spool, grams_returned, idempotency_key: str, reason: str,
@@ -248,13 +345,13 @@ def spool_weigh(*, spool: Spool, gross_grams, idempotency_key: str, by=None,
             raise InvalidInput(
                 _("The scale shows %(gross)s g, less than the empty spool of %(filament)s (%(empty)s g). "
                   "Check the scale or the filament's empty-spool weight.")
-                % {"gross": gross, "filament": locked.filament, "empty": empty}
+                % {"gross": grams_display(gross), "filament": locked.filament, "empty": empty}
             )
         return (gross - empty) - locked.remaining_grams
 
     return _change(spool=spool, kind=MovementKind.WEIGHED, idempotency_key=idempotency_key, delta_for=correction,
-                   reason=_("Weighed %(gross)s g on the scale") % {"gross": gross}, source_type=source_type,
-                   source_id=source_id, by=by)
+                   reason=_("Weighed %(gross)s g on the scale") % {"gross": grams_display(gross)},
+                   source_type=source_type, source_id=source_id, by=by)
 
 
 def spool_adjust(*, spool: Spool, remaining_grams, idempotency_key: str, reason: str, by=None,
@@ -272,6 +369,26 @@ def spool_move(*, spool: Spool, location: Location | None, idempotency_key: str,
     return _change(spool=spool, kind=MovementKind.MOVED, idempotency_key=idempotency_key,
                    delta_for=lambda s: Decimal("0"), reason=_("Moved to %(to)s") % {"to": location or "—"},
                    by=by, to_location=location, move=True)
+
+
+@transaction.atomic
+def filament_delete(*, filament: Filament) -> None:
+    """Only a filament no spool was ever received of goes: spools keep their filament for the ledger."""
+    if filament.spools.exists():
+        raise Conflict(_("%(filament)s has spools; archive them instead.") % {"filament": filament})
+    SpoolmanExtra.objects.filter(resource="filament", object_id=filament.pk).delete()
+    filament.delete()
+
+
+def spool_unarchive(*, spool: Spool) -> Spool:
+    """Put an archived spool back into stock."""
+    with transaction.atomic():
+        locked = Spool.objects.select_for_update().get(pk=spool.pk)
+        if locked.archived_at is not None:
+            locked.archived_at = None
+            locked.save(update_fields=["archived_at", "updated_at"])
+            stock_alert_check(filament=locked.filament)
+    return locked
 
 
 def spool_archive(*, spool: Spool) -> Spool:
@@ -466,14 +583,14 @@ def stock_alert_check(*, filament: Filament | None = None, product: Product | No
         threshold = Decimal(product.reorder_threshold_units)
         level = selectors.product_units(product=product)
         lookup = {"product": product, "item_type": AlertItem.PRODUCT}
-    level = Decimal(str(level)).quantize(Decimal("0.01"))
+    level = Decimal(str(level)).quantize(GRAM_QUANTUM)  # compared exactly, recorded rounded for people
     open_alert = StockAlert.objects.filter(cleared_at__isnull=True, **lookup).first()
     if threshold > 0 and level < threshold:
         if open_alert is not None:
             return open_alert
         try:
             with transaction.atomic():
-                alert = StockAlert.objects.create(level=level, threshold=threshold, **lookup)
+                alert = StockAlert.objects.create(level=grams_display(level), threshold=threshold, **lookup)
         except IntegrityError:
             return StockAlert.objects.filter(cleared_at__isnull=True, **lookup).first()
         transaction.on_commit(lambda: _notify(alert.pk))

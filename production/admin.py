@@ -51,6 +51,7 @@ from unfold.views import ChangeList
 from catalog import selectors as catalog_selectors
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
+from inventory.models import grams_display
 from printers import files as printer_files
 from printers import selectors as printer_selectors
 from printers.models import Printer
@@ -375,7 +376,7 @@ class PrintJobAdmin(ModelAdmin):
     def show_slots(self, obj):
         rows = []
         for allocation in selectors.print_job_allocations(job=obj):
-            ledger = ", ".join(f"{m.spool.code} {m.delta_grams} g ({m.get_kind_display()})"
+            ledger = ", ".join(f"{m.spool.code} {grams_display(m.delta_grams)} g ({m.get_kind_display()})"
                                for m in selectors.allocation_movements(allocation=allocation))
             url = reverse("admin:production_slotallocation_change", args=[allocation.pk])
             rows.append((format_html('<a href="{}">{}</a>', url, allocation.attempt.number), allocation.slot,
@@ -393,7 +394,7 @@ class PrintJobAdmin(ModelAdmin):
             return "–"
         movements, product_movements = selectors.print_job_ledger(job=obj)
         rows = [(m.created_at.strftime("%Y-%m-%d %H:%M"), m.spool.code, m.spool.filament,
-                 m.get_kind_display(), f"{m.delta_grams:+} g", m.reason or "–") for m in movements]
+                 m.get_kind_display(), f"{grams_display(m.delta_grams):+} g", m.reason or "–") for m in movements]
         rows += [(m.created_at.strftime("%Y-%m-%d %H:%M"), m.product.sku, m.location, m.get_kind_display(),
                   f"{m.delta_units:+}", m.reason or "–") for m in product_movements]
         if not rows:

@@ -631,7 +631,7 @@ def _book_filament(attempt: PrintAttempt, printer_job, outcome: str) -> None:
         grams = used.get(allocation.slot, Decimal("0"))
         if allocation.grams_booked is not None:
             continue
-        if grams.quantize(Decimal("0.01")) <= 0:
+        if grams <= 0:  # the ledger keeps micrograms: any extruded amount is booked
             allocation.grams_booked = Decimal("0")
             allocation.save(update_fields=["grams_booked"])
             continue
@@ -978,7 +978,7 @@ def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None
         # The print ended while no spool fitted this slot: book its grams now, once, on the chosen spool.
         attempt, printer_job = locked.attempt, locked.attempt.printer_job
         grams = _extruded(attempt, printer_job, attempt.outcome).get(locked.slot, Decimal("0"))
-        if grams.quantize(Decimal("0.01")) > 0:
+        if grams > 0:
             kind = MovementKind.USED if attempt.outcome == AttemptOutcome.COMPLETED else MovementKind.FAILED_PRINT
             inventory_services.spool_use(
                 spool=spool, grams_used=grams, kind=kind, idempotency_key=_booking_key(printer_job,

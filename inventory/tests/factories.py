@@ -25,6 +25,12 @@ class FilamentFactory(factory.django.DjangoModelFactory):
     spool_weight_g = Decimal("200")
     cost_per_kg = Decimal("25.00")
 
+    @factory.post_generation
+    def vendor(obj, create, extracted, **kwargs):  # noqa: N805  (factory_boy passes the object first)
+        """Like filament_create: the brand has its vendor row."""
+        if create:
+            services.vendor_for_brand(brand=obj.brand)
+
 
 def spool(filament=None, grams="1000", **kwargs):
     return services.spool_receive(filament=filament or FilamentFactory(), initial_grams=grams,

@@ -151,6 +151,16 @@ def test_book_a_failed_print_on_a_spool(admin_client, admin_user):
     assert s.remaining_grams == Decimal("987.50")
 
 
+def test_the_admin_shows_micrograms_rounded_to_hundredths(admin_client):
+    s = spool(grams="1000")
+    services.spool_use(spool=s, grams_used="0.014474", idempotency_key="klipper-1")
+    page = admin_client.get(reverse("admin:inventory_spool_change", args=[s.pk])).content.decode()
+    assert "999.99" in page and "-0.01" in page
+    assert "999.985526" not in page and "0.014474" not in page
+    listing = admin_client.get(reverse("admin:inventory_movement_changelist")).content.decode()
+    assert "-0.01" in listing and "0.014474" not in listing
+
+
 @pytest.mark.parametrize("form,error", [
     ({"grams": "-5", "kind": "used"}, "must be more than 0 g"),
     ({"grams": "2000", "kind": "used"}, "it cannot give 2000.00 g"),

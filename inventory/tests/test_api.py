@@ -43,6 +43,14 @@ def test_lab_uses_once_per_idempotency_key(lab_api):
     assert s.remaining_grams == Decimal("787.50")
 
 
+def test_grams_are_written_as_stored_never_rounded(lab_api):
+    s = spool(grams="800")
+    used = post(lab_api, f"/api/v1/inventory/spools/{s.pk}/use", {"grams": "0.004474"}, "klipper-1")
+    assert used.status_code == 201 and used.json()["delta_grams"] == "-0.004474"
+    detail = lab_api.get(f"/api/v1/inventory/spools/{s.pk}").json()
+    assert (detail["initial_grams"], detail["remaining_grams"]) == ("800.00", "799.995526")
+
+
 def test_idempotency_key_is_required(lab_api):
     s = spool()
     assert_problem(post(lab_api, f"/api/v1/inventory/spools/{s.pk}/use", {"grams": 1}), 422,

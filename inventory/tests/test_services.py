@@ -41,7 +41,7 @@ class TestUsing:
         again = services.spool_use(spool=s, grams_used="12.345", idempotency_key="job-1")
         assert first == again
         s.refresh_from_db()
-        assert s.remaining_grams == Decimal("987.65")
+        assert s.remaining_grams == Decimal("987.655")  # booked to the milligram it was given
         assert s.opened_at is not None
         assert_ledger(s)
 
@@ -175,3 +175,58 @@ class TestFilaments:
         assert kpis["Filaments below reorder level"] == 1
         assert kpis["Stock value"] == "30.00"  # 1.2 kg at 25.00/kg
         assert Movement.objects.count() == 2
+
+
+class TestPrecision:
+    """The ledger keeps micrograms: what a Klipper host reports a few milligrams at a time is never lost."""
+
+    def test_amounts_are_kept_to_the_microgram(self):
+        s = spool(grams="1000")
+        movement = services.spool_use(spool=s, grams_used="0.004474", idempotency_key=key())
+        assert movement.delta_grams == Decimal("-0.004474")
+        # a seventh decimal is rounded half up to the microgram
+        assert services.grams("0.0000015") == Decimal("0.000002")
+        s.refresh_from_db()
+        assert s.remaining_grams == Decimal("999.995526")
+        assert_ledger(s)
+
+    def test_a_thousand_milligram_bookings_add_up_exactly(self):
+        s = spool(grams="1000")
+        for n in range(1000):
+            services.spool_use(spool=s, grams_used="0.001234", idempotency_key=f"tiny-{n}")
+        s.refresh_from_db()
+        assert s.remaining_grams == Decimal("1000") - Decimal("1.234")
+        assert_ledger(s)
+
+    @pytest.mark.parametrize("value,message", [
+        ("0.0000004", "must be more than 0 g"),  # less than a microgram rounds to nothing
+        ("50000.000001", "more than any spool holds"),
+        ("NaN", "finite number"),
+        ("-0.000001", "must be more than 0 g"),
+    ])
+    def test_the_bounds_still_hold(self, value, message):
+        s = spool(grams="1000")
+        with pytest.raises(InvalidInput, match=message):
+            services.spool_use(spool=s, grams_used=value, idempotency_key=key())
+        assert s.movements.count() == 1
+
+    def test_a_spool_may_hold_exactly_the_most_any_spool_holds(self):
+        s = spool(grams="50000")
+        services.spool_adjust(spool=s, remaining_grams="49999.999999", idempotency_key=key(), reason="count")
+        s.refresh_from_db()
+        assert s.remaining_grams == Decimal("49999.999999")
+        assert_ledger(s)
+
+    def test_messages_show_grams_rounded_for_people(self):
+        s = spool(grams="10")
+        services.spool_use(spool=s, grams_used="0.004474", idempotency_key=key())
+        with pytest.raises(InvalidInput, match=r"has 10\.00 g left; it cannot give 20\.00 g"):
+            services.spool_use(spool=s, grams_used="20", idempotency_key=key())
+
+    def test_the_reorder_alert_compares_exact_grams(self):
+        filament = FilamentFactory(reorder_threshold_g=Decimal("100"))
+        s = spool(filament, grams="100.004")
+        assert not StockAlert.objects.filter(filament=filament).exists()
+        services.spool_use(spool=s, grams_used="0.005", idempotency_key=key())  # 99.999 g: below 100
+        alert = StockAlert.objects.get(filament=filament)
+        assert alert.level == Decimal("100.00")  # recorded as people read it

@@ -95,7 +95,8 @@ def test_a_failure_at_layer_k_books_exactly_layers_one_to_k(signals):
     assert attempt.outcome == AttemptOutcome.FAILED and attempt.job.status == PrintJobStatus.FAILED
     assert SlotAllocation.objects.get(attempt=attempt).grams_booked == Decimal("5.625")
     movement = Movement.objects.get(spool=fed, kind=MovementKind.FAILED_PRINT)
-    assert movement.delta_grams == Decimal("-5.63")  # the ledger keeps centigrams
+    assert movement.delta_grams == Decimal("-5.625")  # the ledger keeps what was extruded, to the microgram
+    assert "-5.63 g" in str(movement)  # shown to people rounded to 0.01 g
     assert not ProductMovement.objects.exists()
 
 
