@@ -29,7 +29,7 @@ from ortools.sat.python import cp_model
 
 from production.planning.problem import Problem, Schedule
 
-MAX_BLOCKS = 4
+MIN_BLOCKS = 2
 WEIGHT_SCALE = 1000
 
 
@@ -128,9 +128,8 @@ class FarmModel:
             blocks = []
             for family, jobs in by_family.items():
                 hinted = runs.get((printer, family), [])
-                count = min(len(jobs), MAX_BLOCKS, max(len(hinted), 2))
-                if len(hinted) > count:  # more stretches than blocks: the hint cannot be followed here
-                    hinted = []
+                # Enough blocks for the greedy stretches (the hint stays feasible), two at least.
+                count = max(len(hinted), min(len(jobs), MIN_BLOCKS))
                 ready = problem.ready[printer] + problem.changeover_between(problem.printer_family[printer], family)
                 previous = None
                 family_blocks = []
@@ -150,13 +149,11 @@ class FarmModel:
                     family_blocks.append(previous)
                     if k < len(hinted):
                         run = hinted[k]
-                        self.block_hints[present] = 1
-                        self.block_hints[lo] = hint.start[run[0]]
-                        self.block_hints[hi] = hint.end[run[-1]]
-                    elif hinted or not runs.get((printer, family)):
-                        self.block_hints[present] = 0
-                        self.block_hints[lo] = ready
-                        self.block_hints[hi] = ready
+                        first, last = hint.start[run[0]], hint.end[run[-1]]
+                    else:  # left out; placed after the last one so that the order holds
+                        first = last = max([ready] + [hint.end[run[-1]] + changeover for run in hinted])
+                    self.block_hints.update({present: int(k < len(hinted)), lo: first, hi: last,
+                                             size: last + changeover - first})
                 run_of = {job: k for k, run in enumerate(hinted) for job in run}
                 for job in jobs:
                     literal = self.assign[job][printer]
@@ -166,9 +163,8 @@ class FarmModel:
                     else:
                         choices = [model.new_bool_var("") for _ in family_blocks]
                         model.add(sum(choices) == literal)
-                        if hinted:
-                            for k, choice in enumerate(choices):
-                                self.block_hints[choice] = int(run_of.get(job) == k)
+                        for k, choice in enumerate(choices):
+                            self.block_hints[choice] = int(run_of.get(job) == k)
                     for choice, (present, lo, hi) in zip(choices, family_blocks, strict=True):
                         model.add_implication(choice, present)
                         model.add(self.start[job] >= lo).only_enforce_if(choice)
@@ -206,6 +202,9 @@ class FarmModel:
         solver.parameters.num_workers = _workers()
         solver.parameters.random_seed = 1
         solver.parameters.log_search_progress = log
+        # Presolve's probing and symmetry search take seconds on the larger farms and find little here.
+        solver.parameters.cp_model_probing_level = 0
+        solver.parameters.symmetry_level = 0
         status = solver.solve(self.model)
         return status, solver
 
