@@ -29,7 +29,9 @@ def lp_bound(problem: Problem) -> float:
     if not problem.n_jobs:
         return 0.0
     solver = pywraplp.Solver.CreateSolver("GLOP")
-    horizon = float(max(problem.ready) + sum(max(d.values()) for d in problem.durations))
+    # In hours: seconds put coefficients of 1e4 next to shares of 1e-3, which GLOP can give up on.
+    scale = 3600.0
+    horizon = (max(problem.ready) + sum(max(d.values()) for d in problem.durations)) / scale
     limit = solver.NumVar(0.0, horizon, "C")
     used = {p: solver.NumVar(0.0, 1.0, f"u{p}") for p in range(problem.n_printers) if problem.ready[p] > 0}
     loads = [[] for _ in range(problem.n_printers)]
@@ -38,19 +40,19 @@ def lp_bound(problem: Problem) -> float:
         for printer, duration in durations.items():
             share = solver.NumVar(0.0, 1.0, "")
             shares.append(share)
-            loads[printer].append(duration * share)
+            loads[printer].append(duration / scale * share)
             if printer in used:
                 solver.Add(share <= used[printer])
         solver.Add(solver.Sum(shares) == 1)
     for printer, load in enumerate(loads):
         if load:
-            offset = problem.ready[printer] * used[printer] if printer in used else 0
+            offset = problem.ready[printer] / scale * used[printer] if printer in used else 0
             solver.Add(solver.Sum(load) + offset <= limit)
     solver.Minimize(limit)
     if solver.Solve() != pywraplp.Solver.OPTIMAL:
         return 0.0
     # The LP's optimum within its tolerance, never above what it proves.
-    return max(0.0, limit.solution_value() * (1 - 1e-7) - 1e-6)
+    return max(0.0, limit.solution_value() * scale * (1 - 1e-7) - 1e-3)
 
 
 def makespan_lower_bound(problem: Problem) -> float:
