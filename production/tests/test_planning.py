@@ -1,0 +1,381 @@
+"""The farm planner without the database: the exchange format, greedy and CP-SAT plans, the checker, the command."""
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from production.management.commands.plan_schedule import Command
+from production.planning import (
+    InstanceError,
+    check_plan,
+    load_instance,
+    parse_instance,
+    parse_plan,
+    plan,
+    plan_greedy,
+)
+
+MONDAY_8 = "2025-03-03T08:00:00+00:00"  # a Monday
+HOUR = 3600
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def planned(instance, **kwargs) -> dict:
+    """The plan as JSON gives it back, after the checker found nothing wrong."""
+    result = json.loads(json.dumps(plan(instance, **kwargs).to_dict()))
+    assert check_plan(instance, result) == []
+    return result
+
+
+def rows(result: dict) -> dict:
+    return {a["job"]: (a["printer"], at(a["start"]), at(a["end"])) for a in result["assignments"]}
+
+
+# --- random instances -------------------------------------------------------------------------------
+
+
+@st.composite
+def instances(draw):
+    printers = [f"p{i}" for i in range(draw(st.integers(1, 4)))]
+    families = ["PLA", "PETG", "TPU"][: draw(st.integers(1, 3))]
+    shifts = []
+    if draw(st.booleans()):
+        for weekday in draw(st.sets(st.integers(0, 6), min_size=1, max_size=7)):
+            start = draw(st.integers(0, 22))
+            length = draw(st.integers(1, 14))
+            end = (start + length) % 24
+            shifts.append({"weekday": weekday, "start": f"{start:02d}:00",
+                           "end": "24:00" if end == 0 else f"{end:02d}:{draw(st.sampled_from(['00', '30']))}"})
+    jobs = []
+    for index in range(draw(st.integers(1, 9))):
+        eligible = draw(st.sets(st.sampled_from(printers), min_size=1))
+        due = draw(st.one_of(st.none(), st.integers(1, 72)))
+        jobs.append({
+            "id": f"j{index}",
+            "durations_s": {p: draw(st.integers(60, 10 * HOUR)) for p in sorted(eligible)},
+            "family": draw(st.sampled_from(families)),
+            "due": (at(MONDAY_8) + timedelta(hours=due)).isoformat() if due else None,
+            "weight": draw(st.sampled_from([0.5, 1, 3])),
+        })
+    return parse_instance({
+        "now": MONDAY_8,
+        "timezone": draw(st.sampled_from(["UTC", "Europe/Berlin"])),
+        "changeover_s": draw(st.sampled_from([0, 600, 1800])),
+        "shifts": shifts,
+        "printers": [{"id": p, "available_at": (at(MONDAY_8) + timedelta(minutes=draw(st.integers(-60, 300))))
+                      .isoformat(), **({"family": draw(st.sampled_from(families))} if draw(st.booleans()) else {})}
+                     for p in printers],
+        "jobs": jobs,
+    })
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instance=instances())
+def test_random_plans_are_feasible_and_never_worse_than_greedy(instance):
+    result = planned(instance, time_limit_s=1)
+    baseline = json.loads(json.dumps(plan_greedy(instance).to_dict()))
+    assert check_plan(instance, baseline) == []
+    assert result["solver"] in ("cp-sat", "greedy")
+    mine = (result["weighted_lateness_s"], result["makespan_s"])
+    theirs = (baseline["weighted_lateness_s"], baseline["makespan_s"])
+    assert mine[0] < theirs[0] - 1e-6 or (mine[0] <= theirs[0] + 1e-6 and mine[1] <= theirs[1])
+    assert result["lower_bound_makespan_s"] <= result["makespan_s"]
+
+
+# --- hand-made cases ----------------------------------------------------------------------------------
+
+
+def test_a_job_starts_only_inside_a_shift_and_runs_on_past_its_end():
+    instance = parse_instance({
+        "now": MONDAY_8,
+        "shifts": [{"weekday": 0, "start": "09:00", "end": "10:00"}, {"weekday": 2, "start": "07:30", "end": "08:00"}],
+        "printers": [{"id": "a"}],
+        "jobs": [{"id": "long", "durations_s": {"a": 5 * HOUR}, "due": "2025-03-03T14:00:00Z", "weight": 2},
+                 {"id": "next", "durations_s": {"a": HOUR}}],
+    })
+    result = rows(planned(instance, time_limit_s=1))
+    assert result["long"][1:] == (at("2025-03-03T09:00:00Z"), at("2025-03-03T14:00:00Z"))
+    # Monday's shift is over when the printer is free: Wednesday 07:30 is the next start.
+    assert result["next"][1] == at("2025-03-05T07:30:00Z")
+
+
+def test_overnight_shifts_holidays_and_local_time():
+    instance = parse_instance({
+        "now": "2025-12-24T20:00:00+01:00",
+        "timezone": "Europe/Berlin",
+        "shifts": [{"weekday": day, "start": "22:00", "end": "02:00"} for day in range(7)],
+        "holidays": ["2025-12-24"],
+        "printers": [{"id": "a"}],
+        "jobs": [{"id": "one", "durations_s": {"a": 600}}],
+    })
+    result = planned(instance, time_limit_s=1)
+    # The 24th is a holiday: the shift that opens on the 25th at 22:00 Berlin time is the first.
+    assert rows(result)["one"][1] == at("2025-12-25T21:00:00Z")
+
+
+def test_changeovers_between_families_and_from_the_loaded_family():
+    instance = parse_instance({
+        "now": MONDAY_8,
+        "changeover_s": 1800,
+        "printers": [{"id": "a", "family": "PLA"}],
+        "jobs": [{"id": "pla-1", "durations_s": {"a": HOUR}, "family": "PLA"},
+                 {"id": "petg", "durations_s": {"a": HOUR}, "family": "PETG"},
+                 {"id": "pla-2", "durations_s": {"a": HOUR}, "family": "PLA"}],
+    })
+    result = planned(instance, time_limit_s=2)
+    # The best plan runs both PLA jobs first (the printer holds PLA) and changes over once.
+    assert result["makespan_s"] == 3 * HOUR + 1800
+    order = sorted(rows(result).items(), key=lambda item: item[1][1])
+    assert [job for job, _ in order][-1] == "petg"
+    # A printer holding another family changes over before its first job.
+    other = parse_instance({**instance.to_dict(), "printers": [{"id": "a", "family": "TPU"}]})
+    assert planned(other, time_limit_s=2)["makespan_s"] == 3 * HOUR + 2 * 1800
+
+
+def test_due_dates_and_weights_come_before_the_makespan():
+    instance = parse_instance({
+        "now": MONDAY_8,
+        "changeover_s": 0,
+        "printers": [{"id": "fast"}, {"id": "slow"}],
+        "jobs": [{"id": "urgent", "durations_s": {"fast": HOUR, "slow": 3 * HOUR}, "due": "2025-03-03T09:00:00Z",
+                  "weight": 5},
+                 {"id": "big", "durations_s": {"fast": 2 * HOUR, "slow": 2 * HOUR}}],
+    })
+    result = planned(instance, time_limit_s=1)
+    assert result["late_jobs"] == 0 and result["weighted_lateness_s"] == 0
+    assert rows(result)["urgent"][0] == "fast"
+    assert result["makespan_s"] == 2 * HOUR
+
+
+def test_printer_availability_and_the_lower_bound():
+    instance = parse_instance({
+        "now": MONDAY_8,
+        "printers": [{"id": "a"}, {"id": "b", "available_at": "2025-03-03T09:00:00Z"}],
+        "jobs": [{"id": f"j{i}", "durations_s": {"a": HOUR, "b": HOUR}} for i in range(4)],
+    })
+    result = planned(instance, time_limit_s=1)
+    assert all(start >= at("2025-03-03T09:00:00Z") for printer, start, _ in rows(result).values() if printer == "b")
+    # a runs 08-11 and b 09-10, or each two: 3 h in whole jobs. The LP splits every job, 4/9 of each on
+    # b, which counts 4/9 of its hour's delay: C = 4 h - 16/9 h = 16/9 h + 4/9 h = 20/9 h.
+    assert result["makespan_s"] == 3 * HOUR
+    assert result["lower_bound_makespan_s"] == pytest.approx(20 / 9 * HOUR, abs=1)
+
+
+def test_greedy_is_the_plan_when_no_time_is_left_for_cp_sat():
+    instance = parse_instance({
+        "now": MONDAY_8, "printers": [{"id": "a"}],
+        "jobs": [{"id": "j", "durations_s": {"a": 90.5}, "due": "2025-03-03T08:01:00Z"}],
+    })
+    result = planned(instance, time_limit_s=0.001)
+    assert result["solver"] == "greedy"
+    # A fraction of a second counts as a whole one; 31 s late at weight 1 (the default).
+    assert rows(result)["j"][2] == at("2025-03-03T08:01:31Z")
+    assert (result["late_jobs"], result["weighted_lateness_s"]) == (1, 31)
+
+
+def test_no_jobs_gives_an_empty_plan():
+    result = planned(parse_instance({"now": MONDAY_8, "printers": [{"id": "a"}], "jobs": []}))
+    assert result["assignments"] == [] and result["makespan_s"] == 0
+
+
+# --- the checker --------------------------------------------------------------------------------------
+
+
+def test_the_checker_finds_what_is_wrong():
+    instance = parse_instance({
+        "now": MONDAY_8, "changeover_s": 600,
+        "shifts": [{"weekday": 0, "start": "08:00", "end": "18:00"}],
+        "printers": [{"id": "a"}, {"id": "b"}],
+        "jobs": [{"id": "x", "durations_s": {"a": HOUR}, "family": "PLA"},
+                 {"id": "y", "durations_s": {"a": HOUR, "b": HOUR}, "family": "PETG"}],
+    })
+    good = planned(instance, time_limit_s=1)
+
+    def broken(**changes):
+        result = json.loads(json.dumps(good))
+        for item in result["assignments"]:
+            item.update(changes.get(item["job"], {}))
+        return result
+
+    def problems(result):
+        return " | ".join(check_plan(instance, result))
+
+    assert "cannot run on" in problems(broken(x={"printer": "b"}))
+    assert "needs 3600" in problems(broken(x={"end": "2025-03-03T08:30:00Z"}))
+    assert "outside every shift" in problems(broken(x={"start": "2025-03-03T19:00:00Z",
+                                                       "end": "2025-03-03T20:00:00Z"}))
+    both_on_a = broken(x={"start": "2025-03-03T08:00:00Z", "end": "2025-03-03T09:00:00Z"},
+                       y={"printer": "a", "start": "2025-03-03T09:05:00Z", "end": "2025-03-03T10:05:00Z"})
+    assert "a changeover needs" in problems(both_on_a)
+    overlap = broken(x={"start": "2025-03-03T08:00:00Z", "end": "2025-03-03T09:00:00Z"},
+                     y={"printer": "a", "start": "2025-03-03T08:30:00Z", "end": "2025-03-03T09:30:00Z"})
+    assert "needs 2025-03-03T09:10:00+00:00 or later" in problems(overlap)
+    missing = json.loads(json.dumps(good))
+    missing["assignments"] = [a for a in missing["assignments"] if a["job"] != "y"]
+    assert "y: not planned" in problems(missing)
+    twice = json.loads(json.dumps(good))
+    twice["assignments"].append(dict(twice["assignments"][0]))
+    assert "planned more than once" in problems(twice)
+    wrong_numbers = {**good, "makespan_s": good["makespan_s"] - 1}
+    assert "makespan_s" in problems(wrong_numbers)
+
+
+# --- the exchange format -------------------------------------------------------------------------------
+
+
+def test_the_exchange_format_round_trips():
+    data = {
+        "now": "2025-03-03T08:00:00+01:00", "timezone": "Europe/Berlin", "changeover_s": 900,
+        "shifts": [{"weekday": 0, "start": "07:00", "end": "19:00"}, {"weekday": 4, "start": "22:00", "end": "24:00"}],
+        "holidays": ["2025-04-18"],
+        "printers": [{"id": "a", "available_at": "2025-03-03T09:30:00+01:00", "family": "PLA"},
+                     {"id": "b", "available_at": "2025-03-03T08:00:00+01:00"}],
+        "jobs": [{"id": "j1", "durations_s": {"a": 5400, "b": 6000.5}, "family": "PLA",
+                  "due": "2025-03-04T12:00:00+01:00", "weight": 2},
+                 {"id": "j2", "durations_s": {"b": 60}, "family": "", "due": None, "weight": 1}],
+    }
+    instance = parse_instance(data)
+    assert instance.to_dict() == data
+    assert parse_instance(json.loads(json.dumps(instance.to_dict()))) == instance
+    result = plan(instance, time_limit_s=1)
+    text = json.dumps(result.to_dict())
+    assert parse_plan(json.loads(text)).to_dict() == result.to_dict()
+    assert set(json.loads(text)) == {"assignments", "makespan_s", "weighted_lateness_s", "late_jobs",
+                                     "lower_bound_makespan_s", "solver", "seconds"}
+
+
+def test_defaults_of_the_optional_fields():
+    instance = load_instance('{"now": "2025-03-03T08:00:00Z", "printers": [{"id": "a"}],'
+                             ' "jobs": [{"id": "j", "durations_s": {"a": 60}}]}')
+    assert instance.changeover_s == 0 and instance.shifts == [] and instance.holidays == []
+    assert instance.printers[0].available_at == at(MONDAY_8) and instance.printers[0].family is None
+    job = instance.jobs[0]
+    assert (job.family, job.due, job.weight) == ("", None, 1)
+
+
+VALID = {"now": MONDAY_8, "printers": [{"id": "a"}], "jobs": [{"id": "j", "durations_s": {"a": 60}}]}
+
+
+def with_job(**job):
+    return {**VALID, "jobs": [{"id": "j", "durations_s": {"a": 60}, **job}]}
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ([], "must be an object"),
+    ({"printers": [{"id": "a"}], "jobs": []}, "the field now is missing"),
+    ({**VALID, "now": "2025-03-03T08:00:00"}, "now: \"2025-03-03T08:00:00\" has no UTC offset"),
+    ({**VALID, "now": "yesterday"}, "now: \"yesterday\" is not an ISO 8601 date and time"),
+    ({**VALID, "timezone": "Mars/Olympus"}, "timezone: \"Mars/Olympus\" is not a known IANA time zone"),
+    ({**VALID, "changeover_s": -1}, "changeover_s: must be at least 0"),
+    ({**VALID, "changeover_s": "600"}, "changeover_s: must be a number"),
+    ({**VALID, "printers": []}, "printers: must be a non-empty list"),
+    ({**VALID, "printers": [{"id": "a"}, {"id": "a"}]}, "printers[1].id: the printer id \"a\" appears twice"),
+    ({**VALID, "printers": [{"id": ""}]}, "printers[0].id: must be a non-empty string"),
+    ({**VALID, "printers": [{"id": "a", "available_at": "2031-01-01T00:00:00Z"}]}, "more than three years away"),
+    ({**VALID, "printers": [{"id": "a", "speed": 2}]}, "printers[0].speed: unknown field"),
+    (with_job(durations_s={"zz": 60}), "jobs[0].durations_s.zz: there is no printer \"zz\" in printers"),
+    (with_job(durations_s={"a": -60}), "jobs[0].durations_s.a: must be more than 0"),
+    (with_job(durations_s={"a": 0}), "jobs[0].durations_s.a: must be more than 0"),
+    (with_job(durations_s={"a": 1e12}), "jobs[0].durations_s.a: must be more than 0 and at most 2592000"),
+    (with_job(durations_s={"a": True}), "jobs[0].durations_s.a: must be a number"),
+    (with_job(durations_s={}), "jobs[0].durations_s: names no printer"),
+    (with_job(durations_s=[60]), "jobs[0].durations_s: must be an object"),
+    (with_job(weight=-1), "jobs[0].weight: must be at least 0"),
+    (with_job(weight=10**30), "jobs[0].weight: must be at least 0 and at most 1000000"),
+    (with_job(due="2025-13-01T00:00:00Z"), "jobs[0].due: \"2025-13-01T00:00:00Z\" is not an ISO 8601"),
+    (with_job(family=3), "jobs[0].family: must be a string"),
+    ({**VALID, "jobs": [{"id": "j", "durations_s": {"a": 60}}, {"id": "j", "durations_s": {"a": 60}}]},
+     "jobs[1].id: the job id \"j\" appears twice"),
+    ({**VALID, "jobs": [{"durations_s": {"a": 60}}]}, "jobs[0]: the field id is missing"),
+    ({**VALID, "shifts": [{"weekday": 7, "start": "08:00", "end": "12:00"}]}, "shifts[0].weekday: must be a whole"),
+    ({**VALID, "shifts": [{"weekday": 0, "start": "8:00", "end": "12:00"}]}, "shifts[0].start: must be a time"),
+    ({**VALID, "shifts": [{"weekday": 0, "start": "24:00", "end": "12:00"}]}, "shifts[0].start: must be a time"),
+    ({**VALID, "shifts": [{"weekday": 0, "start": "08:00", "end": "12:60"}]}, "shifts[0].end: must be a time"),
+    ({**VALID, "shifts": [{"weekday": 0, "start": "08:00", "end": "08:00"}]}, "shifts[0]: a shift that starts"),
+    ({**VALID, "shifts": {"weekday": 0}}, "shifts: must be a list"),
+    ({**VALID, "holidays": ["25.12.2025"]}, "holidays[0]: must be a date"),
+])
+def test_bad_instances_are_refused_with_where_and_why(data, message):
+    with pytest.raises(InstanceError) as caught:
+        parse_instance(data)
+    assert message in caught.value.message
+    assert caught.value.status == 422
+
+
+def test_every_problem_is_reported_at_once():
+    data = {**VALID, "jobs": [{"id": "j", "durations_s": {"zz": 60}}, {"id": "k", "durations_s": {"a": -1}}]}
+    with pytest.raises(InstanceError) as caught:
+        parse_instance(data)
+    assert len(caught.value.errors) == 2
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"now": NaN}', "NaN is not a number JSON allows"),
+    ('{"now": Infinity}', "Infinity is not a number JSON allows"),
+    ('{"now": "x", "now": "y"}', "the key \"now\" appears twice"),
+    ('{"now": ', "Not valid JSON"),
+    (b"\xff\xfe", "Not valid JSON"),
+])
+def test_json_that_the_format_does_not_take(text, message):
+    with pytest.raises(InstanceError) as caught:
+        load_instance(text)
+    assert message in caught.value.message
+
+
+def test_a_huge_number_in_json_is_refused():
+    text = json.dumps(with_job()).replace('"a": 60', '"a": 1e999')
+    with pytest.raises(InstanceError, match="must be a finite number"):
+        load_instance(text)
+
+
+# --- the command --------------------------------------------------------------------------------------
+
+
+def test_the_command_prints_the_plan_as_json(tmp_path, capsys):
+    path = tmp_path / "instance.json"
+    path.write_text(json.dumps({
+        "now": MONDAY_8, "changeover_s": 600, "printers": [{"id": "a"}, {"id": "b"}],
+        "jobs": [{"id": f"j{i}", "durations_s": {"a": 600 * (i + 1), "b": 700}, "family": "AB"[i % 2]}
+                 for i in range(5)],
+    }))
+    call_command("plan_schedule", "--instance", str(path), "--time-limit", "1")
+    result = json.loads(capsys.readouterr().out)
+    assert check_plan(load_instance(path.read_text()), result) == []
+    assert result["solver"] in ("cp-sat", "greedy")
+
+
+def run_command(capsys, *args) -> tuple[int, str, str]:
+    try:
+        Command().run_from_argv(["manage.py", "plan_schedule", *args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_the_command_refuses_a_bad_instance_with_a_clear_message(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(with_job(durations_s={"nope": 60})))
+    code, out, err = run_command(capsys, "--instance", str(path))
+    assert code == 1 and out == ""
+    assert "The instance cannot be planned:" in err
+    assert "jobs[0].durations_s.nope: there is no printer \"nope\" in printers" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--instance", "/nonexistent/instance.json"], "Cannot read /nonexistent/instance.json"),
+    (["--instance", "-", "--time-limit", "0"], "--time-limit must be a number of seconds above 0"),
+    (["--instance", "-", "--time-limit", "nan"], "--time-limit must be a number of seconds above 0"),
+])
+def test_the_command_refuses_bad_arguments(capsys, args, message):
+    code, out, err = run_command(capsys, *args)
+    assert code == 1 and out == ""
+    assert message in err
