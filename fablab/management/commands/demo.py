@@ -248,13 +248,15 @@ class Command(BaseCommand):
         from catalog.models import ModelVariant
         from inventory import services as stock
 
-        for sku, units, cost in (("KEY-S-ORANGE", 24, "0.35"), ("CLIP-6-BLACK", 40, "0.20"),
-                                 ("COASTER-OCEAN", 6, "0.90")):
+        # (variant, units on the shelf, unit cost, sale price with VAT): prints of these show their margin.
+        for sku, units, cost, price in (("KEY-S-ORANGE", 24, "0.35", "4.90"), ("CLIP-6-BLACK", 40, "0.20", "2.50"),
+                                        ("COASTER-OCEAN", 6, "0.90", "7.90")):
             variant = ModelVariant.objects.filter(sku=sku).first()
             if variant is None:
                 continue
             product = stock.product_create(sku=f"P-{sku}", name=str(variant), kind="printed", variant=variant,
-                                           unit_cost=Decimal(cost), reorder_threshold_units=units // 4)
+                                           unit_cost=Decimal(cost), sale_price=Decimal(price),
+                                           reorder_threshold_units=units // 4)
             stock.product_stock_change(product=product, location=shelf, kind="produced", quantity=units,
                                        idempotency_key=f"demo-produced-{sku}")
 
