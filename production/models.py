@@ -51,7 +51,30 @@ class PrintJobQuerySet(models.QuerySet):
         return self.with_rank().order_by("priority_rank", "position", "created_at", "id")
 
 
-class PrintJob(TimeStampedModel):
+class CostBreakdown(models.Model):
+    """What a print cost (production.costs): materials, energy, machine and labour, with the inputs used.
+
+    An attempt's cost is computed when it ends; its job's cost is the sum of its attempts'.
+    """
+
+    cost_currency = models.CharField(_("currency"), max_length=3, blank=True, editable=False)
+    cost_material = models.DecimalField(_("material cost"), max_digits=10, decimal_places=2, null=True,
+                                        blank=True, editable=False)
+    cost_energy = models.DecimalField(_("energy cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                      editable=False)
+    cost_machine = models.DecimalField(_("machine cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                       editable=False)
+    cost_labour = models.DecimalField(_("labour cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                      editable=False)
+    cost_total = models.DecimalField(_("total cost"), max_digits=10, decimal_places=2, null=True, blank=True,
+                                     editable=False)
+    cost_inputs = models.JSONField(_("cost inputs"), default=dict, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class PrintJob(CostBreakdown, TimeStampedModel):
     """One item of the print queue: print plate `plate` of a catalog version `copies` times."""
 
     organization = models.ForeignKey(
@@ -92,19 +115,6 @@ class PrintJob(TimeStampedModel):
                                 on_delete=models.SET_NULL, related_name="+", editable=False)
     started_at = models.DateTimeField(_("started"), null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True, editable=False)
-    # The cost of the print (materials, energy, machine, labour), computed once it ends.
-    cost_currency = models.CharField(_("currency"), max_length=3, blank=True, editable=False)
-    cost_material = models.DecimalField(_("material cost"), max_digits=10, decimal_places=2, null=True,
-                                        blank=True, editable=False)
-    cost_energy = models.DecimalField(_("energy cost"), max_digits=10, decimal_places=2, null=True, blank=True,
-                                      editable=False)
-    cost_machine = models.DecimalField(_("machine cost"), max_digits=10, decimal_places=2, null=True, blank=True,
-                                       editable=False)
-    cost_labour = models.DecimalField(_("labour cost"), max_digits=10, decimal_places=2, null=True, blank=True,
-                                      editable=False)
-    cost_total = models.DecimalField(_("total cost"), max_digits=10, decimal_places=2, null=True, blank=True,
-                                     editable=False)
-    cost_inputs = models.JSONField(_("cost inputs"), default=dict, blank=True, editable=False)
     unplanned = models.BooleanField(_("started at the printer"), default=False, editable=False,
                                     help_text=_("Not queued: adopted when a printer started its file by hand."))
 
@@ -131,7 +141,7 @@ class PrintJob(TimeStampedModel):
         return max(0, self.copies - self.copies_done)
 
 
-class PrintAttempt(models.Model):
+class PrintAttempt(CostBreakdown):
     """One try at a print job on one printer; a re-queued job gets a new attempt when it goes out again."""
 
     job = models.ForeignKey(PrintJob, verbose_name=_("print job"), on_delete=models.CASCADE,
@@ -149,19 +159,6 @@ class PrintAttempt(models.Model):
     file_name = models.CharField(_("file on the printer"), max_length=255, blank=True,
                                  help_text=_("The name the file was sent under; the printer's job is matched by it."))
     booked_at = models.DateTimeField(_("filament booked"), null=True, blank=True)
-    # The cost of this attempt (production.costs), computed when it ends; the job's cost is the sum of its attempts'.
-    cost_currency = models.CharField(_("currency"), max_length=3, blank=True, editable=False)
-    cost_material = models.DecimalField(_("material cost"), max_digits=10, decimal_places=2, null=True,
-                                        blank=True, editable=False)
-    cost_energy = models.DecimalField(_("energy cost"), max_digits=10, decimal_places=2, null=True, blank=True,
-                                      editable=False)
-    cost_machine = models.DecimalField(_("machine cost"), max_digits=10, decimal_places=2, null=True, blank=True,
-                                       editable=False)
-    cost_labour = models.DecimalField(_("labour cost"), max_digits=10, decimal_places=2, null=True, blank=True,
-                                      editable=False)
-    cost_total = models.DecimalField(_("total cost"), max_digits=10, decimal_places=2, null=True, blank=True,
-                                     editable=False)
-    cost_inputs = models.JSONField(_("cost inputs"), default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["job", "number"]

@@ -2,7 +2,9 @@ from decimal import Decimal
 
 import pytest
 
+from printers.drivers.base import StorageFile
 from printers.tests.file_fixtures import bambu, ftps_sim, printer_file_settings, prusa, prusa_sim  # noqa: F401
+from production import services
 
 
 @pytest.fixture
@@ -19,3 +21,21 @@ def cost_settings(settings):
     settings.PRODUCTION_VAT_PERCENT = Decimal("19")
     settings.PRODUCTION_UNIT_COST_RECENT_JOBS = 10
     return settings
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """What dispatch asks of the printers app (upload, then start with the filament mapping), recorded instead of
+    sent; the loop tests use the simulators instead."""
+    calls = []
+
+    def upload(*, printer, name, source, size=None):
+        calls.append(("upload", printer.name, name))
+        return StorageFile(path=f"/{name}", name=name, folder="/", size_bytes=size, modified=None)
+
+    def start(*, printer, path, plate=1, filament_mapping=None, organization=None, idempotency_key=""):
+        calls.append(("start", printer.name, path, filament_mapping))
+
+    monkeypatch.setattr(services.printer_services, "printer_file_upload", upload)
+    monkeypatch.setattr(services.printer_services, "printer_start_file", start)
+    return calls

@@ -34,23 +34,6 @@ from production.tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """What dispatch asks of the printers app, recorded instead of sent (the loop tests use simulators)."""
-    calls = []
-
-    def upload(*, printer, name, source, size=None):
-        calls.append(("upload", printer.name, name))
-        return StorageFile(path=f"/{name}", name=name, folder="/", size_bytes=size, modified=None)
-
-    def start(*, printer, path, plate=1, filament_mapping=None, organization=None, idempotency_key=""):
-        calls.append(("start", printer.name, path, filament_mapping))
-
-    monkeypatch.setattr(services.printer_services, "printer_file_upload", upload)
-    monkeypatch.setattr(services.printer_services, "printer_start_file", start)
-    return calls
-
-
 def _tray(slot, material="PLA", colour="#00AE42", percent=80):
     return {"ams": 0, "tray": slot, "slot": slot, "type": material, "name": "", "colour": colour,
             "remaining_percent": percent, "loaded": False}
