@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import DataError
 from django.utils import timezone
 
 from fablab import services
@@ -135,6 +136,17 @@ class TestProblemsAndPagination:
         monkeypatch.setattr("fablab.selectors.membership_list", explode)
         body = assert_problem(api.get("/api/v1/organization/members"), 500)
         assert "secret internals" not in str(body)
+
+
+    @pytest.mark.parametrize("error", [DataError("value out of range for type bigint"),
+                                       OverflowError("Python int too large to convert to SQLite INTEGER")])
+    def test_a_value_the_database_cannot_hold_is_invalid_input(self, api, monkeypatch, error):
+        def refuse(**kwargs):
+            raise error
+
+        monkeypatch.setattr("fablab.selectors.membership_list", refuse)
+        body = assert_problem(api.get("/api/v1/organization/members"), 422, detail_contains="out of range")
+        assert "bigint" not in body["detail"] and "SQLite" not in body["detail"]
 
 
 class TestHealthAndDocs:
