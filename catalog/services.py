@@ -26,6 +26,7 @@ from catalog.models import (
     VariantVersion,
 )
 from fablab.exceptions import Conflict, InvalidInput, PermissionDenied
+from fablab.files import delete_stored
 from fablab.states import check_transition
 from fablab.validation import validate
 
@@ -286,7 +287,7 @@ def _delete_files_on_error(stored: list):
     except BaseException:
         for field_file in stored:
             try:
-                field_file.storage.delete(field_file.name)
+                delete_stored(field_file.storage, field_file.name)
             except Exception:  # the original error matters more than a failed clean-up
                 logger.exception("could not remove %s after a failed upload", field_file.name)
         raise

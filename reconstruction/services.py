@@ -16,6 +16,7 @@ from PIL import Image, ImageStat, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from fablab.exceptions import Conflict, InvalidInput
+from fablab.files import delete_stored
 from fablab.states import check_transition
 from fablab.validation import validate
 from reconstruction.choices import ALLOWED_TRANSITIONS, FINISHED, ScaleMethod, ScanStatus
@@ -156,7 +157,7 @@ def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
     try:
         photo.save()
     except Exception:
-        photo.image.storage.delete(photo.image.name)
+        delete_stored(photo.image.storage, photo.image.name)
         raise
     return photo, True
 
@@ -413,7 +414,7 @@ def _store_results(job: ScanJob, out, report: dict) -> None:
     except BaseException:
         storage = ScanJob._meta.get_field("mesh_stl").storage
         for name in stored:
-            storage.delete(name)
+            delete_stored(storage, name)
         raise
 
 

@@ -1,10 +1,12 @@
 """Values no column can hold, sent to every route of the partner API: a clear 4xx problem, never a 500.
 
 The routes come from the API's own OpenAPI document, so a route added tomorrow is covered without
-touching this file. The failures these guard against happen in the database (an offset beyond
-PostgreSQL's integers), so run this module against PostgreSQL too:
+touching this file. The failures these guard against happen in PostgreSQL (an offset beyond its
+integers, a NUL character in text), so run this module against it too:
 DATABASE_URL=postgres://... pytest tests/test_api_hostile_values.py
 """
+
+import json
 
 import pytest
 
@@ -67,6 +69,20 @@ INTEGER_PARAMS = sorted(
     for parameter in operation.get("parameters", [])
     if parameter["name"] not in ("limit", "offset") and "integer" in _types(parameter)
 )
+TEXT_QUERY_PARAMS = sorted(
+    (path, parameter["name"]) for path, operation in _operations("get")
+    for parameter in _params(operation, "query", "string")
+)
+JSON_BODY_ROUTES = sorted(
+    (method, path) for method in ("post", "put", "patch") for path, operation in _operations(method)
+    if "application/json" in operation.get("requestBody", {}).get("content", {})
+)
+FORM_FIELDS = sorted(
+    (path, name) for path, operation in _operations("post")
+    for name, field in (operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
+                        .get("schema", {}).get("properties", {}).items())
+    if field.get("format") != "binary" and "string" in _types({"schema": field})
+)
 
 
 def _operation(path: str, method: str = "get") -> dict:
@@ -77,7 +93,11 @@ def test_the_routes_were_found():
     """The discovery below reads the schema it expects; an empty list would make every test vacuous."""
     assert len(LIST_ROUTES) >= 14
     assert "/api/v1/api-keys" in LIST_ROUTES and "/api/v1/catalog/variants" in LIST_ROUTES
+    assert ("/api/v1/catalog/models", "q") in TEXT_QUERY_PARAMS
+    assert ("/api/v1/catalog/variants", "tag") in TEXT_QUERY_PARAMS
     assert ("/api/v1/catalog/models/{model_id}", "path", "model_id") in INTEGER_PARAMS
+    assert ("post", "/api/v1/scans") in JSON_BODY_ROUTES
+    assert ("/api/v1/catalog/variants/{variant_id}/versions", "change_note") in FORM_FIELDS
 
 
 # --- pagination -----------------------------------------------------------------------------
@@ -123,3 +143,51 @@ def test_an_integer_beyond_bigint_is_not_found_or_refused(lab_api, path, where, 
     else:
         assert_problem(response, response.status_code)
         assert response.status_code in (404, 422)
+
+
+# --- NUL characters ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "name"), TEXT_QUERY_PARAMS)
+@pytest.mark.parametrize("value", ["a\x00b", "\x00"])
+def test_a_nul_in_a_query_parameter_is_refused(lab_api, path, name, value):
+    body = assert_problem(lab_api.get(_url(path, _operation(path)), {name: value}), 422, detail_contains="NUL")
+    assert body["errors"][0]["loc"] == ["query", name]
+
+
+def test_a_nul_in_a_path_is_refused(lab_api):
+    assert_problem(lab_api.get("/api/v1/scans/1/download/st%00l"), 422, detail_contains="NUL")
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_BODY_ROUTES)
+def test_a_nul_in_a_json_body_is_refused(lab_api, method, path, partner):
+    url = _url(path, _operation(path, method))
+    payload = json.dumps({"title": "a\u0000b", "nested": [{"\u0000": 1}]})
+    response = getattr(lab_api, method)(url, payload, content_type="application/json",
+                                        headers={"Idempotency-Key": "nul-1"})
+    body = assert_problem(response, 422, detail_contains="NUL")
+    assert body["errors"][0]["loc"] == ["body", "title"]
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_nul(api):
+    response = api.post("/api/v1/scans", json.dumps({"title": "C:\\u0000 folder"}), content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["title"] == "C:\\u0000 folder"
+
+
+@pytest.mark.parametrize(("path", "name"), FORM_FIELDS)
+def test_a_nul_in_a_form_field_is_refused(lab_api, path, name):
+    body = assert_problem(lab_api.post(_url(path, _operation(path, "post")), {name: "a\x00b"}), 422,
+                          detail_contains="NUL")
+    assert body["errors"][0]["loc"] == ["form", name]
+
+
+def test_a_nul_in_a_header_is_refused(lab_api):
+    assert_problem(lab_api.get("/api/v1/organization", headers={"X-Trace": "a\x00b"}), 422, detail_contains="NUL")
+
+
+def test_the_portal_and_the_admin_answer_400(admin_client, client):
+    response = admin_client.get("/admin/catalog/model/", {"q": "a\x00b"})
+    assert response.status_code == 400 and b"NUL" in response.content
+    response = client.post("/accounts/login/", {"login": "a\x00@example.com", "password": "x"})
+    assert response.status_code == 400

@@ -126,6 +126,15 @@ class TestRefusedUploadsLeaveNothing:
         assert stored_files() == []
 
 
+    def test_a_nul_in_the_change_note_leaves_no_file_and_no_folder(self, fake_reader):
+        with pytest.raises(InvalidInput, match="change_note: Null characters are not allowed"):
+            services.variant_upload_sliced_file(variant=VariantFactory(), upload=gcode_upload(),
+                                                change_note="first\x00")
+        assert not SlicedFile.objects.exists() and not VariantVersion.objects.exists()
+        root = Path(default_storage.location)
+        assert not root.exists() or list(root.rglob("*")) == []
+
+
 class TestLargeFilesAreReadInTheBackground:
     def test_task_reads_later_and_is_safe_to_repeat(self, fake_reader, settings, django_capture_on_commit_callbacks,
                                                      monkeypatch):
