@@ -366,8 +366,9 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
 
     The file is refused (nothing stored, no row written) when it is too large, has a
     name the catalog does not take, its content is not the format its name says, or
-    it cannot be read. The same bytes uploaded again reuse the stored file; uploading
-    the file that is already the variant's current version is refused.
+    it cannot be read. The same bytes uploaded again for the same owner (the model's
+    designer, or the lab) reuse the stored file; uploading the file that is already the
+    variant's current version is refused.
     """
     name = (getattr(upload, "name", "") or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1][:255]
     size = upload.size
@@ -384,7 +385,9 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
 
     locked = ModelVariant.objects.select_for_update().select_related("model").get(pk=variant.pk)
     sha256 = _sha256(upload)
-    sliced_file = SlicedFile.objects.filter(sha256=sha256).first()
+    owner = locked.model.storage_owner
+    # Only the owner's own copy is reused: another organization's row has its name and metadata.
+    sliced_file = SlicedFile.objects.filter(storage_owner=owner, sha256=sha256).first()
     stored: list = []
     with _delete_files_on_error(stored):
         if sliced_file is None:
@@ -396,7 +399,7 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
                 )
             sliced_file = SlicedFile(
                 sha256=sha256, size_bytes=size, format=detected, original_name=name,
-                storage_owner=locked.model.storage_owner, uploaded_by=uploaded_by,
+                storage_owner=owner, uploaded_by=uploaded_by,
             )
             read_now = size <= settings.CATALOG_SYNC_READ_BYTES
             info = _read(upload, name=name) if read_now else None
