@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog import services
@@ -173,6 +176,21 @@ class TestUploading:
             assert response.status_code == 201, response.content
         assert SlicedFile.objects.count() == 1
         assert VariantVersion.objects.get(variant=second).sliced_file.original_name == "a.gcode"
+
+
+@pytest.mark.parametrize("body", [
+    b"binary stl".ljust(80, b" ") + b"\x00\x00\x00\x00",
+    b"solid empty\nendsolid empty\n",
+], ids=["binary", "ascii"])
+def test_an_stl_without_triangles_is_refused_and_nothing_is_stored(api, partner, body):
+    """The real reader (no substitute): an STL with nothing to print never becomes a version."""
+    variant = VariantFactory(model=ModelFactory(designer=partner))
+    response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions",
+                        {"file": SimpleUploadedFile("empty.stl", body)})
+    assert_problem(response, 422, detail_contains="empty.stl contains no readable triangles")
+    assert not SlicedFile.objects.exists() and not VariantVersion.objects.exists()
+    root = Path(default_storage.location)
+    assert not root.exists() or list(root.rglob("*")) == []
 
 
 class TestCurrentVersion:

@@ -427,6 +427,18 @@ def test_ascii_stl_is_detected_and_measured(tmp_path):
     assert info.extra["size_mm"] == [4.0, 4.0, 4.0]
 
 
+@pytest.mark.parametrize("data", [
+    binary_stl(np.zeros((0, 3, 3), dtype=np.float32)),  # a binary STL declaring 0 triangles
+    binary_stl(np.full((4, 3, 3), np.nan, dtype=np.float32)),  # triangles whose corners are not numbers
+    b"solid empty\nendsolid empty\n",  # an ASCII STL without facets
+    b"solid junk\n  facet normal 0 0 1\n    outer loop\n      vertex a b c\n      vertex x y z\n"
+    b"      vertex - - -\n    endloop\n  endfacet\nendsolid junk\n",  # facets without readable corners
+], ids=["binary-0", "binary-nan", "ascii-no-facets", "ascii-garbage"])
+def test_an_stl_without_readable_triangles_is_refused(tmp_path, data):
+    with pytest.raises(CorruptFile, match="empty.stl contains no readable triangles"):
+        read_sliced_file(write(tmp_path, "empty.stl", data))
+
+
 def test_a_cut_binary_stl_is_not_taken_for_an_stl(tmp_path):
     triangles = np.zeros((10, 3, 3), dtype=np.float32)
     with pytest.raises(UnsupportedFile):
