@@ -313,6 +313,21 @@ def _add_thumbnail(sliced_file: SlicedFile, *, png: bytes, width: int, height: i
     row.save()
 
 
+def _counting_stored_thumbnails(info) -> tuple[dict, list]:
+    """The reader's fields and plates, with `thumbnail_count` saying how many of the file's previews are stored.
+
+    The reader counts every preview block the file embeds; one that is cut off or damaged is listed
+    in `extra["skipped_thumbnails"]` and not stored, so the catalog does not count it either.
+    """
+    fields, plates = dict(info.fields), info.to_json().get("plates", [])
+    skipped = len(info.extra.get("skipped_thumbnails") or [])
+    if skipped and isinstance(fields.get("thumbnail_count"), int):
+        fields["thumbnail_count"] = max(fields["thumbnail_count"] - skipped, 0)
+        if len(plates) == 1 and "thumbnail_count" in plates[0]["fields"]:  # a single G-code's one plate
+            plates[0]["fields"]["thumbnail_count"] = fields["thumbnail_count"]
+    return fields, plates
+
+
 def _apply_info(sliced_file: SlicedFile, info, stored: list, *, source=None) -> None:
     """Store what the reader found on the file row and save its thumbnails as PNG.
 
@@ -320,8 +335,7 @@ def _apply_info(sliced_file: SlicedFile, info, stored: list, *, source=None) -> 
     """
     sliced_file.format = info.format
     sliced_file.sliced = info.sliced
-    sliced_file.metadata = info.fields
-    sliced_file.plates = info.to_json().get("plates", [])
+    sliced_file.metadata, sliced_file.plates = _counting_stored_thumbnails(info)
     sliced_file.config = info.config
     sliced_file.extra = info.extra
     sliced_file.warnings = list(info.warnings)

@@ -1,3 +1,4 @@
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,28 @@ def test_an_stl_without_triangles_is_refused_and_nothing_is_stored(api, partner,
     assert not SlicedFile.objects.exists() and not VariantVersion.objects.exists()
     root = Path(default_storage.location)
     assert not root.exists() or list(root.rglob("*")) == []
+
+
+def test_a_gcode_that_is_not_utf8_stores_no_string_as_a_number_and_counts_only_stored_previews(api, partner):
+    """The real reader: a byte that is not UTF-8 in a number and in the one preview's data."""
+    from catalog.tests.test_slicer_hostile import prusa_gcode
+
+    data = prusa_gcode().encode().replace(b"\n; filament used [g] = 3.70", b"\n; filament used [g] = 1.\xff23")
+    start = data.index(b"; thumbnail begin")
+    line = data.index(b"\n", start) + 1
+    data = data[:line + 4] + b"\xff" + data[line + 4:]  # inside the base64 of the preview
+    variant = VariantFactory(model=ModelFactory(designer=partner))
+    response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions",
+                        {"file": SimpleUploadedFile("latin.gcode", data)})
+    assert response.status_code == 201, response.content
+    served = response.json()["sliced_file"]
+    assert served["metadata"]["filament_used_g"] is None
+    assert served["metadata"]["filament_used_g_total"] == 3.7
+    assert served["thumbnail_count"] == 0 == served["metadata"]["thumbnail_count"]
+    assert served["plates"][0]["fields"]["thumbnail_count"] == 0
+    assert any("damaged and was skipped" in warning for warning in served["warnings"])
+    variant.refresh_from_db()
+    assert variant.filament_used_g == Decimal("3.70")
 
 
 class TestCurrentVersion:
