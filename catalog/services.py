@@ -26,7 +26,7 @@ from catalog.models import (
     VariantVersion,
 )
 from fablab.exceptions import Conflict, InvalidInput, PermissionDenied
-from fablab.files import delete_stored
+from fablab.files import delete_stored, format_mib
 from fablab.states import check_transition
 from fablab.validation import validate
 
@@ -390,8 +390,8 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
     if size == 0:
         raise InvalidInput(_("%(name)s is empty.") % {"name": name} if name else _("The file is empty."))
     if size > limit:
-        raise InvalidInput(_("%(name)s is %(size).0f MB; the limit is %(limit).0f MB.")
-                           % {"name": name, "size": size / 1e6, "limit": limit / 1e6})
+        raise InvalidInput(_("%(name)s is %(size)s; the limit is %(limit)s.")
+                           % {"name": name, "size": format_mib(size, up=True), "limit": format_mib(limit)})
     suffix = _suffix(name)
     if suffix is None:
         raise InvalidInput(_("%(name)s is not a file the catalog accepts: use .gcode, .bgcode, .3mf, "

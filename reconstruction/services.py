@@ -16,7 +16,7 @@ from PIL import Image, ImageStat, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from fablab.exceptions import Conflict, InvalidInput
-from fablab.files import delete_stored
+from fablab.files import delete_stored, format_mib
 from fablab.states import check_transition
 from fablab.validation import validate
 from reconstruction.choices import ALLOWED_TRANSITIONS, FINISHED, ScaleMethod, ScanStatus
@@ -24,7 +24,7 @@ from reconstruction.models import ScanJob, ScanPhoto
 
 logger = logging.getLogger(__name__)
 
-MB = 1024 * 1024
+MB = 1024 * 1024  # the *_MB settings are MiB
 MIN_LONG_SIDE = 640
 STALLED_GRACE_SECONDS = 600  # a running job's worker gets this long past the limit before it counts as lost
 FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "HEIF": ".jpg"}
@@ -139,8 +139,9 @@ def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
     name = (getattr(upload, "name", "") or "photo").rsplit("/", 1)[-1][:255]
     size = upload.size
     if size > settings.RECONSTRUCTION_MAX_PHOTO_MB * MB:
-        raise InvalidInput(_("%(name)s is %(size).0f MB; photos may have at most %(max)s MB.")
-                           % {"name": name, "size": size / MB, "max": settings.RECONSTRUCTION_MAX_PHOTO_MB})
+        raise InvalidInput(_("%(name)s is %(size)s; photos may have at most %(max)s.")
+                           % {"name": name, "size": format_mib(size, up=True),
+                              "max": format_mib(settings.RECONSTRUCTION_MAX_PHOTO_MB * MB)})
     upload.seek(0)
     data = upload.read()
     sha256 = hashlib.sha256(data).hexdigest()
@@ -151,8 +152,8 @@ def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
         raise InvalidInput(_("A scan takes at most %(max)s photos.") % {"max": settings.RECONSTRUCTION_MAX_PHOTOS})
     total = sum(job.photos.values_list("size_bytes", flat=True)) + size
     if total > settings.RECONSTRUCTION_MAX_JOB_MB * MB:
-        raise InvalidInput(_("The photos of one scan may have at most %(max)s MB together.")
-                           % {"max": settings.RECONSTRUCTION_MAX_JOB_MB})
+        raise InvalidInput(_("The photos of one scan may have at most %(max)s together.")
+                           % {"max": format_mib(settings.RECONSTRUCTION_MAX_JOB_MB * MB)})
     facts = _inspect(data, name=name)
     stored = facts["data"] or data
     photo = ScanPhoto(job=job, original_name=name, sha256=sha256, extension=FORMATS[facts["format"]],

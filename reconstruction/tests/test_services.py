@@ -70,7 +70,7 @@ class TestPhotos:
 
     def test_size_limits(self, job, settings):
         settings.RECONSTRUCTION_MAX_PHOTO_MB = 0
-        with pytest.raises(InvalidInput, match="at most 0 MB"):
+        with pytest.raises(InvalidInput, match="at most 0 MiB"):
             services.scan_photo_add(job=job, upload=photo())
 
     def test_count_limit(self, job, settings):
