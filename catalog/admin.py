@@ -29,6 +29,7 @@ from catalog.models import (
 )
 from fablab.admin_base import ReadOnlyTabInline
 from fablab.exceptions import ApplicationError
+from fablab.files import format_mib
 from fablab.html import colour_swatches, duration_text
 
 
@@ -304,6 +305,7 @@ class ModelVariantAdmin(ModelAdmin):
             "upload_url": reverse("admin:catalog_modelvariant_upload_file", args=[variant.pk]),
             "change_url": reverse("admin:catalog_modelvariant_change", args=[variant.pk]),
             "max_bytes": settings.CATALOG_MAX_UPLOAD_BYTES,
+            "max_size": format_mib(settings.CATALOG_MAX_UPLOAD_BYTES),
             "accept": ",".join(services.ACCEPTED_SUFFIXES),
         }
         return TemplateResponse(request, "catalog/admin/variant_upload.html", context)

@@ -1,7 +1,8 @@
 """The model library: models, their variants, and the versions of each variant's sliced file.
 
 Model → ModelVariant → VariantVersion → SlicedFile. A sliced file is stored once per
-content (sha256) and can back versions of several variants. The variant carries a
+owner and content (storage_owner, sha256) and can back versions of several of that owner's
+variants; another owner's identical bytes get a row, a name and a copy of their own. The variant carries a
 copy of its current version's key metadata, so that search and filters never join
 through the version history.
 """
@@ -119,10 +120,14 @@ class ModelImage(TimeStampedModel):
 
 
 class SlicedFile(TimeStampedModel):
-    """One stored file, identified by its content. Uploading the same bytes again reuses it."""
+    """One stored file of one owner, identified by its content. The owner uploading the same bytes again reuses it.
+
+    Owners never share a row: a row carries its uploader's file name and its metadata, and another
+    organization's upload of the same bytes must show neither (nor reveal that the bytes exist).
+    """
 
     file = models.FileField(_("file"), upload_to=sliced_file_path, max_length=400)
-    sha256 = models.CharField(_("SHA-256"), max_length=64, unique=True, editable=False)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, editable=False)
     size_bytes = models.BigIntegerField(_("size (bytes)"), editable=False)
     format = models.CharField(_("format"), max_length=10, choices=FileFormat.choices)
     original_name = models.CharField(_("original name"), max_length=255)
@@ -159,6 +164,9 @@ class SlicedFile(TimeStampedModel):
         ordering = ["-created_at"]
         verbose_name = _("sliced file")
         verbose_name_plural = _("sliced files")
+        constraints = [
+            models.UniqueConstraint(fields=["storage_owner", "sha256"], name="catalog_sliced_file_unique_per_owner"),
+        ]
 
     def __str__(self) -> str:
         return self.original_name

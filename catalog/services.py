@@ -26,6 +26,7 @@ from catalog.models import (
     VariantVersion,
 )
 from fablab.exceptions import Conflict, InvalidInput, PermissionDenied
+from fablab.files import delete_stored, format_mib
 from fablab.states import check_transition
 from fablab.validation import validate
 
@@ -286,7 +287,7 @@ def _delete_files_on_error(stored: list):
     except BaseException:
         for field_file in stored:
             try:
-                field_file.storage.delete(field_file.name)
+                delete_stored(field_file.storage, field_file.name)
             except Exception:  # the original error matters more than a failed clean-up
                 logger.exception("could not remove %s after a failed upload", field_file.name)
         raise
@@ -312,6 +313,21 @@ def _add_thumbnail(sliced_file: SlicedFile, *, png: bytes, width: int, height: i
     row.save()
 
 
+def _counting_stored_thumbnails(info) -> tuple[dict, list]:
+    """The reader's fields and plates, with `thumbnail_count` saying how many of the file's previews are stored.
+
+    The reader counts every preview block the file embeds; one that is cut off or damaged is listed
+    in `extra["skipped_thumbnails"]` and not stored, so the catalog does not count it either.
+    """
+    fields, plates = dict(info.fields), info.to_json().get("plates", [])
+    skipped = len(info.extra.get("skipped_thumbnails") or [])
+    if skipped and isinstance(fields.get("thumbnail_count"), int):
+        fields["thumbnail_count"] = max(fields["thumbnail_count"] - skipped, 0)
+        if len(plates) == 1 and "thumbnail_count" in plates[0]["fields"]:  # a single G-code's one plate
+            plates[0]["fields"]["thumbnail_count"] = fields["thumbnail_count"]
+    return fields, plates
+
+
 def _apply_info(sliced_file: SlicedFile, info, stored: list, *, source=None) -> None:
     """Store what the reader found on the file row and save its thumbnails as PNG.
 
@@ -319,8 +335,7 @@ def _apply_info(sliced_file: SlicedFile, info, stored: list, *, source=None) -> 
     """
     sliced_file.format = info.format
     sliced_file.sliced = info.sliced
-    sliced_file.metadata = info.fields
-    sliced_file.plates = info.to_json().get("plates", [])
+    sliced_file.metadata, sliced_file.plates = _counting_stored_thumbnails(info)
     sliced_file.config = info.config
     sliced_file.extra = info.extra
     sliced_file.warnings = list(info.warnings)
@@ -365,8 +380,9 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
 
     The file is refused (nothing stored, no row written) when it is too large, has a
     name the catalog does not take, its content is not the format its name says, or
-    it cannot be read. The same bytes uploaded again reuse the stored file; uploading
-    the file that is already the variant's current version is refused.
+    it cannot be read. The same bytes uploaded again for the same owner (the model's
+    designer, or the lab) reuse the stored file; uploading the file that is already the
+    variant's current version is refused.
     """
     name = (getattr(upload, "name", "") or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1][:255]
     size = upload.size
@@ -374,8 +390,8 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
     if size == 0:
         raise InvalidInput(_("%(name)s is empty.") % {"name": name} if name else _("The file is empty."))
     if size > limit:
-        raise InvalidInput(_("%(name)s is %(size).0f MB; the limit is %(limit).0f MB.")
-                           % {"name": name, "size": size / 1e6, "limit": limit / 1e6})
+        raise InvalidInput(_("%(name)s is %(size)s; the limit is %(limit)s.")
+                           % {"name": name, "size": format_mib(size, up=True), "limit": format_mib(limit)})
     suffix = _suffix(name)
     if suffix is None:
         raise InvalidInput(_("%(name)s is not a file the catalog accepts: use .gcode, .bgcode, .3mf, "
@@ -383,7 +399,9 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
 
     locked = ModelVariant.objects.select_for_update().select_related("model").get(pk=variant.pk)
     sha256 = _sha256(upload)
-    sliced_file = SlicedFile.objects.filter(sha256=sha256).first()
+    owner = locked.model.storage_owner
+    # Only the owner's own copy is reused: another organization's row has its name and metadata.
+    sliced_file = SlicedFile.objects.filter(storage_owner=owner, sha256=sha256).first()
     stored: list = []
     with _delete_files_on_error(stored):
         if sliced_file is None:
@@ -395,7 +413,7 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
                 )
             sliced_file = SlicedFile(
                 sha256=sha256, size_bytes=size, format=detected, original_name=name,
-                storage_owner=locked.model.storage_owner, uploaded_by=uploaded_by,
+                storage_owner=owner, uploaded_by=uploaded_by,
             )
             read_now = size <= settings.CATALOG_SYNC_READ_BYTES
             info = _read(upload, name=name) if read_now else None

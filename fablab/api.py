@@ -12,6 +12,7 @@ from ninja.throttling import AuthRateThrottle
 
 from catalog.api import router as catalog_router
 from fablab.api_auth import read_key
+from fablab.api_openapi import document_errors
 from fablab.health import health_report
 from fablab.org_api import router as organization_router
 from fablab.problems import install_problem_handlers, problem_response
@@ -21,7 +22,15 @@ from printers.api import router as printers_router
 from production.api import router as production_router
 from reconstruction.api import router as scans_router
 
-api = NinjaAPI(
+
+class PartnerAPI(NinjaAPI):
+    """The NinjaAPI whose OpenAPI document also lists every operation's error answers (fablab.api_openapi)."""
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None):
+        return document_errors(self, super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
+
+
+api = PartnerAPI(
     title="fablab API",
     version="1",
     description=(

@@ -5,6 +5,7 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DataError
 from django.http import Http404, HttpRequest, JsonResponse
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
 
@@ -90,6 +91,18 @@ def install_problem_handlers(api) -> None:
     def permission_denied(request, exc):
         return problem_response(request, status=403, title="Permission denied",
                                 detail=str(exc) or "Permission denied.", code="permission-denied")
+
+    def out_of_range(request, exc: Exception):
+        # A value the database cannot hold (a number beyond its integers, a text it refuses) is the
+        # request's fault; the checks in front of the database should have caught it, so it is logged.
+        logger.warning("A value of %s %s is out of range: %s", request.method, request.path, exc)
+        return problem_response(
+            request, status=422, title="Invalid input", code="invalid-input",
+            detail="A value of this request is out of range: a number too large or a text the database refuses.",
+        )
+
+    api.add_exception_handler(DataError, out_of_range)
+    api.add_exception_handler(OverflowError, out_of_range)  # SQLite: an integer beyond 64 bits in a query
 
     @api.exception_handler(Exception)
     def unexpected(request, exc):

@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "fablab.middleware.RefuseNulMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -263,6 +264,9 @@ if not 1 <= PRODUCTION_UNIT_COST_RECENT_JOBS <= 1000:
 
 RECONSTRUCTION_MAX_PHOTO_MB = env_int("RECONSTRUCTION_MAX_PHOTO_MB", 40)
 RECONSTRUCTION_MAX_JOB_MB = env_int("RECONSTRUCTION_MAX_JOB_MB", 2000)
+# Checked from the image header before decoding: a decoded photo takes 3 bytes per pixel, so 50 MP
+# (48 MP phone cameras, 45 MP full-frame cameras) needs about 150 MB while it is checked.
+RECONSTRUCTION_MAX_PHOTO_PIXELS = env_int("RECONSTRUCTION_MAX_PHOTO_MEGAPIXELS", 50) * 1_000_000
 RECONSTRUCTION_MIN_PHOTOS = 8
 RECONSTRUCTION_MAX_PHOTOS = 200
 RECONSTRUCTION_RETENTION_DAYS = env_int("RECONSTRUCTION_RETENTION_DAYS", 30)

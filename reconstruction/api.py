@@ -45,8 +45,8 @@ def photo_upload(request: HttpRequest, scan_id: int, photo: File[UploadedFile]):
     job = selectors.scan_job_get(organization=tenant(request), job_id=scan_id)
     added, created = services.scan_photo_add(job=job, upload=photo)
     count = job.photos.count()
-    return Status(201 if created else 200, {"created": created, "name": added.original_name, "photos": count,
-                                            "advice": services.photo_advice(count)})
+    return Status(201 if created else 200, {"created": created, "name": added.original_name, "format": added.format,
+                                            "photos": count, "advice": services.photo_advice(count)})
 
 
 @router.post("/{scan_id}/submit", response=ScanOut, auth=write_key, summary="Start the reconstruction")

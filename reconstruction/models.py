@@ -95,3 +95,8 @@ class ScanPhoto(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.original_name
+
+    @property
+    def format(self) -> str:
+        """The type the content has, whatever its name said: JPEG (HEIC photos are stored as JPEG) or PNG."""
+        return {".jpg": "JPEG", ".png": "PNG"}.get(self.extension, self.extension.lstrip(".").upper())

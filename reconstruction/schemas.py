@@ -48,5 +48,7 @@ class ScanOut(Schema):
 class PhotoOut(Schema):
     created: bool
     name: str
+    format: str = Field(description="What the photo is, whatever its name says: JPEG (also for HEIC, which is "
+                                    "converted) or PNG.")
     photos: int
     advice: str

@@ -16,6 +16,7 @@ from PIL import Image, ImageStat, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from fablab.exceptions import Conflict, InvalidInput
+from fablab.files import delete_stored, format_mib
 from fablab.states import check_transition
 from fablab.validation import validate
 from reconstruction.choices import ALLOWED_TRANSITIONS, FINISHED, ScaleMethod, ScanStatus
@@ -23,8 +24,7 @@ from reconstruction.models import ScanJob, ScanPhoto
 
 logger = logging.getLogger(__name__)
 
-MB = 1024 * 1024
-MAX_PIXELS = 60_000_000  # 60 MP: larger "photos" are refused as decompression bombs
+MB = 1024 * 1024  # the *_MB settings are MiB
 MIN_LONG_SIDE = 640
 STALLED_GRACE_SECONDS = 600  # a running job's worker gets this long past the limit before it counts as lost
 FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "HEIF": ".jpg"}
@@ -72,44 +72,51 @@ def _as_jpeg(image: Image.Image) -> bytes:
     if 0x0112 in exif:
         exif[0x0112] = 1
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY, exif=exif.tobytes())
+    (image if image.mode == "RGB" else image.convert("RGB")).save(buffer, "JPEG", quality=JPEG_QUALITY,
+                                                                    exif=exif.tobytes())
     return buffer.getvalue()
+
+
+def _too_large(name: str, kind: str, width: int, height: int) -> InvalidInput:
+    return InvalidInput(
+        _("%(name)s is a %(kind)s image of %(w)s×%(h)s pixels (%(mp).1f megapixels); photos may have at most "
+          "%(max)s megapixels. Upload a smaller photo.")
+        % {"name": name, "kind": kind, "w": width, "h": height, "mp": width * height / 1e6,
+           "max": f"{settings.RECONSTRUCTION_MAX_PHOTO_PIXELS / 1e6:g}"})
 
 
 def _inspect(data: bytes, *, name: str) -> dict:
     """Decode the photo completely; refuse what the pipeline could not use.
 
-    HEIC/HEIF photos (phones) come back converted to JPEG under "data".
+    The type and the size come from the header, before any pixel is decoded: a decoded photo takes
+    3 bytes per pixel, so RECONSTRUCTION_MAX_PHOTO_PIXELS bounds the memory one upload can take.
+    The content decides the type, whatever the name says. HEIC/HEIF photos (phones) come back
+    converted to JPEG under "data".
     """
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own bomb warning starts at 89 MP; the limit below decides, and says why.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
-                probe.verify()
-            with Image.open(io.BytesIO(data)) as image:
-                kind = image.format
+                kind, (width, height) = probe.format, probe.size
                 if kind not in FORMATS:
                     raise InvalidInput(_("%(name)s is not a JPEG or PNG photo (it is %(kind)s); upload JPEG or PNG, "
                                          "or HEIC from a phone.") % {"name": name, "kind": kind or "?"})
-                if image.width * image.height > MAX_PIXELS:
-                    raise Image.DecompressionBombError(name)
+                if width * height > settings.RECONSTRUCTION_MAX_PHOTO_PIXELS:
+                    raise _too_large(name, kind, width, height)
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as image:
                 image.load()
                 converted = _as_jpeg(image) if kind in CONVERTED else None
-                width, height = image.size
                 details = _exif(image)
-                small = image.convert("L")
-                small.thumbnail((256, 256))
-                spread = ImageStat.Stat(small).stddev[0]
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidInput(_("%(name)s has more than %(mp)s megapixels; upload a smaller photo.")
-                           % {"name": name, "mp": MAX_PIXELS // 1_000_000}) from None
+                image.thumbnail((256, 256))  # in place: no second full-size copy to measure the contrast
+                spread = ImageStat.Stat(image.convert("L")).stddev[0]
+    except Image.DecompressionBombError:  # beyond Pillow's hard limit: refused while reading the header
+        raise InvalidInput(_("%(name)s has far more than %(max)s megapixels; upload a smaller photo.")
+                           % {"name": name, "max": f"{settings.RECONSTRUCTION_MAX_PHOTO_PIXELS / 1e6:g}"}) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidInput(_("%(name)s is not a photo that can be read (damaged or not an image).")
                            % {"name": name}) from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
     if max(width, height) < MIN_LONG_SIDE:
         raise InvalidInput(_("%(name)s is only %(w)s×%(h)s pixels; photos need at least %(min)s pixels on "
                              "their long side.") % {"name": name, "w": width, "h": height, "min": MIN_LONG_SIDE})
@@ -132,8 +139,9 @@ def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
     name = (getattr(upload, "name", "") or "photo").rsplit("/", 1)[-1][:255]
     size = upload.size
     if size > settings.RECONSTRUCTION_MAX_PHOTO_MB * MB:
-        raise InvalidInput(_("%(name)s is %(size).0f MB; photos may have at most %(max)s MB.")
-                           % {"name": name, "size": size / MB, "max": settings.RECONSTRUCTION_MAX_PHOTO_MB})
+        raise InvalidInput(_("%(name)s is %(size)s; photos may have at most %(max)s.")
+                           % {"name": name, "size": format_mib(size, up=True),
+                              "max": format_mib(settings.RECONSTRUCTION_MAX_PHOTO_MB * MB)})
     upload.seek(0)
     data = upload.read()
     sha256 = hashlib.sha256(data).hexdigest()
@@ -144,8 +152,8 @@ def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
         raise InvalidInput(_("A scan takes at most %(max)s photos.") % {"max": settings.RECONSTRUCTION_MAX_PHOTOS})
     total = sum(job.photos.values_list("size_bytes", flat=True)) + size
     if total > settings.RECONSTRUCTION_MAX_JOB_MB * MB:
-        raise InvalidInput(_("The photos of one scan may have at most %(max)s MB together.")
-                           % {"max": settings.RECONSTRUCTION_MAX_JOB_MB})
+        raise InvalidInput(_("The photos of one scan may have at most %(max)s together.")
+                           % {"max": format_mib(settings.RECONSTRUCTION_MAX_JOB_MB * MB)})
     facts = _inspect(data, name=name)
     stored = facts["data"] or data
     photo = ScanPhoto(job=job, original_name=name, sha256=sha256, extension=FORMATS[facts["format"]],
@@ -156,7 +164,7 @@ def scan_photo_add(*, job: ScanJob, upload) -> tuple[ScanPhoto, bool]:
     try:
         photo.save()
     except Exception:
-        photo.image.storage.delete(photo.image.name)
+        delete_stored(photo.image.storage, photo.image.name)
         raise
     return photo, True
 
@@ -413,7 +421,7 @@ def _store_results(job: ScanJob, out, report: dict) -> None:
     except BaseException:
         storage = ScanJob._meta.get_field("mesh_stl").storage
         for name in stored:
-            storage.delete(name)
+            delete_stored(storage, name)
         raise
 
 

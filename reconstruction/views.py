@@ -93,7 +93,7 @@ def photo_upload(request, organization, membership, job_id: int) -> JsonResponse
         return JsonResponse({"error": exc.message}, status=exc.status)
     count = job.photos.count()
     return JsonResponse({"created": created, "photos": count, "advice": services.photo_advice(count),
-                         "name": photo.original_name}, status=201 if created else 200)
+                         "name": photo.original_name, "format": photo.format}, status=201 if created else 200)
 
 
 def _act_on_scan(request, organization, job_id: int, service, done: str) -> None:

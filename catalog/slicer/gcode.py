@@ -22,12 +22,12 @@ from catalog.slicer.extrusion import ExtrusionCounter, LayerCounts, layer_table
 from catalog.slicer.normalise import (
     clean,
     minutes_to_seconds,
+    number_list,
     parse_duration,
     parse_number,
     resolve_percent,
     string_list,
     unquote,
-    value_list,
 )
 from catalog.slicer.result import Plate, SlicedFileInfo, empty_fields
 from catalog.slicer.thumbnails import Thumbnail, decode_base64
@@ -465,7 +465,7 @@ def _header_values(scan: Scan) -> dict:
 
 
 def _numbers(value) -> list | None:
-    return value_list(value) if value is not None else None
+    return number_list(value) if value is not None else None
 
 
 def map_slic3r_family(scan: Scan, fields: dict, extra: dict) -> None:

@@ -76,6 +76,19 @@ def value_list(value: str | None) -> list | None:
     return items or None
 
 
+def number_list(value: str | None) -> list | None:
+    """A numeric list ('0.4,0.4' -> [0.4, 0.4]), with value_list's rule for elements that are not numbers.
+
+    An element a slicer wrote as a word ('porkchop') is kept as written; one that holds anything
+    but ASCII was never a number nor a setting's word, it is bytes that are not text (a file that is
+    not UTF-8, read as Latin-1: '1.\xff23'), so the whole value cannot be read: None.
+    """
+    items = value_list(value)
+    if items and any(isinstance(item, str) and not item.isascii() for item in items):
+        return None
+    return items
+
+
 def string_list(value) -> list[str] | None:
     if value is None:
         return None

@@ -1,5 +1,7 @@
 """STL meshes (binary and ASCII): not sliced, but we report triangle count and size.
 
+A mesh without one triangle whose corners are numbers is refused: there is nothing to print.
+
 Both kinds are read in chunks, so memory stays flat whatever the file size.
 """
 
@@ -39,19 +41,20 @@ def read_stl(handle: BinaryIO, *, size: int, name: str) -> SlicedFileInfo:
     else:
         count, low, high = _ascii(handle, name=name)
         kind = "ascii"
-    extra = {"stl_kind": kind, "triangle_count": count}
-    warnings = []
-    if low is not None and high is not None:
-        extra["bounding_box_min_mm"] = [round(float(v), 4) for v in low]
-        extra["bounding_box_max_mm"] = [round(float(v), 4) for v in high]
-        extra["size_mm"] = [round(float(h - lo), 4) for lo, h in zip(low, high, strict=True)]
-    else:
-        extra["size_mm"] = None
-        warnings.append(f"{name} contains no readable triangles.")
+    if not count or low is None or high is None:
+        # Nothing to print or to preview: an empty export, or triangles whose corners are not numbers.
+        raise CorruptFile(f"{name} contains no readable triangles ({kind} STL, {count} declared). Export the "
+                          f"mesh again from your CAD program.")
+    extra = {
+        "stl_kind": kind, "triangle_count": count,
+        "bounding_box_min_mm": [round(float(v), 4) for v in low],
+        "bounding_box_max_mm": [round(float(v), 4) for v in high],
+        "size_mm": [round(float(h - lo), 4) for lo, h in zip(low, high, strict=True)],
+    }
     fields = empty_fields()
     fields["sliced"] = False
     return SlicedFileInfo(format="stl", sliced=False, fields=fields, plates=[], thumbnails=[], config={},
-                          extra=extra, warnings=warnings)
+                          extra=extra, warnings=[])
 
 
 def _binary(handle: BinaryIO, size: int, *, name: str):

@@ -30,6 +30,12 @@ def test_upload_page_offers_every_accepted_suffix(admin_client):
     assert b'accept=".gcode.3mf,.3mf,.bgcode,.gcode,.ufp,.stl"' in page.content
 
 
+def test_upload_page_says_the_limit_in_mib(admin_client, settings):
+    settings.CATALOG_MAX_UPLOAD_BYTES = 200 << 20
+    page = admin_client.get(reverse("admin:catalog_modelvariant_upload", args=[VariantFactory().pk]))
+    assert b"Up to 200 MiB per file." in page.content
+
+
 def test_refused_upload_answers_with_the_reason(admin_client, fake_reader):
     variant = VariantFactory()
     response = upload(admin_client, variant, gcode_upload(name="virus.exe"))

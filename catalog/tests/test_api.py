@@ -1,4 +1,8 @@
+from decimal import Decimal
+from pathlib import Path
+
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog import services
@@ -134,6 +138,82 @@ class TestUploading:
 
     def test_missing_file_field(self, api, catalog):
         assert_problem(api.post(f"/api/v1/catalog/variants/{catalog['own'].pk}/versions", {}), 422)
+
+    def test_the_same_bytes_from_two_partners_keep_each_their_name(self, api, partner, other_partner, fake_reader):
+        """Storage is shared only within one owner: a rival's name, metadata and uploader never show."""
+        body = b"G28 ; the same bytes\n"
+        rival_variant = VariantFactory(model=ModelFactory(designer=other_partner))
+        _key, raw = make_api_key(other_partner, scope=ApiKeyScope.WRITE)
+        rival_api = ApiClient(raw)
+        rival = rival_api.post(f"/api/v1/catalog/variants/{rival_variant.pk}/versions",
+                               {"file": gcode_upload(name="rival.gcode", body=body)})
+        assert rival.status_code == 201, rival.content
+        own_variant = VariantFactory(model=ModelFactory(designer=partner))
+        mine = api.post(f"/api/v1/catalog/variants/{own_variant.pk}/versions",
+                        {"file": gcode_upload(name="mine.gcode", body=body)})
+        assert mine.status_code == 201, mine.content
+        assert mine.json()["sliced_file"]["original_name"] == "mine.gcode"
+        assert rival.json()["sliced_file"]["sha256"] == mine.json()["sliced_file"]["sha256"]
+
+        for client, variant, name in ((api, own_variant, "mine.gcode"), (rival_api, rival_variant, "rival.gcode")):
+            shown = client.get(f"/api/v1/catalog/variants/{variant.pk}").json()
+            assert shown["versions"][0]["sliced_file"]["original_name"] == name
+            download = client.get(shown["versions"][0]["download_url"])
+            assert download.status_code == 200
+            assert f'filename="{name}"' in download["Content-Disposition"]
+            assert b"".join(download.streaming_content) == body
+        rows = SlicedFile.objects.filter(sha256=rival.json()["sliced_file"]["sha256"])
+        assert set(rows.values_list("storage_owner", "original_name")) == {
+            (f"org-{other_partner.pk}", "rival.gcode"), (f"org-{partner.pk}", "mine.gcode")}
+        assert all(row.file.name.startswith(f"catalog/{row.storage_owner}/") for row in rows)
+        assert fake_reader.calls == 2  # each owner's copy is read for that owner
+
+    def test_the_same_partner_uploading_the_same_bytes_again_shares_the_stored_file(self, api, partner):
+        body = b"G28 ; once\n"
+        first, second = (VariantFactory(model=ModelFactory(designer=partner)) for _ in range(2))
+        for variant, name in ((first, "a.gcode"), (second, "b.gcode")):
+            response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions",
+                                {"file": gcode_upload(name=name, body=body)})
+            assert response.status_code == 201, response.content
+        assert SlicedFile.objects.count() == 1
+        assert VariantVersion.objects.get(variant=second).sliced_file.original_name == "a.gcode"
+
+
+@pytest.mark.parametrize("body", [
+    b"binary stl".ljust(80, b" ") + b"\x00\x00\x00\x00",
+    b"solid empty\nendsolid empty\n",
+], ids=["binary", "ascii"])
+def test_an_stl_without_triangles_is_refused_and_nothing_is_stored(api, partner, body):
+    """The real reader (no substitute): an STL with nothing to print never becomes a version."""
+    variant = VariantFactory(model=ModelFactory(designer=partner))
+    response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions",
+                        {"file": SimpleUploadedFile("empty.stl", body)})
+    assert_problem(response, 422, detail_contains="empty.stl contains no readable triangles")
+    assert not SlicedFile.objects.exists() and not VariantVersion.objects.exists()
+    root = Path(default_storage.location)
+    assert not root.exists() or list(root.rglob("*")) == []
+
+
+def test_a_gcode_that_is_not_utf8_stores_no_string_as_a_number_and_counts_only_stored_previews(api, partner):
+    """The real reader: a byte that is not UTF-8 in a number and in the one preview's data."""
+    from catalog.tests.test_slicer_hostile import prusa_gcode
+
+    data = prusa_gcode().encode().replace(b"\n; filament used [g] = 3.70", b"\n; filament used [g] = 1.\xff23")
+    start = data.index(b"; thumbnail begin")
+    line = data.index(b"\n", start) + 1
+    data = data[:line + 4] + b"\xff" + data[line + 4:]  # inside the base64 of the preview
+    variant = VariantFactory(model=ModelFactory(designer=partner))
+    response = api.post(f"/api/v1/catalog/variants/{variant.pk}/versions",
+                        {"file": SimpleUploadedFile("latin.gcode", data)})
+    assert response.status_code == 201, response.content
+    served = response.json()["sliced_file"]
+    assert served["metadata"]["filament_used_g"] is None
+    assert served["metadata"]["filament_used_g_total"] == 3.7
+    assert served["thumbnail_count"] == 0 == served["metadata"]["thumbnail_count"]
+    assert served["plates"][0]["fields"]["thumbnail_count"] == 0
+    assert any("damaged and was skipped" in warning for warning in served["warnings"])
+    variant.refresh_from_db()
+    assert variant.filament_used_g == Decimal("3.70")
 
 
 class TestCurrentVersion:

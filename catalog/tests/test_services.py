@@ -102,6 +102,20 @@ class TestRefusedUploadsLeaveNothing:
             services.variant_upload_sliced_file(variant=VariantFactory(), upload=gcode_upload())
         assert stored_files() == []
 
+    @pytest.mark.parametrize(("limit", "size", "message"), [
+        (200 << 20, (200 << 20) + 1, "big.gcode is 200.1 MiB; the limit is 200 MiB."),
+        (1 << 20, 3 << 19, "big.gcode is 1.5 MiB; the limit is 1 MiB."),
+    ])
+    def test_too_large_says_the_sizes_in_the_limits_unit(self, fake_reader, settings, limit, size, message):
+        """CATALOG_MAX_UPLOAD_MB is MiB: 200 of them are 200 MiB, never '210 MB'."""
+        settings.CATALOG_MAX_UPLOAD_BYTES = limit
+        upload = gcode_upload(name="big.gcode", body=b"G28\n")
+        upload.size = size  # the check reads the size the upload declares; no need to send 200 MiB
+        with pytest.raises(InvalidInput) as refused:
+            services.variant_upload_sliced_file(variant=VariantFactory(), upload=upload)
+        assert refused.value.message == message
+        assert stored_files() == []
+
     def test_content_that_contradicts_the_name(self, fake_reader):
         fake_reader.detected = "3mf"
         with pytest.raises(InvalidInput, match="contains 3MF"):
@@ -124,6 +138,15 @@ class TestRefusedUploadsLeaveNothing:
         with pytest.raises(RuntimeError):
             services.variant_upload_sliced_file(variant=VariantFactory(), upload=gcode_upload())
         assert stored_files() == []
+
+
+    def test_a_nul_in_the_change_note_leaves_no_file_and_no_folder(self, fake_reader):
+        with pytest.raises(InvalidInput, match="change_note: Null characters are not allowed"):
+            services.variant_upload_sliced_file(variant=VariantFactory(), upload=gcode_upload(),
+                                                change_note="first\x00")
+        assert not SlicedFile.objects.exists() and not VariantVersion.objects.exists()
+        root = Path(default_storage.location)
+        assert not root.exists() or list(root.rglob("*")) == []
 
 
 class TestLargeFilesAreReadInTheBackground:

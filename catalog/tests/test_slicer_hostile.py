@@ -151,6 +151,27 @@ def test_invalid_utf8_gcode_is_read_as_latin1(tmp_path):
     assert any("not valid UTF-8" in w for w in info.warnings)
 
 
+@pytest.mark.parametrize(("line", "field"), [
+    (b"; filament used [g] = 1.\xff23", "filament_used_g"),
+    (b"; filament used [mm] = 1234.50,\xb512", "filament_used_mm"),
+    (b"; nozzle_diameter = 0.4", "nozzle_diameter"),
+])
+def test_a_number_made_of_bytes_that_are_not_text_is_left_out(tmp_path, line, field):
+    """A file that is not UTF-8 is read as Latin-1; a numeric value with such bytes is absent, never a string."""
+    data = prusa_gcode().encode()
+    key = line.split(b" = ")[0]
+    start = data.index(key)
+    data = data[:start] + line + data[data.index(b"\n", start):]
+    if field == "nozzle_diameter":  # the same field stays a number where the bytes are text
+        info = read_ok(write(tmp_path, "part.gcode", data + b"; printer_notes = \xe9t\xe9\n"))
+        assert info.fields[field] == [0.4]
+        return
+    info = read_ok(write(tmp_path, "part.gcode", data))
+    assert any("not valid UTF-8" in w for w in info.warnings)
+    assert info.fields[field] is None
+    assert not any(isinstance(v, str) for v in info.plates[0].fields.get(field) or [])
+
+
 def test_crlf_values_carry_no_carriage_return(tmp_path):
     info = read_ok(write(tmp_path, "crlf.gcode", prusa_gcode(newline="\r\n").encode()))
     assert info.fields["slicer_version"] == "2.8.1+linux"
@@ -425,6 +446,18 @@ def test_ascii_stl_is_detected_and_measured(tmp_path):
     assert info.format == "stl" and info.extra["stl_kind"] == "ascii"
     assert info.extra["triangle_count"] == 3
     assert info.extra["size_mm"] == [4.0, 4.0, 4.0]
+
+
+@pytest.mark.parametrize("data", [
+    binary_stl(np.zeros((0, 3, 3), dtype=np.float32)),  # a binary STL declaring 0 triangles
+    binary_stl(np.full((4, 3, 3), np.nan, dtype=np.float32)),  # triangles whose corners are not numbers
+    b"solid empty\nendsolid empty\n",  # an ASCII STL without facets
+    b"solid junk\n  facet normal 0 0 1\n    outer loop\n      vertex a b c\n      vertex x y z\n"
+    b"      vertex - - -\n    endloop\n  endfacet\nendsolid junk\n",  # facets without readable corners
+], ids=["binary-0", "binary-nan", "ascii-no-facets", "ascii-garbage"])
+def test_an_stl_without_readable_triangles_is_refused(tmp_path, data):
+    with pytest.raises(CorruptFile, match="empty.stl contains no readable triangles"):
+        read_sliced_file(write(tmp_path, "empty.stl", data))
 
 
 def test_a_cut_binary_stl_is_not_taken_for_an_stl(tmp_path):

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import DataError
 from django.utils import timezone
 
 from fablab import services
@@ -137,6 +138,17 @@ class TestProblemsAndPagination:
         assert "secret internals" not in str(body)
 
 
+    @pytest.mark.parametrize("error", [DataError("value out of range for type bigint"),
+                                       OverflowError("Python int too large to convert to SQLite INTEGER")])
+    def test_a_value_the_database_cannot_hold_is_invalid_input(self, api, monkeypatch, error):
+        def refuse(**kwargs):
+            raise error
+
+        monkeypatch.setattr("fablab.selectors.membership_list", refuse)
+        body = assert_problem(api.get("/api/v1/organization/members"), 422, detail_contains="out of range")
+        assert "bigint" not in body["detail"] and "SQLite" not in body["detail"]
+
+
 class TestHealthAndDocs:
     def test_health_reports_each_service(self, client):
         response = client.get("/api/v1/health")
@@ -165,3 +177,52 @@ class TestHealthAndDocs:
         schemes = schema["components"]["securitySchemes"]
         assert any(s.get("name") == "X-API-Key" and s.get("in") == "header" for s in schemes.values())
         assert client.get("/api/v1/docs").status_code == 200
+
+
+    def test_openapi_declares_the_problem_answers(self, client):
+        schema = client.get("/api/v1/openapi.json").json()
+        problem = schema["components"]["schemas"]["Problem"]
+        assert set(problem["required"]) == {"type", "title", "status", "detail", "instance"}
+        operations = [(method, path, op) for path, item in schema["paths"].items() for method, op in item.items()]
+        assert len(operations) > 40
+        for method, path, op in operations:
+            declared = set(op["responses"])
+            expected = {"422"}
+            if op.get("security"):
+                expected |= {"401", "403", "429"}
+            if any(p["in"] == "path" for p in op["parameters"]):
+                expected.add("404")
+            if method != "get":
+                expected.add("409")
+            assert expected <= declared, (method, path, sorted(expected - declared))
+            for code in expected:
+                content = op["responses"][code]["content"]
+                assert content == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                assert op["responses"][code]["description"]
+        health = schema["paths"]["/api/v1/health"]["get"]["responses"]
+        assert "401" not in health and "429" not in health  # no key, no rate limit
+        assert "404" in schema["paths"]["/api/v1/inventory/spools"]["post"]["responses"]  # filament_id may not exist
+        assert "404" not in schema["paths"]["/api/v1/scans"]["post"]["responses"]
+
+    def test_openapi_declares_the_idempotency_key_where_it_is_needed(self, client):
+        schema = client.get("/api/v1/openapi.json").json()
+        taking = {
+            (method, path) for path, item in schema["paths"].items() for method, op in item.items()
+            for parameter in op["parameters"]
+            if parameter["in"] == "header" and parameter["name"] == "Idempotency-Key" and parameter["required"]
+        }
+        assert taking == {
+            ("post", "/api/v1/inventory/spools"),
+            ("post", "/api/v1/inventory/spools/{spool_id}/use"),
+            ("post", "/api/v1/inventory/spools/{spool_id}/weigh"),
+            ("post", "/api/v1/inventory/spools/{spool_id}/adjust"),
+            ("post", "/api/v1/inventory/products/{product_id}/stock"),
+            ("post", "/api/v1/inventory/products/{product_id}/sales"),
+            ("post", "/api/v1/printers/{printer_id}/commands"),
+            ("post", "/api/v1/production/jobs"),
+        }
+
+    def test_a_declared_idempotency_key_is_really_required(self, lab_api):
+        """What the document says matches what the route does: without the header, 422 naming it."""
+        assert_problem(lab_api.post("/api/v1/inventory/spools", {"filament_id": 1, "grams": "1000"},
+                                    content_type="application/json"), 422, detail_contains="Idempotency-Key")

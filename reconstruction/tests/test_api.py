@@ -42,6 +42,13 @@ def test_bad_photos_and_too_few(api, monkeypatch):
                             content_type="application/json"), 422)
 
 
+def test_the_answer_names_the_type_the_photo_has(api):
+    scan_id = api.post("/api/v1/scans", {"title": "Cup"}, content_type="application/json").json()["id"]
+    answer = api.post(f"/api/v1/scans/{scan_id}/photos", {"photo": photo("shot.jpg", fmt="PNG")})
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["name"] == "shot.jpg" and answer.json()["format"] == "PNG"
+
+
 def test_isolation_between_organizations(api, other_partner):
     foreign = services.scan_job_create(organization=other_partner, user=None, title="Theirs")
     for method, path in [("get", ""), ("post", "/submit"), ("post", "/cancel"), ("get", "/download/stl")]:

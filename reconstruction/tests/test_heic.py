@@ -55,10 +55,10 @@ def test_corrupt_heic_is_refused_and_nothing_is_stored(job, cut):
     assert not ScanPhoto.objects.exists() and stored() == []
 
 
-def test_heic_meets_the_same_limits(job, monkeypatch):
+def test_heic_meets_the_same_limits(job, settings):
     with pytest.raises(InvalidInput, match="at least 640 pixels"):
         services.scan_photo_add(job=job, upload=heic(size=(480, 360)))
-    monkeypatch.setattr(services, "MAX_PIXELS", 100_000)
+    settings.RECONSTRUCTION_MAX_PHOTO_PIXELS = 100_000
     with pytest.raises(InvalidInput, match="megapixels"):
         services.scan_photo_add(job=job, upload=heic(seed=1))
     assert not ScanPhoto.objects.exists() and stored() == []

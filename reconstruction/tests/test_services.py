@@ -42,14 +42,35 @@ class TestPhotos:
         with pytest.raises(InvalidInput, match="can be read"):
             services.scan_photo_add(job=job, upload=SimpleUploadedFile("cut.jpg", data[: len(data) // 2]))
 
-    def test_decompression_bomb(self, job, monkeypatch):
-        monkeypatch.setattr(services, "MAX_PIXELS", 100_000)
+    def test_decompression_bomb(self, job, settings):
+        settings.RECONSTRUCTION_MAX_PHOTO_PIXELS = 100_000
         with pytest.raises(InvalidInput, match="megapixels"):
             services.scan_photo_add(job=job, upload=photo("big.jpg", size=(1000, 800)))
 
+    def test_the_pixel_limit_is_checked_from_the_header_and_names_the_true_type(self, job, settings, monkeypatch):
+        """A PNG named .jpg with more pixels than the limit is refused before one pixel is decoded."""
+        from PIL import ImageFile
+
+        settings.RECONSTRUCTION_MAX_PHOTO_PIXELS = 1_000_000
+
+        def no_decoding(image):
+            raise AssertionError("the photo was decoded before its size was checked")
+
+        monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+        with pytest.raises(InvalidInput) as refused:
+            services.scan_photo_add(job=job, upload=photo("big.jpg", size=(1300, 1000), fmt="PNG"))
+        assert refused.value.message == ("big.jpg is a PNG image of 1300×1000 pixels (1.3 megapixels); photos may "
+                                         "have at most 1 megapixels. Upload a smaller photo.")
+        assert not ScanPhoto.objects.exists() and stored() == []
+
+    def test_a_png_named_jpg_is_kept_as_what_it_is(self, job):
+        added, created = services.scan_photo_add(job=job, upload=photo("shot.jpg", fmt="PNG"))
+        assert created and added.extension == ".png" and added.format == "PNG"
+        assert added.image.name.endswith(".png") and added.original_name == "shot.jpg"
+
     def test_size_limits(self, job, settings):
         settings.RECONSTRUCTION_MAX_PHOTO_MB = 0
-        with pytest.raises(InvalidInput, match="at most 0 MB"):
+        with pytest.raises(InvalidInput, match="at most 0 MiB"):
             services.scan_photo_add(job=job, upload=photo())
 
     def test_count_limit(self, job, settings):
