@@ -16,6 +16,7 @@ urlpatterns = [
     # Spoolman-compatible API for Moonraker and OctoPrint (inventory/spoolman.py).
     path("spoolman/", include("inventory.spoolman")),
     path("scans/", include("reconstruction.urls")),
+    path("billing/", include("billing.urls")),
     path("", include("fablab.portal_urls")),
 ]
 
