@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing.choices import FREE_PLAN, SCANS, LedgerDirection, PeriodKind, PlanSource
@@ -149,3 +149,29 @@ def usage_ledger_list(*, organization, feature: str | None = None) -> QuerySet[U
 
 def usage_consumed(*, key: str, feature: str) -> UsageLedger | None:
     return UsageLedger.objects.filter(key=key, feature=feature, direction=LedgerDirection.CONSUME).first()
+
+
+def billing_kpis(*, now: datetime | None = None) -> list[dict]:
+    """The dashboard's billing figures: MRR, paying organizations by plan, overage this month, failed payments."""
+    from django.utils.translation import gettext as _
+
+    now = now or timezone.now()
+    paying = (OrganizationPlan.objects.filter(source=PlanSource.STRIPE)
+              .filter(Q(grace_until__isnull=True) | Q(grace_until__gt=now)))
+    mrr = paying.aggregate(total=Sum("plan__price_per_month"))["total"] or 0
+    by_plan = dict(paying.values_list("plan__name").annotate(n=Count("pk")).values_list("plan__name", "n"))
+    month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    overage = UsageLedger.objects.filter(overage=True, created_at__gte=month_start).aggregate(
+        units=Sum("delta"))["units"] or 0
+    currency = Plan.objects.exclude(price_per_month=0).values_list("currency", flat=True).first() or ""
+    figures = [
+        {"label": _("MRR"), "value": f"{mrr:,.2f} {currency}".strip()},
+        {"label": _("Active subscriptions"), "value": sum(by_plan.values())},
+    ]
+    figures += [{"label": name, "value": n} for name, n in sorted(by_plan.items())]
+    figures += [
+        {"label": _("Overage units this month"), "value": max(0, overage)},
+        {"label": _("Failed payments (in grace)"), "value": paying.filter(grace_until__isnull=False).count()},
+        {"label": _("Complimentary plans"), "value": OrganizationPlan.objects.filter(source=PlanSource.COMP).count()},
+    ]
+    return figures

@@ -13,4 +13,5 @@ def overview(request, organization, membership) -> HttpResponse:
         "organization": organization,
         "plans": selectors.plan_list(),
         "usage": selectors.usage_summary(organization=organization),
+        "time_zone": selectors.organization_time_zone(organization).key,
     })
