@@ -1,10 +1,17 @@
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.utils import translation
 
 from fablab.choices import ApiKeyScope, MembershipRole, OrganizationKind
 from fablab.tests.factories import MembershipFactory, OrganizationFactory, PartnerFactory, UserFactory, make_api_key
 from fablab.tests.helpers import ApiClient
+
+# On SQLite, dj-stripe's own migrations rebuild its many tables again and again (minutes); the test
+# database gets them straight from its models instead (SQLite checks foreign keys only at commit, so they
+# may point at tables created later). PostgreSQL runs them as `manage.py migrate` does.
+if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    settings.MIGRATION_MODULES = {**getattr(settings, "MIGRATION_MODULES", {}), "djstripe": None}
 
 # Fixtures other apps' tests use too (e.g. catalog's substitute slicer reader).
 pytest_plugins = ["catalog.tests.fixtures"]

@@ -10,6 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI, Status
 from ninja.throttling import AuthRateThrottle
 
+from billing.api import router as billing_router
 from catalog.api import router as catalog_router
 from fablab.api_auth import read_key
 from fablab.api_openapi import document_errors
@@ -51,6 +52,7 @@ api.add_router("/printers", printers_router)
 api.add_router("/inventory", inventory_router)
 api.add_router("/", production_router)  # its paths name what they are about: /printers/{id}/files
 api.add_router("/scans", scans_router)
+api.add_router("/billing", billing_router)
 
 
 @api.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["system"], throttle=[])

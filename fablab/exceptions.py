@@ -8,10 +8,11 @@ class ApplicationError(Exception):
     title = "Request refused"
     code = "refused"
 
-    def __init__(self, message: str, *, extra: dict | None = None):
+    def __init__(self, message: str, *, extra: dict | None = None, headers: dict | None = None):
         super().__init__(message)
         self.message = message
         self.extra = extra or {}
+        self.headers = headers or {}  # HTTP headers the API sends with the problem, e.g. Retry-After
 
 
 class NotFound(ApplicationError):
@@ -40,3 +41,19 @@ class InvalidInput(ApplicationError):
     status = 422
     title = "Invalid input"
     code = "invalid-input"
+
+
+class PaymentRequired(ApplicationError):
+    """The plan's allowance is used up and only a paid plan would allow more."""
+
+    status = 402
+    title = "Payment required"
+    code = "payment-required"
+
+
+class TooManyRequests(ApplicationError):
+    """A limit per period is reached; `headers` carries Retry-After."""
+
+    status = 429
+    title = "Too many requests"
+    code = "too-many-requests"

@@ -60,6 +60,13 @@ class Organization(TimeStampedModel):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def email(self) -> str:
+        """The billing contact (its first owner's e-mail): the address Stripe sends receipts to."""
+        owner = (self.memberships.filter(role=MembershipRole.OWNER).select_related("user")
+                 .order_by("created_at").first())
+        return owner.user.email if owner else ""
+
 
 class OrganizationOwnedQuerySet(models.QuerySet):
     def for_organization(self, organization: Organization) -> "OrganizationOwnedQuerySet":

@@ -41,9 +41,12 @@ def _validation_errors(errors: list) -> list[dict]:
 def install_problem_handlers(api) -> None:
     @api.exception_handler(ApplicationError)
     def application_error(request, exc: ApplicationError):
-        return problem_response(
+        response = problem_response(
             request, status=exc.status, title=exc.title, detail=exc.message, code=exc.code, **exc.extra
         )
+        for header, value in exc.headers.items():
+            response[header] = value
+        return response
 
     @api.exception_handler(ValidationError)
     def validation_error(request, exc: ValidationError):

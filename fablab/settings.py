@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "django_q",
     "ninja",
+    "djstripe",
     "fablab",
     "catalog",
     "inventory",
@@ -377,6 +378,16 @@ STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+# dj-stripe: the organization is the Stripe customer; webhooks arrive at /stripe/webhook/<uuid>/ (the
+# endpoint's row in the admin, created by `manage.py billing_sync_plans`) and are checked with its secret.
+STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY
+STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
+STRIPE_API_VERSION = env_str("STRIPE_API_VERSION", "2025-03-31.basil")
+DJSTRIPE_SUBSCRIBER_MODEL = "fablab.Organization"
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# A failed payment keeps the plan's limits this many days before the organization falls back to Free.
+BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7)
 
 # --- API ------------------------------------------------------------------------------
 

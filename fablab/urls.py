@@ -16,6 +16,9 @@ urlpatterns = [
     # Spoolman-compatible API for Moonraker and OctoPrint (inventory/spoolman.py).
     path("spoolman/", include("inventory.spoolman")),
     path("scans/", include("reconstruction.urls")),
+    path("billing/", include("billing.urls")),
+    # Stripe's webhooks (dj-stripe checks the signature with the endpoint's secret).
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("", include("fablab.portal_urls")),
 ]
 

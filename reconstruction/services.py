@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 from PIL import Image, ImageStat, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
+from billing import services as billing
 from fablab.exceptions import Conflict, InvalidInput
 from fablab.files import delete_stored, format_mib
 from fablab.states import check_transition
@@ -193,9 +194,25 @@ def scan_job_submit(*, job: ScanJob) -> ScanJob:
     return _queue(job)
 
 
+def usage_key(job: ScanJob, attempt: int) -> str:
+    """The key of the scan unit one run of a job uses: a retried submit counts once, a retry after a refund again."""
+    return f"scan-{job.pk}-run-{attempt}"
+
+
+def _refund(job: ScanJob, *, attempt: int) -> None:
+    """Give back the unit of a run that produced nothing (failed, or cancelled before it started)."""
+    billing.usage_refund(organization=job.organization, feature=billing.SCANS, key=usage_key(job, attempt))
+
+
 def _queue(job: ScanJob) -> ScanJob:
-    """Move a locked job to the queue; the long task cluster gets it once the transaction commits."""
+    """Move a locked job to the queue; the long task cluster gets it once the transaction commits.
+
+    The run's scan unit is used in the same transaction: a refusal (daily limit 429, allowance used up 402)
+    leaves the job as it was.
+    """
     _transition(job, ScanStatus.QUEUED)
+    billing.usage_consume(organization=job.organization, feature=billing.SCANS,
+                          key=usage_key(job, job.attempts + 1))
     job.error = ""
     job.save(update_fields=["status", "error", "updated_at"])
     transaction.on_commit(lambda: _enqueue(job.pk))
@@ -224,9 +241,12 @@ def scan_job_cancel(*, job: ScanJob) -> ScanJob:
         job.cancel_requested_at = timezone.now()
         job.save(update_fields=["cancel_requested_at", "updated_at"])
         return job
+    was_queued = job.status == ScanStatus.QUEUED
     _transition(job, ScanStatus.CANCELLED)
     _finish(job)
     job.save()
+    if was_queued:
+        _refund(job, attempt=job.attempts + 1)
     return job
 
 
@@ -292,6 +312,7 @@ def _claim(job_id: int) -> ScanJob | None:
             _transition(job, ScanStatus.CANCELLED)
             _finish(job)
             job.save()
+            _refund(job, attempt=job.attempts + 1)
             return None
         _transition(job, ScanStatus.RUNNING)
         job.started_at = timezone.now()
@@ -387,6 +408,7 @@ def scan_jobs_fail_stalled(*, now=None) -> int:
             job.error = _time_limit_message(settings.RECONSTRUCTION_TIME_LIMIT_SECONDS)
             _finish(job)
             job.save()
+            _refund(job, attempt=job.attempts)
         logger.warning("scan job %s was still running past its time limit; marked failed", job_id)
         failed += 1
     return failed
@@ -400,6 +422,8 @@ def _end(job: ScanJob, status: str, *, report: dict, error: str = "") -> None:
         locked.stage_timings = report.get("stage_timings", {})
         _finish(locked)
         locked.save()
+        if status == ScanStatus.FAILED:  # a failed scan stores no result: its unit is given back
+            _refund(locked, attempt=locked.attempts)
 
 
 def _store_results(job: ScanJob, out, report: dict) -> None:

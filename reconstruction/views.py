@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from fablab.exceptions import ApplicationError, InvalidInput
+from fablab.exceptions import ApplicationError, InvalidInput, NotFound
 from fablab.views import with_organization
 from reconstruction import selectors, services
 from reconstruction.choices import ScanStatus
@@ -105,8 +105,13 @@ def _act_on_scan(request, organization, job_id: int, service, done: str) -> None
 @require_POST
 @with_organization
 def scan_submit(request, organization, membership, job_id: int) -> HttpResponse:
-    _act_on_scan(request, organization, job_id, services.scan_job_submit,
-                 _("The scan is queued; this page shows its progress."))
+    try:
+        _act_on_scan(request, organization, job_id, services.scan_job_submit,
+                     _("The scan is queued; this page shows its progress."))
+    except NotFound:
+        raise
+    except ApplicationError as exc:  # too few photos, or the plan's daily or monthly allowance is used up
+        messages.error(request, exc.message)
     return redirect("scans:detail", job_id)
 
 

@@ -39,6 +39,13 @@ def test_demo_prints_working_credentials_and_is_repeatable():
     assert services.api_key_authenticate(raw_key=new_key).organization.kind == "partner"
     assert ApiKey.objects.filter(revoked_at__isnull=True).count() == 1
 
+    # The demo customer has a complimentary plan (as `billing_grant` gives), once however often the demo runs.
+    from billing.models import OrganizationPlan
+
+    plan = OrganizationPlan.objects.get(organization__kind="customer")
+    assert (plan.plan.key, plan.source) == ("starter", "comp") and OrganizationPlan.objects.count() == 1
+    assert "has the Starter plan" in second
+
 
 def test_demo_catalog_carries_read_sliced_files():
     from catalog.models import ModelVariant

@@ -61,17 +61,20 @@ class Command(BaseCommand):
             organization=partner_org, name=DEMO_KEY_NAME, scope=ApiKeyScope.WRITE
         )
 
+        billing_note = self._billing(customer_org)
         catalog_note = self._catalog(partner_org)
         inventory_note = self._inventory()
         printers_note = self._printers()
         queue_note = self._queue()
-        return raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note, queue_note
+        return (raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note, queue_note,
+                billing_note)
 
     def handle(self, *args, **options):
         # Load everything first; e-mails it triggers (low stock) are sent on commit, so the
         # credentials below are the last thing printed.
         with transaction.atomic():
-            raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note, queue_note = self._load()
+            (raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note, queue_note,
+             billing_note) = self._load()
 
         rows = [
             ("Admin (staff, superuser)", "http://127.0.0.1:8000/admin/", ADMIN[1], ADMIN[2]),
@@ -90,7 +93,23 @@ class Command(BaseCommand):
         self.stdout.write(f"  Catalog: {catalog_note}")
         self.stdout.write(f"  Inventory: {inventory_note}")
         self.stdout.write(f"  Printers: {printers_note}")
-        self.stdout.write(f"  Print queue: {queue_note}\n")
+        self.stdout.write(f"  Print queue: {queue_note}")
+        self.stdout.write(f"  Billing: {billing_note}\n")
+
+    DEMO_PLAN = "starter"
+
+    def _billing(self, customer_org) -> str:
+        """The demo customer gets a complimentary plan (as `billing_grant` gives one), unless it pays for one."""
+        from billing import selectors as billing_selectors
+        from billing import services as billing
+
+        entitlement = billing_selectors.entitlement_get(organization=customer_org)
+        if entitlement.source != "stripe":
+            billing.plan_grant_by_key(organization_slug=customer_org.slug, plan_key=self.DEMO_PLAN,
+                                      note="demo")
+            entitlement = billing_selectors.entitlement_get(organization=customer_org)
+        return (f"{customer_org} has the {entitlement.plan} plan; plans and usage at "
+                "http://127.0.0.1:8000/billing/")
 
     def _printers(self) -> str:
         """The demo printers, and the catalog's sample files for each on its simulated SD card or USB stick.

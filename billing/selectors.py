@@ -1,0 +1,177 @@
+"""Every non-trivial read of billing: the plan an organization has now, its periods and its usage."""
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from billing.choices import FREE_PLAN, SCANS, LedgerDirection, PeriodKind, PlanSource
+from billing.models import OrganizationPlan, Plan, PlanLimit, UsageCounter, UsageLedger
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """What an organization may use right now."""
+
+    plan: Plan | None
+    source: str
+    period_start: datetime
+    period_end: datetime
+    grace_until: datetime | None = None
+
+    def limit(self, feature: str) -> PlanLimit | None:
+        if self.plan is None:
+            return None
+        return next((row for row in self.plan.limits.all() if row.feature == feature), None)
+
+
+def organization_time_zone(organization) -> ZoneInfo:
+    """The organization's own time zone where it has one, else the site's."""
+    name = getattr(organization, "time_zone", "") or settings.TIME_ZONE
+    return ZoneInfo(str(name))
+
+
+def day_bounds(*, organization, now: datetime) -> tuple[datetime, datetime]:
+    """Start and end of the organization's day around `now`, as UTC datetimes (a DST day has 23 or 25 hours)."""
+    zone = organization_time_zone(organization)
+    local = now.astimezone(zone)
+    start = datetime.combine(local.date(), time(0), tzinfo=zone)
+    end = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
+    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    month0 = moment.month - 1 + months
+    year, month = moment.year + month0 // 12, month0 % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def calendar_month_bounds(*, organization, now: datetime) -> tuple[datetime, datetime]:
+    zone = organization_time_zone(organization)
+    local = now.astimezone(zone)
+    start = datetime(local.year, local.month, 1, tzinfo=zone)
+    return start.astimezone(ZoneInfo("UTC")), _add_months(start, 1).astimezone(ZoneInfo("UTC"))
+
+
+def _billing_period(row: OrganizationPlan | None, *, organization, now: datetime) -> tuple[datetime, datetime]:
+    """The subscription's billing period around `now`; the calendar month where there is no subscription period.
+
+    When Stripe's renewal has not arrived yet, the period rolls on by whole months from the last one known.
+    """
+    if row is None or row.period_start is None or row.period_end is None:
+        return calendar_month_bounds(organization=organization, now=now)
+    if row.period_start <= now < row.period_end:
+        return row.period_start, row.period_end
+    if now < row.period_start:
+        return calendar_month_bounds(organization=organization, now=now)
+    months = 0
+    while _add_months(row.period_end, months + 1) <= now:
+        months += 1
+    return _add_months(row.period_end, months), _add_months(row.period_end, months + 1)
+
+
+def free_plan() -> Plan | None:
+    return Plan.objects.prefetch_related("limits").filter(key=FREE_PLAN).first()
+
+
+def entitlement_get(*, organization, now: datetime | None = None) -> Entitlement:
+    """The plan and billing period an organization has at `now`.
+
+    No plan row, or a grace period after a failed payment that has run out: the free plan.
+    """
+    now = now or timezone.now()
+    row = (OrganizationPlan.objects.select_related("plan").prefetch_related("plan__limits")
+           .filter(organization=organization).first())
+    if row is not None and (row.grace_until is None or now < row.grace_until):
+        start, end = _billing_period(row, organization=organization, now=now)
+        return Entitlement(plan=row.plan, source=row.source, period_start=start, period_end=end,
+                           grace_until=row.grace_until)
+    start, end = calendar_month_bounds(organization=organization, now=now)
+    return Entitlement(plan=free_plan(), source=PlanSource.DEFAULT, period_start=start, period_end=end)
+
+
+def plan_list(*, public_only: bool = True) -> QuerySet[Plan]:
+    plans = Plan.objects.prefetch_related("limits")
+    return plans.filter(is_public=True) if public_only else plans
+
+
+def plan_get(*, key: str) -> Plan | None:
+    return Plan.objects.prefetch_related("limits").filter(key=key).first()
+
+
+def overage_units(*, organization, feature: str, period_start: datetime) -> int:
+    """Units above the allowance in one billing period, less those given back."""
+    total = UsageLedger.objects.filter(organization=organization, feature=feature, month_start=period_start,
+                                       overage=True).aggregate(units=Sum("delta"))["units"]
+    return max(0, total or 0)
+
+
+def usage_summary(*, organization, feature: str = SCANS, now: datetime | None = None) -> dict:
+    """The organization's plan and its use of one feature this billing period and today."""
+    now = now or timezone.now()
+    entitlement = entitlement_get(organization=organization, now=now)
+    limit = entitlement.limit(feature)
+    day_start, day_end = day_bounds(organization=organization, now=now)
+    counters = {
+        (c.period_kind, c.period_start): c.used
+        for c in UsageCounter.objects.filter(
+            organization=organization, feature=feature,
+            period_start__in=[entitlement.period_start, day_start],
+        )
+    }
+    return {
+        "plan": entitlement.plan.key if entitlement.plan else None,
+        "plan_name": entitlement.plan.name if entitlement.plan else "",
+        "source": entitlement.source,
+        "grace_until": entitlement.grace_until,
+        "period_start": entitlement.period_start,
+        "period_end": entitlement.period_end,
+        "month": {"used": counters.get((PeriodKind.MONTH, entitlement.period_start), 0),
+                  "limit": limit.per_month if limit else None},
+        "day": {"used": counters.get((PeriodKind.DAY, day_start), 0),
+                "limit": limit.per_day if limit else None, "resets_at": day_end},
+        "overage_units": overage_units(organization=organization, feature=feature,
+                                       period_start=entitlement.period_start),
+        "overage_unit_price": limit.overage_unit_price if limit else None,
+        "currency": entitlement.plan.currency if entitlement.plan else "",
+    }
+
+
+def usage_ledger_list(*, organization, feature: str | None = None) -> QuerySet[UsageLedger]:
+    rows = UsageLedger.objects.filter(organization=organization)
+    return rows.filter(feature=feature) if feature else rows
+
+
+def usage_consumed(*, key: str, feature: str) -> UsageLedger | None:
+    return UsageLedger.objects.filter(key=key, feature=feature, direction=LedgerDirection.CONSUME).first()
+
+
+def billing_kpis(*, now: datetime | None = None) -> list[dict]:
+    """The dashboard's billing figures: MRR, paying organizations by plan, overage this month, failed payments."""
+    from django.utils.translation import gettext as _
+
+    now = now or timezone.now()
+    paying = (OrganizationPlan.objects.filter(source=PlanSource.STRIPE)
+              .filter(Q(grace_until__isnull=True) | Q(grace_until__gt=now)))
+    mrr = paying.aggregate(total=Sum("plan__price_per_month"))["total"] or 0
+    by_plan = dict(paying.values_list("plan__name").annotate(n=Count("pk")).values_list("plan__name", "n"))
+    month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    overage = UsageLedger.objects.filter(overage=True, created_at__gte=month_start).aggregate(
+        units=Sum("delta"))["units"] or 0
+    currency = Plan.objects.exclude(price_per_month=0).values_list("currency", flat=True).first() or ""
+    figures = [
+        {"label": _("MRR"), "value": f"{mrr:,.2f} {currency}".strip()},
+        {"label": _("Active subscriptions"), "value": sum(by_plan.values())},
+    ]
+    figures += [{"label": name, "value": n} for name, n in sorted(by_plan.items())]
+    figures += [
+        {"label": _("Overage units this month"), "value": max(0, overage)},
+        {"label": _("Failed payments (in grace)"), "value": paying.filter(grace_until__isnull=False).count()},
+        {"label": _("Complimentary plans"), "value": OrganizationPlan.objects.filter(source=PlanSource.COMP).count()},
+    ]
+    return figures

@@ -1,0 +1,61 @@
+"""Concurrent uses of one allowance never overshoot it (conditional UPDATE, PostgreSQL)."""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from billing import selectors, services
+from billing.choices import SCANS
+from billing.models import UsageLedger
+from billing.tests.factories import on_plan
+from fablab.exceptions import TooManyRequests
+from fablab.tests.factories import OrganizationFactory
+
+pytestmark = [
+    # serialized_rollback: the plans of the data migration are back for the tests after these
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.skipif(connection.vendor != "postgresql",
+                       reason="concurrent transactions need PostgreSQL (SQLite runs one writer at a time)"),
+]
+
+
+def run_in_threads(count: int, work) -> tuple[list, list]:
+    barrier = threading.Barrier(count)
+    results, errors = [], []
+
+    def worker(n):
+        try:
+            barrier.wait()
+            results.append(work(n))
+        except Exception as exc:  # collected and asserted on below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results, errors
+
+
+def test_thirty_concurrent_uses_at_a_daily_limit_of_five_take_exactly_five():
+    org = OrganizationFactory()
+    on_plan(org, "starter")  # 5 scans a day
+    results, errors = run_in_threads(
+        30, lambda n: services.usage_consume(organization=org, feature=SCANS, key=f"conc-{n}"))
+    assert len(results) == 5
+    assert len(errors) == 25 and all(isinstance(e, TooManyRequests) for e in errors), errors
+    assert selectors.usage_summary(organization=org)["day"]["used"] == 5
+    assert UsageLedger.objects.filter(organization=org).count() == 5
+
+
+def test_the_same_key_thirty_times_at_once_counts_once():
+    org = OrganizationFactory()
+    on_plan(org, "business")
+    results, errors = run_in_threads(
+        30, lambda n: services.usage_consume(organization=org, feature=SCANS, key="same").pk)
+    assert errors == [] and len(set(results)) == 1
+    assert selectors.usage_summary(organization=org)["month"]["used"] == 1
