@@ -101,6 +101,9 @@ class OrganizationPlan(TimeStampedModel):
         help_text=_("A payment failed: the plan's limits stay until then, then the organization falls back to Free."),
     )
     stripe_subscription_id = models.CharField(_("Stripe subscription"), max_length=255, blank=True)
+    # When the Stripe events last applied were created: an older event arriving later changes nothing.
+    stripe_event_at = models.DateTimeField(_("last subscription event"), null=True, blank=True, editable=False)
+    payment_event_at = models.DateTimeField(_("last payment event"), null=True, blank=True, editable=False)
     note = models.CharField(_("note"), max_length=255, blank=True)
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("granted by"), null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")

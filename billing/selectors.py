@@ -175,3 +175,20 @@ def billing_kpis(*, now: datetime | None = None) -> list[dict]:
         {"label": _("Complimentary plans"), "value": OrganizationPlan.objects.filter(source=PlanSource.COMP).count()},
     ]
     return figures
+
+
+def stripe_customer_get(*, organization):
+    """The organization's Stripe customer (dj-stripe's row) in the configured mode, if it has one."""
+    from djstripe.models import Customer
+
+    return Customer.objects.filter(subscriber=organization, livemode=settings.STRIPE_LIVE_MODE).first()
+
+
+def organization_of_stripe_customer(*, customer_id: str | None):
+    from djstripe.models import Customer
+
+    if not customer_id:
+        return None
+    customer = Customer.objects.select_related("subscriber").filter(id=customer_id).first()
+    return customer.subscriber if customer is not None else None
+

@@ -11,7 +11,7 @@ Quota rules (README, "Billing"):
 """
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -203,3 +203,191 @@ def plan_grant_by_key(*, organization_slug: str, plan_key: str, by=None, note: s
 def plan_revoke_comp(*, organization) -> None:
     """End a complimentary plan: the organization is on Free again."""
     OrganizationPlan.objects.filter(organization=organization, source=PlanSource.COMP).delete()
+
+
+# --- Stripe: checkout, the customer portal, and what Stripe's webhooks say -------------------------------
+#
+# Entitlements change only here, from Stripe's events (the success page grants nothing). Events may come
+# twice (dj-stripe stores each event once and runs the handlers once) and in any order: each row remembers
+# when the last subscription event and the last payment event it applied were created, and an older one
+# arriving later changes nothing.
+
+ENTITLED_STATUSES = frozenset({"active", "trialing", "past_due"})  # past_due: the grace period decides
+ENDED_STATUSES = frozenset({"canceled", "unpaid", "incomplete_expired", "paused"})
+
+
+def subscription_checkout_start(*, organization, plan_key: str, success_url: str, cancel_url: str) -> str:
+    """Open a Stripe Checkout Session for `plan_key` and return its URL.
+
+    The organization's Stripe customer is created first and passed in, so Checkout never makes an
+    unlinked duplicate. The session holds the plan's monthly price and its metered overage price.
+    """
+    from billing import stripe_gateway
+
+    plan = selectors.plan_get(key=plan_key)
+    if plan is None or not plan.is_public:
+        raise NotFound(_("No plan with the key %(key)s.") % {"key": plan_key})
+    if plan.is_free or not plan.stripe_lookup_key:
+        raise InvalidInput(_("The %(plan)s plan is not sold through Stripe.") % {"plan": plan.name})
+    current = OrganizationPlan.objects.filter(organization=organization, source=PlanSource.STRIPE).first()
+    if current is not None:
+        raise Conflict(_("%(org)s already pays for a plan; change it under \"Manage billing\".") % {
+            "org": organization})
+    keys = [k for k in (plan.stripe_lookup_key, plan.stripe_overage_lookup_key) if k]
+    customer = stripe_gateway.customer_get_or_create(organization=organization)
+    prices = stripe_gateway.prices_by_lookup_key(keys)
+    missing = [k for k in keys if k not in prices]
+    if missing:
+        raise Conflict(_("The %(plan)s plan is not set up in Stripe yet (no price %(keys)s); staff run "
+                         "billing_sync_plans.") % {"plan": plan.name, "keys": ", ".join(missing)})
+    line_items = [{"price": prices[plan.stripe_lookup_key].id, "quantity": 1}]
+    if plan.stripe_overage_lookup_key:
+        line_items.append({"price": prices[plan.stripe_overage_lookup_key].id})  # metered: no quantity
+    session = stripe_gateway.checkout_session_create(
+        customer_id=customer.id, line_items=line_items, success_url=success_url, cancel_url=cancel_url,
+        organization_id=organization.pk, plan_key=plan.key)
+    logger.info("checkout %s opened for %s (%s)", session.id, organization.slug, plan.key)
+    return session.url
+
+
+def billing_portal_start(*, organization, return_url: str) -> str:
+    """Open Stripe's Customer Portal (card, cancel, invoices) for the organization and return its URL."""
+    from billing import stripe_gateway
+
+    customer = selectors.stripe_customer_get(organization=organization)
+    if customer is None:
+        raise NotFound(_("%(org)s has no Stripe account yet: subscribe to a plan first.") % {"org": organization})
+    return stripe_gateway.billing_portal_session_create(customer_id=customer.id, return_url=return_url).url
+
+
+def _from_timestamp(value) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
+
+
+def _subscription_period(subscription: dict) -> tuple[datetime | None, datetime | None]:
+    """The billing period, read from the subscription's items (Stripe moved it there in API 2025-03-31;
+    dj-stripe 2.11's `Subscription.current_period_end` still reads the subscription and finds nothing)."""
+    items = (subscription.get("items") or {}).get("data") or []
+    starts = [i["current_period_start"] for i in items if i.get("current_period_start")]
+    ends = [i["current_period_end"] for i in items if i.get("current_period_end")]
+    if not starts or not ends:  # an older API version: the subscription still carries it
+        return (_from_timestamp(subscription.get("current_period_start")),
+                _from_timestamp(subscription.get("current_period_end")))
+    return _from_timestamp(min(starts)), _from_timestamp(min(ends))
+
+
+def _subscription_plan(subscription: dict) -> Plan | None:
+    keys = [((item.get("price") or {}).get("lookup_key") or "") for item in
+            (subscription.get("items") or {}).get("data") or []]
+    return Plan.objects.filter(stripe_lookup_key__in=[k for k in keys if k]).first()
+
+
+def _organization_of(*, customer_id: str | None, metadata: dict | None):
+    """The organization a Stripe customer belongs to (dj-stripe's customer row), else the metadata's."""
+    from fablab.models import Organization
+
+    organization = selectors.organization_of_stripe_customer(customer_id=customer_id)
+    if organization is None and (metadata or {}).get("organization", "").isdigit():
+        organization = Organization.objects.filter(pk=int(metadata["organization"])).first()
+    return organization
+
+
+@transaction.atomic
+def subscription_apply(*, subscription: dict, event_created: datetime) -> OrganizationPlan | None:
+    """Make the organization's plan what a Stripe subscription says, unless a newer event was applied already.
+
+    Active (or trialing, or past due while the grace period runs): the plan whose monthly price has the
+    subscription's lookup key, for the items' billing period. Cancelled, unpaid or expired: Free.
+    """
+    organization = _organization_of(customer_id=_id(subscription.get("customer")),
+                                    metadata=subscription.get("metadata"))
+    if organization is None:
+        logger.warning("subscription %s: no organization for customer %s", subscription.get("id"),
+                       subscription.get("customer"))
+        return None
+    row = OrganizationPlan.objects.select_for_update().filter(organization=organization).first()
+    if row is not None and row.stripe_event_at and event_created < row.stripe_event_at:
+        logger.info("subscription %s: event of %s is older than the one applied; ignored", subscription.get("id"),
+                    event_created.isoformat())
+        return row
+    status = subscription.get("status", "")
+    is_current = row is not None and row.stripe_subscription_id == subscription["id"]
+    if status in ENDED_STATUSES:
+        if not is_current:
+            return row  # another subscription (or a comp) holds the plan: an old one ending changes nothing
+        row.plan, row.source = selectors.free_plan(), PlanSource.DEFAULT
+        row.period_start = row.period_end = row.grace_until = None
+        row.note = _("Stripe subscription %(status)s") % {"status": status}
+    elif status in ENTITLED_STATUSES:
+        plan = _subscription_plan(subscription)
+        if plan is None:
+            logger.error("subscription %s: no plan has any of its prices' lookup keys", subscription["id"])
+            return row
+        row = row or OrganizationPlan(organization=organization)
+        if not is_current:
+            row.grace_until, row.payment_event_at = None, None
+        row.plan, row.source, row.note, row.granted_by = plan, PlanSource.STRIPE, "", None
+        row.period_start, row.period_end = _subscription_period(subscription)
+        row.stripe_subscription_id = subscription["id"]
+    else:
+        return row  # incomplete: no entitlement until the first payment succeeds
+    row.stripe_event_at = event_created
+    validate(row)
+    row.save()
+    logger.info("%s: plan %s from Stripe subscription %s (%s)", organization.slug, row.plan.key,
+                subscription["id"], status)
+    return row
+
+
+def checkout_completed(*, session: dict, event_created: datetime) -> OrganizationPlan | None:
+    """A finished Checkout: apply the subscription it created (read back from Stripe)."""
+    from billing import stripe_gateway
+
+    subscription_id = _id(session.get("subscription"))
+    if session.get("mode") != "subscription" or not subscription_id:
+        return None
+    subscription = stripe_gateway.subscription_retrieve(subscription_id=subscription_id)
+    return subscription_apply(subscription=subscription.to_dict(), event_created=event_created)
+
+
+def _invoice_row(invoice: dict) -> OrganizationPlan | None:
+    organization = _organization_of(customer_id=_id(invoice.get("customer")), metadata=None)
+    if organization is None:
+        return None
+    return OrganizationPlan.objects.select_for_update().filter(organization=organization,
+                                                                source=PlanSource.STRIPE).first()
+
+
+@transaction.atomic
+def invoice_payment_failed(*, invoice: dict, event_created: datetime) -> OrganizationPlan | None:
+    """A payment failed: the plan's limits stay for BILLING_GRACE_DAYS, then the organization is on Free.
+
+    A grace period already running is not extended by Stripe's retries.
+    """
+    from django.conf import settings
+
+    row = _invoice_row(invoice)
+    if row is None or (row.payment_event_at and event_created < row.payment_event_at):
+        return row
+    if row.grace_until is None:
+        row.grace_until = event_created + timedelta(days=settings.BILLING_GRACE_DAYS)
+        logger.warning("%s: payment failed, grace until %s", row.organization.slug, row.grace_until.isoformat())
+    row.payment_event_at = event_created
+    row.save(update_fields=["grace_until", "payment_event_at", "updated_at"])
+    return row
+
+
+@transaction.atomic
+def invoice_paid(*, invoice: dict, event_created: datetime) -> OrganizationPlan | None:
+    """A payment went through: any grace period ends, the plan is fully on."""
+    row = _invoice_row(invoice)
+    if row is None or (row.payment_event_at and event_created < row.payment_event_at):
+        return row
+    row.grace_until, row.payment_event_at = None, event_created
+    row.save(update_fields=["grace_until", "payment_event_at", "updated_at"])
+    return row
+
+
+def _id(value) -> str | None:
+    """A Stripe reference is an id, or the expanded object."""
+    return value.get("id") if isinstance(value, dict) else value

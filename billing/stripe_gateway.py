@@ -1,0 +1,96 @@
+"""The few calls fablab makes to Stripe, in one place.
+
+Everything else in billing talks to Stripe only through these functions, so tests replace one thing:
+stripe-python's HTTP client (billing/tests/fake_stripe.py). Keys and the API version are dj-stripe's
+(settings `STRIPE_SECRET_KEY`, `STRIPE_LIVE_MODE`, `STRIPE_API_VERSION`). A failed call raises
+`StripeUnavailable`, a domain error the interfaces show like any other.
+"""
+
+import logging
+from datetime import datetime
+
+import stripe
+from django.conf import settings
+from django.utils.translation import gettext as _
+from djstripe.models import Customer
+from djstripe.settings import djstripe_settings
+
+from fablab.exceptions import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+class StripeUnavailable(ApplicationError):
+    status = 502
+    title = "Payment provider unavailable"
+    code = "stripe_unavailable"
+
+
+def _options() -> dict:
+    return {"api_key": djstripe_settings.get_default_api_key(livemode=settings.STRIPE_LIVE_MODE),
+            "stripe_version": djstripe_settings.STRIPE_API_VERSION}
+
+
+def _failed(exc: stripe.StripeError, doing: str) -> StripeUnavailable:
+    logger.warning("Stripe refused %s: %s", doing, exc)
+    return StripeUnavailable(_("Stripe could not %(doing)s just now (%(error)s); please try again.") % {
+        "doing": doing, "error": exc.user_message or type(exc).__name__})
+
+
+def customer_get_or_create(*, organization) -> Customer:
+    """The organization's Stripe customer, created (in Stripe and in dj-stripe's table) on first use.
+
+    Checkout is always given this customer, so a subscription never lands on an unlinked duplicate.
+    """
+    try:
+        customer, _created = Customer.get_or_create(subscriber=organization, livemode=settings.STRIPE_LIVE_MODE,
+                                                    api_key=_options()["api_key"])
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("create the customer")) from exc
+    return customer
+
+
+def prices_by_lookup_key(lookup_keys: list[str]) -> dict[str, stripe.Price]:
+    """The active prices with these lookup keys, by lookup key."""
+    try:
+        prices = stripe.Price.list(lookup_keys=lookup_keys, active=True, limit=100, **_options())
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("find the prices")) from exc
+    return {price.lookup_key: price for price in prices.auto_paging_iter()}
+
+
+def checkout_session_create(*, customer_id: str, line_items: list[dict], success_url: str, cancel_url: str,
+                            organization_id: int, plan_key: str) -> stripe.checkout.Session:
+    """A Checkout Session in subscription mode for `customer_id`; the customer is sent to its `url`."""
+    metadata = {"organization": str(organization_id), "plan": plan_key}
+    try:
+        return stripe.checkout.Session.create(
+            mode="subscription", customer=customer_id, line_items=line_items, success_url=success_url,
+            cancel_url=cancel_url, client_reference_id=str(organization_id), metadata=metadata,
+            subscription_data={"metadata": metadata}, **_options(),
+        )
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("open the checkout")) from exc
+
+
+def billing_portal_session_create(*, customer_id: str, return_url: str) -> stripe.billing_portal.Session:
+    try:
+        return stripe.billing_portal.Session.create(customer=customer_id, return_url=return_url, **_options())
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("open the billing portal")) from exc
+
+
+def subscription_retrieve(*, subscription_id: str) -> stripe.Subscription:
+    try:
+        return stripe.Subscription.retrieve(subscription_id, **_options())
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("read the subscription")) from exc
+
+
+def meter_event_create(*, event_name: str, customer_id: str, identifier: str, value: int,
+                       timestamp: datetime) -> stripe.billing.MeterEvent:
+    """Report `value` units to a billing meter. Stripe ignores a second event with the same identifier."""
+    return stripe.billing.MeterEvent.create(
+        event_name=event_name, identifier=identifier, timestamp=int(timestamp.timestamp()),
+        payload={"stripe_customer_id": customer_id, "value": str(value)}, **_options(),
+    )
