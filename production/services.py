@@ -420,7 +420,8 @@ def print_job_check_feasibility(*, job: PrintJob) -> feasibility.Feasibility:
 # printer started with a file dispatch sent is linked to that attempt; one started by hand with a file
 # of the catalog is adopted as an unplanned print job; anything else is an UnknownPrint for staff.
 # When it ends, the filament of each slot is booked on its spool (the whole plate for a completed print;
-# for a failed or cancelled one what layers 1..last reported layer extruded) and a completed print's
+# for a failed or cancelled one what layers 1..k extruded, k the last reported layer; with
+# PRODUCTION_BOOK_INSIDE_LAYER only the part of layer k its progress places it at) and a completed print's
 # units go into the variant's product stock. Every booking carries an idempotency key made of the
 # printer job and the slot, and the attempt is locked while it is booked, so a replayed signal, a
 # restarted listener or two workers book once.
@@ -584,7 +585,13 @@ def printer_job_started(*, printer_job) -> PrintAttempt | UnknownPrint:
 
 
 def _extruded(attempt: PrintAttempt, printer_job, outcome: str) -> dict[int, Decimal]:
-    """Grams per slot the attempt used: the whole plate when it completed, else through its last layer."""
+    """Grams per slot the attempt used: the whole plate when it completed, else up to where it stopped.
+
+    A printer that reported layers: layers 1..k-1 and, when it also reported its progress (and
+    PRODUCTION_BOOK_INSIDE_LAYER is on), the part of layer k that progress places it at
+    (catalog_selectors.sliced_file_extruded_at); else all of layer k. A printer without layers:
+    progress × the plate's grams.
+    """
     job = attempt.job
     whole = {slot: grams for slot, _m, _c, grams in _plate_slots(job)}
     if outcome == AttemptOutcome.COMPLETED:
@@ -592,8 +599,13 @@ def _extruded(attempt: PrintAttempt, printer_job, outcome: str) -> dict[int, Dec
     sliced_file = job.version.sliced_file
     layers = catalog_selectors.sliced_file_layer_count(sliced_file=sliced_file, plate=job.plate)
     if layers and printer_job.last_layer is not None:
-        through = catalog_selectors.sliced_file_extruded_through_layer(
-            sliced_file=sliced_file, plate=job.plate, layer=min(int(printer_job.last_layer), layers))
+        reached = printer_job.progress_reached
+        progress = None  # never reported (0) or not used: all of layer k
+        if settings.PRODUCTION_BOOK_INSIDE_LAYER and reached and reached > 0:
+            progress = min(100.0, float(reached))
+        through = catalog_selectors.sliced_file_extruded_at(
+            sliced_file=sliced_file, plate=job.plate, layer=min(int(printer_job.last_layer), layers),
+            progress_percent=progress)
         return {index + 1: Decimal(str(grams)).quantize(Decimal("0.001"))
                 for index, grams in enumerate(through) if index + 1 in whole or grams > 0}
     share = Decimal(str(max(0.0, min(100.0, printer_job.progress_reached or 0.0)))) / 100
@@ -669,8 +681,10 @@ def printer_job_finished(*, printer_job, outcome: str) -> PrintAttempt | Unknown
     """A printer job ended with `outcome` (completed, failed, cancelled): book what it used, once.
 
     Completed: each slot's grams of the plate on its spool and the printed units into the variant's
-    product stock. Failed or cancelled: the grams layers 1..the last reported layer extruded (progress ×
-    grams for a file without layers), no units. The plate then waits to be cleared. Safe to repeat.
+    product stock. Failed or cancelled: the grams layers 1..k extruded, k the last reported layer (with
+    PRODUCTION_BOOK_INSIDE_LAYER and a reported progress, only the part of layer k that progress places
+    it at; progress × grams for a file without layers), no units. The plate then waits to be cleared.
+    Safe to repeat.
     """
     if outcome not in _JOB_END:
         raise InvalidInput(_("A printer job ends completed, failed or cancelled, not %(outcome)r.")
