@@ -26,7 +26,9 @@ from inventory.choices import (
 
 HEX_COLOUR = RegexValidator(r"^#[0-9A-F]{6}$", _("A colour is written as #RRGGBB."))
 RFID_TAG_MAX_LENGTH = 64
-RFID_TAG = RegexValidator(r"^[0-9A-F]{8,64}$", _("An RFID tag is 8 to 64 hexadecimal digits (0-9, A-F)."))
+# Printers report a tray without a tag as all zeros: that is no spool's tag.
+RFID_TAG = RegexValidator(r"^(?!0+$)[0-9A-F]{8,64}$",
+                          _("An RFID tag is 8 to 64 hexadecimal digits (0-9, A-F), not all zeros."))
 CURRENCY = RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter currency code such as EUR."))
 
 

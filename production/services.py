@@ -40,6 +40,7 @@ from catalog.models import ModelVariant, VariantVersion
 from fablab.exceptions import ApplicationError, Conflict, InvalidInput
 from fablab.states import check_transition
 from fablab.validation import validate
+from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
 from inventory.choices import LocationKind, MovementKind, ProductKind, ProductMovementKind, SourceType
 from inventory.matching import delta_e, match_slots, material_key, normalise_hex
@@ -48,7 +49,7 @@ from printers import files as printer_files
 from printers import selectors as printer_selectors
 from printers import services as printer_services
 from printers.files import PrinterFile
-from printers.models import Printer
+from printers.models import Printer, PrinterLiveState
 from production import feasibility
 from production.choices import (
     ALLOWED_TRANSITIONS,
@@ -499,8 +500,39 @@ def _loaded_spool(printer_id: int, tray: int | None, material: str, colour: str 
     return min(fitting, key=lambda item: item[:2])[2] if fitting else None
 
 
+def _tray_tags(printer_id: int) -> dict[int, str]:
+    """The RFID tag each filament slot of the printer reports (printers' normalised `tag`), by slot."""
+    live = PrinterLiveState.objects.filter(printer_id=printer_id).values_list("filament_slots", flat=True).first()
+    return {entry["slot"]: str(entry["tag"]).strip().upper() for entry in live or []
+            if isinstance(entry, dict) and isinstance(entry.get("slot"), int) and entry.get("tag")}
+
+
+def _tagged_spool(printer_id: int, tray: int | None, material: str, colour: str | None) -> Spool | None:
+    """The spool in stock whose RFID tag the printer reads in `tray`; for an unknown tray, the tagged spool
+    in the printer that fits the slot best (material, then the closest colour within the tolerance)."""
+    tags = _tray_tags(printer_id)
+    if tray is not None:
+        tags = {tray: tags[tray]} if tray in tags else {}
+    spools = inventory_selectors.spools_by_rfid_tag(tags=tags.values())
+    if tray is not None:
+        return spools.get(tags[tray]) if tags else None
+    fitting = []
+    for number, tag in tags.items():
+        spool = spools.get(tag)
+        if spool is None or (material and material_key(spool.filament.material) != material_key(material)):
+            continue
+        difference = 0.0
+        if colour is not None:
+            difference = min((delta_e(colour, c) for c in spool.filament.colours if normalise_hex(c)), default=99.0)
+            if difference > settings.INVENTORY_COLOUR_TOLERANCE:
+                continue
+        fitting.append((difference, number, spool))
+    return min(fitting, key=lambda item: item[:2])[2] if fitting else None
+
+
 def _allocate(attempt: PrintAttempt, trays: dict[int, int] | None = None) -> None:
-    """Slot allocations of an attempt that has none: the spool loaded in the slot's tray, else the best match."""
+    """Slot allocations of an attempt that has none: the spool staff loaded in the slot's tray, else the spool
+    whose RFID tag the printer reads there, else the best match in stock."""
     if attempt.slots.exists():
         return
     rows = []
@@ -508,6 +540,8 @@ def _allocate(attempt: PrintAttempt, trays: dict[int, int] | None = None) -> Non
         tray = (trays or {}).get(slot)
         spool = _loaded_spool(attempt.printer_id, tray, material, colour) if attempt.printer_id else None
         source = SpoolSource.LOADED
+        if spool is None and attempt.printer_id:
+            spool, source = _tagged_spool(attempt.printer_id, tray, material, colour), SpoolSource.RFID
         if spool is None:
             spool, source = _matched_spool(material, colour, grams), SpoolSource.MATCHED
         rows.append(SlotAllocation(attempt=attempt, slot=slot, tray=tray, spool=spool, grams_planned=grams,
@@ -777,7 +811,8 @@ def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None
 # A printer can take a job when it is active, online, idle (or its last job ended), its plate is
 # cleared, its driver can receive and start the file, it passes feasibility's printer checks, and
 # every filament slot of the plate finds a loaded tray of the same material, a close colour and
-# enough grams left (a spool staff loaded there, else what the printer reports in its AMS). Among
+# enough grams left (a spool staff loaded there, else what the printer reports in its AMS, with the grams
+# left on the spool in stock whose RFID tag the tray reads). Among
 # those: exact colours first, then the fewest grams left on the trays it would use (to finish
 # spools). The claim is one conditional UPDATE of the job's status, so two dispatchers never send
 # one job twice; the printer is claimed the same way, through its station's plate.
@@ -809,11 +844,15 @@ class Placement:
 def _loaded_trays(printer: Printer) -> list[Tray]:
     trays: dict[int, Tray] = {}
     live = getattr(printer, "live", None)
-    for entry in (live.filament_slots if live is not None else None) or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("slot"), int):
-            continue
+    entries = [entry for entry in (live.filament_slots if live is not None else None) or []
+               if isinstance(entry, dict) and isinstance(entry.get("slot"), int)]
+    tags = {entry["slot"]: str(entry.get("tag") or "").strip().upper() for entry in entries}
+    tagged = inventory_selectors.spools_by_rfid_tag(tags=tags.values())
+    for entry in entries:
         percent = entry.get("remaining_percent")
         grams = (ASSUMED_SPOOL_GRAMS * Decimal(str(percent)) / 100) if isinstance(percent, int | float) else None
+        if tags[entry["slot"]] in tagged:  # a spool in stock the tray's RFID names: the grams it really has
+            grams = tagged[tags[entry["slot"]]].remaining_grams
         trays[entry["slot"]] = Tray(entry["slot"], str(entry.get("type") or ""), normalise_hex(entry.get("colour")),
                                     grams)
     for load in SpoolLoad.objects.filter(printer=printer).select_related("spool__filament"):

@@ -23,7 +23,7 @@ def test_a_spool_is_received_with_its_tag_in_upper_case_hex():
 
 
 @pytest.mark.parametrize("tag", ["not-hex-at-all", "ABC", "F" * 65, "5F3D8925633343C29FB9A97FA912597G", 1234,
-                                 "5F3D\x0089"])
+                                 "5F3D\x0089", "0" * 32, "0000-0000"])
 def test_a_bad_tag_is_refused_and_nothing_is_received(tag):
     filament = FilamentFactory()
     with pytest.raises(InvalidInput) as refused:
