@@ -3,7 +3,9 @@
 Each change locks the spool row (select_for_update), re-checks its idempotency key
 under the lock, appends one Movement and updates the cached remaining grams in the
 same transaction. Replaying an event with the same idempotency key returns the
-movement recorded the first time and changes nothing.
+movement recorded the first time and changes nothing. Once a change of what is in
+stock commits (a spool's grams, a spool received or archived, a filament added or
+edited), inventory.signals.stock_changed tells the apps that follow it.
 """
 
 import secrets
@@ -38,6 +40,7 @@ from inventory.models import (
     Spool,
     StockAlert,
 )
+from inventory.signals import stock_changed
 
 MAX_GRAMS = Decimal("50000")  # no spool holds 50 kg; larger numbers are typing errors
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: readable on a label
@@ -87,6 +90,11 @@ def _new_code() -> str:
     raise Conflict(_("Could not find a free label code; try again."))
 
 
+def _stock_changed(sender, filament_id: int) -> None:
+    """Tell other apps (inventory.signals.stock_changed) once the current transaction commits."""
+    transaction.on_commit(lambda: stock_changed.send(sender=sender, filament_id=filament_id))
+
+
 def _assign(instance, fields: dict) -> None:
     """Set the given editable fields of `instance`; any other name is refused."""
     editable = {f.name for f in instance._meta.concrete_fields if f.editable and not f.primary_key}
@@ -110,6 +118,7 @@ def filament_create(**fields) -> Filament:
     _assign(filament, _filament_fields(fields))
     validate(filament)
     filament.save()
+    _stock_changed(Filament, filament.pk)
     return filament
 
 
@@ -119,6 +128,7 @@ def filament_update(*, filament: Filament, **fields) -> Filament:
     validate(filament)
     filament.save()
     stock_alert_check(filament=filament)
+    _stock_changed(Filament, filament.pk)
     return filament
 
 
@@ -213,6 +223,7 @@ def spool_receive(*, filament: Filament, initial_grams, idempotency_key: str, lo
         spool.delete()
         return _replayed(key, spool_id=None, kind=MovementKind.RECEIVED).spool
     stock_alert_check(filament=filament)
+    _stock_changed(Spool, filament.pk)
     return spool
 
 
@@ -253,6 +264,8 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
             updates["location"] = to_location
         Spool.objects.filter(pk=locked.pk).update(**updates)
         stock_alert_check(filament=locked.filament)
+        if delta:
+            _stock_changed(Spool, locked.filament_id)
     return movement
 
 
@@ -325,6 +338,7 @@ def spool_archive(*, spool: Spool) -> Spool:
             locked.archived_at = timezone.now()
             locked.save(update_fields=["archived_at", "updated_at"])
             stock_alert_check(filament=locked.filament)
+            _stock_changed(Spool, locked.filament_id)
     return locked
 
 

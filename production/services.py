@@ -4,7 +4,8 @@ The print queue: `print_job_create` queues a job (once per idempotency key and o
 `print_job_transition` is the one move of its status (production.choices.ALLOWED_TRANSITIONS),
 `print_job_cancel` / `print_job_requeue` / `print_job_set_priority` / `print_job_move` are what staff
 and partners ask for, and `print_jobs_recheck` stores the feasibility of every waiting job
-(production.feasibility), in queue order, after anything that changes the queue.
+(production.feasibility), in queue order, after anything that changes the queue; after a change of stock or
+printers, `print_jobs_recheck_request` has the same done in the background, spaced out.
 
 Moving a file from a printer into the catalog: `printer_file_import_request` queues it for a
 django-q2 task (`printer_file_import_run`), recorded as a PrinterFileImport row that tells how it
@@ -29,7 +30,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -67,6 +68,7 @@ from production.models import (
     PrinterFileImport,
     PrinterStation,
     PrintJob,
+    QueueRecheck,
     SlotAllocation,
     SpoolLoad,
     UnknownPrint,
@@ -392,6 +394,52 @@ def print_jobs_recheck() -> int:
     results = feasibility.evaluate_queue(jobs)
     now = timezone.now()
     return sum(_store(job, results[job.pk], now) for job in jobs)
+
+
+RECHECK_TASK = "production.tasks.recheck_queue"
+RECHECK_SCHEDULE = "production: feasibility of the queue after a change"
+
+
+def print_jobs_recheck_request() -> bool:
+    """Have the queue checked again in the background (RECHECK_TASK) because stock or printers changed;
+    returns whether this call queued the check (False: one waits already and will see the change).
+
+    At most one check waits at a time, claimed with one conditional UPDATE of the QueueRecheck row, so
+    any number of changes from any process before it starts are checked together. It starts at once
+    when the last one started PRODUCTION_RECHECK_SECONDS ago or more, else that long after the last
+    one (a django-q2 schedule). A check that never started (its task lost) is given up after the
+    task timeout, and the next change queues another. The task is queued once the transaction commits.
+    """
+    now = timezone.now()
+    spacing = timedelta(seconds=max(0, settings.PRODUCTION_RECHECK_SECONDS))
+    lost = now - spacing - timedelta(seconds=2 * settings.TASK_TIMEOUT_SECONDS)
+    QueueRecheck.objects.get_or_create(pk=1)
+    claimed = QueueRecheck.objects.filter(pk=1).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=lost)) \
+        .update(queued_at=now)
+    if not claimed:
+        return False
+    started = QueueRecheck.objects.filter(pk=1).values_list("started_at", flat=True).first()
+    due = max(now, started + spacing) if started is not None else now
+    transaction.on_commit(lambda: _enqueue_recheck(due))
+    return True
+
+
+def _enqueue_recheck(due) -> None:
+    from django_q.models import Schedule
+    from django_q.tasks import async_task
+
+    if due <= timezone.now():
+        async_task(RECHECK_TASK, task_name="feasibility of the queue")
+        return
+    Schedule.objects.update_or_create(name=RECHECK_SCHEDULE, defaults={
+        "func": RECHECK_TASK, "schedule_type": Schedule.ONCE, "repeats": -1, "next_run": due})
+
+
+def print_jobs_recheck_run() -> int:
+    """The background check (RECHECK_TASK): the waiting check has started, so a change from now on queues the
+    next one; then every waiting job is checked (print_jobs_recheck). Safe to run twice."""
+    QueueRecheck.objects.update_or_create(pk=1, defaults={"queued_at": None, "started_at": timezone.now()})
+    return print_jobs_recheck()
 
 
 def print_job_check_feasibility(*, job: PrintJob) -> feasibility.Feasibility:
