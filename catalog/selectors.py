@@ -188,7 +188,8 @@ def sliced_file_extruded_at(*, sliced_file: SlicedFile, plate: int = 1, layer: i
 
     Layers 1..layer-1 are booked in full, and of layer `layer` the part the printer had done: its
     progress (`progress_percent`, as M73 or the printer reports it, or else `remaining_seconds`
-    against the plate's estimated print time) is placed on the plate's cumulative time per layer.
+    against the plate's estimated print time) is placed on the plate's cumulative time per layer,
+    and the grams of the layer follow the points inside it that the table keeps (its knots).
     Without progress, or for a file read before times per layer were kept, the whole layer in
     progress is booked (as sliced_file_extruded_through_layer). A file without layers raises NotFound.
     """

@@ -230,6 +230,12 @@ INVENTORY_COLOUR_TOLERANCE = float(env_str("INVENTORY_COLOUR_TOLERANCE", "8"))
 # cleared (the simulated printers clear their own plates; `serve --with-printers` turns this on). Leave it off
 # with real printers: there an operator confirms the plate is empty.
 PRODUCTION_IDLE_MEANS_PLATE_CLEARED = env_bool("DEMO_PLATES_CLEAR_THEMSELVES", False)
+# A failed or cancelled print books layers 1..k-1 and the part of the last reported layer k that the printer's
+# progress places it at (catalog.selectors.sliced_file_extruded_at); off: all of layer k (layers 1..k).
+PRODUCTION_BOOK_INSIDE_LAYER = env_bool("PRODUCTION_BOOK_INSIDE_LAYER", False)
+# Feasibility of the queue is checked again in the background after stock or printers change, at most once
+# in this many seconds (changes in between are checked together).
+PRODUCTION_RECHECK_SECONDS = env_int("PRODUCTION_RECHECK_SECONDS", 30)
 # The shopping list buys for the average daily use over this window, for the lead time
 # plus this many days of safety stock, on top of the reorder level.
 INVENTORY_USAGE_WINDOW_DAYS = env_int("INVENTORY_USAGE_WINDOW_DAYS", 30)

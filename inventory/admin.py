@@ -17,7 +17,16 @@ from fablab.exceptions import ApplicationError
 from fablab.html import colour_swatches
 from inventory import labels, selectors, services, shopping
 from inventory.choices import MOVEMENT_KIND_COLORS
-from inventory.forms import AdjustForm, MoveForm, ProductStockForm, ReceiveForm, SaleForm, UseForm, WeighForm
+from inventory.forms import (
+    AdjustForm,
+    MoveForm,
+    ProductStockForm,
+    ReceiveForm,
+    SaleForm,
+    SpoolForm,
+    UseForm,
+    WeighForm,
+)
 from inventory.models import (
     Filament,
     Location,
@@ -129,7 +138,7 @@ class FilamentAdmin(ModelAdmin):
         def run(data):
             for n in range(data["count"]):
                 services.spool_receive(filament=filament, initial_grams=data["grams"], location=data["location"],
-                                       lot_number=data["lot_number"], by=request.user,
+                                       lot_number=data["lot_number"], rfid_tag=data["rfid_tag"], by=request.user,
                                        idempotency_key=f"{data['idempotency_key']}/{n}")
             return ngettext("%(n)s spool of %(filament)s received.", "%(n)s spools of %(filament)s received.",
                             data["count"]) % {"n": data["count"], "filament": filament}
@@ -197,12 +206,13 @@ class SpoolAdmin(ModelAdmin):
                    ("filament__brand", admin.AllValuesFieldListFilter),
                    ("filament__colour_hex", admin.AllValuesFieldListFilter),
                    ("location", RelatedDropdownFilter), "archived_at"]
-    # Scanning a label types its code into the search box.
-    search_fields = ["code", "filament__name", "filament__brand", "lot_number"]
+    # Scanning a label types its code into the search box (or a tag reader its RFID tag).
+    search_fields = ["code", "filament__name", "filament__brand", "lot_number", "rfid_tag"]
+    form = SpoolForm
     readonly_fields = ["code", "filament", "show_initial", "show_remaining_grams", "location", "opened_at",
                        "archived_at"]
-    fields = ["code", "filament", "lot_number", "show_initial", "show_remaining_grams", "location", "opened_at",
-              "archived_at"]
+    fields = ["code", "filament", "lot_number", "rfid_tag", "show_initial", "show_remaining_grams", "location",
+              "opened_at", "archived_at"]
     inlines = [MovementInline]
     actions = ["archive", "print_labels"]
     actions_detail = ["open_use", "open_weigh", "open_adjust", "open_move"]
@@ -211,7 +221,7 @@ class SpoolAdmin(ModelAdmin):
         return selectors.spool_list(archived=None)
 
     def save_model(self, request, obj, form, change):
-        services.spool_update(spool=obj, lot_number=obj.lot_number)  # no add: spools are received
+        services.spool_update(spool=obj, lot_number=obj.lot_number, rfid_tag=obj.rfid_tag)  # no add: received
 
     def get_urls(self):
         return [

@@ -73,7 +73,7 @@ def spool_receive(request: HttpRequest, payload: ReceiveIn):
     location = selectors.location_get(location_id=payload.location_id) if payload.location_id else None
     spool = services.spool_receive(
         filament=filament, initial_grams=payload.grams, location=location, lot_number=payload.lot_number,
-        idempotency_key=key, source_type=SourceType.API, source_id=str(request.auth.pk),
+        rfid_tag=payload.rfid_tag, idempotency_key=key, source_type=SourceType.API, source_id=str(request.auth.pk),
     )
     return Status(201, selectors.spool_get(spool_id=spool.pk))
 

@@ -10,8 +10,10 @@ from unfold.widgets import (
     UnfoldAdminTextInputWidget,
 )
 
-from inventory import selectors
+from fablab.exceptions import ApplicationError
+from inventory import selectors, services
 from inventory.choices import BOOKED_PRODUCT_KINDS, CONSUMING_KINDS, MovementKind, ProductMovementKind, SalesChannel
+from inventory.models import RFID_TAG_MAX_LENGTH, Spool
 
 
 def _grams_field(label, **kwargs) -> forms.DecimalField:
@@ -34,12 +36,54 @@ class _OnceForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput, initial=lambda: f"admin-{uuid.uuid4()}")
 
 
+def _clean_rfid_tag(value) -> str:
+    try:
+        return services.clean_rfid_tag(value)
+    except ApplicationError as exc:
+        raise forms.ValidationError(exc.message) from None
+
+
+def _rfid_tag_field() -> forms.CharField:
+    # Room for a UUID written with dashes; what is stored is the hex digits alone (services.clean_rfid_tag).
+    return forms.CharField(label=_("RFID tag"), max_length=RFID_TAG_MAX_LENGTH + 32, required=False,
+                           widget=UnfoldAdminTextInputWidget,
+                           help_text=_("The id a printer reads from the spool's tag (a Bambu spool's tray UUID); "
+                                       "a printer slot that reports it is fed from this spool."))
+
+
 class ReceiveForm(_OnceForm):
     grams = _grams_field(_("Net filament per spool (g)"))
     count = forms.IntegerField(label=_("Number of spools"), min_value=1, max_value=50, initial=1,
                                widget=UnfoldAdminDecimalFieldWidget)
     location = _location_field(required=False)
     lot_number = forms.CharField(label=_("Lot"), max_length=60, required=False, widget=UnfoldAdminTextInputWidget)
+    rfid_tag = _rfid_tag_field()
+
+    def clean_rfid_tag(self) -> str:
+        return _clean_rfid_tag(self.cleaned_data.get("rfid_tag"))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("rfid_tag") and (data.get("count") or 1) > 1:
+            self.add_error("rfid_tag", _("A tag names one spool: receive the tagged spool on its own."))
+        return data
+
+
+class SpoolForm(forms.ModelForm):
+    """A spool's editable fields on its page (its stock changes only through the actions)."""
+
+    rfid_tag = _rfid_tag_field()
+
+    class Meta:
+        model = Spool
+        fields = ["lot_number", "rfid_tag"]
+
+    def clean_rfid_tag(self) -> str:
+        tag = _clean_rfid_tag(self.cleaned_data.get("rfid_tag"))
+        other = selectors.spool_list().filter(rfid_tag=tag).exclude(pk=self.instance.pk).first() if tag else None
+        if other is not None:
+            raise forms.ValidationError(_("Spool %(code)s in stock already has this RFID tag.") % {"code": other.code})
+        return tag
 
 
 class WeighForm(_OnceForm):

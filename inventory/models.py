@@ -30,6 +30,10 @@ from inventory.choices import (
 )
 
 HEX_COLOUR = RegexValidator(r"^#[0-9A-F]{6}$", _("A colour is written as #RRGGBB."))
+RFID_TAG_MAX_LENGTH = 64
+# Printers report a tray without a tag as all zeros: that is no spool's tag.
+RFID_TAG = RegexValidator(r"^(?!0+$)[0-9A-F]{8,64}$",
+                          _("An RFID tag is 8 to 64 hexadecimal digits (0-9, A-F), not all zeros."))
 CURRENCY = RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter currency code such as EUR."))
 
 # Every stored quantity of filament: up to 999 999.999999 g, to the microgram.
@@ -192,6 +196,11 @@ class Spool(TimeStampedModel):
         Location, verbose_name=_("location"), null=True, blank=True, on_delete=models.PROTECT, related_name="spools"
     )
     lot_number = models.CharField(_("lot"), max_length=60, blank=True)
+    rfid_tag = models.CharField(
+        _("RFID tag"), max_length=RFID_TAG_MAX_LENGTH, blank=True, default="", validators=[RFID_TAG],
+        help_text=_("The id a printer reads from the spool's RFID tag (a Bambu spool's tray UUID, 32 hex "
+                    "digits): a printer slot that reports it is fed from this spool."),
+    )
     initial_grams = models.DecimalField(
         _("filament when received (g)"), max_digits=GRAM_DIGITS, decimal_places=GRAM_PLACES,
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("50000"))],
@@ -208,6 +217,12 @@ class Spool(TimeStampedModel):
         constraints = [
             models.CheckConstraint(condition=models.Q(initial_grams__gte=0),
                                    name="inventory_spool_initial_not_negative"),
+            # A tag names one spool in stock; an archived (empty) spool's tag may come back on a refill.
+            models.UniqueConstraint(
+                fields=["rfid_tag"], condition=models.Q(archived_at__isnull=True) & ~models.Q(rfid_tag=""),
+                name="inventory_spool_rfid_tag_unique_in_stock",
+                violation_error_message=_("Another spool in stock already has this RFID tag."),
+            ),
         ]
 
     def __str__(self) -> str:

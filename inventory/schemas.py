@@ -53,6 +53,7 @@ class SpoolOut(Schema):
     filament: FilamentOut
     location: LocationOut | None
     lot_number: str
+    rfid_tag: str = Field(..., description="The id a printer reads from the spool's RFID tag; empty without one.")
     initial_grams: Grams
     remaining_grams: Grams
     opened_at: datetime | None
@@ -76,6 +77,10 @@ class ReceiveIn(Schema):
     grams: Decimal = Field(..., description="Net filament on the new spool, in grams.")
     location_id: int | None = None
     lot_number: str = Field("", max_length=60)
+    rfid_tag: str = Field("", max_length=200, description=(
+        "The id a printer reads from the spool's RFID tag (a Bambu spool's tray UUID): 8 to 64 hex digits, "
+        "dashes and spaces ignored; unique among spools in stock. A printer slot that reports it is fed from "
+        "this spool."))
 
 
 class UseIn(Schema):

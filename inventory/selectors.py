@@ -85,6 +85,15 @@ def spool_get(*, spool_id: int) -> Spool:
     return _get(spool_list(archived=None), spool_id, _("spool"))
 
 
+def spools_by_rfid_tag(*, tags) -> dict[str, Spool]:
+    """The spools in stock that carry these RFID tags (as printers report them, upper-case hex), by tag."""
+    wanted = {str(tag).strip().upper() for tag in tags if tag and str(tag).strip()}
+    if not wanted:
+        return {}
+    spools = Spool.objects.filter(rfid_tag__in=wanted, archived_at__isnull=True).select_related("filament")
+    return {spool.rfid_tag: spool for spool in spools}
+
+
 def movement_list(*, spool: Spool) -> QuerySet[Movement]:
     """A spool's ledger, newest first."""
     return spool.movements.order_by("-created_at", "-id")

@@ -3,7 +3,9 @@
 Each change locks the spool row (select_for_update), re-checks its idempotency key
 under the lock, appends one Movement and updates the cached remaining grams in the
 same transaction. Replaying an event with the same idempotency key returns the
-movement recorded the first time and changes nothing.
+movement recorded the first time and changes nothing. Once a change of what is in
+stock commits (a spool's grams, a spool received or archived, a filament added or
+edited), inventory.signals.stock_changed tells the apps that follow it.
 """
 
 import json
@@ -43,6 +45,7 @@ from inventory.models import (
     Vendor,
     grams_display,
 )
+from inventory.signals import stock_changed
 
 MAX_GRAMS = Decimal("50000")  # no spool holds 50 kg; larger numbers are typing errors
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: readable on a label
@@ -95,6 +98,11 @@ def _new_code() -> str:
         if not Spool.objects.filter(code=code).exists():
             return code
     raise Conflict(_("Could not find a free label code; try again."))
+
+
+def _stock_changed(sender, filament_id: int) -> None:
+    """Tell other apps (inventory.signals.stock_changed) once the current transaction commits."""
+    transaction.on_commit(lambda: stock_changed.send(sender=sender, filament_id=filament_id))
 
 
 def _assign(instance, fields: dict) -> None:
@@ -194,6 +202,7 @@ def filament_create(**fields) -> Filament:
     validate(filament)
     filament.save()
     vendor_for_brand(brand=filament.brand)
+    _stock_changed(Filament, filament.pk)
     return filament
 
 
@@ -204,6 +213,7 @@ def filament_update(*, filament: Filament, **fields) -> Filament:
     filament.save()
     vendor_for_brand(brand=filament.brand)
     stock_alert_check(filament=filament)
+    _stock_changed(Filament, filament.pk)
     return filament
 
 
@@ -220,28 +230,72 @@ def location_update(*, location: Location, name: str, kind: str, parent: Locatio
     return location
 
 
-def spool_update(*, spool: Spool, lot_number: str) -> Spool:
-    """What may be corrected on a spool besides its stock (which changes only with a movement)."""
-    spool.lot_number = (lot_number or "").strip()
+def clean_rfid_tag(value) -> str:
+    """A spool's RFID tag as stored: hex digits in upper case, without the spaces, dashes or colons a
+    reader or a UUID may show between them; "" for none. Its form is checked by the model (RFID_TAG)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(_("An RFID tag is written as hexadecimal digits, not %(value)r.") % {"value": value},
+                           extra={"fields": {"rfid_tag": [_("Hexadecimal digits.")]}})
+    return "".join(value.split()).replace("-", "").replace(":", "").upper()
+
+
+def _tag_taken(spool: Spool) -> Conflict | None:
+    if not spool.rfid_tag:
+        return None
+    other = Spool.objects.filter(rfid_tag=spool.rfid_tag, archived_at__isnull=True).exclude(pk=spool.pk).first()
+    if other is None:
+        return None
+    return Conflict(_("Spool %(code)s in stock already has the RFID tag %(tag)s; archive it or remove its tag "
+                      "first.") % {"code": other.code, "tag": spool.rfid_tag},
+                    extra={"fields": {"rfid_tag": [_("Another spool in stock has this tag.")]}})
+
+
+def _save_spool(spool: Spool, *, fields: list[str] | None = None) -> None:
+    """Check and save a spool; its RFID tag must name no other spool in stock (Conflict), also when another
+    request gives it to one at the same moment."""
+    taken = _tag_taken(spool)
+    if taken is not None:
+        raise taken
     validate(spool, exclude=["code", "remaining_grams"])
-    spool.save(update_fields=["lot_number", "updated_at"])
+    try:
+        with transaction.atomic():
+            spool.save(update_fields=fields)
+    except IntegrityError:
+        taken = _tag_taken(spool)
+        if taken is not None:
+            raise taken from None
+        raise
+
+
+def spool_update(*, spool: Spool, lot_number: str | None = None, rfid_tag: str | None = None) -> Spool:
+    """What may be corrected on a spool besides its stock (which changes only with a movement): its lot and
+    its RFID tag ("" removes it; None leaves a field as it is). A tag names one spool in stock."""
+    if lot_number is not None:
+        spool.lot_number = (lot_number or "").strip()
+    if rfid_tag is not None:
+        spool.rfid_tag = clean_rfid_tag(rfid_tag)
+    _save_spool(spool, fields=["lot_number", "rfid_tag", "updated_at"])
     return spool
 
 
 @transaction.atomic
 def spool_receive(*, filament: Filament, initial_grams, idempotency_key: str, location: Location | None = None,
-                  lot_number: str = "", source_type: str = SourceType.USER, source_id: str = "",
+                  lot_number: str = "", rfid_tag: str = "", source_type: str = SourceType.USER, source_id: str = "",
                   by=None) -> Spool:
-    """A new spool arrives: it is created with a 'received' movement of its net grams."""
+    """A new spool arrives: it is created with a 'received' movement of its net grams.
+
+    `rfid_tag`: the id a printer reads from the spool's tag, if it has one (unique among spools in stock).
+    """
     key = _key(idempotency_key)
     amount = grams(initial_grams, field=_("received grams"))
     replay = _replayed(key, spool_id=None, kind=MovementKind.RECEIVED)
     if replay is not None:
         return replay.spool
     spool = Spool(filament=filament, code=_new_code(), location=location, lot_number=lot_number.strip(),
-                  initial_grams=amount, remaining_grams=amount)
-    validate(spool, exclude=["code", "remaining_grams"])
-    spool.save()
+                  rfid_tag=clean_rfid_tag(rfid_tag), initial_grams=amount, remaining_grams=amount)
+    _save_spool(spool)
     try:
         with transaction.atomic():
             Movement.objects.create(
@@ -254,6 +308,7 @@ def spool_receive(*, filament: Filament, initial_grams, idempotency_key: str, lo
         spool.delete()
         return _replayed(key, spool_id=None, kind=MovementKind.RECEIVED).spool
     stock_alert_check(filament=filament)
+    _stock_changed(Spool, filament.pk)
     return spool
 
 
@@ -295,6 +350,8 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
             updates["location"] = to_location
         Spool.objects.filter(pk=locked.pk).update(**updates)
         stock_alert_check(filament=locked.filament)
+        if delta:
+            _stock_changed(Spool, locked.filament_id)
     return movement
 
 
@@ -398,6 +455,7 @@ def spool_archive(*, spool: Spool) -> Spool:
             locked.archived_at = timezone.now()
             locked.save(update_fields=["archived_at", "updated_at"])
             stock_alert_check(filament=locked.filament)
+            _stock_changed(Spool, locked.filament_id)
     return locked
 
 

@@ -42,7 +42,7 @@ from printers.models import (
     StateTransition,
     TelemetrySample,
 )
-from printers.signals import job_finished, job_started
+from printers.signals import job_finished, job_started, printer_changed
 from printers.state import NormalisedState, offline_state
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,13 @@ def printer_create(*, name: str, driver: str, host: str, port: int | None = None
     PrinterLiveState.objects.create(printer=printer)
     if secret:
         printer_set_credentials(printer=printer, secret=secret, username=username)
+    _printer_changed(printer.pk, ["added"])
     return printer
+
+
+def _printer_changed(printer_id: int, changes: list[str]) -> None:
+    """Tell other apps (printers.signals.printer_changed) once the current transaction commits."""
+    transaction.on_commit(lambda: printer_changed.send(sender=Printer, printer_id=printer_id, changes=changes))
 
 
 # What staff may change on a printer (printer_update); credentials go through printer_set_credentials.
@@ -94,6 +100,7 @@ def printer_update(*, printer: Printer, secret: str = "", username: str = "", **
         validate(printer)
         printer.save(update_fields=[*fields, "updated_at"])
         logger.info("Printer %s was changed (%s).", printer.pk, ", ".join(sorted(fields)))
+        _printer_changed(printer.pk, ["settings"])
     if secret:
         printer_set_credentials(printer=printer, secret=secret, username=username)
     return printer
@@ -165,6 +172,24 @@ def _new_job(printer: Printer, state: NormalisedState, *, at: datetime, adopted:
                      last_layer=state.layer if state.layer else None)
     transaction.on_commit(lambda: job_started.send(sender=PrinterJob, job=job, printer=printer, adopted=adopted))
     return job
+
+
+def _filaments(slots) -> set[tuple]:
+    """What is loaded, slot by slot, as far as printing a job goes: material, colour and RFID tag."""
+    return {(slot.get("slot"), slot.get("type"), slot.get("colour"), slot.get("tag"))
+            for slot in slots or [] if isinstance(slot, dict)}
+
+
+def _fleet_changes(live: PrinterLiveState, state: NormalisedState) -> list[str]:
+    """How an online report changes what the printer can print (printer_changed), against its live row."""
+    changes = []
+    if not live.online:
+        changes.append("online")
+    if (live.nozzle_type, live.nozzle_diameter_mm) != (state.nozzle_type, state.nozzle_diameter_mm):
+        changes.append("nozzle")
+    if _filaments(live.filament_slots) != _filaments(state.filament_slots):
+        changes.append("filaments")
+    return changes
 
 
 def _observe(live: PrinterLiveState, state: NormalisedState, *, at: datetime, changed: bool) -> TelemetrySample | None:
@@ -240,7 +265,7 @@ def printer_apply_states(*, reports: list[Report]) -> dict[int, PrinterLiveState
     open_jobs = {job.printer_id: job for job in PrinterJob.objects.select_for_update().filter(
         printer_id__in=by_printer, outcome=JobOutcome.RUNNING)}  # at most one each (a constraint)
     now, gap = timezone.now(), unwatched_gap()
-    saved_jobs, new_jobs, transitions, samples, changed_lives = [], [], [], [], []
+    saved_jobs, new_jobs, transitions, samples, changed_lives, fleet = [], [], [], [], [], []
     for printer_id, (printer, state, at) in by_printer.items():
         live = lives[printer_id]
         if live.last_report_at and at < live.last_report_at:
@@ -292,6 +317,9 @@ def printer_apply_states(*, reports: list[Report]) -> dict[int, PrinterLiveState
             live.state, live.online = state.state, False
             live.last_error = (state.reason or live.last_error)[:500]
         else:
+            changes = _fleet_changes(live, state)
+            if changes:
+                fleet.append((printer_id, changes))
             sample = _observe(live, state, at=at, changed=previous_state != state.state)
             if sample is not None:
                 samples.append(sample)
@@ -303,6 +331,8 @@ def printer_apply_states(*, reports: list[Report]) -> dict[int, PrinterLiveState
     StateTransition.objects.bulk_create(transitions)
     TelemetrySample.objects.bulk_create(samples)
     update_rows(changed_lives, LIVE_FIELDS)
+    for printer_id, changes in fleet:
+        _printer_changed(printer_id, changes)
     return lives
 
 

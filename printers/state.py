@@ -33,6 +33,9 @@ class NormalisedState:
     # The printer's own id of the current job where it has one (PrusaLink job id, Bambu task_id);
     # empty otherwise. A change of job_key between two active states means a new job.
     job_key: str = ""
+    # One entry per slot that holds filament: "slot" (the printer's number; Bambu: AMS unit × 4 + tray, 254 the
+    # external spool), "type", "name", "colour" (#RRGGBB, "" unknown), "remaining_percent" (None: unknown),
+    # "loaded", and where the driver reads RFID tags "tag": the spool's id in upper-case hex ("" without one).
     filament_slots: list[dict] = field(default_factory=list)
     # The nozzle the printer reports it has (Bambu: "stainless_steel", "hardened_steel",
     # "tungsten_carbide", "high_flow_hardened_steel", ...; "" when it does not say) and its diameter.

@@ -103,5 +103,6 @@ class SpoolSource(models.TextChoices):
     """How the spool of a slot allocation was chosen."""
 
     LOADED = "loaded", _("Loaded in the printer")
+    RFID = "rfid", _("Read from its RFID tag in the printer")
     MATCHED = "matched", _("Best match in stock")
     CORRECTED = "corrected", _("Corrected by staff")

@@ -328,3 +328,21 @@ class PrinterStation(models.Model):
 
     def __str__(self) -> str:
         return str(self.printer)
+
+
+class QueueRecheck(models.Model):
+    """The one row that spaces out the background checks of the queue's feasibility after stock or printers
+    change (services.print_jobs_recheck_request): at most one check waits at a time, and checks start at most
+    once in PRODUCTION_RECHECK_SECONDS."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    queued_at = models.DateTimeField(_("check queued"), null=True, blank=True,
+                                     help_text=_("A check is waiting to start; empty when none is."))
+    started_at = models.DateTimeField(_("last check started"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("queue recheck")
+        verbose_name_plural = _("queue rechecks")
+
+    def __str__(self) -> str:
+        return f"queued {self.queued_at}, started {self.started_at}"

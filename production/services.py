@@ -4,7 +4,8 @@ The print queue: `print_job_create` queues a job (once per idempotency key and o
 `print_job_transition` is the one move of its status (production.choices.ALLOWED_TRANSITIONS),
 `print_job_cancel` / `print_job_requeue` / `print_job_set_priority` / `print_job_move` are what staff
 and partners ask for, and `print_jobs_recheck` stores the feasibility of every waiting job
-(production.feasibility), in queue order, after anything that changes the queue.
+(production.feasibility), in queue order, after anything that changes the queue; after a change of stock or
+printers, `print_jobs_recheck_request` has the same done in the background, spaced out.
 
 Moving a file from a printer into the catalog: `printer_file_import_request` queues it for a
 django-q2 task (`printer_file_import_run`), recorded as a PrinterFileImport row that tells how it
@@ -29,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -40,6 +41,7 @@ from catalog.models import ModelVariant, VariantVersion
 from fablab.exceptions import ApplicationError, Conflict, IllegalTransition, InvalidInput
 from fablab.states import check_transition
 from fablab.validation import validate
+from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
 from inventory.choices import LocationKind, MovementKind, ProductKind, ProductMovementKind, SourceType
 from inventory.matching import delta_e, match_slots, material_key, normalise_hex
@@ -48,7 +50,7 @@ from printers import files as printer_files
 from printers import selectors as printer_selectors
 from printers import services as printer_services
 from printers.files import PrinterFile
-from printers.models import Printer
+from printers.models import Printer, PrinterLiveState
 from production import costs, feasibility
 from production import selectors as production_selectors
 from production.choices import (
@@ -67,6 +69,7 @@ from production.models import (
     PrinterFileImport,
     PrinterStation,
     PrintJob,
+    QueueRecheck,
     SlotAllocation,
     SpoolLoad,
     UnknownPrint,
@@ -415,6 +418,52 @@ def print_jobs_recheck() -> int:
     return sum(_store(job, results[job.pk], now) for job in jobs)
 
 
+RECHECK_TASK = "production.tasks.recheck_queue"
+RECHECK_SCHEDULE = "production: feasibility of the queue after a change"
+
+
+def print_jobs_recheck_request() -> bool:
+    """Have the queue checked again in the background (RECHECK_TASK) because stock or printers changed;
+    returns whether this call queued the check (False: one waits already and will see the change).
+
+    At most one check waits at a time, claimed with one conditional UPDATE of the QueueRecheck row, so
+    any number of changes from any process before it starts are checked together. It starts at once
+    when the last one started PRODUCTION_RECHECK_SECONDS ago or more, else that long after the last
+    one (a django-q2 schedule). A check that never started (its task lost) is given up after the
+    task timeout, and the next change queues another. The task is queued once the transaction commits.
+    """
+    now = timezone.now()
+    spacing = timedelta(seconds=max(0, settings.PRODUCTION_RECHECK_SECONDS))
+    lost = now - spacing - timedelta(seconds=2 * settings.TASK_TIMEOUT_SECONDS)
+    QueueRecheck.objects.get_or_create(pk=1)
+    claimed = QueueRecheck.objects.filter(pk=1).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=lost)) \
+        .update(queued_at=now)
+    if not claimed:
+        return False
+    started = QueueRecheck.objects.filter(pk=1).values_list("started_at", flat=True).first()
+    due = max(now, started + spacing) if started is not None else now
+    transaction.on_commit(lambda: _enqueue_recheck(due))
+    return True
+
+
+def _enqueue_recheck(due) -> None:
+    from django_q.models import Schedule
+    from django_q.tasks import async_task
+
+    if due <= timezone.now():
+        async_task(RECHECK_TASK, task_name="feasibility of the queue")
+        return
+    Schedule.objects.update_or_create(name=RECHECK_SCHEDULE, defaults={
+        "func": RECHECK_TASK, "schedule_type": Schedule.ONCE, "repeats": -1, "next_run": due})
+
+
+def print_jobs_recheck_run() -> int:
+    """The background check (RECHECK_TASK): the waiting check has started, so a change from now on queues the
+    next one; then every waiting job is checked (print_jobs_recheck). Safe to run twice."""
+    QueueRecheck.objects.update_or_create(pk=1, defaults={"queued_at": None, "started_at": timezone.now()})
+    return print_jobs_recheck()
+
+
 def print_job_check_feasibility(*, job: PrintJob) -> feasibility.Feasibility:
     """Check one job on demand (with the jobs ahead of it holding their filament) and store the result.
 
@@ -442,7 +491,8 @@ def print_job_check_feasibility(*, job: PrintJob) -> feasibility.Feasibility:
 # printer started with a file dispatch sent is linked to that attempt; one started by hand with a file
 # of the catalog is adopted as an unplanned print job; anything else is an UnknownPrint for staff.
 # When it ends, the filament of each slot is booked on its spool (the whole plate for a completed print;
-# for a failed or cancelled one what layers 1..last reported layer extruded) and a completed print's
+# for a failed or cancelled one what layers 1..k extruded, k the last reported layer; with
+# PRODUCTION_BOOK_INSIDE_LAYER only the part of layer k its progress places it at) and a completed print's
 # units go into the variant's product stock. Every booking carries an idempotency key made of the
 # printer job and the slot, and the attempt is locked while it is booked, so a replayed signal, a
 # restarted listener or two workers book once.
@@ -520,8 +570,39 @@ def _loaded_spool(printer_id: int, tray: int | None, material: str, colour: str 
     return min(fitting, key=lambda item: item[:2])[2] if fitting else None
 
 
+def _tray_tags(printer_id: int) -> dict[int, str]:
+    """The RFID tag each filament slot of the printer reports (printers' normalised `tag`), by slot."""
+    live = PrinterLiveState.objects.filter(printer_id=printer_id).values_list("filament_slots", flat=True).first()
+    return {entry["slot"]: str(entry["tag"]).strip().upper() for entry in live or []
+            if isinstance(entry, dict) and isinstance(entry.get("slot"), int) and entry.get("tag")}
+
+
+def _tagged_spool(printer_id: int, tray: int | None, material: str, colour: str | None) -> Spool | None:
+    """The spool in stock whose RFID tag the printer reads in `tray`; for an unknown tray, the tagged spool
+    in the printer that fits the slot best (material, then the closest colour within the tolerance)."""
+    tags = _tray_tags(printer_id)
+    if tray is not None:
+        tags = {tray: tags[tray]} if tray in tags else {}
+    spools = inventory_selectors.spools_by_rfid_tag(tags=tags.values())
+    if tray is not None:
+        return spools.get(tags[tray]) if tags else None
+    fitting = []
+    for number, tag in tags.items():
+        spool = spools.get(tag)
+        if spool is None or (material and material_key(spool.filament.material) != material_key(material)):
+            continue
+        difference = 0.0
+        if colour is not None:
+            difference = min((delta_e(colour, c) for c in spool.filament.colours if normalise_hex(c)), default=99.0)
+            if difference > settings.INVENTORY_COLOUR_TOLERANCE:
+                continue
+        fitting.append((difference, number, spool))
+    return min(fitting, key=lambda item: item[:2])[2] if fitting else None
+
+
 def _allocate(attempt: PrintAttempt, trays: dict[int, int] | None = None) -> None:
-    """Slot allocations of an attempt that has none: the spool loaded in the slot's tray, else the best match."""
+    """Slot allocations of an attempt that has none: the spool staff loaded in the slot's tray, else the spool
+    whose RFID tag the printer reads there, else the best match in stock."""
     if attempt.slots.exists():
         return
     rows = []
@@ -529,6 +610,8 @@ def _allocate(attempt: PrintAttempt, trays: dict[int, int] | None = None) -> Non
         tray = (trays or {}).get(slot)
         spool = _loaded_spool(attempt.printer_id, tray, material, colour) if attempt.printer_id else None
         source = SpoolSource.LOADED
+        if spool is None and attempt.printer_id:
+            spool, source = _tagged_spool(attempt.printer_id, tray, material, colour), SpoolSource.RFID
         if spool is None:
             spool, source = _matched_spool(material, colour, grams), SpoolSource.MATCHED
         rows.append(SlotAllocation(attempt=attempt, slot=slot, tray=tray, spool=spool, grams_planned=grams,
@@ -606,7 +689,13 @@ def printer_job_started(*, printer_job) -> PrintAttempt | UnknownPrint:
 
 
 def _extruded(attempt: PrintAttempt, printer_job, outcome: str) -> dict[int, Decimal]:
-    """Grams per slot the attempt used: the whole plate when it completed, else through its last layer."""
+    """Grams per slot the attempt used: the whole plate when it completed, else up to where it stopped.
+
+    A printer that reported layers: layers 1..k-1 and, when it also reported its progress (and
+    PRODUCTION_BOOK_INSIDE_LAYER is on), the part of layer k that progress places it at
+    (catalog_selectors.sliced_file_extruded_at); else all of layer k. A printer without layers:
+    progress × the plate's grams.
+    """
     job = attempt.job
     whole = {slot: grams for slot, _m, _c, grams in _plate_slots(job)}
     if outcome == AttemptOutcome.COMPLETED:
@@ -614,8 +703,13 @@ def _extruded(attempt: PrintAttempt, printer_job, outcome: str) -> dict[int, Dec
     sliced_file = job.version.sliced_file
     layers = catalog_selectors.sliced_file_layer_count(sliced_file=sliced_file, plate=job.plate)
     if layers and printer_job.last_layer is not None:
-        through = catalog_selectors.sliced_file_extruded_through_layer(
-            sliced_file=sliced_file, plate=job.plate, layer=min(int(printer_job.last_layer), layers))
+        reached = printer_job.progress_reached
+        progress = None  # never reported (0) or not used: all of layer k
+        if settings.PRODUCTION_BOOK_INSIDE_LAYER and reached and reached > 0:
+            progress = min(100.0, float(reached))
+        through = catalog_selectors.sliced_file_extruded_at(
+            sliced_file=sliced_file, plate=job.plate, layer=min(int(printer_job.last_layer), layers),
+            progress_percent=progress)
         return {index + 1: Decimal(str(grams)).quantize(Decimal("0.001"))
                 for index, grams in enumerate(through) if index + 1 in whole or grams > 0}
     share = Decimal(str(max(0.0, min(100.0, printer_job.progress_reached or 0.0)))) / 100
@@ -693,8 +787,9 @@ def printer_job_finished(*, printer_job, outcome: str) -> PrintAttempt | Unknown
     Completed: each slot's grams of the plate on its spool and the printed units into the variant's
     product stock; the job counts one more copy done and goes back to the queue, keeping its place, while
     copies are left (the next one goes out when a plate is cleared), else it is completed. Failed or
-    cancelled: the grams layers 1..the last reported layer extruded (progress × grams for a file without
-    layers), no units, and the job ends so (staff re-queue it for the copies left). The plate then waits
+    cancelled: the grams layers 1..k extruded, k the last reported layer (with PRODUCTION_BOOK_INSIDE_LAYER
+    and a reported progress, only the part of layer k that progress places it at; progress × grams for a
+    file without layers), no units, and the job ends so (staff re-queue it for the copies left). The plate then waits
     to be cleared. Safe to repeat.
     """
     if outcome not in _JOB_END:
@@ -998,8 +1093,8 @@ def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None
 # A printer can take a job when it is active, online, idle (or its last job ended), its plate is
 # cleared, its driver can receive and start the file, it passes feasibility's printer checks, and
 # every filament slot of the plate finds a loaded tray of the same material, a close colour and
-# enough grams left (a spool staff loaded there, else what the printer reports in its AMS). Among
-# those (Placement.rank):
+# enough grams left (a spool staff loaded there, else what the printer reports in its AMS, with the grams
+# left on the spool in stock whose RFID tag the tray reads). Among those (Placement.rank):
 #
 # 1. exact colours first;
 # 2. then the earliest predicted finish: now + the plate's estimated print time × how much longer or
@@ -1057,11 +1152,15 @@ class _DurationFactors:
 def _loaded_trays(printer: Printer) -> list[Tray]:
     trays: dict[int, Tray] = {}
     live = getattr(printer, "live", None)
-    for entry in (live.filament_slots if live is not None else None) or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("slot"), int):
-            continue
+    entries = [entry for entry in (live.filament_slots if live is not None else None) or []
+               if isinstance(entry, dict) and isinstance(entry.get("slot"), int)]
+    tags = {entry["slot"]: str(entry.get("tag") or "").strip().upper() for entry in entries}
+    tagged = inventory_selectors.spools_by_rfid_tag(tags=tags.values())
+    for entry in entries:
         percent = entry.get("remaining_percent")
         grams = (ASSUMED_SPOOL_GRAMS * Decimal(str(percent)) / 100) if isinstance(percent, int | float) else None
+        if tags[entry["slot"]] in tagged:  # a spool in stock the tray's RFID names: the grams it really has
+            grams = tagged[tags[entry["slot"]]].remaining_grams
         trays[entry["slot"]] = Tray(entry["slot"], str(entry.get("type") or ""), normalise_hex(entry.get("colour")),
                                     grams)
     for load in SpoolLoad.objects.filter(printer=printer).select_related("spool__filament"):

@@ -19,3 +19,9 @@ def run_file_import(import_id: int) -> str:
 def dispatch_queue() -> int:
     """Send queued jobs to the free printers that have automatic dispatch on (the schedule, every minute)."""
     return services.print_jobs_dispatch_auto()
+
+
+def recheck_queue() -> int:
+    """Check the feasibility of every waiting job again after stock or printers changed
+    (services.print_jobs_recheck_request queues it); returns how many jobs changed."""
+    return services.print_jobs_recheck_run()

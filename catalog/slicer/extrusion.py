@@ -22,6 +22,13 @@ divided by the feed rate in force (F, mm/min; 1500 until the file sets one). Dwe
 and acceleration are not timed: the table places a printer's progress inside a layer, its
 absolute seconds are not a print-time estimate.
 
+Inside a layer, grams do not grow evenly with time (travel, slower perimeters, a purge), so
+the table also keeps points inside layers ("knots": move time and cumulative mm per slot),
+each where a move that pushed filament ends (never while the filament is retracted): the
+first such move after the file's own progress (M73 P) rises, and about one every few seconds
+of move time, thinned to at most MAX_KNOTS by doubling the spacing. A printer's progress is
+then placed on this finer curve instead of a straight line across the layer.
+
 Speed: most of a G-code is move lines; they are read with one compiled bytes regex per
 run of lines between two "control" lines (markers, tool changes, G92, M82/M83, G90/G91),
 so Python code runs per control line, not per move.
@@ -29,6 +36,7 @@ so Python code runs per control line, not per move.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass
@@ -86,6 +94,8 @@ _MOVE_AXES = re.compile(
 )
 DEFAULT_FEED_MM_MIN = 1500.0
 TIME_SLICE = 64 << 10  # bytes of moves read into rows at a time
+MAX_KNOTS = 256  # time knots kept per plate (besides one per M73 percent)
+FIRST_KNOT_SECONDS = 1.0  # the knots' spacing in move time to begin with; doubled whenever there are too many
 _LINE_Z = re.compile(rb"Z(-?[\d.]+)")
 _MARKER_KINDS = (
     (b";LAYER_CHANGE", "prusa"), (b"; CHANGE_LAYER", "bambu"), (b";LAYER:", "cura"), (b";layer:", "flashprint"),
@@ -121,6 +131,7 @@ class LayerCounts:
     progress: list[list[float]] | None = None  # [M73 percent, move time] where the file's percent rises
     start_seconds: float = 0.0  # move time before layer 1 begins (start G-code)
     start_mm: list[float] | None = None  # per slot, extruded before layer 1 begins (purge; counted in layer 1)
+    knots: list[tuple[float, list[float]]] | None = None  # (move time, cumulative mm per slot) inside layers
 
     @property
     def layer_count(self) -> int:
@@ -158,6 +169,14 @@ class ExtrusionCounter:
         self._seconds: list[float] = []
         self._start: tuple[float, list[float]] = (0.0, [0.0])  # clock and totals where layer 1 begins
         self._progress: list[tuple[float, float]] = []  # (M73 percent, clock) where the percent first rises
+        # Knots, (clock, totals), taken as a move that pushes filament ends, so never while the filament is
+        # retracted: after the first such move once the M73 percent rises (kept), and about every
+        # _knot_step seconds (thinned).
+        self._anchors: list[tuple[float, list[float]]] = []
+        self._anchor_due = False
+        self._knots: list[tuple[float, list[float]]] = []
+        self._knot_step = FIRST_KNOT_SECONDS
+        self._next_knot = FIRST_KNOT_SECONDS
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -210,8 +229,11 @@ class ExtrusionCounter:
         progress = [[percent, round(clock, 2)] for percent, clock in self._progress] or None
         start_clock, start_totals = self._start
         start_mm = [round(start_totals[i], 3) if i < len(start_totals) else 0.0 for i in range(width)]
+        knots = [(round(clock, 2), [round(totals[i], 3) if i < len(totals) else 0.0 for i in range(width)])
+                 for clock, totals in sorted(self._anchors + self._knots, key=lambda knot: knot[0])]
         return LayerCounts(source=self._decided or "z", z=self._zs, mm=mm, slot_count=width, seconds=seconds,
-                           progress=progress, start_seconds=round(start_clock, 2), start_mm=start_mm)
+                           progress=progress, start_seconds=round(start_clock, 2), start_mm=start_mm,
+                           knots=knots or None)
 
     def _decide(self, head: bytes) -> None:
         self._unspaced = _UNSPACED.search(head) is not None
@@ -248,21 +270,9 @@ class ExtrusionCounter:
         while position < end:  # in slices of lines, so that a long stretch of moves is never held as rows
             stop = data.find(b"\n", min(position + TIME_SLICE, end), end)
             stop = end if stop < 0 else stop
-            self._time_slice(data, position, stop)
+            self._time_slice(data, position, stop)  # before the slice's E: its knots add to the totals so far
+            self._extrude(e_move.findall(data, position, stop))
             position = stop
-        values = e_move.findall(data, start, end)
-        if values:
-            if self.relative or self.g91:
-                self._add(_sum(values))
-            else:
-                last = None
-                for raw in reversed(values):
-                    last = _number(raw)
-                    if last is not None:
-                        break
-                if last is not None:
-                    self._add(last - self.e_pos)
-                    self.e_pos = last
         if self._layer_z_stated is None and not self.g91:
             heights = z_move.findall(data, start, end)
             if heights:
@@ -273,6 +283,45 @@ class ExtrusionCounter:
                         low = min(numbers)
                         if self._layer_z_moves is None or low < self._layer_z_moves:
                             self._layer_z_moves = low
+
+    def _extrude(self, values: list[bytes]) -> None:
+        """Add the E words of a stretch of move lines to the current slot."""
+        if not values:
+            return
+        if self.relative or self.g91:
+            self._add(_sum(values))
+            return
+        last = None
+        for raw in reversed(values):
+            last = _number(raw)
+            if last is not None:
+                break
+        if last is not None:
+            self._add(last - self.e_pos)
+            self.e_pos = last
+
+    def _knot_due(self) -> float:
+        """The clock from which the next extruding move is a knot."""
+        return self.clock if self._anchor_due else self._next_knot
+
+    def _add_knots(self, found: list[tuple[float, float]]) -> None:
+        """Keep knots found in a stretch of moves: (clock, mm the current slot pushed in the stretch so far),
+        before the stretch's extrusion was added to the totals; the time knots thinned to MAX_KNOTS."""
+        for clock, pushed in found:
+            totals = list(self.totals)
+            if self.tool >= len(totals):
+                totals.extend([0.0] * (self.tool + 1 - len(totals)))
+            totals[self.tool] += pushed
+            if self._anchor_due:
+                self._anchors.append((clock, totals))
+                self._anchor_due = False
+            else:
+                self._knots.append((clock, totals))
+        while len(self._knots) > MAX_KNOTS:
+            self._knots = self._knots[1::2]
+            self._knot_step *= 2
+        if found:
+            self._next_knot = found[-1][0] + self._knot_step
 
     def _time_slice(self, data: bytes, start: int, end: int) -> None:
         rows = None
@@ -291,7 +340,10 @@ class ExtrusionCounter:
         feed = self.feed_rate
         clock = 0.0
         relative_e = self.relative
-        e_pos = self.e_pos
+        e_pos = start_e = self.e_pos
+        pushed = 0.0  # relative E: mm pushed so far in these rows (absolute E: e_pos - start_e)
+        sqrt = math.sqrt
+        knot_at, knot_step, found = self._knot_due() - self.clock, self._knot_step, []
         try:
             for raw_first_f, raw_x, raw_y, raw_z, raw_e, raw_f in rows:
                 raw_f = raw_f or raw_first_f
@@ -312,17 +364,28 @@ class ExtrusionCounter:
                     step = float(raw_z) - z
                     z += step
                     distance += step * step
-                if distance:
-                    clock += math.sqrt(distance) * 60.0 / feed
-                elif raw_e:
+                if raw_e:
                     e = float(raw_e)
-                    clock += abs(e if relative_e else e - e_pos) * 60.0 / feed
-                if raw_e and not relative_e:
-                    e_pos = float(raw_e)
+                    if relative_e:
+                        delta = e
+                        pushed += e
+                    else:
+                        delta = e - e_pos
+                        e_pos = e
+                else:
+                    delta = 0.0
+                if distance:
+                    clock += sqrt(distance) * 60.0 / feed
+                elif delta:
+                    clock += abs(delta) * 60.0 / feed
+                if clock >= knot_at and delta > 0:
+                    found.append((clock, pushed if relative_e else e_pos - start_e))
+                    knot_at = clock + knot_step
         except ValueError:
             return False
-        if not math.isfinite(clock) or not all(map(math.isfinite, (x, y, z, feed))):
+        if not math.isfinite(clock) or not all(map(math.isfinite, (x, y, z, feed, pushed, e_pos))):
             return False
+        self._add_knots([(self.clock + at, mm) for at, mm in found])
         self.clock += clock
         self.position = [x, y, z]
         self.feed_rate = feed
@@ -339,9 +402,12 @@ class ExtrusionCounter:
         relative_e = self.relative or self.g91
         e_pos = self.e_pos
         sqrt = math.sqrt
+        pushed = 0.0
+        knot_at, knot_step, found = self._knot_due(), self._knot_step, []
         for words in lines:
             nx, ny, nz = x, y, z
             e = None
+            delta = 0.0
             for letter, raw in _WORD.findall(words):
                 try:
                     value = float(raw)
@@ -365,9 +431,15 @@ class ExtrusionCounter:
                     e_pos = e
                 if distance == 0.0:
                     distance = abs(delta)
+                if math.isfinite(delta):
+                    pushed += delta
             if distance and math.isfinite(distance):
                 clock += distance * 60.0 / feed
+            if clock >= knot_at and delta > 0:
+                found.append((clock, pushed))
+                knot_at = clock + knot_step
             x, y, z = nx, ny, nz
+        self._add_knots(found)
         self.position = [x, y, z]
         self.feed_rate = feed
         self.clock = clock
@@ -385,6 +457,7 @@ class ExtrusionCounter:
             percent = float(group("m73"))
             if (not self._progress or percent > self._progress[-1][0]) and percent <= 100:
                 self._progress.append((percent, self.clock))
+                self._anchor_due = True
             return
         if group("marker") is not None:
             if not match.group(0).lstrip().startswith(self._marker_kind):
@@ -521,7 +594,8 @@ def layer_table(counts: LayerCounts, *, diameters=None, densities=None, types=No
     """The stored form: per layer Z; per used slot its cumulative mm per layer and its grams per mm.
 
     Columns are kept only for slots that pushed filament ('slots' names them), so a 2,000-layer
-    16-slot file costs ~9 bytes per layer per slot used. Grams = mm × π(d/2)² × density; a slot
+    16-slot file costs ~9 bytes per layer per slot used; 'knots' holds the points inside layers
+    (move time, and per used slot the cumulative mm), a few hundred at most. Grams = mm × π(d/2)² × density; a slot
     without a stated diameter is 1.75 mm, one without a stated density takes its material's
     usual density (MATERIAL_DENSITY, PLA when unknown) and is listed in 'assumed_density'.
     """
@@ -552,6 +626,8 @@ def layer_table(counts: LayerCounts, *, diameters=None, densities=None, types=No
         "progress": counts.progress,
         "start_seconds": counts.start_seconds,
         "start_mm": [counts.start_mm[slot] for slot in used] if counts.start_mm else None,
+        "knots": {"seconds": [clock for clock, _mm in counts.knots],
+                  "mm": [[mm[slot] for _clock, mm in counts.knots] for slot in used]} if counts.knots else None,
         "g_per_mm": [round(f, 9) for f in factors],
         "diameter_mm": diameter_out,
         "density_g_cm3": density_out,
@@ -604,6 +680,7 @@ def table_progress_span(table: dict, *, percent: float, stepped: bool = True) ->
     displays), a whole percent (`stepped`: as M73 states it, rounded down) lies anywhere between the
     moves where the file's percent reaches it and where it rises again; any other percent is placed in
     proportion between those points. Elsewhere the percent is a share of the table's own move time.
+    A percent within a millionth of a whole one (57.000000001, a share times 100) is that whole one.
     """
     seconds = table.get("seconds")
     if not seconds or not seconds[-1] > 0:
@@ -614,14 +691,17 @@ def table_progress_span(table: dict, *, percent: float, stepped: bool = True) ->
     if len(anchors) < 2:
         instant = percent / 100 * total
         return instant, instant
-    points = [(float(p), min(float(t), total)) for p, t in anchors]
+    whole = stepped and abs(percent - round(percent)) < 1e-6
+    if whole:
+        percent = float(round(percent))
+    points = [(float(p), min(float(t), total)) for p, t, *_rest in anchors]
     if points[-1][0] < 100:
         points.append((100.0, total))
     if percent < points[0][0]:
         return (0.0, points[0][1]) if stepped else (points[0][1] * percent / points[0][0],) * 2
     for (low, start), (high, end) in zip(points, points[1:], strict=False):
         if low <= percent < high:
-            if stepped and float(percent).is_integer() and high - low >= 1:
+            if whole and high - low >= 1:
                 return start, end
             instant = start + (percent - low) / (high - low) * (end - start)
             return instant, instant
@@ -645,15 +725,68 @@ def _layer_span(table: dict, layer: int) -> tuple[float, float, list[float], lis
     return seconds[layer - 2], seconds[layer - 1], table_grams(table, layer=layer - 1), through
 
 
+def _layer_shape(table: dict, begin: float, end: float, before: list[float],
+                 through: list[float]) -> tuple[list[float], list[float]]:
+    """How far through its grams a layer is over its move time: points (seconds, share 0..1) from
+    (begin, 0) to (end, 1), never falling, linear in between.
+
+    The shares come from the table's knots inside the layer (the grams pushed by then, of all slots
+    together, as a share of the layer's); a table without knots there gives a straight line. A
+    knot above the layer's end (the filament retracted when the layer ended) counts as its end.
+    """
+    times, shares = [begin], [0.0]
+    knots = table.get("knots") or {}
+    columns = knots.get("mm") or []
+    change = sum(through) - sum(before)
+    if len(columns) == len(table["slots"]) and abs(change) > 1e-9:
+        factors = table["g_per_mm"]
+        first = sum(before)
+        for index, at in enumerate(knots.get("seconds") or []):
+            if not begin < at < end:
+                continue
+            grams = sum(column[index] * factor for column, factor in zip(columns, factors, strict=False))
+            times.append(float(at))
+            shares.append(min(max((grams - first) / change, shares[-1]), 1.0))
+    times.append(end)
+    shares.append(1.0)
+    return times, shares
+
+
+def _share_at(times: list[float], shares: list[float], instant: float) -> float:
+    index = bisect.bisect_right(times, instant)
+    if index == 0:
+        return shares[0]
+    if index == len(times):
+        return shares[-1]
+    t0, t1 = times[index - 1], times[index]
+    if t1 <= t0:
+        return shares[index]
+    return shares[index - 1] + (instant - t0) / (t1 - t0) * (shares[index] - shares[index - 1])
+
+
+def _mean_share(times: list[float], shares: list[float], low: float, high: float) -> float:
+    """The share averaged over the move time from `low` to `high`: the expected share of an instant that
+    lies anywhere in between."""
+    if high - low <= 1e-9:
+        return _share_at(times, shares, low)
+    xs = [low, *(t for t in times if low < t < high), high]
+    ys = [_share_at(times, shares, x) for x in xs]
+    area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
+    return area / (high - low)
+
+
 def table_grams_at(table: dict, *, layer: int, percent: float | None = None, stepped: bool = True) -> list[float]:
     """Grams per slot booked when the printer is on layer `layer` and shows `percent` of the print:
     layers 1..layer-1 in full plus the part of `layer` done by then.
 
-    The percent gives a stretch of the table's move time (table_progress_span); where it meets the
-    layer, the middle of the overlap is taken, else the layer's start or end, whichever is nearer;
-    the layer's grams are spread over its time linearly. Layer 0 is the start G-code. Without a
-    percent, or with a table that has no seconds (stored before they were kept), the whole layer in
-    progress is booked (layers 1..layer, as table_grams); a layer beyond the last books the totals.
+    The percent gives a stretch of the table's move time (table_progress_span). Where it meets the
+    layer, the printer stopped somewhere in the overlap: the share of the layer's grams booked is its
+    mean over the overlap (a whole M73 percent is a lower bound, so this lies about half a step above
+    it, kept inside the layer). Where the percent misses the layer, the layer's start or end,
+    whichever is nearer. The share follows the table's knots inside the layer (_layer_shape), else
+    grows evenly over the layer's time. Layer 0 is the start G-code. Without a percent, or with a
+    table that has no seconds (stored before they were kept), the whole layer in progress is booked
+    (layers 1..layer, as table_grams); a layer beyond the last books the totals.
     """
     count = table.get("layer_count") or 0
     if percent is None or not 0 <= layer <= count:
@@ -664,10 +797,11 @@ def table_grams_at(table: dict, *, layer: int, percent: float | None = None, ste
         return table_grams(table, layer=layer)
     begin, end, before, through = _layer_span(table, layer)
     low, high = max(span[0], begin), min(span[1], end)
-    if low <= high:
-        instant = (low + high) / 2
+    if low > high:
+        low = high = begin if span[1] < begin else end
+    if end > begin:
+        times, shares = _layer_shape(table, begin, end, before, through)
+        within = _mean_share(times, shares, low, high)
     else:
-        instant = begin if span[1] < begin else end
-    within = (instant - begin) / (end - begin) if end > begin else 1.0
-    within = min(max(within, 0.0), 1.0)
+        within = 1.0
     return [round(a + within * (b - a), 3) for a, b in zip(before, through, strict=True)]

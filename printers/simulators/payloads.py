@@ -21,6 +21,7 @@ PrusaLink on Buddy firmware (Core One, MK4): `prusa_version`, `prusa_info`, `pru
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
 
 # --- Bambu Lab ---------------------------------------------------------------------------------------
@@ -100,14 +101,17 @@ def _tray(tray_id: str, tray: Tray | None, *, model: BambuModel) -> dict:
     if tray is None:
         return {"id": tray_id}
     rfid = bool(tray.sub_brand)
+    # A Bambu spool's RFID: the tag's own uid and the spool's uuid (made up here, one per model and tray).
+    uid = hashlib.sha256(f"{model.key}:{tray_id}".encode()).hexdigest().upper()
     body = {
         "id": tray_id, "remain": tray.remain, "k": 0.019999999552965164, "n": 1, "cali_idx": -1,
-        "tag_uid": "A1B2C3D400000100" if rfid else "0000000000000000",
+        "tag_uid": uid[:8] + "00000100" if rfid else "0000000000000000",
         "tray_id_name": "A00-K0" if rfid else "", "tray_info_idx": tray.info_idx, "tray_type": tray.material,
         "tray_sub_brands": tray.sub_brand, "tray_color": tray.colour, "tray_weight": "1000" if rfid else "0",
         "tray_diameter": "1.75" if rfid else "0.00", "tray_temp": "0", "tray_time": "0", "bed_temp_type": "0",
         "bed_temp": "0", "nozzle_temp_max": "240", "nozzle_temp_min": "190",
-        "xcam_info": "000000000000000000000000", "tray_uuid": "0" * 32, "ctype": 0, "cols": [tray.colour],
+        "xcam_info": "000000000000000000000000", "tray_uuid": uid[8:40] if rfid else "0" * 32, "ctype": 0,
+        "cols": [tray.colour],
     }
     if model.ams_climate:  # newer AMS firmware adds drying data and the tray's state
         body.update({"drying_temp": "55", "drying_time": "8", "state": 11, "total_len": 330000})

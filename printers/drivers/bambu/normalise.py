@@ -36,6 +36,7 @@ STAGE_NAMES = {
 ATTENTION_HMS_STATES = {"IDLE", "PREPARE", "SLICING", "RUNNING", "PAUSE"}
 NO_CHAMBER_SENSOR = 5.0
 HEX_COLOUR = re.compile(r"^[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$")
+RFID = re.compile(r"^[0-9A-F]{8,64}$")
 EXTERNAL_TRAY = 254
 NO_TRAY = 255
 # device.nozzle.info[].type codes of newer firmware (e.g. "HX01"): the 2nd letter is the flow
@@ -64,6 +65,18 @@ def _presence_bit(ams_id: int, tray_id: int) -> int:
     return 16 + (ams_id - 128) + tray_id if ams_id >= 128 else ams_id * 4 + tray_id
 
 
+def _tag(tray: dict) -> str:
+    """The RFID identity of the tray's spool: its `tray_uuid` (the spool's own id, the same on both of
+    a Bambu spool's tags), else the `tag_uid` of the tag the AMS read; "" for a spool without a tag (all
+    zeros) or a value that is no hex id."""
+    for key in ("tray_uuid", "tag_uid"):
+        value = tray.get(key)
+        value = value.strip().upper() if isinstance(value, str) else ""
+        if RFID.match(value) and value.strip("0"):
+            return value
+    return ""
+
+
 def _slot(tray: dict, *, ams: int | None, tray_id: int, global_id: int, loaded: int | None) -> dict:
     # The printer measures what is left only on AMS trays with a Bambu RFID spool: -1 is unknown, and
     # the external spool reports 0 because nothing measures it there: unknown too, not empty.
@@ -79,6 +92,7 @@ def _slot(tray: dict, *, ams: int | None, tray_id: int, global_id: int, loaded: 
         "colour": _colour(tray.get("tray_color")),
         "remaining_percent": remain if remain is not None and 0 <= remain <= 100 else None,
         "loaded": loaded == global_id,
+        "tag": _tag(tray),
     }
 
 
