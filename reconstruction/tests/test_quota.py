@@ -129,7 +129,7 @@ def test_portal_says_when_the_day_resets(owner_client, customer_owner):
     assert ScanJob.objects.get(pk=jobs[1].pk).status == ScanStatus.DRAFT
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql",
                     reason="concurrent transactions need PostgreSQL (SQLite runs one writer at a time)")
 def test_thirty_concurrent_submits_at_a_daily_limit_of_five_accept_exactly_five():
