@@ -100,3 +100,19 @@ class UsageLedgerAdmin(ReadOnlyAdmin):
     list_filter = ["feature", "direction", "overage", "plan_key"]
     search_fields = ["organization__name", "key"]
     date_hierarchy = "created_at"
+
+
+# dj-stripe registers its own admin pages (webhook endpoints, customers, events, …) with Django's plain
+# ModelAdmin; the same pages, kept as dj-stripe made them, get the admin's unfold look.
+def _restyle_djstripe_admin() -> None:
+    import djstripe.admin  # noqa: F401  (registers dj-stripe's pages first)
+
+    for model, model_admin in list(admin.site._registry.items()):
+        if model._meta.app_label != "djstripe" or isinstance(model_admin, ModelAdmin):
+            continue
+        styled = type(type(model_admin).__name__, (ModelAdmin, type(model_admin)), {})
+        admin.site.unregister(model)
+        admin.site.register(model, styled)
+
+
+_restyle_djstripe_admin()

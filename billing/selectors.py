@@ -3,6 +3,7 @@
 import calendar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -158,14 +159,15 @@ def billing_kpis(*, now: datetime | None = None) -> list[dict]:
     now = now or timezone.now()
     paying = (OrganizationPlan.objects.filter(source=PlanSource.STRIPE)
               .filter(Q(grace_until__isnull=True) | Q(grace_until__gt=now)))
-    mrr = paying.aggregate(total=Sum("plan__price_per_month"))["total"] or 0
+    mrr = Decimal(paying.aggregate(total=Sum("plan__price_per_month"))["total"] or 0)
     by_plan = dict(paying.values_list("plan__name").annotate(n=Count("pk")).values_list("plan__name", "n"))
     month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     overage = UsageLedger.objects.filter(overage=True, created_at__gte=month_start).aggregate(
         units=Sum("delta"))["units"] or 0
     currency = Plan.objects.exclude(price_per_month=0).values_list("currency", flat=True).first() or ""
     figures = [
-        {"label": _("MRR"), "value": f"{mrr:,.2f} {currency}".strip()},
+        {"label": (_("MRR (%(currency)s)") % {"currency": currency}) if currency else _("MRR"),
+         "value": mrr.quantize(Decimal("0.01"))},
         {"label": _("Active subscriptions"), "value": sum(by_plan.values())},
     ]
     figures += [{"label": name, "value": n} for name, n in sorted(by_plan.items())]
