@@ -3,14 +3,20 @@
 import time
 
 from production.planning.bounds import makespan_lower_bound
-from production.planning.cpsat import FarmModel
+from production.planning.cpsat import AssignmentModel, FarmModel
 from production.planning.exchange import Assignment, Instance, Plan
 from production.planning.greedy import best_greedy_schedule, greedy_schedule
 from production.planning.problem import DAY, Problem, Schedule
+from production.planning.search import LocalSearch, improve
 
 DEFAULT_TIME_LIMIT_S = 10.0
 # Below this much time left, CP-SAT is not started and the greedy schedule is the plan.
 MIN_SOLVE_S = 0.2
+# Shares of the time left: the local search before CP-SAT, and after it.
+SEARCH_SHARE = 0.15
+POLISH_SHARE = 0.1
+# Stop this much before the limit: building the plan from the schedule takes a moment.
+MARGIN_S = 0.05
 
 
 def _assignments(problem: Problem, schedule: Schedule) -> list[Assignment]:
@@ -58,18 +64,45 @@ def plan(instance: Instance, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, log:
     chosen_metrics = _metrics(instance, chosen)
     solver = "greedy"
 
+    def consider(schedule: Schedule, name: str) -> None:
+        nonlocal chosen, chosen_metrics, solver
+        candidate = _assignments(problem, schedule)
+        candidate_metrics = _metrics(instance, candidate)
+        if _not_worse(candidate_metrics, chosen_metrics) and candidate_metrics != chosen_metrics:
+            chosen, chosen_metrics, solver = candidate, candidate_metrics, name
+
+    # A short local search first: CP-SAT starts from a better hint.
+    incumbent = greedy
     if deadline - time.monotonic() > MIN_SOLVE_S:
-        greedy_lateness = problem.score(greedy)[0]
-        # Room for plans that end later than the greedy one to be on time more often.
-        horizon = max(greedy.end) + max(max(greedy.end) // 2, DAY)
-        model = FarmModel(problem, greedy, horizon)
-        schedule, _facts = model.solve(deadline=deadline, lateness_bound=0 if greedy_lateness == 0 else None,
-                                       log=log)
+        incumbent = improve(problem, greedy, time.monotonic() + SEARCH_SHARE * (deadline - time.monotonic()))
+        consider(incumbent, "local-search")
+
+    remaining = deadline - time.monotonic()
+    if remaining > MIN_SOLVE_S:
+        # Time left at the end for a local search on what CP-SAT gives.
+        solve_deadline = deadline - POLISH_SHARE * remaining
+        lateness = problem.score(incumbent)[0]
+        schedule = None
+        if lateness == 0 and problem.calendar.always:
+            # Nothing late and no shifts: the makespan is a matter of assignment alone.
+            model = AssignmentModel(problem, incumbent)
+            printers, proven = model.solve(deadline=solve_deadline, log=log)
+            bound = max(bound, float(proven))
+            if printers is not None:
+                schedule = LocalSearch(problem, Schedule(printer=printers, start=incumbent.start,
+                                                         end=incumbent.end), by_printer=True).schedule()
+        else:
+            # Room for plans that end later than the incumbent to be on time more often.
+            horizon = max(incumbent.end) + max(max(incumbent.end) // 2, DAY)
+            model = FarmModel(problem, incumbent, horizon)
+            found, _facts = model.solve(deadline=solve_deadline, lateness_bound=0 if lateness == 0 else None, log=log)
+            if found is not None:
+                schedule = problem.left_shift(found)
         if schedule is not None:
-            candidate = _assignments(problem, problem.left_shift(schedule))
-            candidate_metrics = _metrics(instance, candidate)
-            if _not_worse(candidate_metrics, chosen_metrics):
-                chosen, chosen_metrics, solver = candidate, candidate_metrics, "cp-sat"
+            consider(schedule, "cp-sat")
+            if deadline - time.monotonic() > MIN_SOLVE_S / 2:
+                polished = improve(problem, schedule, deadline - MARGIN_S)
+                consider(polished, "cp-sat")
 
     lateness, makespan, late = chosen_metrics
     return Plan(assignments=chosen, makespan_s=makespan, weighted_lateness_s=lateness, late_jobs=late,
