@@ -32,6 +32,8 @@ from production.planning.problem import Problem, Schedule
 
 MIN_BLOCKS = 2
 ASSIGNMENT_WORKERS = 8
+# The share of the solve time the weighted lateness gets before the makespan.
+LATENESS_SHARE = 0.7
 WEIGHT_SCALE = 1000
 
 
@@ -225,7 +227,7 @@ class FarmModel:
         if self.tardiness and lateness_bound != 0:
             model.minimize(self.lateness)
             remaining = deadline - time.monotonic()
-            status, solver = self._solve(remaining * 0.5, log)
+            status, solver = self._solve(remaining * LATENESS_SHARE, log)
             facts["phases"].append(("lateness", solver.status_name(status), solver.objective_value
                                     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None))
             if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

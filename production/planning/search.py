@@ -16,16 +16,23 @@ The search takes the first improving step of
 - swapping two jobs between two printers each fits;
 
 for jobs on the printers that matter most first (late jobs, then the last printer to finish),
-and stops at a local optimum or the deadline. A schedule is better when its weighted lateness is
-lower, then its makespan, then the sum of squared printer finishes (which lets the makespan fall
-when several printers finish last together).
+down to a local optimum; then, while time is left, it kicks the schedule (moves a few jobs off
+the worst printers at random, seeded) and descends again, keeping the best schedule seen.
+A schedule is better when its weighted lateness is lower, then its makespan, then the sum of
+squared printer finishes (which lets the makespan fall when several printers finish last
+together).
 """
 
+import random
 import time
 
 from production.planning.problem import Problem, Schedule
 
 EPSILON = 1e-6
+# The iterated search: how many kicks at most, each moving this many jobs off these many printers.
+KICKS = 200
+KICK_MOVES = 3
+KICK_PRINTERS = 5
 
 
 class LocalSearch:
@@ -174,13 +181,51 @@ class LocalSearch:
                             return True
         return False
 
-    def run(self, deadline: float) -> Schedule:
-        """Improve until no move or swap helps or the deadline (time.monotonic()) passes."""
+    def _descend(self, deadline: float) -> None:
         while time.monotonic() < deadline:
             if self._improve_once(deadline, swaps=False):
                 continue
             if not self._improve_once(deadline, swaps=True):
                 break
+
+    def _kick(self, rng: random.Random) -> None:
+        """Move a few jobs from the printers that matter most to random printers they fit."""
+        problem = self.problem
+        sources = [p for p in self._priority()[:KICK_PRINTERS] if self.sequence[p]]
+        for _ in range(KICK_MOVES):
+            if not sources:
+                return
+            p = rng.choice(sources)
+            if not self.sequence[p]:
+                continue
+            job = rng.choice(self.sequence[p])
+            targets = [q for q in problem.durations[job] if q != p]
+            if not targets:
+                continue
+            q = rng.choice(targets)
+            self._apply({p: self._evaluate(p, [j for j in self.sequence[p] if j != job]),
+                         q: self._evaluate(q, [*self.sequence[q], job])}, {job: q})
+
+    def run(self, deadline: float) -> Schedule:
+        """Improve until the deadline (time.monotonic()) passes or nothing more is found.
+
+        After the first local optimum: kick (move a few jobs off the worst printers) and descend
+        again, keeping the best schedule seen (an iterated local search), up to KICKS times.
+        """
+        rng = random.Random(1)
+        self._descend(deadline)
+        best = (self.key(), [list(s) for s in self.sequence], list(self.cost), list(self.where))
+        for _ in range(KICKS):
+            if time.monotonic() >= deadline:
+                break
+            self._kick(rng)
+            self._descend(deadline)
+            key = self.key()
+            if key[0] < best[0][0] - EPSILON or (key[0] <= best[0][0] + EPSILON and key[1:] < best[0][1:]):
+                best = (key, [list(s) for s in self.sequence], list(self.cost), list(self.where))
+            else:
+                self.sequence, self.cost, self.where = ([list(s) for s in best[1]], list(best[2]),
+                                                        list(best[3]))
         return self.schedule()
 
     def schedule(self) -> Schedule:
