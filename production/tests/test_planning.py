@@ -131,6 +131,8 @@ def test_the_lower_bounds_never_exceed_the_optimum(instance, seed):
     problem = Problem(small)
     optimum = _optimal_makespan(problem)
     assert makespan_lower_bound(problem) <= optimum
+    # The LP without changeover terms (used where the other is too slow) is weaker, never above it.
+    assert lp_bound(problem, changeovers=False) <= lp_bound(problem) + 1e-3 <= optimum + 1e-3
     _printers, proven = AssignmentModel(problem, best_greedy_schedule(problem)).solve(deadline=time.monotonic() + 2)
     assert proven <= optimum
     result = planned(small, time_limit_s=2)
