@@ -22,6 +22,7 @@ Variables and constraints:
 `solve` returns the best schedule found (as starts and printers) or None.
 """
 
+import math
 import os
 import time
 
@@ -30,6 +31,9 @@ from ortools.sat.python import cp_model
 from production.planning.problem import Problem, Schedule
 
 MIN_BLOCKS = 2
+ASSIGNMENT_WORKERS = 8
+# The share of the solve time the weighted lateness gets before the makespan.
+LATENESS_SHARE = 0.7
 WEIGHT_SCALE = 1000
 
 
@@ -223,7 +227,7 @@ class FarmModel:
         if self.tardiness and lateness_bound != 0:
             model.minimize(self.lateness)
             remaining = deadline - time.monotonic()
-            status, solver = self._solve(remaining * 0.5, log)
+            status, solver = self._solve(remaining * LATENESS_SHARE, log)
             facts["phases"].append(("lateness", solver.status_name(status), solver.objective_value
                                     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None))
             if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -244,3 +248,76 @@ class FarmModel:
             best = self._schedule(solver)
         return best, facts
 
+
+
+class AssignmentModel:
+    """Which printer runs each job, for the makespan alone: no times, no intervals.
+
+    A printer used at all finishes no earlier than its ready time plus the durations of its jobs
+    plus one changeover per family it runs other than the one it holds (a printer holding none
+    needs one fewer). The model minimises the largest such finish (C) over the assignments:
+
+        x[j,p] in {0,1}, sum_p x[j,p] = 1;  u[p] >= x[j,p];  y[p,f] >= x[j,p] for j of family f;
+        r[p] u[p] + sum_j d[j,p] x[j,p] + c (sum_f y[p,f] - [p holds no family] u[p]) <= C.
+
+    Every schedule satisfies these with C its makespan, so the model's optimum, and any bound
+    CP-SAT proves on it, is a lower bound on the makespan; without shifts a solution run family
+    block by family block reaches exactly its C, so it is also an optimal plan there (for the
+    makespan, due dates aside).
+    """
+
+    def __init__(self, problem: Problem, hint: Schedule):
+        self.problem = problem
+        model = self.model = cp_model.CpModel()
+        n, printers = problem.n_jobs, problem.n_printers
+        changeover = problem.changeover
+        top = max(problem.ready) + sum(max(d.values()) for d in problem.durations) + changeover * n
+        self.makespan = model.new_int_var(0, top, "C")
+        self.assign: list[dict[int, cp_model.IntVar]] = []
+        loads = [[] for _ in range(printers)]
+        used = [model.new_bool_var(f"u{p}") for p in range(printers)]
+        family_used: dict[tuple[int, int], cp_model.IntVar] = {}
+        for job in range(n):
+            literals = {}
+            for printer, duration in problem.durations[job].items():
+                literal = model.new_bool_var(f"x{job}_{printer}")
+                literals[printer] = literal
+                loads[printer].append(duration * literal)
+                model.add_implication(literal, used[printer])
+                if changeover > 0:
+                    key = (printer, problem.family[job])
+                    if key not in family_used:
+                        family_used[key] = model.new_bool_var("")
+                    model.add_implication(literal, family_used[key])
+            model.add_exactly_one(literals.values())
+            self.assign.append(literals)
+        for printer in range(printers):
+            if not loads[printer]:
+                continue
+            terms = [problem.ready[printer] * used[printer], *loads[printer]]
+            held = problem.printer_family[printer]
+            for (p, family), literal in family_used.items():
+                if p == printer and family != held:
+                    terms.append(changeover * literal)
+            if held is None and changeover > 0:
+                terms.append(-changeover * used[printer])
+            model.add(sum(terms) <= self.makespan)
+        model.minimize(self.makespan)
+        for job in range(n):
+            for printer, literal in self.assign[job].items():
+                model.add_hint(literal, int(printer == hint.printer[job]))
+
+    def solve(self, *, deadline: float, log: bool = False) -> tuple[list[int] | None, int]:
+        """The printer of each job in the best assignment found (or None), and the proven lower bound."""
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = max(0.05, deadline - time.monotonic())
+        # More workers than cores: the portfolio's LNS and LP workers find better assignments here
+        # than two workers do in the same time, even sharing two cores.
+        solver.parameters.num_workers = max(ASSIGNMENT_WORKERS, _workers())
+        solver.parameters.random_seed = 1
+        solver.parameters.log_search_progress = log
+        status = solver.solve(self.model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None, 0
+        printers = [next(p for p, lit in literals.items() if solver.boolean_value(lit)) for literals in self.assign]
+        return printers, math.floor(solver.best_objective_bound + 1e-6)

@@ -26,7 +26,7 @@ Plan::
 
     {"assignments": [{"job": id, "printer": id, "start": iso8601, "end": iso8601}],
      "makespan_s": number, "weighted_lateness_s": number, "late_jobs": int,
-     "lower_bound_makespan_s": number, "solver": "cp-sat" | "greedy", "seconds": number}
+     "lower_bound_makespan_s": number, "solver": "cp-sat" | "local-search" | "greedy", "seconds": number}
 
 `makespan_s` counts from `now` to the last end; `weighted_lateness_s` is the sum over jobs of
 weight × seconds past due. Times in a plan are UTC.

@@ -1,16 +1,30 @@
-"""Plan an instance: the best of a few greedy rules, CP-SAT improving on it within the time limit, the better."""
+"""Plan an instance in the time limit: the best greedy rule, a local search, CP-SAT, a last local search.
+
+Without shifts, when nothing is late, CP-SAT works on the assignment model (exact for the
+makespan there, and its proven bound joins the lower bound); otherwise on the full model with
+times. The plan is the best schedule seen (weighted lateness, then makespan), so never worse
+than the greedy one; `solver` says which step found it.
+"""
 
 import time
 
 from production.planning.bounds import makespan_lower_bound
-from production.planning.cpsat import FarmModel
+from production.planning.cpsat import AssignmentModel, FarmModel
 from production.planning.exchange import Assignment, Instance, Plan
 from production.planning.greedy import best_greedy_schedule, greedy_schedule
 from production.planning.problem import DAY, Problem, Schedule
+from production.planning.search import LocalSearch, improve
 
 DEFAULT_TIME_LIMIT_S = 10.0
 # Below this much time left, CP-SAT is not started and the greedy schedule is the plan.
 MIN_SOLVE_S = 0.2
+# Shares of the time left: the local search before CP-SAT (more when there are no shifts, where
+# CP-SAT works on the assignment model and the search is the stronger of the two), and after it.
+SEARCH_SHARE = 0.4
+SEARCH_SHARE_ALWAYS_STAFFED = 0.5
+POLISH_SHARE = 0.1
+# Stop this much before the limit: building the plan from the schedule takes a moment.
+MARGIN_S = 0.05
 
 
 def _assignments(problem: Problem, schedule: Schedule) -> list[Assignment]:
@@ -58,18 +72,46 @@ def plan(instance: Instance, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, log:
     chosen_metrics = _metrics(instance, chosen)
     solver = "greedy"
 
+    def consider(schedule: Schedule, name: str) -> None:
+        nonlocal chosen, chosen_metrics, solver
+        candidate = _assignments(problem, schedule)
+        candidate_metrics = _metrics(instance, candidate)
+        if _not_worse(candidate_metrics, chosen_metrics) and candidate_metrics != chosen_metrics:
+            chosen, chosen_metrics, solver = candidate, candidate_metrics, name
+
+    # A short local search first: CP-SAT starts from a better hint.
+    incumbent = greedy
     if deadline - time.monotonic() > MIN_SOLVE_S:
-        greedy_lateness = problem.score(greedy)[0]
-        # Room for plans that end later than the greedy one to be on time more often.
-        horizon = max(greedy.end) + max(max(greedy.end) // 2, DAY)
-        model = FarmModel(problem, greedy, horizon)
-        schedule, _facts = model.solve(deadline=deadline, lateness_bound=0 if greedy_lateness == 0 else None,
-                                       log=log)
+        share = SEARCH_SHARE_ALWAYS_STAFFED if problem.calendar.always else SEARCH_SHARE
+        incumbent = improve(problem, greedy, time.monotonic() + share * (deadline - time.monotonic()))
+        consider(incumbent, "local-search")
+
+    remaining = deadline - time.monotonic()
+    if remaining > MIN_SOLVE_S:
+        # Time left at the end for a local search on what CP-SAT gives.
+        solve_deadline = deadline - POLISH_SHARE * remaining
+        lateness = problem.score(incumbent)[0]
+        schedule = None
+        if lateness == 0 and problem.calendar.always:
+            # Nothing late and no shifts: the makespan is a matter of assignment alone.
+            model = AssignmentModel(problem, incumbent)
+            printers, proven = model.solve(deadline=solve_deadline, log=log)
+            bound = max(bound, float(proven))
+            if printers is not None:
+                schedule = LocalSearch(problem, Schedule(printer=printers, start=incumbent.start,
+                                                         end=incumbent.end), by_printer=True).schedule()
+        else:
+            # Room for plans that end later than the incumbent to be on time more often.
+            horizon = max(incumbent.end) + max(max(incumbent.end) // 2, DAY)
+            model = FarmModel(problem, incumbent, horizon)
+            found, _facts = model.solve(deadline=solve_deadline, lateness_bound=0 if lateness == 0 else None, log=log)
+            if found is not None:
+                schedule = problem.left_shift(found)
         if schedule is not None:
-            candidate = _assignments(problem, problem.left_shift(schedule))
-            candidate_metrics = _metrics(instance, candidate)
-            if _not_worse(candidate_metrics, chosen_metrics):
-                chosen, chosen_metrics, solver = candidate, candidate_metrics, "cp-sat"
+            consider(schedule, "cp-sat")
+            if deadline - time.monotonic() > MIN_SOLVE_S / 2:
+                polished = improve(problem, schedule, deadline - MARGIN_S)
+                consider(polished, "cp-sat")
 
     lateness, makespan, late = chosen_metrics
     return Plan(assignments=chosen, makespan_s=makespan, weighted_lateness_s=lateness, late_jobs=late,
