@@ -373,17 +373,8 @@ def _detect_format(upload: BinaryIO, *, name: str) -> str:
         upload.seek(0)
 
 
-@transaction.atomic
-def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_note: str = "",
-                               uploaded_by=None) -> VariantVersion:
-    """Add a sliced file to a variant as its next version and make it the current one.
-
-    The file is refused (nothing stored, no row written) when it is too large, has a
-    name the catalog does not take, its content is not the format its name says, or
-    it cannot be read. The same bytes uploaded again for the same owner (the model's
-    designer, or the lab) reuse the stored file; uploading the file that is already the
-    variant's current version is refused.
-    """
+def _acceptable_name(upload: File) -> tuple[str, str]:
+    """The upload's file name and suffix; InvalidInput when it is empty, too large or named as no accepted file."""
     name = (getattr(upload, "name", "") or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1][:255]
     size = upload.size
     limit = settings.CATALOG_MAX_UPLOAD_BYTES
@@ -396,6 +387,39 @@ def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_no
     if suffix is None:
         raise InvalidInput(_("%(name)s is not a file the catalog accepts: use .gcode, .bgcode, .3mf, "
                              ".gcode.3mf, .ufp or .stl.") % {"name": name})
+    return name, suffix
+
+
+def sliced_file_check(*, upload: File) -> str:
+    """Refuse (InvalidInput) a file the catalog would not take, without storing anything; else its format.
+
+    The same checks as an upload's (size, name, content matching the name): other apps ask it
+    before they hold a file for the catalog that is filed into a variant later.
+    """
+    name, suffix = _acceptable_name(upload)
+    detected = _detect_format(upload, name=name)
+    if detected not in ACCEPTED_SUFFIXES[suffix]:
+        raise InvalidInput(_("%(name)s has the extension %(named)s but contains %(actual)s.")
+                           % {"name": name, "named": suffix, "actual": FileFormat(detected).label})
+    if upload.size <= settings.CATALOG_SYNC_READ_BYTES:
+        _read(upload, name=name)  # damaged content is refused now, not when the file is filed
+        upload.seek(0)
+    return detected
+
+
+@transaction.atomic
+def variant_upload_sliced_file(*, variant: ModelVariant, upload: File, change_note: str = "",
+                               uploaded_by=None) -> VariantVersion:
+    """Add a sliced file to a variant as its next version and make it the current one.
+
+    The file is refused (nothing stored, no row written) when it is too large, has a
+    name the catalog does not take, its content is not the format its name says, or
+    it cannot be read. The same bytes uploaded again for the same owner (the model's
+    designer, or the lab) reuse the stored file; uploading the file that is already the
+    variant's current version is refused.
+    """
+    name, suffix = _acceptable_name(upload)
+    size = upload.size
 
     locked = ModelVariant.objects.select_for_update().select_related("model").get(pk=variant.pk)
     sha256 = _sha256(upload)

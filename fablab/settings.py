@@ -247,6 +247,15 @@ INVENTORY_SAFETY_DAYS = env_int("INVENTORY_SAFETY_DAYS", 7)
 # x the tariff), machine time ((purchase price / lifetime hours + maintenance per hour) x hours) and labour
 # (handling minutes x the hourly rate). A printer's station may set its own power, price, lifetime,
 # maintenance and handling minutes; these are the defaults for a station that leaves them empty.
+# Uploads from slicers (production/octoprint.py): which variant a file is for. "folder": the first folder of
+# its path is the SKU (SKU/anything.gcode); "prefix": its name starts with the SKU and the separator
+# (SKU_anything.gcode, or SKU.gcode). Matched without regard to letter case; others go to the inbox.
+SLICER_UPLOAD_SKU_RULES = env_list("SLICER_UPLOAD_SKU_RULES", ["folder", "prefix"])
+if not set(SLICER_UPLOAD_SKU_RULES) <= {"folder", "prefix"}:
+    raise ImproperlyConfigured(f"SLICER_UPLOAD_SKU_RULES takes folder and/or prefix, got {SLICER_UPLOAD_SKU_RULES!r}.")
+SLICER_UPLOAD_SKU_SEPARATOR = env_str("SLICER_UPLOAD_SKU_SEPARATOR", "_")
+if len(SLICER_UPLOAD_SKU_SEPARATOR) != 1:
+    raise ImproperlyConfigured("SLICER_UPLOAD_SKU_SEPARATOR must be one character.")
 PRODUCTION_CURRENCY = env_str("PRODUCTION_CURRENCY", "EUR").upper()
 if not (len(PRODUCTION_CURRENCY) == 3 and PRODUCTION_CURRENCY.isascii() and PRODUCTION_CURRENCY.isalpha()):
     raise ImproperlyConfigured(f"PRODUCTION_CURRENCY must be a three-letter currency code such as EUR, "

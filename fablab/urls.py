@@ -13,6 +13,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
     re_path(r"^api/v1/(?P<path>.*)$", not_found),
+    # OctoPrint's upload API for slicers' "send to printer" (production/octoprint.py).
+    path("api/", include("production.octoprint")),
     # Spoolman-compatible API for Moonraker and OctoPrint (inventory/spoolman.py).
     path("spoolman/", include("inventory.spoolman")),
     path("scans/", include("reconstruction.urls")),

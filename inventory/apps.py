@@ -11,3 +11,7 @@ class InventoryConfig(AppConfig):
         from inventory.panels import stock_for_sliced_file
 
         register_version_panel(_("Stock for this file"), stock_for_sliced_file)
+
+        from inventory import spoolman_events
+
+        spoolman_events.connect()

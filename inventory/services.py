@@ -100,9 +100,9 @@ def _new_code() -> str:
     raise Conflict(_("Could not find a free label code; try again."))
 
 
-def _stock_changed(sender, filament_id: int) -> None:
+def _stock_changed(sender, filament_id: int, spool_id: int | None = None) -> None:
     """Tell other apps (inventory.signals.stock_changed) once the current transaction commits."""
-    transaction.on_commit(lambda: stock_changed.send(sender=sender, filament_id=filament_id))
+    transaction.on_commit(lambda: stock_changed.send(sender=sender, filament_id=filament_id, spool_id=spool_id))
 
 
 def _assign(instance, fields: dict) -> None:
@@ -351,7 +351,7 @@ def _change(*, spool: Spool, kind: str, idempotency_key: str, delta_for: Callabl
         Spool.objects.filter(pk=locked.pk).update(**updates)
         stock_alert_check(filament=locked.filament)
         if delta:
-            _stock_changed(Spool, locked.filament_id)
+            _stock_changed(Spool, locked.filament_id, locked.pk)
     return movement
 
 
@@ -455,7 +455,7 @@ def spool_archive(*, spool: Spool) -> Spool:
             locked.archived_at = timezone.now()
             locked.save(update_fields=["archived_at", "updated_at"])
             stock_alert_check(filament=locked.filament)
-            _stock_changed(Spool, locked.filament_id)
+            _stock_changed(Spool, locked.filament_id, locked.pk)
     return locked
 
 

@@ -64,8 +64,22 @@ from printers.panels import (
     register_printer_panel,
 )
 from production import selectors, services
-from production.choices import PRINT_JOB_STATUS_COLORS, PRIORITY_COLORS, WAITING_STATUSES, Priority
-from production.models import PrintAttempt, PrinterStation, PrintJob, SlotAllocation, SpoolLoad, UnknownPrint
+from production.choices import (
+    PRINT_JOB_STATUS_COLORS,
+    PRIORITY_COLORS,
+    WAITING_STATUSES,
+    Priority,
+    SlicerUploadStatus,
+)
+from production.models import (
+    PrintAttempt,
+    PrinterStation,
+    PrintJob,
+    SlicerUpload,
+    SlotAllocation,
+    SpoolLoad,
+    UnknownPrint,
+)
 
 IMPORT_URL_NAME = "printers_printer_files_import"
 IMPORT_PERMISSIONS = ("catalog.add_variantversion",)
@@ -786,3 +800,58 @@ class UnknownPrintAdmin(ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class SlicerUploadForm(forms.ModelForm):
+    """Filing an upload from the inbox: the variant that gets it as its next version."""
+
+    into_variant = forms.ModelChoiceField(
+        label=gettext_lazy("File into"), required=False, queryset=None,
+        empty_label=gettext_lazy("A new model named after the file"),
+        help_text=gettext_lazy("The catalog variant that gets the file as its next version; it is queued when "
+                               "the slicer asked to print it."),
+    )
+
+    class Meta:
+        model = SlicerUpload
+        fields: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["into_variant"].queryset = catalog_selectors.variant_list()
+
+
+@admin.register(SlicerUpload)
+class SlicerUploadAdmin(ModelAdmin):
+    """Files sent from slicers (production/octoprint.py); those in the inbox are filed into the catalog here."""
+
+    form = SlicerUploadForm
+    list_display = ["received_at", "__str__", "status", "print_requested", "version", "job", "organization"]
+    list_filter = ["status", "print_requested"]
+    search_fields = ["original_name", "folder", "sha256"]
+    readonly_fields = ["original_name", "folder", "organization", "size_bytes", "sha256", "status",
+                       "print_requested", "version", "job", "received_at", "filed_at", "filed_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_fields(self, request, obj=None):
+        fields = list(self.readonly_fields)
+        if obj is not None and obj.status == SlicerUploadStatus.INBOX:
+            fields.insert(0, "into_variant")
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        if obj.status != SlicerUploadStatus.INBOX:
+            return
+        try:
+            services.slicer_upload_file(upload=obj, variant=form.cleaned_data.get("into_variant"), user=request.user)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+
+    def delete_model(self, request, obj):
+        services.slicer_upload_discard(upload=obj)
+
+    def delete_queryset(self, request, queryset):
+        for upload in queryset:
+            services.slicer_upload_discard(upload=upload)

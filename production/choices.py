@@ -15,6 +15,13 @@ class ImportStatus(models.TextChoices):
 IMPORT_PENDING = frozenset({ImportStatus.QUEUED, ImportStatus.RUNNING})
 
 
+class SlicerUploadStatus(models.TextChoices):
+    """A file a slicer sent through the OctoPrint-compatible door (production/octoprint.py)."""
+
+    INBOX = "inbox", _("In the inbox")
+    FILED = "filed", _("In the catalog")
+
+
 class PrintJobStatus(models.TextChoices):
     """A print job on its way from the queue to a printer and back (queued → … → completed)."""
 

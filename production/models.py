@@ -27,6 +27,7 @@ from production.choices import (
     PrintJobStatus,
     Priority,
     Purpose,
+    SlicerUploadStatus,
     SpoolSource,
 )
 
@@ -232,6 +233,51 @@ class PrinterFileImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.printer}: {self.path} ({self.status})"
+
+
+def slicer_upload_path(instance: "SlicerUpload", filename: str) -> str:
+    return f"production/{instance.storage_owner}/slicer-uploads/{instance.sha256}/{filename}"
+
+
+class SlicerUpload(models.Model):
+    """A file a slicer sent to fablab as if to an OctoPrint server ("send to printer").
+
+    Its name or folder named a catalog variant (SLICER_UPLOAD_SKU_RULES): it went straight in as a new
+    version (`version`) and the row records that. Otherwise it waits in the inbox, with its file, until
+    staff file it into a variant. `print_requested`: the slicer asked to print it; the job is queued as
+    soon as the file is in the catalog (`job`).
+    """
+
+    organization = models.ForeignKey("fablab.Organization", verbose_name=_("sent with a key of"),
+                                      on_delete=models.PROTECT, related_name="+")
+    original_name = models.CharField(_("file name"), max_length=255)
+    folder = models.CharField(_("folder"), max_length=255, blank=True)
+    size_bytes = models.PositiveBigIntegerField(_("size (bytes)"))
+    sha256 = models.CharField(max_length=64, editable=False)
+    file = models.FileField(_("file"), upload_to=slicer_upload_path, max_length=500, blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=SlicerUploadStatus.choices,
+                              default=SlicerUploadStatus.INBOX, db_index=True)
+    print_requested = models.BooleanField(_("print requested"), default=False)
+    version = models.ForeignKey("catalog.VariantVersion", verbose_name=_("catalog version"), null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="+")
+    job = models.ForeignKey(PrintJob, verbose_name=_("print job"), null=True, blank=True, on_delete=models.SET_NULL,
+                            related_name="+")
+    received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
+    filed_at = models.DateTimeField(_("filed"), null=True, blank=True)
+    filed_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("filed by"), null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = _("upload from a slicer")
+        verbose_name_plural = _("uploads from slicers")
+
+    def __str__(self) -> str:
+        return f"{self.folder}/{self.original_name}" if self.folder else self.original_name
+
+    @property
+    def storage_owner(self) -> str:
+        return f"org-{self.organization_id}"
 
 
 class SpoolLoad(models.Model):

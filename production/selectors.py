@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
-from catalog.models import VariantVersion
+from catalog.models import ModelVariant, VariantVersion
 from fablab.choices import OrganizationKind
 from fablab.exceptions import InvalidInput, NotFound, PermissionDenied
 from inventory import selectors as inventory_selectors
@@ -580,3 +580,38 @@ def variant_cost_get(*, variant_id: int, organization) -> VariantCost:
     if owner.kind != OrganizationKind.LAB and variant.model.designer_id != owner.pk:
         raise NotFound(_("No variant with id %(id)s.") % {"id": variant_id})
     return variant_cost(variant=variant)
+
+
+# --- uploads from slicers ------------------------------------------------------------------------
+
+
+def _sku_candidates(*, name: str, folder: str) -> list[str]:
+    """The SKUs a file's folder and name may stand for, best first (SLICER_UPLOAD_SKU_RULES)."""
+    candidates = []
+    for rule in settings.SLICER_UPLOAD_SKU_RULES:
+        if rule == "folder":
+            first = folder.strip("/").split("/", 1)[0]
+            if first:
+                candidates.append(first)
+        elif rule == "prefix":
+            suffix = catalog_services.sliced_file_suffix(name=name)
+            stem = name[: -len(suffix)] if suffix else name
+            parts = stem.split(settings.SLICER_UPLOAD_SKU_SEPARATOR)
+            # "PLA_BOX_v2": "PLA_BOX_v2", then "PLA_BOX", then "PLA" (SKUs may hold the separator too)
+            candidates += [settings.SLICER_UPLOAD_SKU_SEPARATOR.join(parts[:end]) for end in range(len(parts), 0, -1)]
+    return [candidate for candidate in candidates if candidate]
+
+
+def slicer_upload_variant(*, name: str, folder: str = "") -> ModelVariant | None:
+    """The catalog variant an uploaded file is for, by its folder or name prefix (any letter case); None if none."""
+    candidates = _sku_candidates(name=name, folder=folder)
+    if not candidates:
+        return None
+    matching = Q()
+    for candidate in candidates:
+        matching |= Q(sku__iexact=candidate)
+    found = {variant.sku.lower(): variant for variant in ModelVariant.objects.filter(matching)}
+    for candidate in candidates:
+        if candidate.lower() in found:
+            return found[candidate.lower()]
+    return None

@@ -19,6 +19,7 @@ its metadata (at once or in the background). With no variant given, a new catalo
 after the file is made, with one variant; a refused upload leaves neither behind.
 """
 
+import hashlib
 import logging
 import re
 import secrets
@@ -39,6 +40,7 @@ from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.models import ModelVariant, VariantVersion
 from fablab.exceptions import ApplicationError, Conflict, IllegalTransition, InvalidInput
+from fablab.files import delete_stored
 from fablab.states import check_transition
 from fablab.validation import validate
 from inventory import selectors as inventory_selectors
@@ -62,6 +64,7 @@ from production.choices import (
     PrintJobStatus,
     Priority,
     Purpose,
+    SlicerUploadStatus,
     SpoolSource,
 )
 from production.models import (
@@ -70,6 +73,7 @@ from production.models import (
     PrinterStation,
     PrintJob,
     QueueRecheck,
+    SlicerUpload,
     SlotAllocation,
     SpoolLoad,
     UnknownPrint,
@@ -161,6 +165,135 @@ def printer_file_import(*, printer: Printer, path: str, user, variant: ModelVari
     logger.info("Printer %s: %s imported as version %s of variant %s.", printer.pk, path, version.number,
                 version.variant_id)
     return version
+
+
+# --- uploads from slicers (production/octoprint.py) -----------------------------------------------
+
+SLICER_NAME_MAX = 200
+SLICER_FOLDER_MAX = 255
+
+
+def _slicer_text(value, *, field: str, max_length: int) -> str:
+    text = "" if value is None else str(value)
+    if not text.isprintable():  # NUL, line breaks, other control and direction characters
+        raise InvalidInput(_("The %(field)s must not contain control characters.") % {"field": field})
+    if len(text) > max_length:
+        raise InvalidInput(_("The %(field)s is longer than %(max)s characters.") % {"field": field, "max": max_length})
+    return text
+
+
+def _slicer_folder(folder: str) -> str:
+    text = _slicer_text(folder, field=_("path"), max_length=SLICER_FOLDER_MAX).replace("\\", "/")
+    parts = [part.strip() for part in text.split("/") if part.strip()]
+    if any(part in (".", "..") for part in parts):
+        raise InvalidInput(_("The path must not contain . or .. folders."))
+    return "/".join(parts)
+
+
+def _slicer_name(name: str) -> str:
+    text = _slicer_text(name, field=_("file name"), max_length=SLICER_NAME_MAX).strip()
+    if not text or text in (".", "..") or "/" in text or "\\" in text:
+        raise InvalidInput(_("The file name is empty or not a plain file name."))
+    return text
+
+
+def _content_sha256(upload: File) -> str:
+    digest = hashlib.sha256()
+    upload.seek(0)
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def _slicer_version(*, variant: ModelVariant, upload: File, sha256: str, note: str, user=None) -> VariantVersion:
+    """The variant's new version of this file; its current version when that already is this very file."""
+    current = variant.current_version
+    if current is not None and current.sliced_file.sha256 == sha256:
+        return current  # sent again (to print it again): nothing new for the catalog
+    return catalog_services.variant_upload_sliced_file(variant=variant, upload=upload, change_note=note,
+                                                       uploaded_by=user)
+
+
+def _slicer_print(*, row: SlicerUpload, version: VariantVersion) -> PrintJob | None:
+    """Queue the version once (the slicer asked to print it); None when its file cannot be printed as it is."""
+    try:
+        print_job_check_plate(version=version, plate=1)
+    except InvalidInput as exc:
+        logger.info("Upload %s is not queued: %s", row.pk, exc.message)
+        return None
+    return print_job_create(version=version, organization=row.organization, reference=str(row)[:200],
+                            notes=_("Sent from a slicer."))
+
+
+@transaction.atomic
+def slicer_upload_receive(*, organization, upload: File, folder: str = "",
+                          print_requested: bool = False) -> SlicerUpload:
+    """Take a file a slicer sent: into the catalog variant its folder or name names, else into the inbox.
+
+    With `print_requested`, a file that went into the catalog is queued at once (plate 1, normal
+    priority); one in the inbox is queued when staff file it. A file the catalog would refuse (a
+    name it does not take, damaged content, too large) is refused here too, and nothing is stored.
+    """
+    name = _slicer_name(getattr(upload, "name", ""))
+    folder = _slicer_folder(folder)
+    row = SlicerUpload(organization=organization, original_name=name, folder=folder, size_bytes=upload.size,
+                       sha256=_content_sha256(upload), print_requested=bool(print_requested))
+    variant = production_selectors.slicer_upload_variant(name=name, folder=folder)
+    if variant is None:
+        catalog_services.sliced_file_check(upload=upload)
+        row.file.save(name, upload, save=False)
+        try:
+            validate(row)
+            row.save()
+        except BaseException:
+            delete_stored(row.file.storage, row.file.name)
+            raise
+        logger.info("Upload %s (%s) from a slicer is in the inbox: no variant matches.", row.pk, row)
+        return row
+    row.version = _slicer_version(variant=variant, upload=upload, sha256=row.sha256,
+                                  note=_("Sent from a slicer: %(name)s") % {"name": row})
+    row.status, row.filed_at = SlicerUploadStatus.FILED, timezone.now()
+    validate(row)
+    row.save()
+    if row.print_requested:
+        row.job = _slicer_print(row=row, version=row.version)
+        row.save(update_fields=["job"])
+    logger.info("Upload %s (%s) from a slicer is version %s of variant %s.", row.pk, row, row.version.number,
+                variant.pk)
+    return row
+
+
+@transaction.atomic
+def slicer_upload_file(*, upload: SlicerUpload, variant: ModelVariant | None, user) -> SlicerUpload:
+    """File an upload waiting in the inbox into `variant` (None: a new model named after the file).
+
+    Queues it when the slicer asked to print it. Refused (Conflict) when it was filed already.
+    """
+    row = SlicerUpload.objects.select_for_update().select_related("organization").get(pk=upload.pk)
+    if row.status != SlicerUploadStatus.INBOX or not row.file:
+        raise Conflict(_("%(name)s is no longer in the inbox.") % {"name": row})
+    target = variant if variant is not None else _new_variant(name=row.original_name, user=user)
+    with row.file.open("rb") as handle:
+        row.version = _slicer_version(variant=target, upload=File(handle, name=row.original_name), sha256=row.sha256,
+                                      note=_("Sent from a slicer: %(name)s") % {"name": row}, user=user)
+    if row.print_requested:
+        row.job = _slicer_print(row=row, version=row.version)
+    storage, stored_name = row.file.storage, row.file.name
+    row.file = ""
+    row.status, row.filed_at, row.filed_by = SlicerUploadStatus.FILED, timezone.now(), user
+    row.save()
+    transaction.on_commit(lambda: delete_stored(storage, stored_name))
+    logger.info("Upload %s (%s) filed as version %s of variant %s.", row.pk, row, row.version.number, target.pk)
+    return row
+
+
+def slicer_upload_discard(*, upload: SlicerUpload) -> None:
+    """Remove an upload's row, and its file when it still waits in the inbox."""
+    storage, stored_name = upload.file.storage, upload.file.name
+    upload.delete()
+    if stored_name:
+        transaction.on_commit(lambda: delete_stored(storage, stored_name))
 
 
 # --- in the background ---------------------------------------------------------------------------
