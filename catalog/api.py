@@ -1,4 +1,4 @@
-"""Catalog endpoints for partners: models, variants, versions, upload and download."""
+"""Catalog endpoints for partners (and the lab's own systems): models, variants, versions, upload and download."""
 
 from django.http import FileResponse, HttpRequest
 from django.utils.translation import gettext as _
@@ -8,11 +8,13 @@ from ninja.pagination import paginate
 
 from catalog import selectors, services
 from catalog.schemas import ModelDetailOut, ModelOut, VariantDetailOut, VariantFilterIn, VariantOut, VersionOut
-from fablab.api_auth import tenant, write_key
+from fablab.api_auth import partner_or_lab_read_key, partner_write_key, tenant
 from fablab.api_pagination import Pagination
 from fablab.exceptions import InvalidInput
 
-router = Router(tags=["catalog"])
+# Partners and the lab's own systems read; customers' keys get 403 (fablab.api_auth.require_partner_or_lab).
+# Only a design's designer, a partner, adds or chooses its versions (partner_write_key).
+router = Router(tags=["catalog"], auth=partner_or_lab_read_key)
 
 
 @router.get("/models", response=list[ModelOut], summary="Models this organization may see")
@@ -48,7 +50,7 @@ def variant_detail(request: HttpRequest, variant_id: int):
 
 
 @router.post(
-    "/variants/{variant_id}/versions", response={201: VersionOut}, auth=write_key,
+    "/variants/{variant_id}/versions", response={201: VersionOut}, auth=partner_write_key,
     summary="Upload a sliced file as the variant's next version",
 )
 def version_upload(request: HttpRequest, variant_id: int, file: File[UploadedFile], change_note: Form[str] = ""):
@@ -60,7 +62,7 @@ def version_upload(request: HttpRequest, variant_id: int, file: File[UploadedFil
 
 
 @router.post(
-    "/variants/{variant_id}/versions/{number}/make-current", response=VariantDetailOut, auth=write_key,
+    "/variants/{variant_id}/versions/{number}/make-current", response=VariantDetailOut, auth=partner_write_key,
     summary="Make a version (e.g. an older one) the variant's current version",
 )
 def version_make_current(request: HttpRequest, variant_id: int, number: int):

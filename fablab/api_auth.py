@@ -1,5 +1,7 @@
 """API-key authentication and the one place where a request gets its organization."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
@@ -10,38 +12,31 @@ from fablab.exceptions import InvalidInput, PermissionDenied
 from fablab.models import ApiKey, Organization
 from fablab.services import api_key_authenticate
 
-
-class ApiKeyAuth(APIKeyHeader):
-    """`X-API-Key: fl_...`; `scope="write"` refuses read-only keys with 403."""
-
-    param_name = settings.API_KEY_HEADER
-
-    def __init__(self, scope: str = ApiKeyScope.READ):
-        self.scope = scope
-        super().__init__()
-
-    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
-        if not key:
-            return None
-        api_key = api_key_authenticate(raw_key=key)
-        if not api_key.allows(self.scope):
-            raise PermissionDenied(
-                "This API key may only read. Create a key with the write scope for this operation."
-            )
-        return api_key
+# The organization kinds that may use the partners' doors of the API (catalog, stock, printers, print queue).
+PARTNER_OR_LAB = frozenset({OrganizationKind.PARTNER, OrganizationKind.LAB})
 
 
-read_key = ApiKeyAuth(ApiKeyScope.READ)
-write_key = ApiKeyAuth(ApiKeyScope.WRITE)
+def require_partner_or_lab(api_key: ApiKey) -> ApiKey:
+    """Refuse (PermissionDenied) a customer's key: the catalog, the stock, the printers and the print queue are
+    open to partners (organization kind 'partner') and the lab's own systems (kind 'lab') only.
 
-
-def tenant(request: HttpRequest) -> Organization:
-    """The organization whose data this request may see: always the API key's own.
-
-    Every endpoint filters through `Model.objects.for_organization(tenant(request))`,
-    so a row of another organization is simply not found (404).
+    A customer's key (made in the portal) reaches its own organization, its scans and its billing.
     """
-    return request.auth.organization
+    if api_key.organization.kind not in PARTNER_OR_LAB:
+        raise PermissionDenied(_(
+            "This part of the API is open to partners and the lab's own systems, not to customers' keys. "
+            "A customer's key may use the organization, scans and billing endpoints."
+        ))
+    return api_key
+
+
+def require_partner(api_key: ApiKey) -> ApiKey:
+    """Refuse (PermissionDenied) a key that is not a partner's: changing a design's versions through the API is
+    for its designer, always a partner (the lab's own designs are changed in the admin)."""
+    if api_key.organization.kind != OrganizationKind.PARTNER:
+        raise PermissionDenied(_("Only partners' API keys (an organization of kind 'partner') may do this: "
+                                 "a design's versions are changed by its designer."))
+    return api_key
 
 
 def require_lab_key(api_key: ApiKey) -> ApiKey:
@@ -55,16 +50,71 @@ def require_lab_key(api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+class ApiKeyAuth(APIKeyHeader):
+    """`X-API-Key: fl_...` of any organization; `scope="write"` refuses read-only keys with 403.
+
+    Subclasses name the organization kinds an operation is open to through `guard` (a function that takes the
+    authenticated key and raises PermissionDenied, e.g. `require_lab_key`); the kind is checked before the
+    scope, so a customer's write key on a partner's operation hears why, not that its scope is too small.
+    Both run before ninja reads the parameters: a refused key gets 403, never 422 for its body.
+    """
+
+    param_name = settings.API_KEY_HEADER
+    guard: Callable[[ApiKey], ApiKey] | None = None
+
+    def __init__(self, scope: str = ApiKeyScope.READ):
+        self.scope = scope
+        super().__init__()
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+        if not key:
+            return None
+        api_key = api_key_authenticate(raw_key=key)
+        if self.guard is not None:
+            self.guard(api_key)
+        if not api_key.allows(self.scope):
+            raise PermissionDenied(
+                "This API key may only read. Create a key with the write scope for this operation."
+            )
+        return api_key
+
+
+class PartnerOrLabKeyAuth(ApiKeyAuth):
+    """A key of a partner or of the lab (never a customer's); `scope` as for every key."""
+
+    guard = staticmethod(require_partner_or_lab)
+
+
+class PartnerKeyAuth(ApiKeyAuth):
+    """A key of a partner (neither a customer's nor the lab's); `scope` as for every key."""
+
+    guard = staticmethod(require_partner)
+
+
 class LabKeyAuth(ApiKeyAuth):
     """A key of the lab's own organization (kind 'lab'); `scope` as for every key."""
 
-    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
-        api_key = super().authenticate(request, key)
-        return None if api_key is None else require_lab_key(api_key)
+    guard = staticmethod(require_lab_key)
 
 
-lab_read_key = LabKeyAuth(ApiKeyScope.READ)
+# The auth of every API operation is one of these seven (the README's authorisation table, walked by
+# tests/test_authorization_table.py): who may call it follows the key's organization kind, then its scope.
+read_key = ApiKeyAuth(ApiKeyScope.READ)  # any organization: its own rows
+write_key = ApiKeyAuth(ApiKeyScope.WRITE)
+partner_or_lab_read_key = PartnerOrLabKeyAuth(ApiKeyScope.READ)  # partners and the lab
+partner_or_lab_write_key = PartnerOrLabKeyAuth(ApiKeyScope.WRITE)
+partner_write_key = PartnerKeyAuth(ApiKeyScope.WRITE)  # partners only
+lab_read_key = LabKeyAuth(ApiKeyScope.READ)  # the lab's own systems only
 lab_write_key = LabKeyAuth(ApiKeyScope.WRITE)
+
+
+def tenant(request: HttpRequest) -> Organization:
+    """The organization whose data this request may see: always the API key's own.
+
+    Every endpoint filters through `Model.objects.for_organization(tenant(request))`,
+    so a row of another organization is simply not found (404).
+    """
+    return request.auth.organization
 
 
 def idempotency_key(request: HttpRequest) -> str:

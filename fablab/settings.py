@@ -194,7 +194,9 @@ if AWS_STORAGE_BUCKET_NAME:
             "location": env_str("AWS_LOCATION"),
             "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,
             "default_acl": None,
+            # Every stored file is private: its URL (the admin's images) is signed and short-lived.
             "querystring_auth": True,
+            "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 300),
             "file_overwrite": False,
         },
     }

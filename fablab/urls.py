@@ -1,10 +1,10 @@
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path, re_path
 
 from fablab.admin_site import admin_login
 from fablab.api import api, not_found
+from fablab.media import staff_media
 
 urlpatterns = [
     path("admin/login/", admin_login, name="admin_login"),
@@ -21,8 +21,8 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     # Stripe's webhooks (dj-stripe checks the signature with the endpoint's secret).
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    # Stored files: staff only, in every mode (fablab/media.py); customers and partners download theirs
+    # through the views that check the organization.
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", staff_media, name="media"),
     path("", include("fablab.portal_urls")),
 ]
-
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

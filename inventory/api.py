@@ -1,11 +1,12 @@
-"""Stock through the API: partners read it; the lab's own systems change it, once per event."""
+"""Stock through the API: partners and the lab read it (customers do not); the lab's own systems change it,
+once per event."""
 
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from fablab.api_auth import idempotency_key, lab_write_key
+from fablab.api_auth import idempotency_key, lab_write_key, partner_or_lab_read_key
 from fablab.api_pagination import Pagination
 from inventory import matching, selectors, services
 from inventory.choices import SourceType
@@ -27,7 +28,8 @@ from inventory.schemas import (
     WeighIn,
 )
 
-router = Router(tags=["inventory"])
+# Reading stock: partners and the lab; customers' keys get 403. Changing it: the lab's write keys only.
+router = Router(tags=["inventory"], auth=partner_or_lab_read_key)
 
 
 @router.get("/filaments", response=list[FilamentStockOut], summary="Filaments with the grams in stock")

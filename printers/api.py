@@ -5,19 +5,19 @@ Printers belong to the lab. A partner sees only the printers staff marked
 and never a printer's host, port, serial or credentials. With a write key a partner
 may pause, resume or stop the job of a shared printer or switch its light; the answer is
 the command row (at once: the printer is asked in the background), which the partner polls
-until it succeeded, failed or expired.
+until it succeeded, failed or expired. The lab's own keys see and do the same; customers' keys get 403.
 """
 
 from django.http import HttpRequest
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from fablab.api_auth import idempotency_key, tenant, write_key
+from fablab.api_auth import idempotency_key, partner_or_lab_read_key, partner_or_lab_write_key, tenant
 from fablab.api_pagination import Pagination
 from printers import selectors, services
 from printers.schemas import PrinterCommandIn, PrinterCommandOut, PrinterJobOut, PrinterOut, StateTransitionOut
 
-router = Router(tags=["printers"])
+router = Router(tags=["printers"], auth=partner_or_lab_read_key)
 
 
 @router.get("", response=list[PrinterOut], summary="Printers the lab shares with partners")
@@ -46,7 +46,7 @@ def printer_transitions(request: HttpRequest, printer_id: int):
     return selectors.printer_transition_list(printer=printer)
 
 
-@router.post("/{printer_id}/commands", response={202: PrinterCommandOut}, auth=write_key,
+@router.post("/{printer_id}/commands", response={202: PrinterCommandOut}, auth=partner_or_lab_write_key,
              summary="Pause, resume or stop the job of a shared printer, or switch its light")
 def printer_command_create(request: HttpRequest, printer_id: int, payload: PrinterCommandIn):
     """Needs a write key and an `Idempotency-Key` header (the same key again returns the same command).

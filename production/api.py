@@ -33,7 +33,14 @@ from ninja import Path, Query, Router, Status
 from ninja.pagination import paginate
 
 from catalog import selectors as catalog_selectors
-from fablab.api_auth import idempotency_key, lab_read_key, lab_write_key, tenant, write_key
+from fablab.api_auth import (
+    idempotency_key,
+    lab_read_key,
+    lab_write_key,
+    partner_or_lab_read_key,
+    partner_or_lab_write_key,
+    tenant,
+)
 from fablab.api_pagination import Pagination
 from printers import selectors as printer_selectors
 from production import selectors, services
@@ -49,7 +56,7 @@ from production.schemas import (
     VersionSuccessRateOut,
 )
 
-router = Router(tags=["printer files"])
+router = Router(tags=["printer files"], auth=partner_or_lab_read_key)
 
 
 @router.get("/printers/{printer_id}/files", response=list[PrinterFileOut], auth=lab_read_key,
@@ -91,7 +98,7 @@ def _queue_owner(request: HttpRequest):
     return selectors.print_queue_owner(organization=tenant(request))
 
 
-@router.post("/production/jobs", response={201: PrintJobOut}, auth=write_key, tags=["production"],
+@router.post("/production/jobs", response={201: PrintJobOut}, auth=partner_or_lab_write_key, tags=["production"],
              summary="Queue a catalog version for printing")
 def print_job_create(request: HttpRequest, payload: PrintJobCreateIn):
     """Needs a write key and an `Idempotency-Key` header (1 to 200 characters, unique per real-world order).
@@ -112,7 +119,7 @@ def print_job_create(request: HttpRequest, payload: PrintJobCreateIn):
     return Status(201, selectors.print_job_get(job_id=job.pk, organization=organization))
 
 
-@router.get("/production/jobs", response=list[PrintJobOut], tags=["production"],
+@router.get("/production/jobs", response=list[PrintJobOut], auth=partner_or_lab_read_key, tags=["production"],
             summary="Your print jobs, in queue order")
 @paginate(Pagination)
 def print_job_list(request: HttpRequest, filters: Query[PrintJobFilterIn]):
@@ -122,13 +129,14 @@ def print_job_list(request: HttpRequest, filters: Query[PrintJobFilterIn]):
                                     version_id=filters.version_id)
 
 
-@router.get("/production/jobs/{job_id}", response=PrintJobOut, tags=["production"], summary="One print job")
+@router.get("/production/jobs/{job_id}", response=PrintJobOut, auth=partner_or_lab_read_key, tags=["production"],
+            summary="One print job")
 def print_job_detail(request: HttpRequest, job_id: int):
     return selectors.print_job_get(job_id=job_id, organization=_queue_owner(request))
 
 
-@router.post("/production/jobs/{job_id}/cancel", response=PrintJobOut, auth=write_key, tags=["production"],
-             summary="Cancel a print job")
+@router.post("/production/jobs/{job_id}/cancel", response=PrintJobOut, auth=partner_or_lab_write_key,
+             tags=["production"], summary="Cancel a print job")
 def print_job_cancel(request: HttpRequest, job_id: int):
     """409 when the job already ended (completed, failed or cancelled)."""
     organization = _queue_owner(request)
@@ -137,14 +145,18 @@ def print_job_cancel(request: HttpRequest, job_id: int):
     return selectors.print_job_get(job_id=job_id, organization=organization)
 
 
-@router.get("/production/versions/{version_id}/success-rate", response=VersionSuccessRateOut, tags=["production"],
+@router.get("/production/versions/{version_id}/success-rate", response=VersionSuccessRateOut,
+            auth=partner_or_lab_read_key, tags=["production"],
             summary="How often prints of a catalog version came out")
 def version_success_rate(request: HttpRequest, version_id: int = Path(..., ge=1, le=MAX_ID)):
     """`rate`: completed over attempts (every organization's prints of the version that reached a printer and
     ended), with the Wilson score 95 % interval `low`..`high`; all three null before the first print ends.
     A partner may ask about the versions of its own designs (404 for any other); the lab's keys about any."""
     return selectors.version_success_rate_get(version_id=version_id, organization=tenant(request))
-@router.get("/production/variants/{variant_id}/cost", response=VariantCostOut, tags=["production"],
+
+
+@router.get("/production/variants/{variant_id}/cost", response=VariantCostOut, auth=partner_or_lab_read_key,
+            tags=["production"],
             summary="What a unit of a catalog variant costs to print, and its margin")
 def variant_cost(request: HttpRequest, variant_id: int = Path(..., ge=1, le=MAX_ID)):
     """`unit_cost`: the mean cost per good unit over the variant's recent completed prints, each print's failed
