@@ -172,7 +172,7 @@ class TestVelocity:
         # Least squares through 0,0,0,0,1..8 over x = 0..11
         xs, ys = range(12), [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
         mx, my = sum(xs) / 12, sum(ys) / 12
-        expected = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        expected = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
         assert ring.slope == Decimal(str(round(expected, 2))) and ring.trend == "up"
         assert ring.weeks_of_cover == Decimal("4.3")  # 13 in stock at 3.00 per week
         hook = rows["HOOK"]
