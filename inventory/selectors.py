@@ -227,6 +227,18 @@ class Velocity:
         return self.units(52)
 
     @property
+    def per_week_4(self) -> Decimal:
+        return self.per_week(4)
+
+    @property
+    def per_week_12(self) -> Decimal:
+        return self.per_week(12)
+
+    @property
+    def per_week_52(self) -> Decimal:
+        return self.per_week(52)
+
+    @property
     def trend_percent(self) -> Decimal | None:
         recent = self.units(TREND_WEEKS)
         before = sum(self.weekly[-2 * TREND_WEEKS:-TREND_WEEKS])
