@@ -1,3 +1,5 @@
+import json
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpResponse
@@ -8,8 +10,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from import_export.admin import ImportExportModelAdmin
+from import_export.formats import base_formats
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RelatedDropdownFilter
+from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.decorators import action, display
 
 from fablab.admin_base import ReadOnlyTabInline
@@ -22,7 +27,10 @@ from inventory.forms import (
     MoveForm,
     ProductStockForm,
     ReceiveForm,
+    SaleBatchForm,
     SaleForm,
+    SaleReturnForm,
+    SaleRowFormSet,
     SpoolForm,
     UseForm,
     WeighForm,
@@ -39,6 +47,7 @@ from inventory.models import (
     StockAlert,
     grams_display,
 )
+from inventory.resources import SaleResource
 
 
 def _bar(value, total, *, warn_below=None):
@@ -53,9 +62,12 @@ def _bar(value, total, *, warn_below=None):
     )
 
 
-def form_page(model_admin, request, *, obj, form_class, title: str, submit: str, run, done_url: str):
-    """GET shows the form, POST runs one service call; refusals are shown on the form."""
-    if not model_admin.has_change_permission(request, obj):
+def form_page(model_admin, request, *, obj, form_class, title: str, submit: str, run, done_url: str,
+              allowed: bool | None = None):
+    """GET shows the form, POST runs one service call; refusals are shown on the form.
+
+    `allowed`: whether the user may run it; by default whether they may change `obj`."""
+    if not (model_admin.has_change_permission(request, obj) if allowed is None else allowed):
         raise DjangoPermissionDenied
     form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -458,17 +470,137 @@ class ProductAdmin(ModelAdmin):
 
 
 @admin.register(Sale)
-class SaleAdmin(ModelAdmin):
-    list_display = ["sold_on", "product", "channel", "quantity", "unit_price", "currency"]
-    list_filter = ["channel", "sold_on"]
-    search_fields = ["product__sku", "product__name"]
+class SaleAdmin(ModelAdmin, ImportExportModelAdmin):
+    """Sales and returns. Recorded through the services only: one sale (on a product), several at once, a CSV
+    or Excel import (inventory.resources: every row through the service, all or nothing), a return (on a
+    sale); exported as CSV or Excel. Sales velocity has its own page."""
+
+    list_display = ["sold_on", "product", "channel", "quantity", "unit_price", "currency", "reference",
+                    "return_of"]
+    list_filter = ["channel", "sold_on", ("product", RelatedDropdownFilter)]
+    search_fields = ["product__sku", "product__name", "reference"]
     readonly_fields = [f.name for f in Sale._meta.fields]
+    resource_classes = [SaleResource]
+    import_form_class = ImportForm
+    export_form_class = ExportForm
+    import_formats = [base_formats.CSV, base_formats.XLSX]
+    export_formats = [base_formats.CSV, base_formats.XLSX]
+    actions_list = ["open_batch", "open_velocity"]
+    actions_detail = ["open_return"]
+
+    def get_queryset(self, request):
+        return selectors.sale_list()
 
     def has_add_permission(self, request):
         return False  # sales are recorded through the service, which also takes the units out of stock
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the ledger is append-only: a sale is undone with a return
+
+    def _may_record(self, request) -> bool:
+        return request.user.has_perm("inventory.add_sale")
+
+    def has_import_permission(self, request):
+        return self._may_record(request)
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {**super().get_import_resource_kwargs(request, **kwargs), "by": request.user}
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():  # refused while confirming: nothing was written
+            messages.error(request, _("The import was refused and nothing was recorded; check the file and import "
+                                      "it again."))
+            return redirect("admin:inventory_sale_changelist")
+        return super().process_result(result, request)
+
+    def get_urls(self):
+        return [
+            path("batch/", self.admin_site.admin_view(self.batch_view), name="inventory_sale_batch"),
+            path("velocity/", self.admin_site.admin_view(self.velocity_view), name="inventory_sale_velocity"),
+            path("<int:object_id>/return/", self.admin_site.admin_view(self.return_view),
+                 name="inventory_sale_return"),
+            *super().get_urls(),
+        ]
+
+    @action(description=_("Record several sales"), icon="playlist_add", url_path="open-batch",
+            permissions=["record"])
+    def open_batch(self, request):
+        return redirect("admin:inventory_sale_batch")
+
+    def has_record_permission(self, request, object_id=None):
+        return self._may_record(request)
+
+    @action(description=_("Sales velocity"), icon="monitoring", url_path="open-velocity")
+    def open_velocity(self, request):
+        return redirect("admin:inventory_sale_velocity")
+
+    @action(description=_("Record a return"), icon="undo", url_path="open-return", permissions=["record"])
+    def open_return(self, request, object_id):
+        return redirect("admin:inventory_sale_return", object_id)
+
+    def return_view(self, request, object_id):
+        sale = self.get_object(request, str(object_id))
+        if sale is None:
+            raise Http404
+
+        def run(data):
+            back = services.sale_return(sale=sale, quantity=data["quantity"], location=data["location"],
+                                        returned_on=data["returned_on"], by=request.user,
+                                        idempotency_key=data["idempotency_key"])
+            return _("%(n)s × %(sku)s came back.") % {"n": -back.quantity, "sku": sale.product.sku}
+
+        return form_page(self, request, obj=sale, form_class=SaleReturnForm, allowed=self._may_record(request),
+                         submit=_("Record the return"), run=run,
+                         title=_("Return of sale %(id)s (%(sale)s)") % {"id": sale.pk, "sale": sale},
+                         done_url=reverse("admin:inventory_sale_change", args=[sale.pk]))
+
+    def batch_view(self, request):
+        """Several sales on one page (a market day's till roll), recorded all together or not at all."""
+        if not self._may_record(request):
+            raise DjangoPermissionDenied
+        initial = {"channel": "market", "sold_on": timezone.localdate()}
+        page = SaleBatchForm(request.POST or None)
+        formset = SaleRowFormSet(request.POST or None, form_kwargs={"initial": initial}, prefix="sales")
+        if request.method == "POST" and page.is_valid() and formset.is_valid():
+            filled = [(n, form) for n, form in enumerate(formset.forms) if form.has_changed()]
+            rows = [{**form.cleaned_data, "idempotency_key": f"{page.cleaned_data['idempotency_key']}/{n}"}
+                    for n, form in filled]
+            if not rows:
+                page.add_error(None, _("Fill in at least one sale."))
+            else:
+                try:
+                    sales = services.sale_record_many(rows=rows, by=request.user)
+                except ApplicationError as exc:
+                    page.add_error(None, exc.message)
+                    for index, message in exc.extra.get("rows", {}).items():
+                        filled[index][1].add_error(None, message)
+                else:
+                    messages.success(request, ngettext("%(n)s sale recorded.", "%(n)s sales recorded.", len(sales))
+                                     % {"n": len(sales)})
+                    return redirect("admin:inventory_sale_changelist")
+        context = {**self.admin_site.each_context(request), "title": _("Record several sales"), "form": page,
+                   "formset": formset, "opts": self.model._meta,
+                   "back_url": reverse("admin:inventory_sale_changelist")}
+        return TemplateResponse(request, "inventory/admin/sales_batch.html", context)
+
+    def velocity_view(self, request):
+        """Units per week over 4, 12 and 52 weeks with the trend, top sellers and slow movers, and a chart."""
+        if not self.has_view_permission(request):
+            raise DjangoPermissionDenied
+        velocity = selectors.sales_velocity()
+        top = selectors.sales_top_sellers(weeks=4, limit=5)
+        context = {
+            **self.admin_site.each_context(request), "title": _("Sales velocity"), "opts": self.model._meta,
+            "velocity": velocity, "top": top, "slow": selectors.sales_slow_movers(limit=10),
+            "chart": json.dumps(selectors.sales_chart(velocities=top or velocity)),
+        }
+        return TemplateResponse(request, "inventory/admin/sales_velocity.html", context)
 
 
 @admin.register(StockAlert)

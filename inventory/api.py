@@ -3,11 +3,13 @@ once per event."""
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router, Status
+from django.utils.translation import gettext as _
+from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
-from fablab.api_auth import idempotency_key, lab_write_key, partner_or_lab_read_key
+from fablab.api_auth import idempotency_key, lab_read_key, lab_write_key, partner_or_lab_read_key
 from fablab.api_pagination import Pagination
+from fablab.exceptions import InvalidInput
 from inventory import matching, selectors, services
 from inventory.choices import SourceType
 from inventory.schemas import (
@@ -20,8 +22,12 @@ from inventory.schemas import (
     ProductOut,
     ProductStockIn,
     ReceiveIn,
+    SaleCreateIn,
+    SaleDetailOut,
+    SaleFilterIn,
     SaleIn,
     SaleOut,
+    SaleReturnIn,
     SlotMatchOut,
     SpoolOut,
     UseIn,
@@ -30,6 +36,8 @@ from inventory.schemas import (
 
 # Reading stock: partners and the lab; customers' keys get 403. Changing it: the lab's write keys only.
 router = Router(tags=["inventory"], auth=partner_or_lab_read_key)
+# Mounted at /api/v1/sales: the lab's shops and tills record sales; partners neither record nor read them.
+sales_router = Router(tags=["sales"], auth=lab_read_key)
 
 
 @router.get("/filaments", response=list[FilamentStockOut], summary="Filaments with the grams in stock")
@@ -152,3 +160,51 @@ def match(request: HttpRequest, payload: MatchIn):
         }
         for r in results
     ]
+
+
+# --- /api/v1/sales ---------------------------------------------------------------------------
+
+
+@sales_router.post("", response={201: SaleDetailOut}, auth=lab_write_key,
+                   summary="Record a sale and take its units out of stock (needs an Idempotency-Key header)")
+def sale_create(request: HttpRequest, payload: SaleCreateIn):
+    """Name the product by `product_id` or `sku`. The same Idempotency-Key sent again answers the sale recorded
+    the first time; a sale may not take more units than its location holds."""
+    key = idempotency_key(request)
+    if (payload.product_id is None) == (not payload.sku):
+        raise InvalidInput(_("Name the product by product_id or by sku, one of them."))
+    product = (selectors.product_get(product_id=payload.product_id) if payload.product_id is not None
+               else selectors.product_get_by_sku(sku=payload.sku))
+    location = selectors.location_get(location_id=payload.location_id) if payload.location_id else None
+    sale = services.sale_record(
+        product=product, location=location, quantity=payload.quantity, unit_price=payload.unit_price,
+        currency=payload.currency, sold_on=payload.sold_at or timezone.localdate(), channel=payload.channel,
+        reference=payload.reference, idempotency_key=key, source_type=SourceType.API,
+        source_id=str(request.auth.pk),
+    )
+    return Status(201, selectors.sale_get(sale_id=sale.pk))
+
+
+@sales_router.get("", response=list[SaleDetailOut], summary="Sales and returns, newest first")
+@paginate(Pagination)
+def sale_list(request: HttpRequest, filters: Query[SaleFilterIn]):
+    return selectors.sale_list(product_id=filters.product_id, sku=filters.sku, channel=filters.channel or "",
+                               since=filters.since, until=filters.until, reference=filters.reference,
+                               returns=filters.returns)
+
+
+@sales_router.get("/{sale_id}", response=SaleDetailOut, summary="One sale or return")
+def sale_detail(request: HttpRequest, sale_id: int):
+    return selectors.sale_get(sale_id=sale_id)
+
+
+@sales_router.post("/{sale_id}/returns", response={201: SaleDetailOut}, auth=lab_write_key,
+                   summary="Units of a sale came back (needs an Idempotency-Key header)")
+def sale_return(request: HttpRequest, sale_id: int, payload: SaleReturnIn):
+    key = idempotency_key(request)
+    sale = selectors.sale_get(sale_id=sale_id)
+    location = selectors.location_get(location_id=payload.location_id) if payload.location_id else None
+    returned = services.sale_return(sale=sale, quantity=payload.quantity, location=location,
+                                    returned_on=payload.returned_on, idempotency_key=key,
+                                    source_type=SourceType.API, source_id=str(request.auth.pk))
+    return Status(201, selectors.sale_get(sale_id=returned.pk))

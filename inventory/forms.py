@@ -13,7 +13,7 @@ from unfold.widgets import (
 from fablab.exceptions import ApplicationError
 from inventory import selectors, services
 from inventory.choices import BOOKED_PRODUCT_KINDS, CONSUMING_KINDS, MovementKind, ProductMovementKind, SalesChannel
-from inventory.models import RFID_TAG_MAX_LENGTH, Spool
+from inventory.models import RFID_TAG_MAX_LENGTH, Product, Spool
 
 
 def _grams_field(label, **kwargs) -> forms.DecimalField:
@@ -126,3 +126,32 @@ class SaleForm(_OnceForm):
     channel = forms.ChoiceField(label=_("Channel"), choices=SalesChannel.choices, widget=UnfoldAdminSelectWidget)
     sold_on = forms.DateField(label=_("Date"), initial=timezone.localdate,
                               widget=UnfoldAdminTextInputWidget(attrs={"type": "date"}))
+
+
+class SaleReturnForm(_OnceForm):
+    quantity = forms.IntegerField(label=_("Units returned"), min_value=1, widget=UnfoldAdminIntegerFieldWidget)
+    location = _location_field(required=False, help_text=_("Empty: where the sale took them from."))
+    returned_on = forms.DateField(label=_("Date"), initial=timezone.localdate,
+                                  widget=UnfoldAdminTextInputWidget(attrs={"type": "date"}))
+
+
+class SaleRowForm(forms.Form):
+    """One sale on the page for several sales; a row left empty is skipped."""
+
+    product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.order_by("sku"),
+                                     widget=UnfoldAdminSelectWidget)
+    quantity = forms.IntegerField(label=_("Units"), widget=UnfoldAdminIntegerFieldWidget)
+    unit_price = forms.DecimalField(label=_("Unit price"), max_digits=10, decimal_places=2,
+                                    widget=UnfoldAdminDecimalFieldWidget)
+    channel = forms.ChoiceField(label=_("Channel"), choices=SalesChannel.choices, widget=UnfoldAdminSelectWidget)
+    sold_on = forms.DateField(label=_("Date"), widget=UnfoldAdminTextInputWidget(attrs={"type": "date"}))
+    location = _location_field(required=False)
+    reference = forms.CharField(label=_("Reference"), max_length=100, required=False,
+                                widget=UnfoldAdminTextInputWidget)
+
+
+SaleRowFormSet = forms.formset_factory(SaleRowForm, extra=8, max_num=100, validate_max=True)
+
+
+class SaleBatchForm(_OnceForm):
+    """Carries the page's key: row n of the batch is recorded under `<key>/<n>`."""

@@ -355,15 +355,25 @@ class ProductMovement(LedgerEntry):
 
 
 class Sale(models.Model):
-    """A sale of units of a product, from which sales velocity is computed."""
+    """A sale of units of a product, or a return of units of an earlier sale; sales velocity is computed from them.
+
+    A sale has a positive quantity and takes its units out of stock with a 'sold' movement; a return has a
+    negative quantity, names the sale it returns (`return_of`) and puts its units back with a 'returned'
+    movement. So the units sold over any period are the sum of `quantity`, returns included, and every row
+    has its one movement in the product ledger.
+    """
 
     product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="sales")
-    sold_on = models.DateField(_("date"))
+    sold_on = models.DateField(_("date"), db_index=True)
     channel = models.CharField(_("channel"), max_length=12, choices=SalesChannel.choices)
-    quantity = models.PositiveIntegerField(_("units"), validators=[MinValueValidator(1)])
+    quantity = models.IntegerField(_("units"), help_text=_("Negative for a return."))
     unit_price = models.DecimalField(_("unit price"), max_digits=10, decimal_places=2,
                                      validators=[MinValueValidator(Decimal("0"))])
     currency = models.CharField(_("currency"), max_length=3, default="EUR", validators=[CURRENCY])
+    reference = models.CharField(_("reference"), max_length=100, blank=True, db_index=True,
+                                 help_text=_("The shop's order number, a receipt or invoice number."))
+    return_of = models.ForeignKey("self", verbose_name=_("return of"), null=True, blank=True,
+                                  on_delete=models.PROTECT, related_name="returns")
     movement = models.OneToOneField(ProductMovement, on_delete=models.PROTECT, related_name="sale",
                                     verbose_name=_("stock movement"))
     created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
@@ -372,9 +382,26 @@ class Sale(models.Model):
         ordering = ["-sold_on", "-id"]
         verbose_name = _("sale")
         verbose_name_plural = _("sales")
+        indexes = [models.Index(fields=["product", "sold_on"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(quantity__gt=0, return_of__isnull=True)
+                           | models.Q(quantity__lt=0, return_of__isnull=False)),
+                name="inventory_sale_return_is_negative_and_linked",
+                violation_error_message=_("A sale has units; a return has negative units and names its sale."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sold_on} {self.product.sku} ×{self.quantity}"
+
+    @property
+    def is_return(self) -> bool:
+        return self.return_of_id is not None
+
+    @property
+    def total(self) -> Decimal:
+        return self.quantity * self.unit_price
 
 
 class StockAlert(models.Model):

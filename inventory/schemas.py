@@ -1,6 +1,6 @@
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
 from pydantic import PlainSerializer
@@ -138,6 +138,61 @@ class SaleOut(Schema):
     quantity: int
     unit_price: Decimal
     currency: str
+
+
+SALES_CHANNELS = Literal["shop", "market", "etsy", "ebay", "amazon", "wholesale", "other"]
+MAX_ID = 2**63 - 1
+
+
+class SaleCreateIn(Schema):
+    """One sale of a product, named by `product_id` or by `sku` (one of them)."""
+
+    product_id: int | None = Field(None, ge=1, le=MAX_ID)
+    sku: str | None = Field(None, max_length=64)
+    channel: str = Field(..., description="shop (own online shop), market, etsy, ebay, amazon, wholesale or other")
+    quantity: int = Field(..., description="Units sold, 1 to 100000.")
+    unit_price: Decimal = Field(..., description="What one unit sold for, VAT included.")
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    sold_at: date | datetime | None = Field(None, description="The day (or moment) of the sale; today when left "
+                                                              "out. A moment counts on its day in the lab's time zone.")
+    reference: str = Field("", max_length=100, description="Your order, receipt or invoice number.")
+    location_id: int | None = Field(None, ge=1, le=MAX_ID, description="Where the units are taken from; left out: "
+                                                                        "the location holding most of them.")
+
+
+class SaleReturnIn(Schema):
+    quantity: int = Field(..., description="Units that came back, at most what the sale sold less earlier returns.")
+    returned_on: date | None = Field(None, description="The day they came back; today when left out.")
+    location_id: int | None = Field(None, ge=1, le=MAX_ID, description="Where they go; left out: where they were "
+                                                                        "sold from.")
+
+
+class SaleFilterIn(Schema):
+    product_id: int | None = Field(None, ge=1, le=MAX_ID)
+    sku: str = Field("", max_length=64)
+    channel: SALES_CHANNELS | None = None
+    since: date | None = Field(None, description="Sales on or after this day.")
+    until: date | None = Field(None, description="Sales on or before this day.")
+    reference: str = Field("", max_length=100)
+    returns: bool | None = Field(None, description="true: only returns; false: no returns; left out: both.")
+
+
+class SaleDetailOut(Schema):
+    """A sale, or a return (negative `quantity`, `return_of_id` names the sale)."""
+
+    id: int
+    product_id: int
+    sku: str = Field(..., alias="product.sku")
+    location_id: int = Field(..., alias="movement.location_id")
+    movement_id: int
+    sold_on: date
+    channel: str
+    quantity: int
+    unit_price: Decimal
+    currency: str
+    reference: str
+    return_of_id: int | None
+    created_at: datetime
 
 
 class SlotIn(Schema):

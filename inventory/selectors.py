@@ -1,6 +1,7 @@
 """Every non-trivial read of stock: one selector per list, used by the API, the admin and Spoolman alike."""
 
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db.models import DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -19,6 +20,7 @@ from inventory.models import (
     Movement,
     Product,
     ProductMovement,
+    Sale,
     Spool,
     StockAlert,
     Vendor,
@@ -152,6 +154,186 @@ def product_units(*, product: Product) -> int:
     return product_list().filter(pk=product.pk).values_list("units_in_stock", flat=True).get()
 
 
+def product_get_by_sku(*, sku: str) -> Product:
+    product = product_list().filter(sku=(sku or "").strip()).first()
+    if product is None:
+        raise NotFound(_("No product with SKU %(sku)s.") % {"sku": sku})
+    return product
+
+
+# --- Sales ---------------------------------------------------------------------------------
+
+
+def sale_list(*, product_id: int | None = None, sku: str = "", channel: str = "", since: date | None = None,
+              until: date | None = None, reference: str = "", returns: bool | None = None) -> QuerySet[Sale]:
+    """Sales and returns, newest first; each filter narrows the list (`returns`: True only returns, False none)."""
+    qs = Sale.objects.select_related("product", "movement__location").order_by("-sold_on", "-id")
+    if product_id is not None:
+        qs = qs.filter(product_id=product_id)
+    if sku:
+        qs = qs.filter(product__sku=sku.strip())
+    if channel:
+        qs = qs.filter(channel=channel)
+    if since is not None:
+        qs = qs.filter(sold_on__gte=since)
+    if until is not None:
+        qs = qs.filter(sold_on__lte=until)
+    if reference:
+        qs = qs.filter(reference=reference.strip())
+    if returns is not None:
+        qs = qs.filter(return_of__isnull=not returns)
+    return qs
+
+
+def sale_get(*, sale_id: int) -> Sale:
+    return _get(sale_list(), sale_id, _("sale"))
+
+
+VELOCITY_WEEKS = (4, 12, 52)
+TREND_WEEKS = 4
+CHART_WEEKS = 12
+
+
+@dataclass
+class Velocity:
+    """How fast a product sells, returns netted out. Weeks end on `today`: week 0 is the last seven days.
+
+    `weekly`: net units per week over the last 52 weeks, oldest first. `units[n]`: net units over the last n
+    weeks, `per_week[n]` the mean per week. `trend_percent`: the last 4 weeks against the 4 before (None
+    when nothing sold in the 4 before). `slope`: the least-squares slope of the last 12 weeks, units per
+    week per week. `weeks_of_cover`: units in stock / units per week over 12 weeks (None when none sold).
+    """
+
+    product: Product
+    units_in_stock: int
+    weekly: list[int] = field(default_factory=list)
+
+    def units(self, weeks: int) -> int:
+        return sum(self.weekly[-weeks:])
+
+    def per_week(self, weeks: int) -> Decimal:
+        return (Decimal(self.units(weeks)) / weeks).quantize(Decimal("0.01"))
+
+    @property
+    def units_4(self) -> int:
+        return self.units(4)
+
+    @property
+    def units_12(self) -> int:
+        return self.units(12)
+
+    @property
+    def units_52(self) -> int:
+        return self.units(52)
+
+    @property
+    def per_week_4(self) -> Decimal:
+        return self.per_week(4)
+
+    @property
+    def per_week_12(self) -> Decimal:
+        return self.per_week(12)
+
+    @property
+    def per_week_52(self) -> Decimal:
+        return self.per_week(52)
+
+    @property
+    def trend_percent(self) -> Decimal | None:
+        recent = self.units(TREND_WEEKS)
+        before = sum(self.weekly[-2 * TREND_WEEKS:-TREND_WEEKS])
+        if before <= 0:
+            return None
+        return (Decimal(recent - before) * 100 / before).quantize(Decimal("0.1"))
+
+    @property
+    def slope(self) -> Decimal:
+        return least_squares_slope(self.weekly[-CHART_WEEKS:])
+
+    @property
+    def trend(self) -> str:
+        """up, down or flat: the sign of the slope over 12 weeks, flat within ±0.05 units per week per week."""
+        slope = self.slope
+        return "up" if slope > Decimal("0.05") else "down" if slope < Decimal("-0.05") else "flat"
+
+    @property
+    def weeks_of_cover(self) -> Decimal | None:
+        rate = self.per_week(12)
+        return None if rate <= 0 else (Decimal(self.units_in_stock) / rate).quantize(Decimal("0.1"))
+
+
+def least_squares_slope(values: list) -> Decimal:
+    """The slope of the least-squares line through (0, v0), (1, v1), ...; 0 for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return Decimal("0")
+    mean_x = Decimal(n - 1) / 2
+    mean_y = Decimal(sum(values)) / n
+    numerator = sum((Decimal(x) - mean_x) * (Decimal(y) - mean_y) for x, y in enumerate(values))
+    denominator = sum((Decimal(x) - mean_x) ** 2 for x in range(n))
+    return (numerator / denominator).quantize(Decimal("0.01"))
+
+
+def sales_velocity(*, today: date | None = None, weeks: int = 52) -> list[Velocity]:
+    """Velocity of every product that sold in the last `weeks` weeks or has units in stock, best sellers of the
+    last 4 weeks first."""
+    today = today or timezone.localdate()
+    first_day = today - timedelta(days=7 * weeks - 1)
+    rows = (Sale.objects.filter(sold_on__gte=first_day, sold_on__lte=today)
+            .values("product_id", "sold_on").annotate(units=Sum("quantity")))
+    weekly: dict[int, list[int]] = {}
+    for row in rows:
+        index = weeks - 1 - (today - row["sold_on"]).days // 7
+        weekly.setdefault(row["product_id"], [0] * weeks)[index] += row["units"]
+    products = product_list().select_related("variant").filter(Q(pk__in=weekly) | Q(stock__quantity__gt=0)) \
+        .distinct()
+    result = [Velocity(product=p, units_in_stock=p.units_in_stock, weekly=weekly.get(p.pk, [0] * weeks))
+              for p in products]
+    result.sort(key=lambda v: (-v.units_4, -v.units_12, v.product.sku))
+    return result
+
+
+def sales_top_sellers(*, weeks: int = 4, limit: int = 5, today: date | None = None) -> list[Velocity]:
+    """The products that sold most units over the last `weeks` weeks (net of returns), at most `limit`."""
+    rows = [v for v in sales_velocity(today=today) if v.units(weeks) > 0]
+    rows.sort(key=lambda v: (-v.units(weeks), v.product.sku))
+    return rows[:limit]
+
+
+def sales_slow_movers(*, limit: int = 10, today: date | None = None) -> list[Velocity]:
+    """Products in stock that sell slowest over 12 weeks (none sold first), most units in stock first."""
+    rows = [v for v in sales_velocity(today=today) if v.units_in_stock > 0]
+    rows.sort(key=lambda v: (v.per_week(12), -v.units_in_stock, v.product.sku))
+    return rows[:limit]
+
+
+def sales_week_units(*, today: date | None = None) -> tuple[int, int]:
+    """Net units sold in this calendar week (Monday to today) and in the whole week before."""
+    today = today or timezone.localdate()
+    monday = today - timedelta(days=today.weekday())
+    last_monday = monday - timedelta(days=7)
+    totals = Sale.objects.filter(sold_on__gte=last_monday, sold_on__lte=today).aggregate(
+        this=Coalesce(Sum("quantity", filter=Q(sold_on__gte=monday)), 0),
+        last=Coalesce(Sum("quantity", filter=Q(sold_on__lt=monday)), 0),
+    )
+    return totals["this"], totals["last"]
+
+
+def sales_chart(*, velocities: list[Velocity], today: date | None = None, series: int = 5) -> dict:
+    """Chart.js data: units per week over the last 12 weeks for the first `series` products given."""
+    today = today or timezone.localdate()
+    labels = [(today - timedelta(days=7 * (CHART_WEEKS - 1 - i))).strftime("%d.%m.") for i in range(CHART_WEEKS)]
+    colours = ["#0d9488", "#2563eb", "#d97706", "#db2777", "#7c3aed"]
+    return {
+        "labels": labels,
+        "datasets": [
+            {"label": v.product.sku, "data": v.weekly[-CHART_WEEKS:], "borderColor": colours[i % len(colours)],
+             "backgroundColor": colours[i % len(colours)]}
+            for i, v in enumerate(velocities[:series])
+        ],
+    }
+
+
 def inventory_kpis() -> list[dict]:
     week_ago = timezone.now() - timedelta(days=7)
     stock_value = sum(
@@ -161,10 +343,16 @@ def inventory_kpis() -> list[dict]:
     )
     used = Movement.objects.filter(kind__in=CONSUMING_KINDS, created_at__gte=week_ago).aggregate(
         total=Coalesce(Sum("delta_grams"), ZERO))["total"]
+    this_week, last_week = sales_week_units()
+    top = sales_top_sellers(weeks=4, limit=3)
     return [
         {"label": _("Stock value"), "value": f"{stock_value:.2f}"},
         {"label": _("Filaments below reorder level"), "value": filament_list_low().count()},
         {"label": _("Open stock alerts"), "value": StockAlert.objects.filter(cleared_at__isnull=True).count()},
         {"label": _("Grams used in 7 days"), "value": f"{-used:.0f}"},
         {"label": _("Active spools"), "value": spool_list().count()},
+        {"label": _("Units sold this week"), "value": this_week,
+         "note": _("last week: %(n)s") % {"n": last_week}},
+        {"label": _("Top seller, units in 4 weeks"), "value": top[0].units_4 if top else 0,
+         "note": ", ".join(f"{v.product.sku} ({v.units_4})" for v in top) or _("no sales yet")},
     ]

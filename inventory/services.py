@@ -8,6 +8,7 @@ stock commits (a spool's grams, a spool received or archived, a filament added o
 edited), inventory.signals.stock_changed tells the apps that follow it.
 """
 
+import datetime
 import json
 import secrets
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from fablab.exceptions import Conflict, InvalidInput
+from fablab.exceptions import ApplicationError, Conflict, InvalidInput
 from fablab.validation import validate
 from inventory import selectors
 from inventory.choices import (
@@ -572,29 +573,151 @@ def _count(value) -> int:
     return units(value, field=_("counted units"))
 
 
-@transaction.atomic
-def sale_record(*, product: Product, location: Location, quantity, unit_price, sold_on, channel: str,
-                idempotency_key: str, currency: str = "EUR", source_type: str = SourceType.USER,
-                by=None) -> Sale:
-    """Record a sale and take its units out of stock, once per sale."""
-    if channel not in SalesChannel.values:
-        raise InvalidInput(_("Unknown sales channel %(channel)r.") % {"channel": channel})
+MAX_UNIT_PRICE = Decimal("99999999.99")  # what the column holds (ten digits, two after the point)
+
+
+def unit_price_amount(value) -> Decimal:
+    """A unit price as stored (to the cent), or InvalidInput: a finite amount from 0 to MAX_UNIT_PRICE."""
+    if isinstance(value, bool):
+        raise InvalidInput(_("The unit price must be a number."))
     try:
-        price = Decimal(str(unit_price))
+        price = Decimal(str(value).strip())
     except (InvalidOperation, ValueError, TypeError):
         raise InvalidInput(_("The unit price must be a number.")) from None
     if not price.is_finite() or price < 0:
         raise InvalidInput(_("The unit price must be 0 or more."))
-    movement = product_stock_change(product=product, location=location, kind=ProductMovementKind.SOLD,
-                                    quantity=quantity, idempotency_key=idempotency_key, reason=_("Sale"),
-                                    source_type=source_type, by=by)
-    sale = Sale.objects.filter(movement=movement).first()
-    if sale is None:
-        sale = Sale(product=product, sold_on=sold_on, channel=channel, quantity=-movement.delta_units,
-                    unit_price=price.quantize(Decimal("0.01")), currency=currency, movement=movement)
-        validate(sale)
-        sale.save()
+    if price > MAX_UNIT_PRICE:
+        raise InvalidInput(_("A unit price of %(price)s is more than %(max)s.")
+                           % {"price": price, "max": MAX_UNIT_PRICE})
+    return price.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _sale_day(value) -> datetime.date:
+    """The day of a sale: a date, or a datetime taken in the lab's time zone; never after tomorrow."""
+    if isinstance(value, datetime.datetime):
+        value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    if not isinstance(value, datetime.date):
+        raise InvalidInput(_("The date of a sale must be a date, not %(value)r.") % {"value": value})
+    if value > timezone.localdate() + datetime.timedelta(days=1):
+        raise InvalidInput(_("A sale on %(day)s lies in the future.") % {"day": value.isoformat()})
+    return value
+
+
+def _sale_replayed(key: str, *, product: Product, kind: str) -> Sale | None:
+    """The sale or return recorded earlier under `key` (Conflict when the key booked something else)."""
+    movement = ProductMovement.objects.filter(idempotency_key=key).select_related("sale").first()
+    if movement is None:
+        return None
+    sale = getattr(movement, "sale", None)
+    if sale is None or movement.product_id != product.pk or movement.kind != kind:
+        raise Conflict(_("The idempotency key %(key)s was already used for a different stock change.")
+                       % {"key": key})
     return sale
+
+
+def _sale_location(product: Product, quantity: int) -> Location:
+    """Where a sale without a location takes its units from: the location holding most units of the product."""
+    stock = ProductStock.objects.filter(product=product, quantity__gt=0).select_related("location") \
+        .order_by("-quantity", "location_id").first()
+    if stock is None:
+        raise InvalidInput(_("%(sku)s has no units in stock; %(amount)s cannot be sold.")
+                           % {"sku": product.sku, "amount": quantity})
+    return stock.location
+
+
+@transaction.atomic
+def sale_record(*, product: Product, quantity, unit_price, sold_on, channel: str, idempotency_key: str,
+                location: Location | None = None, currency: str = "EUR", reference: str = "",
+                source_type: str = SourceType.USER, source_id: str = "", by=None) -> Sale:
+    """Record a sale and take its units out of stock, once per idempotency key.
+
+    `location`: where the units are taken from; None takes them from the location holding most units of the
+    product. A sale may not take more units than that location holds (InvalidInput), as the ledger never
+    goes below zero. The same key sent again returns the sale recorded the first time.
+    """
+    key = _key(idempotency_key)
+    replay = _sale_replayed(key, product=product, kind=ProductMovementKind.SOLD)
+    if replay is not None:
+        return replay
+    if channel not in SalesChannel.values:
+        raise InvalidInput(_("Unknown sales channel %(channel)r.") % {"channel": channel})
+    amount = units(quantity, field=_("units"))
+    sale = Sale(product=product, sold_on=_sale_day(sold_on), channel=channel, quantity=amount,
+                unit_price=unit_price_amount(unit_price), currency=(currency or "").strip().upper(),
+                reference=(reference or "").strip())
+    validate(sale, exclude=["movement"])
+    movement = product_stock_change(
+        product=product, location=location or _sale_location(product, amount), kind=ProductMovementKind.SOLD,
+        quantity=amount, idempotency_key=key, reason=_("Sale %(ref)s") % {"ref": sale.reference} if sale.reference
+        else _("Sale"), source_type=source_type, source_id=source_id, by=by,
+    )
+    existing = Sale.objects.filter(movement=movement).first()  # a concurrent twin won the lock
+    if existing is not None:
+        return existing
+    sale.movement = movement
+    validate(sale)
+    sale.save()
+    return sale
+
+
+@transaction.atomic
+def sale_return(*, sale: Sale, quantity, idempotency_key: str, location: Location | None = None,
+                returned_on=None, source_type: str = SourceType.USER, source_id: str = "", by=None) -> Sale:
+    """Units of an earlier sale come back: a row of negative units linked to the sale, and a 'returned'
+    movement putting them back at `location` (by default where the sale took them from).
+
+    All returns of one sale together never exceed what it sold (InvalidInput); the refund is the sale's
+    unit price. The same key sent again returns the return recorded the first time.
+    """
+    key = _key(idempotency_key)
+    original = Sale.objects.select_for_update().select_related("product", "movement__location").get(pk=sale.pk)
+    replay = _sale_replayed(key, product=original.product, kind=ProductMovementKind.RETURNED)
+    if replay is not None:
+        return replay
+    if original.is_return:
+        raise InvalidInput(_("A return cannot be returned; return units of the sale itself."))
+    amount = units(quantity, field=_("returned units"))
+    returned = -sum(original.returns.values_list("quantity", flat=True))
+    if returned + amount > original.quantity:
+        raise InvalidInput(_("Sale %(id)s sold %(sold)s units and %(returned)s came back already; %(amount)s more "
+                             "cannot be returned.") % {"id": original.pk, "sold": original.quantity,
+                                                        "returned": returned, "amount": amount})
+    row = Sale(product=original.product, sold_on=_sale_day(returned_on or timezone.localdate()),
+               channel=original.channel, quantity=-amount, unit_price=original.unit_price,
+               currency=original.currency, reference=original.reference, return_of=original)
+    validate(row, exclude=["movement"])
+    row.movement = product_stock_change(
+        product=original.product, location=location or original.movement.location,
+        kind=ProductMovementKind.RETURNED, quantity=amount, idempotency_key=key,
+        reason=_("Return of sale %(id)s") % {"id": original.pk}, source_type=source_type,
+        source_id=source_id or str(original.pk), by=by,
+    )
+    validate(row)
+    row.save()
+    return row
+
+
+@transaction.atomic
+def sale_record_many(*, rows: list[dict], by=None, source_type: str = SourceType.USER) -> list[Sale]:
+    """Record several sales at once (a bulk form, an import): all of them or, when any row is refused, none.
+
+    Each row holds sale_record's arguments. A refusal raises InvalidInput whose `extra["rows"]` maps each
+    refused row's index (from 0) to its message; nothing of the batch is written.
+    """
+    errors: dict[int, str] = {}
+    sales: list[Sale] = []
+    for index, row in enumerate(rows):
+        try:
+            with transaction.atomic():
+                sales.append(sale_record(**row, by=by, source_type=source_type))
+        except ApplicationError as exc:
+            errors[index] = str(exc.message)
+    if errors:
+        raise InvalidInput(
+            _("%(n)s of %(total)s sales were refused; none was recorded.") % {"n": len(errors), "total": len(rows)},
+            extra={"rows": errors},
+        )
+    return sales
 
 
 # --- Low-stock alerts ------------------------------------------------------------------

@@ -218,6 +218,8 @@ class TestHealthAndDocs:
             ("post", "/api/v1/inventory/spools/{spool_id}/adjust"),
             ("post", "/api/v1/inventory/products/{product_id}/stock"),
             ("post", "/api/v1/inventory/products/{product_id}/sales"),
+            ("post", "/api/v1/sales"),
+            ("post", "/api/v1/sales/{sale_id}/returns"),
             ("post", "/api/v1/printers/{printer_id}/commands"),
             ("post", "/api/v1/production/jobs"),
         }
