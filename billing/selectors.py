@@ -104,6 +104,16 @@ def plan_get(*, key: str) -> Plan | None:
     return Plan.objects.prefetch_related("limits").filter(key=key).first()
 
 
+def meter_event_name(feature: str) -> str:
+    """The event name of the Stripe billing meter that counts overage units of `feature`."""
+    return f"fablab_{feature}"
+
+
+def stripe_product_id(plan: Plan) -> str:
+    """Plans are Stripe products with our own ids, so finding one again needs no search."""
+    return f"fablab_plan_{plan.key}"
+
+
 def overage_units(*, organization, feature: str, period_start: datetime) -> int:
     """Units above the allowance in one billing period, less those given back."""
     total = UsageLedger.objects.filter(organization=organization, feature=feature, month_start=period_start,

@@ -391,3 +391,76 @@ def invoice_paid(*, invoice: dict, event_created: datetime) -> OrganizationPlan 
 def _id(value) -> str | None:
     """A Stripe reference is an id, or the expanded object."""
     return value.get("id") if isinstance(value, dict) else value
+
+
+# --- Stripe: products and prices from the plan rows -------------------------------------------------------
+
+
+def _cents(amount) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+def _price_matches(price, *, product_id: str, currency: str, unit_amount: int, meter_id: str | None) -> bool:
+    recurring = price.get("recurring") or {}
+    return (price.get("product") == product_id and (price.get("currency") or "").lower() == currency.lower()
+            and price.get("unit_amount") == unit_amount and recurring.get("interval") == "month"
+            and recurring.get("usage_type") == ("metered" if meter_id else "licensed")
+            and (meter_id is None or recurring.get("meter") == meter_id))
+
+
+def _price_sync(*, existing, lookup_key: str, product_id: str, currency: str, unit_amount: int,
+                meter_id: str | None = None) -> str:
+    """Make the price of `lookup_key` what the plan says: nothing when it already is; else a new price takes
+    the lookup key over (prices are immutable in Stripe) and the old one is archived."""
+    from billing import stripe_gateway
+
+    if existing is not None and _price_matches(existing, product_id=product_id, currency=currency,
+                                               unit_amount=unit_amount, meter_id=meter_id):
+        return "unchanged"
+    price = stripe_gateway.price_create(product_id=product_id, currency=currency, unit_amount=unit_amount,
+                                        lookup_key=lookup_key, meter_id=meter_id)
+    if existing is not None:
+        stripe_gateway.price_archive(price_id=existing.id)
+        logger.info("Stripe price %s: %s replaces %s", lookup_key, price.id, existing.id)
+        return "replaced"
+    return "created"
+
+
+def plans_sync_to_stripe() -> list[str]:
+    """Create or update each paid plan's Stripe product, monthly price and metered overage price.
+
+    Idempotent: prices are found by lookup key and left alone when amount, currency and interval match; a
+    changed amount makes a new price that takes the lookup key over (transfer_lookup_key), as Stripe
+    recommends, and the old price is archived (subscriptions on it keep it until changed). The overage
+    price is metered on the feature's billing meter (created once, found by its event name). Returns one
+    line per plan for the operator.
+    """
+    from billing import stripe_gateway
+
+    report = []
+    plans = [p for p in selectors.plan_list(public_only=False) if p.stripe_lookup_key and not p.is_free]
+    keys = [k for p in plans for k in (p.stripe_lookup_key, p.stripe_overage_lookup_key) if k]
+    prices = stripe_gateway.prices_by_lookup_key(keys) if keys else {}
+    meter = None
+    for plan in plans:
+        product, product_done = stripe_gateway.product_upsert(
+            product_id=selectors.stripe_product_id(plan), name=plan.name, metadata={"fablab_plan": plan.key})
+        done = [_("product %(what)s") % {"what": product_done}]
+        base = _price_sync(existing=prices.get(plan.stripe_lookup_key), lookup_key=plan.stripe_lookup_key,
+                           product_id=product.id, currency=plan.currency,
+                           unit_amount=_cents(plan.price_per_month))
+        done.append(_("monthly price %(what)s") % {"what": base})
+        limit = next((row for row in plan.limits.all() if row.feature == SCANS), None)
+        if plan.stripe_overage_lookup_key and limit is not None and limit.allows_overage:
+            if meter is None:
+                meter, _created = stripe_gateway.meter_get_or_create(
+                    event_name=selectors.meter_event_name(SCANS), display_name=_("Scans above the allowance"))
+            overage = _price_sync(existing=prices.get(plan.stripe_overage_lookup_key),
+                                  lookup_key=plan.stripe_overage_lookup_key, product_id=product.id,
+                                  currency=plan.currency, unit_amount=_cents(limit.overage_unit_price),
+                                  meter_id=meter.id)
+            done.append(_("overage price %(what)s") % {"what": overage})
+        elif plan.stripe_overage_lookup_key or (limit is not None and limit.allows_overage):
+            done.append(_("no overage price: the plan needs both an overage lookup key and an overage price"))
+        report.append(f"{plan.key}: " + ", ".join(str(d) for d in done))
+    return report

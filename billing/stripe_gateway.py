@@ -94,3 +94,64 @@ def meter_event_create(*, event_name: str, customer_id: str, identifier: str, va
         event_name=event_name, identifier=identifier, timestamp=int(timestamp.timestamp()),
         payload={"stripe_customer_id": customer_id, "value": str(value)}, **_options(),
     )
+
+
+# --- Products, prices and the billing meter (billing_sync_plans) ----------------------------------------
+
+
+def _missing(exc: stripe.StripeError) -> bool:
+    return isinstance(exc, stripe.InvalidRequestError) and exc.code == "resource_missing"
+
+
+def product_upsert(*, product_id: str, name: str, metadata: dict) -> tuple[stripe.Product, str]:
+    """The product with our own id `product_id`, created or renamed to match; returns it and what was done
+    ("created", "updated" or "unchanged")."""
+    try:
+        try:
+            product = stripe.Product.retrieve(product_id, **_options())
+        except stripe.InvalidRequestError as exc:
+            if not _missing(exc):
+                raise
+            return stripe.Product.create(id=product_id, name=name, metadata=metadata, **_options()), "created"
+        if product.name == name and product.active:
+            return product, "unchanged"
+        return stripe.Product.modify(product_id, name=name, active=True, **_options()), "updated"
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("set up the product %(id)s") % {"id": product_id}) from exc
+
+
+def meter_get_or_create(*, event_name: str, display_name: str) -> tuple[stripe.billing.Meter, bool]:
+    """The active billing meter of `event_name` (a sum of each event's `value` per customer), created if none."""
+    try:
+        for meter in stripe.billing.Meter.list(status="active", limit=100, **_options()).auto_paging_iter():
+            if meter.event_name == event_name:
+                return meter, False
+        return stripe.billing.Meter.create(
+            display_name=display_name, event_name=event_name, default_aggregation={"formula": "sum"},
+            customer_mapping={"type": "by_id", "event_payload_key": "stripe_customer_id"},
+            value_settings={"event_payload_key": "value"}, **_options(),
+        ), True
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("set up the billing meter %(name)s") % {"name": event_name}) from exc
+
+
+def price_create(*, product_id: str, currency: str, unit_amount: int, lookup_key: str,
+                 meter_id: str | None = None) -> stripe.Price:
+    """A monthly price (metered on `meter_id` when given) that takes `lookup_key` over from any other price."""
+    recurring = {"interval": "month", "usage_type": "metered" if meter_id else "licensed"}
+    if meter_id:
+        recurring["meter"] = meter_id
+    try:
+        return stripe.Price.create(product=product_id, currency=currency.lower(), unit_amount=unit_amount,
+                                   recurring=recurring, lookup_key=lookup_key, transfer_lookup_key=True,
+                                   **_options())
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("create the price %(key)s") % {"key": lookup_key}) from exc
+
+
+def price_archive(*, price_id: str) -> stripe.Price:
+    """Archive a price: no new subscription can use it; existing subscriptions keep it."""
+    try:
+        return stripe.Price.modify(price_id, active=False, **_options())
+    except stripe.StripeError as exc:
+        raise _failed(exc, _("archive the price %(id)s") % {"id": price_id}) from exc
