@@ -9,8 +9,16 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from billing.choices import FREE_PLAN, SCANS, LedgerDirection, PeriodKind, PlanSource
-from billing.models import OrganizationPlan, Plan, PlanLimit, UsageCounter, UsageLedger
+from billing.choices import (
+    FREE_PLAN,
+    OVERAGE_REPORT_DUE,
+    SCANS,
+    LedgerDirection,
+    OverageReportStatus,
+    PeriodKind,
+    PlanSource,
+)
+from billing.models import OrganizationPlan, OverageReport, Plan, PlanLimit, UsageCounter, UsageLedger
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,20 @@ def usage_ledger_list(*, organization, feature: str | None = None) -> QuerySet[U
 
 def usage_consumed(*, key: str, feature: str) -> UsageLedger | None:
     return UsageLedger.objects.filter(key=key, feature=feature, direction=LedgerDirection.CONSUME).first()
+
+
+def overage_reports_due(*, now: datetime) -> QuerySet[OverageReport]:
+    """Outbox rows the task has to send (or cancel) now, oldest first."""
+    return (OverageReport.objects.filter(status__in=OVERAGE_REPORT_DUE, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "pk"))
+
+
+def overage_reported_by_customer(*, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
+    """Units Stripe's meters should hold per (event name, customer) for usage between `start` and `end`."""
+    rows = (OverageReport.objects.filter(status__in=[OverageReportStatus.SENT, OverageReportStatus.WITHDRAWING],
+                                         occurred_at__gte=start, occurred_at__lt=end)
+            .order_by().values("event_name", "stripe_customer_id").annotate(units=Sum("value")))
+    return {(row["event_name"], row["stripe_customer_id"]): row["units"] for row in rows}
 
 
 def billing_kpis(*, now: datetime | None = None) -> list[dict]:

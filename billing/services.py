@@ -20,8 +20,8 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from billing import selectors
-from billing.choices import SCANS, LedgerDirection, PeriodKind, PlanSource
-from billing.models import OrganizationPlan, Plan, UsageCounter, UsageLedger
+from billing.choices import OVERAGE_REPORT_DUE, SCANS, LedgerDirection, OverageReportStatus, PeriodKind, PlanSource
+from billing.models import OrganizationPlan, OverageReport, Plan, UsageCounter, UsageLedger
 from fablab.exceptions import Conflict, InvalidInput, NotFound, PaymentRequired, TooManyRequests
 from fablab.validation import validate
 
@@ -127,6 +127,8 @@ def usage_consume(*, organization, feature: str, key: str, now: datetime | None 
                 overage=overage, plan_key=entitlement.plan.key, month_start=entitlement.period_start,
                 day_start=day_start,
             )
+            if overage and entitlement.source == PlanSource.STRIPE:
+                _overage_report_create(entry=entry, now=now)
     except IntegrityError:
         existing = selectors.usage_consumed(key=key, feature=feature)
         if existing is None:
@@ -158,9 +160,149 @@ def usage_refund(*, organization, feature: str, key: str) -> UsageLedger | None:
             for kind, start in ((PeriodKind.DAY, consumed.day_start), (PeriodKind.MONTH, consumed.month_start)):
                 UsageCounter.objects.filter(organization=organization, feature=feature, period_kind=kind,
                                             period_start=start, used__gt=0).update(used=F("used") - 1)
+            if consumed.overage:
+                _overage_report_withdraw(ledger=consumed)
     except IntegrityError:
         return UsageLedger.objects.get(key=key, feature=feature, direction=LedgerDirection.REFUND)
     return entry
+
+
+# --- The overage outbox: each overage unit reported to Stripe's billing meter once -------------------------
+#
+# A row is written with the overage unit (same transaction) and sent by billing.tasks.report_overage. While
+# a row is being sent it is locked (SELECT ... FOR UPDATE SKIP LOCKED), so two runs of the task never send
+# the same row at once and a refund waits for the send to finish; the identifier is the usage key, so a
+# send whose answer was lost (a timeout) and is retried is refused by Stripe as a duplicate, which counts as
+# reported. Transient failures retry with exponential backoff; a refusal or the last attempt failing leaves
+# the row failed, for staff (admin → Billing → Overage outbox; the "Retry" action).
+
+OVERAGE_RETRY_BASE_SECONDS = 60
+OVERAGE_RETRY_MAX_SECONDS = 6 * 3600
+
+
+def _overage_report_create(*, entry: UsageLedger, now: datetime) -> OverageReport:
+    return OverageReport.objects.create(
+        organization_id=entry.organization_id, ledger=entry, feature=entry.feature,
+        event_name=selectors.meter_event_name(entry.feature), identifier=entry.key[:100], value=1,
+        occurred_at=now, status=OverageReportStatus.PENDING, next_attempt_at=now)
+
+
+def _overage_report_withdraw(*, ledger: UsageLedger) -> None:
+    """A unit given back: not reported if it was not yet, cancelled at Stripe if it was."""
+    row = OverageReport.objects.select_for_update().filter(ledger=ledger).first()
+    if row is None:
+        return
+    if row.status in (OverageReportStatus.PENDING, OverageReportStatus.FAILED):
+        row.status, row.next_attempt_at = OverageReportStatus.CANCELLED, None
+    elif row.status == OverageReportStatus.SENT:
+        row.status, row.next_attempt_at, row.attempts = OverageReportStatus.WITHDRAWING, timezone.now(), 0
+    else:
+        return
+    row.save(update_fields=["status", "next_attempt_at", "attempts", "updated_at"])
+
+
+def _overage_backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(OVERAGE_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1), OVERAGE_RETRY_MAX_SECONDS))
+
+
+def _overage_report_send(*, pk: int, now: datetime) -> str:
+    """Send one due row (or its cancellation); returns what became of it. Safe to run twice."""
+    from django.conf import settings
+
+    from billing import stripe_gateway
+
+    with transaction.atomic():
+        row = (OverageReport.objects.select_for_update(skip_locked=True)
+               .filter(pk=pk, status__in=OVERAGE_REPORT_DUE, next_attempt_at__lte=now).first())
+        if row is None:
+            return "skipped"  # done meanwhile, given back, or another run holds it
+        withdrawing = row.status == OverageReportStatus.WITHDRAWING
+        row.attempts += 1
+        try:
+            if withdrawing:
+                stripe_gateway.meter_event_cancel(event_name=row.event_name, identifier=row.identifier)
+            else:
+                customer = selectors.stripe_customer_get(organization=row.organization)
+                if customer is None:
+                    raise stripe_gateway.MeterEventRefused(_("The organization has no Stripe customer."))
+                row.stripe_customer_id = customer.id
+                stripe_gateway.meter_event_create(event_name=row.event_name, customer_id=customer.id,
+                                                  identifier=row.identifier, value=row.value,
+                                                  timestamp=row.occurred_at)
+        except stripe_gateway.MeterEventRefused as exc:
+            row.status, row.next_attempt_at, row.last_error = OverageReportStatus.FAILED, None, exc.message
+            outcome = "failed"
+        except stripe_gateway.StripeUnavailable as exc:
+            row.last_error = exc.message
+            if row.attempts >= settings.BILLING_METER_MAX_ATTEMPTS:
+                row.status, row.next_attempt_at = OverageReportStatus.FAILED, None
+                outcome = "failed"
+            else:
+                row.next_attempt_at = now + _overage_backoff(row.attempts)
+                outcome = "retry"
+        else:
+            row.status = OverageReportStatus.WITHDRAWN if withdrawing else OverageReportStatus.SENT
+            row.next_attempt_at, row.last_error = None, ""
+            if not withdrawing:
+                row.sent_at = now
+            outcome = "withdrawn" if withdrawing else "sent"
+        row.save()
+    if outcome == "failed":
+        logger.error("overage report %s failed for good: %s", row.identifier, row.last_error)
+    return outcome
+
+
+def overage_reports_send(*, now: datetime | None = None, batch: int = 500) -> dict[str, int]:
+    """Report every due outbox row to Stripe (oldest first); returns how many rows ended how."""
+    now = now or timezone.now()
+    outcomes: dict[str, int] = {}
+    for pk in selectors.overage_reports_due(now=now).values_list("pk", flat=True)[:batch]:
+        outcome = _overage_report_send(pk=pk, now=now)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+@transaction.atomic
+def overage_report_retry(*, report: OverageReport) -> OverageReport:
+    """Staff: send a failed row again at the next run of the task, with a fresh set of attempts."""
+    row = OverageReport.objects.select_for_update().get(pk=report.pk)
+    if row.status != OverageReportStatus.FAILED:
+        raise Conflict(_("Only a failed report can be retried (%(id)s is %(status)s).") % {
+            "id": row.identifier, "status": row.get_status_display()})
+    refunded = UsageLedger.objects.filter(key=row.ledger.key, feature=row.feature,
+                                          direction=LedgerDirection.REFUND).exists()
+    row.status = OverageReportStatus.CANCELLED if refunded else OverageReportStatus.PENDING
+    row.attempts, row.next_attempt_at = 0, None if refunded else timezone.now()
+    row.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+    return row
+
+
+def overage_reconcile(*, now: datetime | None = None, days: int = 3) -> list[dict]:
+    """Compare what the outbox reported with what Stripe's meter counted, per customer, over the last `days`.
+
+    The window ends on a whole minute ten minutes ago (Stripe aggregates meter events asynchronously) and
+    covers the rows reported, plus those whose cancellation is still on its way. Returns the differences
+    (empty: all agree) and logs each as an error.
+    """
+    from billing import stripe_gateway
+
+    now = now or timezone.now()
+    end = (now - timedelta(minutes=10)).replace(second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    expected = selectors.overage_reported_by_customer(start=start, end=end)
+    differences, meters = [], {}
+    for (event_name, customer_id), units in sorted(expected.items()):
+        if event_name not in meters:
+            meters[event_name] = stripe_gateway.meter_find(event_name=event_name)
+        meter = meters[event_name]
+        counted = (stripe_gateway.meter_usage_total(meter_id=meter.id, customer_id=customer_id, start=start,
+                                                    end=end) if meter is not None else 0)
+        if counted != units:
+            differences.append({"event_name": event_name, "customer": customer_id, "outbox": units,
+                                "stripe": counted, "start": start.isoformat(), "end": end.isoformat()})
+            logger.error("overage reconciliation: %s for %s: outbox %s, Stripe %s (%s to %s)", event_name,
+                         customer_id, units, counted, start.isoformat(), end.isoformat())
+    return differences
 
 
 # --- Plans ----------------------------------------------------------------------------

@@ -394,6 +394,9 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # A failed payment keeps the plan's limits this many days before the organization falls back to Free.
 BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7)
+# An overage unit whose report to Stripe's meter fails this many times (backoff 1 min doubling, at most
+# 6 h apart) is marked failed for staff.
+BILLING_METER_MAX_ATTEMPTS = env_int("BILLING_METER_MAX_ATTEMPTS", 10)
 
 # --- API ------------------------------------------------------------------------------
 
