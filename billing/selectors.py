@@ -3,6 +3,7 @@
 import calendar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -214,6 +215,49 @@ def stripe_customer_get(*, organization):
     from djstripe.models import Customer
 
     return Customer.objects.filter(subscriber=organization, livemode=settings.STRIPE_LIVE_MODE).first()
+
+
+# Currencies Stripe counts in whole units, not hundredths.
+ZERO_DECIMAL_CURRENCIES = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
+                                     "vnd", "vuv", "xaf", "xof", "xpf"})
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    """One of the organization's Stripe invoices, as the portal lists it."""
+
+    id: str
+    number: str
+    created: datetime
+    total: Decimal
+    currency: str
+    status: str
+    hosted_invoice_url: str
+    invoice_pdf: str
+
+
+def invoice_list(*, organization, limit: int = 24) -> list[InvoiceRow]:
+    """The organization's past invoices (newest first), from the Invoice rows dj-stripe keeps in step with
+    Stripe's events; drafts, which Stripe has not finalised and has no page for, are left out."""
+    from djstripe.models import Invoice
+
+    customer = stripe_customer_get(organization=organization)
+    if customer is None:
+        return []
+    rows = []
+    for invoice in Invoice.objects.filter(customer=customer).order_by("-created")[: limit * 2]:
+        data = invoice.stripe_data or {}
+        if data.get("status") in ("draft", None) or len(rows) >= limit:
+            continue
+        currency = (data.get("currency") or "").lower()
+        cents = Decimal(int(data.get("total") or 0))
+        rows.append(InvoiceRow(
+            id=invoice.id, number=data.get("number") or "", created=invoice.created,
+            total=cents if currency in ZERO_DECIMAL_CURRENCIES else (cents / 100).quantize(Decimal("0.01")),
+            currency=currency.upper(),
+            status=data.get("status") or "", hosted_invoice_url=data.get("hosted_invoice_url") or "",
+            invoice_pdf=data.get("invoice_pdf") or ""))
+    return rows
 
 
 def organization_of_stripe_customer(*, customer_id: str | None):

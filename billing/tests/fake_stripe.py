@@ -282,6 +282,25 @@ def subscription(fake: FakeStripe, *, customer_id: str, prices: list[dict], stat
     })
 
 
+def invoice(fake: FakeStripe, *, customer_id: str, subscription_id: str | None = None, status: str = "paid",
+            total: int = 2900, number: str | None = None, created: int | None = None) -> dict:
+    """An invoice as Stripe sends it (API 2025-03-31: its subscription under `parent`)."""
+    invoice_id = fake.new_id("in")
+    created = created or int(time.time())
+    parent = ({"type": "subscription_details", "subscription_details": {"subscription": subscription_id}}
+              if subscription_id else None)
+    return fake.add("invoices", {
+        "id": invoice_id, "object": "invoice", "customer": customer_id, "status": status, "parent": parent,
+        "hosted_invoice_url": None if status == "draft" else f"https://invoice.stripe.com/i/acct_fablab/{invoice_id}",
+        "invoice_pdf": None if status == "draft" else f"https://pay.stripe.com/invoice/{invoice_id}/pdf",
+        "number": None if status == "draft" else (number or f"FAKE-{invoice_id[-4:]}"), "total": total,
+        "subtotal": total, "amount_due": total, "amount_paid": total if status == "paid" else 0,
+        "amount_remaining": 0 if status == "paid" else total, "currency": "gbp", "created": created,
+        "lines": {"object": "list", "data": [], "has_more": False, "url": f"/v1/invoices/{invoice_id}/lines"},
+        "period_start": created - 30 * 86400, "period_end": created, "metadata": {}, "attempt_count": 1,
+        "billing_reason": "subscription_cycle", "collection_method": "charge_automatically", "livemode": False})
+
+
 def event(fake: FakeStripe, kind: str, obj: dict, *, created: int | None = None, event_id: str | None = None) -> dict:
     return {"id": event_id or fake.new_id("evt"), "object": "event", "type": kind, "livemode": False,
             "api_version": API_VERSION, "created": created or int(time.time()), "pending_webhooks": 1,
