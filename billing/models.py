@@ -100,6 +100,10 @@ class OrganizationPlan(TimeStampedModel):
         _("grace until"), null=True, blank=True,
         help_text=_("A payment failed: the plan's limits stay until then, then the organization falls back to Free."),
     )
+    grace_ended_at = models.DateTimeField(
+        _("fell back to Free"), null=True, blank=True, editable=False,
+        help_text=_("When the grace period ran out and the owners were told (a later payment restores the plan)."),
+    )
     stripe_subscription_id = models.CharField(_("Stripe subscription"), max_length=255, blank=True)
     # When the Stripe events last applied were created: an older event arriving later changes nothing.
     stripe_event_at = models.DateTimeField(_("last subscription event"), null=True, blank=True, editable=False)

@@ -184,27 +184,63 @@ def overage_reported_by_customer(*, start: datetime, end: datetime) -> dict[tupl
     return {(row["event_name"], row["stripe_customer_id"]): row["units"] for row in rows}
 
 
+def _subscription_monthly_amount(data: dict) -> Decimal | None:
+    """What a Stripe subscription charges per month for its licensed items (metered overage left out), or
+    None when it carries no such item. A plan's price changed by billing_sync_plans leaves existing
+    subscriptions on their old price, so this, not the plan row, is their share of MRR."""
+    total, found = Decimal(0), False
+    for item in (data.get("items") or {}).get("data") or []:
+        price = item.get("price") or {}
+        recurring = price.get("recurring") or {}
+        if recurring.get("usage_type") == "metered" or price.get("unit_amount") is None:
+            continue
+        months = {"month": 1, "year": 12, "week": Decimal(12) / 52, "day": Decimal(12) / 365}.get(
+            recurring.get("interval"))
+        if months is None:
+            continue
+        found = True
+        amount = Decimal(price["unit_amount"]) * (item.get("quantity") or 1)
+        if (price.get("currency") or "").lower() not in ZERO_DECIMAL_CURRENCIES:
+            amount /= 100
+        total += amount / (Decimal(recurring.get("interval_count") or 1) * Decimal(months))
+    return total if found else None
+
+
 def billing_kpis(*, now: datetime | None = None) -> list[dict]:
-    """The dashboard's billing figures: MRR, paying organizations by plan, overage this month, failed payments."""
+    """The dashboard's billing figures: MRR, paying organizations by plan, overage this month, failed payments.
+
+    MRR counts the paying organizations whose plan is on (a grace period after a failed payment still
+    counts; one that ran out does not), at what their Stripe subscription charges per month (dj-stripe's
+    row), else at the plan's price.
+    """
     from django.utils.translation import gettext as _
+    from djstripe.models import Subscription
 
     now = now or timezone.now()
-    paying = (OrganizationPlan.objects.filter(source=PlanSource.STRIPE)
-              .filter(Q(grace_until__isnull=True) | Q(grace_until__gt=now)))
-    mrr = paying.aggregate(total=Sum("plan__price_per_month"))["total"] or 0
+    stripe_rows = OrganizationPlan.objects.filter(source=PlanSource.STRIPE)
+    paying = stripe_rows.filter(Q(grace_until__isnull=True) | Q(grace_until__gt=now))
+    subscriptions = {sub.id: sub.stripe_data or {} for sub in Subscription.objects.filter(
+        id__in=paying.exclude(stripe_subscription_id="").values("stripe_subscription_id"))}
+    mrr = Decimal(0)
+    for row in paying.select_related("plan"):
+        amount = _subscription_monthly_amount(subscriptions.get(row.stripe_subscription_id, {}))
+        mrr += row.plan.price_per_month if amount is None else amount
     by_plan = dict(paying.values_list("plan__name").annotate(n=Count("pk")).values_list("plan__name", "n"))
     month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     overage = UsageLedger.objects.filter(overage=True, created_at__gte=month_start).aggregate(
         units=Sum("delta"))["units"] or 0
     currency = Plan.objects.exclude(price_per_month=0).values_list("currency", flat=True).first() or ""
     figures = [
-        {"label": _("MRR"), "value": f"{mrr:,.2f} {currency}".strip()},
+        {"label": _("MRR"), "value": f"{mrr.quantize(Decimal('0.01')):,.2f} {currency}".strip()},
         {"label": _("Active subscriptions"), "value": sum(by_plan.values())},
     ]
     figures += [{"label": name, "value": n} for name, n in sorted(by_plan.items())]
     figures += [
         {"label": _("Overage units this month"), "value": max(0, overage)},
+        {"label": _("Overage reports failed"),
+         "value": OverageReport.objects.filter(status=OverageReportStatus.FAILED).count()},
         {"label": _("Failed payments (in grace)"), "value": paying.filter(grace_until__isnull=False).count()},
+        {"label": _("Failed payments (fell back to Free)"), "value": stripe_rows.filter(grace_until__lte=now).count()},
         {"label": _("Complimentary plans"), "value": OrganizationPlan.objects.filter(source=PlanSource.COMP).count()},
     ]
     return figures
@@ -215,6 +251,21 @@ def stripe_customer_get(*, organization):
     from djstripe.models import Customer
 
     return Customer.objects.filter(subscriber=organization, livemode=settings.STRIPE_LIVE_MODE).first()
+
+
+def graces_expired(*, now: datetime) -> QuerySet[OrganizationPlan]:
+    """Paid plans whose grace period after a failed payment ran out and whose owners were not told yet."""
+    return OrganizationPlan.objects.filter(source=PlanSource.STRIPE, grace_until__lte=now,
+                                           grace_ended_at__isnull=True)
+
+
+def organization_owner_emails(*, organization) -> list[str]:
+    from fablab.choices import MembershipRole
+    from fablab.models import Membership
+
+    return list(Membership.objects.filter(organization=organization, role=MembershipRole.OWNER,
+                                          user__is_active=True).exclude(user__email="")
+                .order_by("created_at").values_list("user__email", flat=True))
 
 
 # Currencies Stripe counts in whole units, not hundredths.

@@ -320,7 +320,7 @@ def plan_grant(*, organization, plan: Plan, by=None, note: str = "") -> Organiza
                          "complimentary plan.") % {"org": organization})
     row = row or OrganizationPlan(organization=organization)
     row.plan, row.source, row.note, row.granted_by = plan, PlanSource.COMP, note[:255], by
-    row.period_start = row.period_end = row.grace_until = None
+    row.period_start = row.period_end = row.grace_until = row.grace_ended_at = None
     row.stripe_subscription_id = ""
     validate(row)
     row.save()
@@ -458,7 +458,7 @@ def subscription_apply(*, subscription: dict, event_created: datetime) -> Organi
         if not is_current:
             return row  # another subscription (or a comp) holds the plan: an old one ending changes nothing
         row.plan, row.source = selectors.free_plan(), PlanSource.DEFAULT
-        row.period_start = row.period_end = row.grace_until = None
+        row.period_start = row.period_end = row.grace_until = row.grace_ended_at = None
         row.note = _("Stripe subscription %(status)s") % {"status": status}
     elif status in ENTITLED_STATUSES:
         plan = _subscription_plan(subscription)
@@ -467,7 +467,7 @@ def subscription_apply(*, subscription: dict, event_created: datetime) -> Organi
             return row
         row = row or OrganizationPlan(organization=organization)
         if not is_current:
-            row.grace_until, row.payment_event_at = None, None
+            row.grace_until, row.grace_ended_at, row.payment_event_at = None, None, None
         row.plan, row.source, row.note, row.granted_by = plan, PlanSource.STRIPE, "", None
         row.period_start, row.period_end = _subscription_period(subscription)
         row.stripe_subscription_id = subscription["id"]
@@ -513,9 +513,11 @@ def invoice_payment_failed(*, invoice: dict, event_created: datetime) -> Organiz
         return row
     if row.grace_until is None:
         row.grace_until = event_created + timedelta(days=settings.BILLING_GRACE_DAYS)
+        row.grace_ended_at = None
         logger.warning("%s: payment failed, grace until %s", row.organization.slug, row.grace_until.isoformat())
+        transaction.on_commit(lambda pk=row.pk: _mail_owners(row_id=pk, template="grace_started"))
     row.payment_event_at = event_created
-    row.save(update_fields=["grace_until", "payment_event_at", "updated_at"])
+    row.save(update_fields=["grace_until", "grace_ended_at", "payment_event_at", "updated_at"])
     return row
 
 
@@ -525,9 +527,60 @@ def invoice_paid(*, invoice: dict, event_created: datetime) -> OrganizationPlan 
     row = _invoice_row(invoice)
     if row is None or (row.payment_event_at and event_created < row.payment_event_at):
         return row
-    row.grace_until, row.payment_event_at = None, event_created
-    row.save(update_fields=["grace_until", "payment_event_at", "updated_at"])
+    row.grace_until, row.grace_ended_at, row.payment_event_at = None, None, event_created
+    row.save(update_fields=["grace_until", "grace_ended_at", "payment_event_at", "updated_at"])
     return row
+
+
+def graces_expire(*, now: datetime | None = None) -> int:
+    """Find the grace periods that ran out: the organization is on Free now (the entitlement says so by
+    itself); record when, once, and tell its owners. A payment arriving later still restores the plan."""
+    now = now or timezone.now()
+    expired = 0
+    for pk in selectors.graces_expired(now=now).values_list("pk", flat=True):
+        with transaction.atomic():
+            row = (OrganizationPlan.objects.select_for_update()
+                   .filter(pk=pk, grace_until__lte=now, grace_ended_at__isnull=True).first())
+            if row is None:
+                continue
+            row.grace_ended_at = now
+            row.save(update_fields=["grace_ended_at", "updated_at"])
+            transaction.on_commit(lambda pk=row.pk: _mail_owners(row_id=pk, template="fell_back_to_free"))
+            expired += 1
+            logger.warning("%s: grace period over, on Free now", row.organization.slug)
+    return expired
+
+
+def _mail_owners(*, row_id: int, template: str) -> int:
+    """E-mail the organization's owners about its plan (templates/billing/email/<language>/<template>_*.txt),
+    in the site's language. Returns how many were sent to."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    row = OrganizationPlan.objects.select_related("organization", "plan").filter(pk=row_id).first()
+    if row is None:
+        return 0
+    recipients = selectors.organization_owner_emails(organization=row.organization)
+    if not recipients:
+        logger.warning("%s: no owner with an e-mail address to tell about %s", row.organization.slug, template)
+        return 0
+    language = settings.LANGUAGE_CODE
+    zone = selectors.organization_time_zone(row.organization)
+    context = {"organization": row.organization, "plan": row.plan, "free_plan": selectors.free_plan(),
+               "grace_until": row.grace_until.astimezone(zone) if row.grace_until else None, "time_zone": zone.key,
+               "billing_url": settings.PORTAL_BASE_URL + reverse("billing:overview")}
+
+    def render(part: str) -> str:
+        names = [f"billing/email/{language}/{template}_{part}.txt", f"billing/email/en/{template}_{part}.txt"]
+        return render_to_string(names, context)
+
+    with translation.override(language):
+        subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(render("subject").split())
+        body = render("message")
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    return len(recipients)
 
 
 def _id(value) -> str | None:

@@ -11,3 +11,8 @@ def report_overage() -> dict[str, int]:
 def reconcile_overage() -> list[dict]:
     """Compare the outbox with Stripe's meter summaries; the differences are the task's result (daily)."""
     return services.overage_reconcile()
+
+
+def expire_graces() -> int:
+    """Grace periods after a failed payment that ran out: owners told the organization is on Free."""
+    return services.graces_expire()

@@ -58,6 +58,7 @@ SCHEDULES: list[ScheduleSpec] = [
     _daily("purge-printer-telemetry", "printers.tasks.purge_telemetry"),
     _every(1, "report-overage", "billing.tasks.report_overage"),
     _daily("reconcile-overage", "billing.tasks.reconcile_overage"),
+    _every(15, "expire-billing-graces", "billing.tasks.expire_graces"),
 ]
 
 

@@ -397,6 +397,8 @@ BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7)
 # An overage unit whose report to Stripe's meter fails this many times (backoff 1 min doubling, at most
 # 6 h apart) is marked failed for staff.
 BILLING_METER_MAX_ATTEMPTS = env_int("BILLING_METER_MAX_ATTEMPTS", 10)
+# The portal's address, for links in e-mails sent from background tasks (no request to build them from).
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- API ------------------------------------------------------------------------------
 
