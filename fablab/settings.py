@@ -385,7 +385,7 @@ STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 # dj-stripe: the organization is the Stripe customer; webhooks arrive at /stripe/webhook/<uuid>/ (the
-# endpoint's row in the admin, created by `manage.py billing_sync_plans`) and are checked with its secret.
+# endpoint's row in the admin) and are checked with its secret; `manage.py billing_sync_plans` sets up the prices.
 STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY
 STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
 STRIPE_API_VERSION = env_str("STRIPE_API_VERSION", "2025-03-31.basil")
