@@ -5,8 +5,8 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
 from billing import services
-from billing.choices import PLAN_SOURCE_COLORS, PlanSource
-from billing.models import OrganizationPlan, Plan, PlanLimit, UsageCounter, UsageLedger
+from billing.choices import OVERAGE_REPORT_STATUS_COLORS, PLAN_SOURCE_COLORS, OverageReportStatus, PlanSource
+from billing.models import OrganizationPlan, OverageReport, Plan, PlanLimit, UsageCounter, UsageLedger
 from fablab.exceptions import ApplicationError
 
 
@@ -100,6 +100,33 @@ class UsageLedgerAdmin(ReadOnlyAdmin):
     list_filter = ["feature", "direction", "overage", "plan_key"]
     search_fields = ["organization__name", "key"]
     date_hierarchy = "created_at"
+
+
+@admin.register(OverageReport)
+class OverageReportAdmin(ReadOnlyAdmin):
+    """The overage outbox: each overage unit on its way to Stripe's meter. Failed rows need staff."""
+
+    list_display = ["occurred_at", "organization", "identifier", "show_status", "attempts", "next_attempt_at",
+                    "sent_at", "last_error"]
+    list_filter = ["status", "event_name"]
+    search_fields = ["organization__name", "identifier", "stripe_customer_id"]
+    date_hierarchy = "occurred_at"
+    actions = ["retry"]
+
+    @display(description=_("status"), label=OVERAGE_REPORT_STATUS_COLORS)
+    def show_status(self, obj):
+        return obj.status, obj.get_status_display()
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("billing.change_overagereport")
+
+    @action(description=_("Retry failed reports"), permissions=["retry"])
+    def retry(self, request, queryset):
+        retried = 0
+        for row in queryset.filter(status=OverageReportStatus.FAILED):
+            services.overage_report_retry(report=row)
+            retried += 1
+        messages.success(request, _("%(n)s failed report(s) will be sent again at the next run.") % {"n": retried})
 
 
 # dj-stripe registers its own admin pages (webhook endpoints, customers, events, …) with Django's plain

@@ -27,3 +27,26 @@ PLAN_SOURCE_COLORS = {
     PlanSource.COMP: "info",
     PlanSource.DEFAULT: "info",
 }
+
+
+class OverageReportStatus(models.TextChoices):
+    """An overage unit on its way to Stripe's billing meter (the outbox)."""
+
+    PENDING = "pending", _("Waiting to be reported")
+    SENT = "sent", _("Reported")
+    FAILED = "failed", _("Failed (needs staff)")
+    CANCELLED = "cancelled", _("Given back before it was reported")
+    WITHDRAWING = "withdrawing", _("Given back; cancelling the reported event")
+    WITHDRAWN = "withdrawn", _("Given back; reported event cancelled")
+
+
+OVERAGE_REPORT_STATUS_COLORS = {
+    OverageReportStatus.PENDING: "info",
+    OverageReportStatus.SENT: "success",
+    OverageReportStatus.FAILED: "danger",
+    OverageReportStatus.CANCELLED: "info",
+    OverageReportStatus.WITHDRAWING: "warning",
+    OverageReportStatus.WITHDRAWN: "info",
+}
+# What the outbox task still has to do.
+OVERAGE_REPORT_DUE = (OverageReportStatus.PENDING, OverageReportStatus.WITHDRAWING)

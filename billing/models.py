@@ -15,7 +15,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.choices import LedgerDirection, PeriodKind, PlanSource
+from billing.choices import LedgerDirection, OverageReportStatus, PeriodKind, PlanSource
 from fablab.models import TimeStampedModel
 
 slug_validator = RegexValidator(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$", _("Lower-case letters, digits, - and _."))
@@ -99,6 +99,10 @@ class OrganizationPlan(TimeStampedModel):
     grace_until = models.DateTimeField(
         _("grace until"), null=True, blank=True,
         help_text=_("A payment failed: the plan's limits stay until then, then the organization falls back to Free."),
+    )
+    grace_ended_at = models.DateTimeField(
+        _("fell back to Free"), null=True, blank=True, editable=False,
+        help_text=_("When the grace period ran out and the owners were told (a later payment restores the plan)."),
     )
     stripe_subscription_id = models.CharField(_("Stripe subscription"), max_length=255, blank=True)
     # When the Stripe events last applied were created: an older event arriving later changes nothing.
@@ -192,3 +196,40 @@ class UsageLedger(models.Model):
         if self.pk is not None and not self._state.adding:
             raise ValidationError(_("Usage ledger entries cannot be changed; record a refund instead."))
         super().save(*args, **kwargs)
+
+
+class OverageReport(TimeStampedModel):
+    """The outbox of overage billing: one row per overage unit, written in the transaction that used it.
+
+    A django-q2 task reports each pending row to Stripe's billing meter once (`identifier` is the usage
+    key, so Stripe refuses a second event for the same unit too), retrying with exponential backoff; a
+    refusal, or a transient failure past the last attempt, leaves the row failed for staff. A unit given
+    back before it was reported is cancelled; one given back after is withdrawn with a cancel adjustment.
+    """
+
+    organization = models.ForeignKey("fablab.Organization", verbose_name=_("organization"),
+                                     on_delete=models.CASCADE, related_name="+")
+    ledger = models.OneToOneField(UsageLedger, verbose_name=_("usage"), on_delete=models.PROTECT,
+                                  related_name="overage_report")
+    feature = models.CharField(_("feature"), max_length=40)
+    event_name = models.CharField(_("meter event name"), max_length=100)
+    identifier = models.CharField(_("identifier"), max_length=100, unique=True,
+                                  help_text=_("The usage key; Stripe accepts one event per identifier."))
+    value = models.PositiveSmallIntegerField(_("units"), default=1)
+    occurred_at = models.DateTimeField(_("used at"))
+    status = models.CharField(_("status"), max_length=12, choices=OverageReportStatus.choices,
+                              default=OverageReportStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    stripe_customer_id = models.CharField(_("Stripe customer"), max_length=255, blank=True)
+    sent_at = models.DateTimeField(_("reported at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-pk"]
+        verbose_name = _("overage report")
+        verbose_name_plural = _("overage outbox")
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} ({self.get_status_display()})"

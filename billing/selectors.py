@@ -10,8 +10,16 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from billing.choices import FREE_PLAN, SCANS, LedgerDirection, PeriodKind, PlanSource
-from billing.models import OrganizationPlan, Plan, PlanLimit, UsageCounter, UsageLedger
+from billing.choices import (
+    FREE_PLAN,
+    OVERAGE_REPORT_DUE,
+    SCANS,
+    LedgerDirection,
+    OverageReportStatus,
+    PeriodKind,
+    PlanSource,
+)
+from billing.models import OrganizationPlan, OverageReport, Plan, PlanLimit, UsageCounter, UsageLedger
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,16 @@ def plan_get(*, key: str) -> Plan | None:
     return Plan.objects.prefetch_related("limits").filter(key=key).first()
 
 
+def meter_event_name(feature: str) -> str:
+    """The event name of the Stripe billing meter that counts overage units of `feature`."""
+    return f"fablab_{feature}"
+
+
+def stripe_product_id(plan: Plan) -> str:
+    """Plans are Stripe products with our own ids, so finding one again needs no search."""
+    return f"fablab_plan_{plan.key}"
+
+
 def overage_units(*, organization, feature: str, period_start: datetime) -> int:
     """Units above the allowance in one billing period, less those given back."""
     total = UsageLedger.objects.filter(organization=organization, feature=feature, month_start=period_start,
@@ -152,14 +170,61 @@ def usage_consumed(*, key: str, feature: str) -> UsageLedger | None:
     return UsageLedger.objects.filter(key=key, feature=feature, direction=LedgerDirection.CONSUME).first()
 
 
+def overage_reports_due(*, now: datetime) -> QuerySet[OverageReport]:
+    """Outbox rows the task has to send (or cancel) now, oldest first."""
+    return (OverageReport.objects.filter(status__in=OVERAGE_REPORT_DUE, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "pk"))
+
+
+def overage_reported_by_customer(*, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
+    """Units Stripe's meters should hold per (event name, customer) for usage between `start` and `end`."""
+    rows = (OverageReport.objects.filter(status__in=[OverageReportStatus.SENT, OverageReportStatus.WITHDRAWING],
+                                         occurred_at__gte=start, occurred_at__lt=end)
+            .order_by().values("event_name", "stripe_customer_id").annotate(units=Sum("value")))
+    return {(row["event_name"], row["stripe_customer_id"]): row["units"] for row in rows}
+
+
+def _subscription_monthly_amount(data: dict) -> Decimal | None:
+    """What a Stripe subscription charges per month for its licensed items (metered overage left out), or
+    None when it carries no such item. A plan's price changed by billing_sync_plans leaves existing
+    subscriptions on their old price, so this, not the plan row, is their share of MRR."""
+    total, found = Decimal(0), False
+    for item in (data.get("items") or {}).get("data") or []:
+        price = item.get("price") or {}
+        recurring = price.get("recurring") or {}
+        if recurring.get("usage_type") == "metered" or price.get("unit_amount") is None:
+            continue
+        months = {"month": 1, "year": 12, "week": Decimal(12) / 52, "day": Decimal(12) / 365}.get(
+            recurring.get("interval"))
+        if months is None:
+            continue
+        found = True
+        amount = Decimal(price["unit_amount"]) * (item.get("quantity") or 1)
+        if (price.get("currency") or "").lower() not in ZERO_DECIMAL_CURRENCIES:
+            amount /= 100
+        total += amount / (Decimal(recurring.get("interval_count") or 1) * Decimal(months))
+    return total if found else None
+
+
 def billing_kpis(*, now: datetime | None = None) -> list[dict]:
-    """The dashboard's billing figures: MRR, paying organizations by plan, overage this month, failed payments."""
+    """The dashboard's billing figures: MRR, paying organizations by plan, overage this month, failed payments.
+
+    MRR counts the paying organizations whose plan is on (a grace period after a failed payment still
+    counts; one that ran out does not), at what their Stripe subscription charges per month (dj-stripe's
+    row), else at the plan's price.
+    """
     from django.utils.translation import gettext as _
+    from djstripe.models import Subscription
 
     now = now or timezone.now()
-    paying = (OrganizationPlan.objects.filter(source=PlanSource.STRIPE)
-              .filter(Q(grace_until__isnull=True) | Q(grace_until__gt=now)))
-    mrr = Decimal(paying.aggregate(total=Sum("plan__price_per_month"))["total"] or 0)
+    stripe_rows = OrganizationPlan.objects.filter(source=PlanSource.STRIPE)
+    paying = stripe_rows.filter(Q(grace_until__isnull=True) | Q(grace_until__gt=now))
+    subscriptions = {sub.id: sub.stripe_data or {} for sub in Subscription.objects.filter(
+        id__in=paying.exclude(stripe_subscription_id="").values("stripe_subscription_id"))}
+    mrr = Decimal(0)
+    for row in paying.select_related("plan"):
+        amount = _subscription_monthly_amount(subscriptions.get(row.stripe_subscription_id, {}))
+        mrr += row.plan.price_per_month if amount is None else amount
     by_plan = dict(paying.values_list("plan__name").annotate(n=Count("pk")).values_list("plan__name", "n"))
     month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     overage = UsageLedger.objects.filter(overage=True, created_at__gte=month_start).aggregate(
@@ -173,7 +238,10 @@ def billing_kpis(*, now: datetime | None = None) -> list[dict]:
     figures += [{"label": name, "value": n} for name, n in sorted(by_plan.items())]
     figures += [
         {"label": _("Overage units this month"), "value": max(0, overage)},
+        {"label": _("Overage reports failed"),
+         "value": OverageReport.objects.filter(status=OverageReportStatus.FAILED).count()},
         {"label": _("Failed payments (in grace)"), "value": paying.filter(grace_until__isnull=False).count()},
+        {"label": _("Failed payments (fell back to Free)"), "value": stripe_rows.filter(grace_until__lte=now).count()},
         {"label": _("Complimentary plans"), "value": OrganizationPlan.objects.filter(source=PlanSource.COMP).count()},
     ]
     return figures
@@ -184,6 +252,64 @@ def stripe_customer_get(*, organization):
     from djstripe.models import Customer
 
     return Customer.objects.filter(subscriber=organization, livemode=settings.STRIPE_LIVE_MODE).first()
+
+
+def graces_expired(*, now: datetime) -> QuerySet[OrganizationPlan]:
+    """Paid plans whose grace period after a failed payment ran out and whose owners were not told yet."""
+    return OrganizationPlan.objects.filter(source=PlanSource.STRIPE, grace_until__lte=now,
+                                           grace_ended_at__isnull=True)
+
+
+def organization_owner_emails(*, organization) -> list[str]:
+    from fablab.choices import MembershipRole
+    from fablab.models import Membership
+
+    return list(Membership.objects.filter(organization=organization, role=MembershipRole.OWNER,
+                                          user__is_active=True).exclude(user__email="")
+                .order_by("created_at").values_list("user__email", flat=True))
+
+
+# Currencies Stripe counts in whole units, not hundredths.
+ZERO_DECIMAL_CURRENCIES = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
+                                     "vnd", "vuv", "xaf", "xof", "xpf"})
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    """One of the organization's Stripe invoices, as the portal lists it."""
+
+    id: str
+    number: str
+    created: datetime
+    total: Decimal
+    currency: str
+    status: str
+    hosted_invoice_url: str
+    invoice_pdf: str
+
+
+def invoice_list(*, organization, limit: int = 24) -> list[InvoiceRow]:
+    """The organization's past invoices (newest first), from the Invoice rows dj-stripe keeps in step with
+    Stripe's events; drafts, which Stripe has not finalised and has no page for, are left out."""
+    from djstripe.models import Invoice
+
+    customer = stripe_customer_get(organization=organization)
+    if customer is None:
+        return []
+    rows = []
+    for invoice in Invoice.objects.filter(customer=customer).order_by("-created")[: limit * 2]:
+        data = invoice.stripe_data or {}
+        if data.get("status") in ("draft", None) or len(rows) >= limit:
+            continue
+        currency = (data.get("currency") or "").lower()
+        cents = Decimal(int(data.get("total") or 0))
+        rows.append(InvoiceRow(
+            id=invoice.id, number=data.get("number") or "", created=invoice.created,
+            total=cents if currency in ZERO_DECIMAL_CURRENCIES else (cents / 100).quantize(Decimal("0.01")),
+            currency=currency.upper(),
+            status=data.get("status") or "", hosted_invoice_url=data.get("hosted_invoice_url") or "",
+            invoice_pdf=data.get("invoice_pdf") or ""))
+    return rows
 
 
 def organization_of_stripe_customer(*, customer_id: str | None):

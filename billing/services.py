@@ -20,8 +20,8 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from billing import selectors
-from billing.choices import SCANS, LedgerDirection, PeriodKind, PlanSource
-from billing.models import OrganizationPlan, Plan, UsageCounter, UsageLedger
+from billing.choices import OVERAGE_REPORT_DUE, SCANS, LedgerDirection, OverageReportStatus, PeriodKind, PlanSource
+from billing.models import OrganizationPlan, OverageReport, Plan, UsageCounter, UsageLedger
 from fablab.exceptions import Conflict, InvalidInput, NotFound, PaymentRequired, TooManyRequests
 from fablab.validation import validate
 
@@ -127,6 +127,8 @@ def usage_consume(*, organization, feature: str, key: str, now: datetime | None 
                 overage=overage, plan_key=entitlement.plan.key, month_start=entitlement.period_start,
                 day_start=day_start,
             )
+            if overage and entitlement.source == PlanSource.STRIPE:
+                _overage_report_create(entry=entry, now=now)
     except IntegrityError:
         existing = selectors.usage_consumed(key=key, feature=feature)
         if existing is None:
@@ -158,9 +160,149 @@ def usage_refund(*, organization, feature: str, key: str) -> UsageLedger | None:
             for kind, start in ((PeriodKind.DAY, consumed.day_start), (PeriodKind.MONTH, consumed.month_start)):
                 UsageCounter.objects.filter(organization=organization, feature=feature, period_kind=kind,
                                             period_start=start, used__gt=0).update(used=F("used") - 1)
+            if consumed.overage:
+                _overage_report_withdraw(ledger=consumed)
     except IntegrityError:
         return UsageLedger.objects.get(key=key, feature=feature, direction=LedgerDirection.REFUND)
     return entry
+
+
+# --- The overage outbox: each overage unit reported to Stripe's billing meter once -------------------------
+#
+# A row is written with the overage unit (same transaction) and sent by billing.tasks.report_overage. While
+# a row is being sent it is locked (SELECT ... FOR UPDATE SKIP LOCKED), so two runs of the task never send
+# the same row at once and a refund waits for the send to finish; the identifier is the usage key, so a
+# send whose answer was lost (a timeout) and is retried is refused by Stripe as a duplicate, which counts as
+# reported. Transient failures retry with exponential backoff; a refusal or the last attempt failing leaves
+# the row failed, for staff (admin → Billing → Overage outbox; the "Retry" action).
+
+OVERAGE_RETRY_BASE_SECONDS = 60
+OVERAGE_RETRY_MAX_SECONDS = 6 * 3600
+
+
+def _overage_report_create(*, entry: UsageLedger, now: datetime) -> OverageReport:
+    return OverageReport.objects.create(
+        organization_id=entry.organization_id, ledger=entry, feature=entry.feature,
+        event_name=selectors.meter_event_name(entry.feature), identifier=entry.key[:100], value=1,
+        occurred_at=now, status=OverageReportStatus.PENDING, next_attempt_at=now)
+
+
+def _overage_report_withdraw(*, ledger: UsageLedger) -> None:
+    """A unit given back: not reported if it was not yet, cancelled at Stripe if it was."""
+    row = OverageReport.objects.select_for_update().filter(ledger=ledger).first()
+    if row is None:
+        return
+    if row.status in (OverageReportStatus.PENDING, OverageReportStatus.FAILED):
+        row.status, row.next_attempt_at = OverageReportStatus.CANCELLED, None
+    elif row.status == OverageReportStatus.SENT:
+        row.status, row.next_attempt_at, row.attempts = OverageReportStatus.WITHDRAWING, timezone.now(), 0
+    else:
+        return
+    row.save(update_fields=["status", "next_attempt_at", "attempts", "updated_at"])
+
+
+def _overage_backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(OVERAGE_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1), OVERAGE_RETRY_MAX_SECONDS))
+
+
+def _overage_report_send(*, pk: int, now: datetime) -> str:
+    """Send one due row (or its cancellation); returns what became of it. Safe to run twice."""
+    from django.conf import settings
+
+    from billing import stripe_gateway
+
+    with transaction.atomic():
+        row = (OverageReport.objects.select_for_update(skip_locked=True)
+               .filter(pk=pk, status__in=OVERAGE_REPORT_DUE, next_attempt_at__lte=now).first())
+        if row is None:
+            return "skipped"  # done meanwhile, given back, or another run holds it
+        withdrawing = row.status == OverageReportStatus.WITHDRAWING
+        row.attempts += 1
+        try:
+            if withdrawing:
+                stripe_gateway.meter_event_cancel(event_name=row.event_name, identifier=row.identifier)
+            else:
+                customer = selectors.stripe_customer_get(organization=row.organization)
+                if customer is None:
+                    raise stripe_gateway.MeterEventRefused(_("The organization has no Stripe customer."))
+                row.stripe_customer_id = customer.id
+                stripe_gateway.meter_event_create(event_name=row.event_name, customer_id=customer.id,
+                                                  identifier=row.identifier, value=row.value,
+                                                  timestamp=row.occurred_at)
+        except stripe_gateway.MeterEventRefused as exc:
+            row.status, row.next_attempt_at, row.last_error = OverageReportStatus.FAILED, None, exc.message
+            outcome = "failed"
+        except stripe_gateway.StripeUnavailable as exc:
+            row.last_error = exc.message
+            if row.attempts >= settings.BILLING_METER_MAX_ATTEMPTS:
+                row.status, row.next_attempt_at = OverageReportStatus.FAILED, None
+                outcome = "failed"
+            else:
+                row.next_attempt_at = now + _overage_backoff(row.attempts)
+                outcome = "retry"
+        else:
+            row.status = OverageReportStatus.WITHDRAWN if withdrawing else OverageReportStatus.SENT
+            row.next_attempt_at, row.last_error = None, ""
+            if not withdrawing:
+                row.sent_at = now
+            outcome = "withdrawn" if withdrawing else "sent"
+        row.save()
+    if outcome == "failed":
+        logger.error("overage report %s failed for good: %s", row.identifier, row.last_error)
+    return outcome
+
+
+def overage_reports_send(*, now: datetime | None = None, batch: int = 500) -> dict[str, int]:
+    """Report every due outbox row to Stripe (oldest first); returns how many rows ended how."""
+    now = now or timezone.now()
+    outcomes: dict[str, int] = {}
+    for pk in selectors.overage_reports_due(now=now).values_list("pk", flat=True)[:batch]:
+        outcome = _overage_report_send(pk=pk, now=now)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+@transaction.atomic
+def overage_report_retry(*, report: OverageReport) -> OverageReport:
+    """Staff: send a failed row again at the next run of the task, with a fresh set of attempts."""
+    row = OverageReport.objects.select_for_update().get(pk=report.pk)
+    if row.status != OverageReportStatus.FAILED:
+        raise Conflict(_("Only a failed report can be retried (%(id)s is %(status)s).") % {
+            "id": row.identifier, "status": row.get_status_display()})
+    refunded = UsageLedger.objects.filter(key=row.ledger.key, feature=row.feature,
+                                          direction=LedgerDirection.REFUND).exists()
+    row.status = OverageReportStatus.CANCELLED if refunded else OverageReportStatus.PENDING
+    row.attempts, row.next_attempt_at = 0, None if refunded else timezone.now()
+    row.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+    return row
+
+
+def overage_reconcile(*, now: datetime | None = None, days: int = 3) -> list[dict]:
+    """Compare what the outbox reported with what Stripe's meter counted, per customer, over the last `days`.
+
+    The window ends on a whole minute ten minutes ago (Stripe aggregates meter events asynchronously) and
+    covers the rows reported, plus those whose cancellation is still on its way. Returns the differences
+    (empty: all agree) and logs each as an error.
+    """
+    from billing import stripe_gateway
+
+    now = now or timezone.now()
+    end = (now - timedelta(minutes=10)).replace(second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    expected = selectors.overage_reported_by_customer(start=start, end=end)
+    differences, meters = [], {}
+    for (event_name, customer_id), units in sorted(expected.items()):
+        if event_name not in meters:
+            meters[event_name] = stripe_gateway.meter_find(event_name=event_name)
+        meter = meters[event_name]
+        counted = (stripe_gateway.meter_usage_total(meter_id=meter.id, customer_id=customer_id, start=start,
+                                                    end=end) if meter is not None else 0)
+        if counted != units:
+            differences.append({"event_name": event_name, "customer": customer_id, "outbox": units,
+                                "stripe": counted, "start": start.isoformat(), "end": end.isoformat()})
+            logger.error("overage reconciliation: %s for %s: outbox %s, Stripe %s (%s to %s)", event_name,
+                         customer_id, units, counted, start.isoformat(), end.isoformat())
+    return differences
 
 
 # --- Plans ----------------------------------------------------------------------------
@@ -178,7 +320,7 @@ def plan_grant(*, organization, plan: Plan, by=None, note: str = "") -> Organiza
                          "complimentary plan.") % {"org": organization})
     row = row or OrganizationPlan(organization=organization)
     row.plan, row.source, row.note, row.granted_by = plan, PlanSource.COMP, note[:255], by
-    row.period_start = row.period_end = row.grace_until = None
+    row.period_start = row.period_end = row.grace_until = row.grace_ended_at = None
     row.stripe_subscription_id = ""
     validate(row)
     row.save()
@@ -316,7 +458,7 @@ def subscription_apply(*, subscription: dict, event_created: datetime) -> Organi
         if not is_current:
             return row  # another subscription (or a comp) holds the plan: an old one ending changes nothing
         row.plan, row.source = selectors.free_plan(), PlanSource.DEFAULT
-        row.period_start = row.period_end = row.grace_until = None
+        row.period_start = row.period_end = row.grace_until = row.grace_ended_at = None
         row.note = _("Stripe subscription %(status)s") % {"status": status}
     elif status in ENTITLED_STATUSES:
         plan = _subscription_plan(subscription)
@@ -325,7 +467,7 @@ def subscription_apply(*, subscription: dict, event_created: datetime) -> Organi
             return row
         row = row or OrganizationPlan(organization=organization)
         if not is_current:
-            row.grace_until, row.payment_event_at = None, None
+            row.grace_until, row.grace_ended_at, row.payment_event_at = None, None, None
         row.plan, row.source, row.note, row.granted_by = plan, PlanSource.STRIPE, "", None
         row.period_start, row.period_end = _subscription_period(subscription)
         row.stripe_subscription_id = subscription["id"]
@@ -371,9 +513,11 @@ def invoice_payment_failed(*, invoice: dict, event_created: datetime) -> Organiz
         return row
     if row.grace_until is None:
         row.grace_until = event_created + timedelta(days=settings.BILLING_GRACE_DAYS)
+        row.grace_ended_at = None
         logger.warning("%s: payment failed, grace until %s", row.organization.slug, row.grace_until.isoformat())
+        transaction.on_commit(lambda pk=row.pk: _mail_owners(row_id=pk, template="grace_started"))
     row.payment_event_at = event_created
-    row.save(update_fields=["grace_until", "payment_event_at", "updated_at"])
+    row.save(update_fields=["grace_until", "grace_ended_at", "payment_event_at", "updated_at"])
     return row
 
 
@@ -383,11 +527,135 @@ def invoice_paid(*, invoice: dict, event_created: datetime) -> OrganizationPlan 
     row = _invoice_row(invoice)
     if row is None or (row.payment_event_at and event_created < row.payment_event_at):
         return row
-    row.grace_until, row.payment_event_at = None, event_created
-    row.save(update_fields=["grace_until", "payment_event_at", "updated_at"])
+    row.grace_until, row.grace_ended_at, row.payment_event_at = None, None, event_created
+    row.save(update_fields=["grace_until", "grace_ended_at", "payment_event_at", "updated_at"])
     return row
+
+
+def graces_expire(*, now: datetime | None = None) -> int:
+    """Find the grace periods that ran out: the organization is on Free now (the entitlement says so by
+    itself); record when, once, and tell its owners. A payment arriving later still restores the plan."""
+    now = now or timezone.now()
+    expired = 0
+    for pk in selectors.graces_expired(now=now).values_list("pk", flat=True):
+        with transaction.atomic():
+            row = (OrganizationPlan.objects.select_for_update()
+                   .filter(pk=pk, grace_until__lte=now, grace_ended_at__isnull=True).first())
+            if row is None:
+                continue
+            row.grace_ended_at = now
+            row.save(update_fields=["grace_ended_at", "updated_at"])
+            transaction.on_commit(lambda pk=row.pk: _mail_owners(row_id=pk, template="fell_back_to_free"))
+            expired += 1
+            logger.warning("%s: grace period over, on Free now", row.organization.slug)
+    return expired
+
+
+def _mail_owners(*, row_id: int, template: str) -> int:
+    """E-mail the organization's owners about its plan (templates/billing/email/<language>/<template>_*.txt),
+    in the site's language. Returns how many were sent to."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    row = OrganizationPlan.objects.select_related("organization", "plan").filter(pk=row_id).first()
+    if row is None:
+        return 0
+    recipients = selectors.organization_owner_emails(organization=row.organization)
+    if not recipients:
+        logger.warning("%s: no owner with an e-mail address to tell about %s", row.organization.slug, template)
+        return 0
+    language = settings.LANGUAGE_CODE
+    zone = selectors.organization_time_zone(row.organization)
+    context = {"organization": row.organization, "plan": row.plan, "free_plan": selectors.free_plan(),
+               "grace_until": row.grace_until.astimezone(zone) if row.grace_until else None, "time_zone": zone.key,
+               "billing_url": settings.PORTAL_BASE_URL + reverse("billing:overview")}
+
+    def render(part: str) -> str:
+        names = [f"billing/email/{language}/{template}_{part}.txt", f"billing/email/en/{template}_{part}.txt"]
+        return render_to_string(names, context)
+
+    with translation.override(language):
+        subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(render("subject").split())
+        body = render("message")
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    return len(recipients)
 
 
 def _id(value) -> str | None:
     """A Stripe reference is an id, or the expanded object."""
     return value.get("id") if isinstance(value, dict) else value
+
+
+# --- Stripe: products and prices from the plan rows -------------------------------------------------------
+
+
+def _cents(amount) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+def _price_matches(price, *, product_id: str, currency: str, unit_amount: int, meter_id: str | None) -> bool:
+    recurring = price.get("recurring") or {}
+    return (price.get("product") == product_id and (price.get("currency") or "").lower() == currency.lower()
+            and price.get("unit_amount") == unit_amount and recurring.get("interval") == "month"
+            and recurring.get("usage_type") == ("metered" if meter_id else "licensed")
+            and (meter_id is None or recurring.get("meter") == meter_id))
+
+
+def _price_sync(*, existing, lookup_key: str, product_id: str, currency: str, unit_amount: int,
+                meter_id: str | None = None) -> str:
+    """Make the price of `lookup_key` what the plan says: nothing when it already is; else a new price takes
+    the lookup key over (prices are immutable in Stripe) and the old one is archived."""
+    from billing import stripe_gateway
+
+    if existing is not None and _price_matches(existing, product_id=product_id, currency=currency,
+                                               unit_amount=unit_amount, meter_id=meter_id):
+        return "unchanged"
+    price = stripe_gateway.price_create(product_id=product_id, currency=currency, unit_amount=unit_amount,
+                                        lookup_key=lookup_key, meter_id=meter_id)
+    if existing is not None:
+        stripe_gateway.price_archive(price_id=existing.id)
+        logger.info("Stripe price %s: %s replaces %s", lookup_key, price.id, existing.id)
+        return "replaced"
+    return "created"
+
+
+def plans_sync_to_stripe() -> list[str]:
+    """Create or update each paid plan's Stripe product, monthly price and metered overage price.
+
+    Idempotent: prices are found by lookup key and left alone when amount, currency and interval match; a
+    changed amount makes a new price that takes the lookup key over (transfer_lookup_key), as Stripe
+    recommends, and the old price is archived (subscriptions on it keep it until changed). The overage
+    price is metered on the feature's billing meter (created once, found by its event name). Returns one
+    line per plan for the operator.
+    """
+    from billing import stripe_gateway
+
+    report = []
+    plans = [p for p in selectors.plan_list(public_only=False) if p.stripe_lookup_key and not p.is_free]
+    keys = [k for p in plans for k in (p.stripe_lookup_key, p.stripe_overage_lookup_key) if k]
+    prices = stripe_gateway.prices_by_lookup_key(keys) if keys else {}
+    meter = None
+    for plan in plans:
+        product, product_done = stripe_gateway.product_upsert(
+            product_id=selectors.stripe_product_id(plan), name=plan.name, metadata={"fablab_plan": plan.key})
+        done = [_("product %(what)s") % {"what": product_done}]
+        base = _price_sync(existing=prices.get(plan.stripe_lookup_key), lookup_key=plan.stripe_lookup_key,
+                           product_id=product.id, currency=plan.currency,
+                           unit_amount=_cents(plan.price_per_month))
+        done.append(_("monthly price %(what)s") % {"what": base})
+        limit = next((row for row in plan.limits.all() if row.feature == SCANS), None)
+        if plan.stripe_overage_lookup_key and limit is not None and limit.allows_overage:
+            if meter is None:
+                meter, _created = stripe_gateway.meter_get_or_create(
+                    event_name=selectors.meter_event_name(SCANS), display_name=_("Scans above the allowance"))
+            overage = _price_sync(existing=prices.get(plan.stripe_overage_lookup_key),
+                                  lookup_key=plan.stripe_overage_lookup_key, product_id=product.id,
+                                  currency=plan.currency, unit_amount=_cents(limit.overage_unit_price),
+                                  meter_id=meter.id)
+            done.append(_("overage price %(what)s") % {"what": overage})
+        elif plan.stripe_overage_lookup_key or (limit is not None and limit.allows_overage):
+            done.append(_("no overage price: the plan needs both an overage lookup key and an overage price"))
+        report.append(f"{plan.key}: " + ", ".join(str(d) for d in done))
+    return report

@@ -29,6 +29,7 @@ def overview(request, organization, membership) -> HttpResponse:
         "time_zone": selectors.organization_time_zone(organization).key,
         "can_subscribe": owner and usage["source"] != "stripe",
         "can_manage": owner and selectors.stripe_customer_get(organization=organization) is not None,
+        "invoices": selectors.invoice_list(organization=organization) if owner else [],
     })
 
 

@@ -56,6 +56,9 @@ SCHEDULES: list[ScheduleSpec] = [
            "printers.tasks.poll_prusalink_printers"),
     _every(1, "expire-printer-commands", "printers.tasks.expire_printer_commands"),
     _daily("purge-printer-telemetry", "printers.tasks.purge_telemetry"),
+    _every(1, "report-overage", "billing.tasks.report_overage"),
+    _daily("reconcile-overage", "billing.tasks.reconcile_overage"),
+    _every(15, "expire-billing-graces", "billing.tasks.expire_graces"),
 ]
 
 

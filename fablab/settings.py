@@ -398,7 +398,7 @@ STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 # dj-stripe: the organization is the Stripe customer; webhooks arrive at /stripe/webhook/<uuid>/ (the
-# endpoint's row in the admin, created by `manage.py billing_sync_plans`) and are checked with its secret.
+# endpoint's row in the admin) and are checked with its secret; `manage.py billing_sync_plans` sets up the prices.
 STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY
 STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
 STRIPE_API_VERSION = env_str("STRIPE_API_VERSION", "2025-03-31.basil")
@@ -407,6 +407,11 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # A failed payment keeps the plan's limits this many days before the organization falls back to Free.
 BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7)
+# An overage unit whose report to Stripe's meter fails this many times (backoff 1 min doubling, at most
+# 6 h apart) is marked failed for staff.
+BILLING_METER_MAX_ATTEMPTS = env_int("BILLING_METER_MAX_ATTEMPTS", 10)
+# The portal's address, for links in e-mails sent from background tasks (no request to build them from).
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- API ------------------------------------------------------------------------------
 

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 from djstripe.models import Customer
@@ -123,3 +125,57 @@ def test_manage_billing_opens_the_customer_portal(owner_client, customer_owner, 
     assert response.status_code == 302 and response["Location"].startswith("https://billing.stripe.com/p/session/")
     params = fake.requests_to("post", "billing_portal/sessions")[0]
     assert params["customer"] == Customer.objects.get().id and params["return_url"].endswith("/billing/")
+
+
+# --- Past invoices (dj-stripe's Invoice rows, as Stripe's invoice events leave them) -------------------------
+
+
+def store_invoice(data: dict):
+    """dj-stripe's Invoice row for an invoice in Stripe's shape (as stripe-python hands it over)."""
+    import stripe
+    from djstripe.models import Invoice
+
+    return Invoice.sync_from_stripe_data(stripe.Invoice.construct_from(data, "sk_test_fake"))
+
+
+def test_owners_see_past_invoices_with_stripes_hosted_links(owner_client, customer_owner, fake):
+    from billing import stripe_gateway
+    from billing.tests import fake_stripe
+    from fablab.tests.factories import OrganizationFactory
+
+    organization = customer_owner.organization
+    customer = stripe_gateway.customer_get_or_create(organization=organization)
+    older = fake_stripe.invoice(fake, customer_id=customer.id, number="FAB-0001", total=2900, created=1_760_000_000)
+    newer = fake_stripe.invoice(fake, customer_id=customer.id, number="FAB-0002", total=9960, status="open",
+                                created=1_762_600_000)
+    draft = fake_stripe.invoice(fake, customer_id=customer.id, status="draft")
+    stranger = stripe_gateway.customer_get_or_create(organization=OrganizationFactory())
+    foreign = fake_stripe.invoice(fake, customer_id=stranger.id, number="OTHER-0001")
+    for data in (older, newer, draft, foreign):
+        store_invoice(data)
+
+    rows = selectors.invoice_list(organization=organization)
+    assert [(r.number, r.total, r.currency, r.status) for r in rows] == [
+        ("FAB-0002", Decimal("99.60"), "GBP", "open"), ("FAB-0001", Decimal("29.00"), "GBP", "paid")]
+    html = owner_client.get(reverse("billing:overview")).content.decode()
+    assert 'data-testid="invoices"' in html
+    assert f'href="https://invoice.stripe.com/i/acct_fablab/{older["id"]}"' in html
+    assert "99.60 GBP" in html and "FAB-0001" in html
+    assert "OTHER-0001" not in html and draft["id"] not in html
+    assert html.index("FAB-0002") < html.index("FAB-0001")
+
+
+def test_members_see_no_invoices_and_without_stripe_there_are_none(client, customer_owner, fake):
+    from billing import stripe_gateway
+    from billing.tests import fake_stripe
+
+    organization = customer_owner.organization
+    assert selectors.invoice_list(organization=organization) == []  # no Stripe customer yet
+    customer = stripe_gateway.customer_get_or_create(organization=organization)
+    store_invoice(fake_stripe.invoice(fake, customer_id=customer.id, number="FAB-0001"))
+    member = MembershipFactory(organization=organization, role=MembershipRole.MEMBER)
+    client.force_login(member.user)
+    html = client.get(reverse("billing:overview")).content.decode()
+    assert 'data-testid="invoices"' not in html and "FAB-0001" not in html
+    client.force_login(customer_owner.user)
+    assert "FAB-0001" in client.get(reverse("billing:overview")).content.decode()
