@@ -7,6 +7,7 @@ HTTPS hardening that `manage.py check --deploy` asks for. The variables are
 listed in README.md and `.env.example`.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -59,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "allauth",
     "allauth.account",
+    "axes",
+    "csp",
     "django_q",
     "ninja",
     "djstripe",
@@ -82,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Last: turns a locked-out admin login into the lockout page (fablab.security.admin_lockout_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 if PRODUCTION:
@@ -326,6 +331,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 # --- Authentication (staff in the admin, customers through allauth) -------------------
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out admin login before any password is checked.
+    "fablab.security.AdminLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -350,6 +357,38 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
 
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 14)
+
+# --- Log-in lockout (admin: django-axes; portal: allauth's rate limits) ------------------
+#
+# Both doors count failed log-ins per account AND address together: LOGIN_FAILURE_LIMIT wrong passwords
+# for one account from one address lock that pair for LOGIN_LOCKOUT_MINUTES. Other accounts from the same
+# address (a shared office proxy) and the same account from elsewhere still log in. Behind a reverse proxy
+# set TRUSTED_PROXY_COUNT to the number of proxies in front of the app, so that the client's own address
+# (from X-Forwarded-For) is counted, not the proxy's. Staff unlock an account in the admin (System ->
+# Access attempts: delete the row) or with `manage.py axes_reset_username <name>` / `axes_reset`.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_LOCKOUT_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be whole numbers of 1 or more.")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_ONLY_ADMIN_SITE = True  # the portal is guarded by allauth's own limits below
+AXES_HANDLER = "fablab.security.AdminOnlyHandler"
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False  # fablab.admin registers its own (unfold) pages for the attempts
+AXES_CLIENT_IP_CALLABLE = "fablab.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "fablab.security.admin_lockout_response"
+AXES_VERBOSE = False
+
+# allauth: the login_failed key is the account and the address together (fablab.adapters.AccountAdapter);
+# no per-address limit on failures alone, which a shared proxy address would trip for everyone behind it.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": f"{LOGIN_FAILURE_LIMIT}/{LOGIN_LOCKOUT_MINUTES * 60}s/key",
+}
 
 # --- E-mail ---------------------------------------------------------------------------
 
