@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -76,6 +77,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy and Permissions-Policy on every response (see "Security headers" below).
+    "fablab.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "fablab.middleware.RefuseNulMiddleware",
@@ -110,6 +113,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -461,6 +465,41 @@ if PRODUCTION:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # /api/v1/health must answer plain HTTP probes from a load balancer.
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+
+# --- Security headers: Content-Security-Policy, Permissions-Policy ------------------------
+#
+# Scripts only from this site, or inline with the response's nonce (`<script nonce="{{ CSP_NONCE }}">`); no
+# inline event handlers. The admin's pages also allow 'unsafe-eval', which unfold's Alpine.js needs
+# (fablab.middleware.ContentSecurityPolicyMiddleware). Styles allow 'unsafe-inline': unfold, Swagger UI and
+# Chart.js set style attributes, which nonces cannot cover. Images also from data: URIs (Swagger UI's
+# icons) and blob:; forms post to this site and to Stripe's hosted pages (Checkout, Customer Portal).
+# With files in a bucket (S3, R2, MinIO), that bucket's address is allowed for images and fetches.
+_csp_files = [url for url in (env_str("AWS_S3_ENDPOINT_URL"),
+                              f"https://{env_str('AWS_S3_CUSTOM_DOMAIN')}" if env_str("AWS_S3_CUSTOM_DOMAIN") else "")
+              if url]
+if AWS_STORAGE_BUCKET_NAME and not _csp_files:
+    _csp_files = ["https://*.amazonaws.com"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:", *_csp_files],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF, *_csp_files],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
+        **({"upgrade-insecure-requests": True} if PRODUCTION else {}),
+    },
+}
+# Browser features no page of fablab uses are switched off for every page and anything it embeds.
+PERMISSIONS_POLICY = env_str(
+    "PERMISSIONS_POLICY",
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), usb=()",
+)
 
 # --- Logging --------------------------------------------------------------------------
 
