@@ -88,6 +88,16 @@ def screenshot(page, name: str, *, full_page: bool = True) -> Path:
     return path
 
 
+def wait_until(page, expression: str, *, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Poll a JavaScript expression until it is true. Playwright's own wait_for_function compiles its
+    predicate with `new Function`, which the Content-Security-Policy refuses outside the admin."""
+    for _ in range(timeout_ms // 50):
+        if page.evaluate(f"Boolean({expression})"):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
+
+
 def sign_up(page, base_url: str, *, email: str, organization: str = ORGANIZATION, shot: str | None = None) -> None:
     from playwright.sync_api import expect
 
@@ -433,8 +443,8 @@ def test_pages_work_under_the_content_security_policy(live_server, browser, boss
         expect(page.locator("main")).to_contain_text("Box")
         assert_clean(page, console, "portal scans")
         page.goto(f"{live_server.url}/scans/{scan.pk}/")
-        page.wait_for_function("window.fablabViewer && window.fablabViewer.stats.state !== 'loading' "
-                               "&& window.fablabViewer.stats.state !== 'starting'")
+        wait_until(page, "window.fablabViewer && window.fablabViewer.stats.state !== 'loading' "
+                         "&& window.fablabViewer.stats.state !== 'starting'")
         assert_clean(page, console, "scan viewer")
     finally:
         context.close()
