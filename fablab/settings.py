@@ -7,6 +7,7 @@ HTTPS hardening that `manage.py check --deploy` asks for. The variables are
 listed in README.md and `.env.example`.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -442,7 +443,14 @@ BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7)
 
 API_PAGE_SIZE_DEFAULT = 25
 API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 100)
+# Requests per organization (all its keys together), and wrong API keys per source address (past that the
+# address gets 429 until the window ends); see fablab.api_throttling. Rates are N/s, N/m, N/h or N/d.
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
+API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "30/m")
+for _name in ("API_RATE_LIMIT", "API_AUTH_FAILURE_LIMIT"):
+    if not re.fullmatch(r"[1-9][0-9]*/[smhd]", globals()[_name]):
+        raise ImproperlyConfigured(f"{_name} must be a rate such as 600/m (N per s, m, h or d), "
+                                   f"got {globals()[_name]!r}.")
 API_KEY_HEADER = "X-API-Key"
 NINJA_PAGINATION_MAX_LIMIT = API_PAGE_SIZE_MAX
 NINJA_PAGINATION_PER_PAGE = API_PAGE_SIZE_DEFAULT
