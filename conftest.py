@@ -1,6 +1,7 @@
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.utils import translation
 
 from fablab.choices import ApiKeyScope, MembershipRole, OrganizationKind
@@ -19,7 +20,8 @@ pytest_plugins = ["catalog.tests.fixtures"]
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
-    """Fast password hashing, and files written by a test land in its own folder."""
+    """Fast password hashing, files written by a test land in its own folder, and the cache starts empty
+    (rate limits count per organization and per address, whose ids and 127.0.0.1 recur across tests)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,
@@ -28,6 +30,7 @@ def _test_settings(settings, tmp_path):
             "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
         },
     }
+    cache.clear()
     yield
     # A request through the test client leaves its language active in this thread (LocaleMiddleware
     # activates it and nothing deactivates it); the next test starts in the default language again.

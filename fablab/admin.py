@@ -1,5 +1,7 @@
 from allauth.account.admin import EmailAddressAdmin as AllauthEmailAddressAdmin
 from allauth.account.models import EmailAddress
+from axes import admin as axes_admin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
@@ -194,3 +196,22 @@ class QueueAdmin(q_admin.QueueAdmin, ModelAdmin):
 
 if "orm" in settings.Q_CLUSTER:  # the queue table is only used by the ORM broker
     admin.site.register(OrmQ, QueueAdmin)
+
+
+# --- Log-in lockout (django-axes) ---------------------------------------------------------
+# Deleting an access attempt unlocks that account at that address.
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin, ModelAdmin):
+    pass
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(axes_admin.AccessLogAdmin, ModelAdmin):
+    pass
+
+
+@admin.register(AccessFailureLog)
+class AccessFailureLogAdmin(axes_admin.AccessFailureLogAdmin, ModelAdmin):
+    pass

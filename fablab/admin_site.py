@@ -139,6 +139,8 @@ def navigation(request) -> list[dict]:
             ("django_q.OrmQ", "queue"),
             ("django_q.Success", "task_alt"),
             ("django_q.Failure", "error", "fablab.admin_site.failed_tasks_badge"),
+            ("axes.AccessAttempt", "lock_person"),
+            ("axes.AccessFailureLog", "no_accounts"),
         ]),
     })
     return groups

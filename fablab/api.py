@@ -8,12 +8,12 @@ error is an RFC 7807 problem document, and lists are paginated with a maximum.
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI, Status
-from ninja.throttling import AuthRateThrottle
 
 from billing.api import router as billing_router
 from catalog.api import router as catalog_router
 from fablab.api_auth import read_key
 from fablab.api_openapi import document_errors
+from fablab.api_throttling import OrganizationRateThrottle
 from fablab.health import health_report
 from fablab.org_api import router as organization_router
 from fablab.problems import install_problem_handlers, problem_response
@@ -43,7 +43,7 @@ api = PartnerAPI(
     urls_namespace="api",
     docs_url="/docs",
     auth=read_key,
-    throttle=[AuthRateThrottle(settings.API_RATE_LIMIT)],
+    throttle=[OrganizationRateThrottle(settings.API_RATE_LIMIT)],
 )
 install_problem_handlers(api)
 

@@ -7,10 +7,11 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja.security import APIKeyHeader
 
+from fablab.api_throttling import count_failure, refuse_if_too_many_failures
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.exceptions import InvalidInput, PermissionDenied
 from fablab.models import ApiKey, Organization
-from fablab.services import api_key_authenticate
+from fablab.services import AuthenticationFailed, api_key_authenticate
 
 # The organization kinds that may use the partners' doors of the API (catalog, stock, printers, print queue).
 PARTNER_OR_LAB = frozenset({OrganizationKind.PARTNER, OrganizationKind.LAB})
@@ -69,7 +70,12 @@ class ApiKeyAuth(APIKeyHeader):
     def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
         if not key:
             return None
-        api_key = api_key_authenticate(raw_key=key)
+        refuse_if_too_many_failures(request)  # 429, before the key is looked at
+        try:
+            api_key = api_key_authenticate(raw_key=key)
+        except AuthenticationFailed:
+            count_failure(request)
+            raise
         if self.guard is not None:
             self.guard(api_key)
         if not api_key.allows(self.scope):

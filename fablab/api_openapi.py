@@ -42,7 +42,8 @@ ERRORS = {
     404: "No such row for this organization (another organization's rows are not found either).",
     409: "The request conflicts with the current state, e.g. an illegal state change or a repeated upload.",
     422: "Invalid input (a value out of range, of the wrong type, or holding a NUL character); `errors` says where.",
-    429: "The key's rate limit (API_RATE_LIMIT) was exceeded; retry later.",
+    429: "The organization's rate limit (API_RATE_LIMIT, shared by all its keys) was exceeded, or too many "
+         "wrong keys came from this address (API_AUTH_FAILURE_LIMIT); retry after `Retry-After` seconds.",
 }
 
 IDEMPOTENCY_KEY = {

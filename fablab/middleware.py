@@ -2,6 +2,9 @@
 
 import json
 
+from csp.constants import UNSAFE_EVAL
+from csp.middleware import CSPMiddleware
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
@@ -10,6 +13,8 @@ from fablab.problems import problem_response
 from fablab.validation import NUL, nul_location
 
 API_PREFIX = "/api/"
+ADMIN_PREFIX = "/admin/"
+ADMIN_CSP_UPDATE = {"script-src": [UNSAFE_EVAL]}
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -66,3 +71,24 @@ class RefuseNulMiddleware:
             return problem_response(request, status=422, title="Invalid input", detail=detail, code="invalid-input",
                                     errors=[{"loc": where, "msg": detail, "type": "nul_character"}])
         return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's policy (settings.CONTENT_SECURITY_POLICY), with what the admin alone needs on top, and
+    a Permissions-Policy header on every response.
+
+    unfold's admin is built on Alpine.js, whose standard build evaluates the expressions in its `x-data`
+    and `@click` attributes with `new Function`: the admin's pages, and only they, allow 'unsafe-eval'.
+    """
+
+    def get_policy_parts(self, request: HttpRequest, response: HttpResponse, report_only: bool = False):
+        parts = super().get_policy_parts(request, response, report_only)
+        if request.path_info.startswith(ADMIN_PREFIX) and parts.update is None:
+            parts.update = ADMIN_CSP_UPDATE
+        return parts
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response = super().process_response(request, response)
+        if settings.PERMISSIONS_POLICY and "Permissions-Policy" not in response:
+            response["Permissions-Policy"] = settings.PERMISSIONS_POLICY
+        return response

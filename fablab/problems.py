@@ -1,6 +1,7 @@
 """RFC 7807 problem details: the one shape every API error takes."""
 
 import logging
+import math
 from http import HTTPStatus
 
 from django.conf import settings
@@ -72,10 +73,15 @@ def install_problem_handlers(api) -> None:
 
     @api.exception_handler(Throttled)
     def throttled(request, exc: Throttled):
-        return problem_response(
+        response = problem_response(
             request, status=429, title="Too many requests",
-            detail="The rate limit of this API key was exceeded; retry later.", code="rate-limited",
+            detail=getattr(exc, "detail", None)
+            or "The rate limit of this API key's organization was exceeded; retry later.",
+            code="rate-limited",
         )
+        if exc.wait is not None:
+            response["Retry-After"] = str(math.ceil(exc.wait))
+        return response
 
     @api.exception_handler(HttpError)
     def http_error(request, exc: HttpError):

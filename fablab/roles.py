@@ -20,6 +20,10 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "account.emailaddress": ("view", "change"),
         "django_q": ("view",),
         "django_q.schedule": ALL,
+        # deleting an access attempt unlocks an account locked by failed log-ins
+        "axes.accessattempt": ("view", "delete"),
+        "axes.accessfailurelog": ("view",),
+        "axes.accesslog": ("view",),
     },
     "Operator": {
         **{app: ("view",) for app in DOMAIN_APPS},

@@ -7,10 +7,13 @@ HTTPS hardening that `manage.py check --deploy` asks for. The variables are
 listed in README.md and `.env.example`.
 """
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -60,6 +63,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "allauth",
     "allauth.account",
+    "axes",
+    "csp",
     "django_q",
     "ninja",
     "djstripe",
@@ -75,6 +80,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy and Permissions-Policy on every response (see "Security headers" below).
+    "fablab.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "fablab.middleware.RefuseNulMiddleware",
@@ -84,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Last: turns a locked-out admin login into the lockout page (fablab.security.admin_lockout_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 if PRODUCTION:
@@ -107,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -339,6 +349,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 # --- Authentication (staff in the admin, customers through allauth) -------------------
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out admin login before any password is checked.
+    "fablab.security.AdminLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -363,6 +375,38 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
 
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 14)
+
+# --- Log-in lockout (admin: django-axes; portal: allauth's rate limits) ------------------
+#
+# Both doors count failed log-ins per account AND address together: LOGIN_FAILURE_LIMIT wrong passwords
+# for one account from one address lock that pair for LOGIN_LOCKOUT_MINUTES. Other accounts from the same
+# address (a shared office proxy) and the same account from elsewhere still log in. Behind a reverse proxy
+# set TRUSTED_PROXY_COUNT to the number of proxies in front of the app, so that the client's own address
+# (from X-Forwarded-For) is counted, not the proxy's. Staff unlock an account in the admin (System ->
+# Access attempts: delete the row) or with `manage.py axes_reset_username <name>` / `axes_reset`.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_LOCKOUT_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be whole numbers of 1 or more.")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_ONLY_ADMIN_SITE = True  # the portal is guarded by allauth's own limits below
+AXES_HANDLER = "fablab.security.AdminOnlyHandler"
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False  # fablab.admin registers its own (unfold) pages for the attempts
+AXES_CLIENT_IP_CALLABLE = "fablab.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "fablab.security.admin_lockout_response"
+AXES_VERBOSE = False
+
+# allauth: the login_failed key is the account and the address together (fablab.adapters.AccountAdapter);
+# no per-address limit on failures alone, which a shared proxy address would trip for everyone behind it.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": f"{LOGIN_FAILURE_LIMIT}/{LOGIN_LOCKOUT_MINUTES * 60}s/key",
+}
 
 # --- E-mail ---------------------------------------------------------------------------
 
@@ -417,7 +461,14 @@ PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 
 API_PAGE_SIZE_DEFAULT = 25
 API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 100)
+# Requests per organization (all its keys together), and wrong API keys per source address (past that the
+# address gets 429 until the window ends); see fablab.api_throttling. Rates are N/s, N/m, N/h or N/d.
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
+API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "30/m")
+for _name in ("API_RATE_LIMIT", "API_AUTH_FAILURE_LIMIT"):
+    if not re.fullmatch(r"[1-9][0-9]*/[smhd]", globals()[_name]):
+        raise ImproperlyConfigured(f"{_name} must be a rate such as 600/m (N per s, m, h or d), "
+                                   f"got {globals()[_name]!r}.")
 API_KEY_HEADER = "X-API-Key"
 NINJA_PAGINATION_MAX_LIMIT = API_PAGE_SIZE_MAX
 NINJA_PAGINATION_PER_PAGE = API_PAGE_SIZE_DEFAULT
@@ -440,6 +491,41 @@ if PRODUCTION:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # /api/v1/health must answer plain HTTP probes from a load balancer.
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+
+# --- Security headers: Content-Security-Policy, Permissions-Policy ------------------------
+#
+# Scripts only from this site, or inline with the response's nonce (`<script nonce="{{ CSP_NONCE }}">`); no
+# inline event handlers. The admin's pages also allow 'unsafe-eval', which unfold's Alpine.js needs
+# (fablab.middleware.ContentSecurityPolicyMiddleware). Styles allow 'unsafe-inline': unfold, Swagger UI and
+# Chart.js set style attributes, which nonces cannot cover. Images also from data: URIs (Swagger UI's
+# icons) and blob:; forms post to this site and to Stripe's hosted pages (Checkout, Customer Portal).
+# With files in a bucket (S3, R2, MinIO), that bucket's address is allowed for images and fetches.
+_csp_files = [url for url in (env_str("AWS_S3_ENDPOINT_URL"),
+                              f"https://{env_str('AWS_S3_CUSTOM_DOMAIN')}" if env_str("AWS_S3_CUSTOM_DOMAIN") else "")
+              if url]
+if AWS_STORAGE_BUCKET_NAME and not _csp_files:
+    _csp_files = ["https://*.amazonaws.com"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:", *_csp_files],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF, *_csp_files],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
+        **({"upgrade-insecure-requests": True} if PRODUCTION else {}),
+    },
+}
+# Browser features no page of fablab uses are switched off for every page and anything it embeds.
+PERMISSIONS_POLICY = env_str(
+    "PERMISSIONS_POLICY",
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), usb=()",
+)
 
 # --- Logging --------------------------------------------------------------------------
 

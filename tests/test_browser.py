@@ -88,6 +88,16 @@ def screenshot(page, name: str, *, full_page: bool = True) -> Path:
     return path
 
 
+def wait_until(page, expression: str, *, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Poll a JavaScript expression until it is true. Playwright's own wait_for_function compiles its
+    predicate with `new Function`, which the Content-Security-Policy refuses outside the admin."""
+    for _ in range(timeout_ms // 50):
+        if page.evaluate(f"Boolean({expression})"):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
+
+
 def sign_up(page, base_url: str, *, email: str, organization: str = ORGANIZATION, shot: str | None = None) -> None:
     from playwright.sync_api import expect
 
@@ -365,3 +375,84 @@ def test_staff_drag_a_job_to_the_top_of_the_queue(live_server, page, boss, monke
     screenshot(page, "admin-queue-dragged")
     assert [item.pk for item in print_job_queue()] == [third.pk, first.pk, second.pk]
     assert third.pk in moved
+
+
+# --- Content-Security-Policy ----------------------------------------------------------------
+
+# Every violation is reported to the page as a `securitypolicyviolation` event and logged to the console.
+CSP_WATCH = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${where}`);
+});
+"""
+
+
+@pytest.mark.browser
+def test_pages_work_under_the_content_security_policy(live_server, browser, boss, customer_owner):
+    """The admin's dashboard and print queue, the portal's scans (list and the 3D viewer) and the API docs
+    load and run their scripts with no CSP violation in the console or as an event."""
+    from django.conf import settings
+    from django.test import Client
+    from playwright.sync_api import expect
+
+    from production.tests.factories import job
+    from reconstruction import services as scan_services
+    from reconstruction.tests.test_portal_viewer import finish
+
+    job(), job()
+    scan = finish(scan_services.scan_job_create(organization=customer_owner.organization,
+                                                user=customer_owner.user, title="Box", known_dimension_mm=60))
+
+    def watched_page(user=None):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+        context.set_default_timeout(TIMEOUT_MS)
+        context.add_init_script(CSP_WATCH)
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
+                                  "value": client.cookies[settings.SESSION_COOKIE_NAME].value}])
+        page = context.new_page()
+        console = []
+        page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
+        return context, page, console
+
+    def assert_clean(page, console, where):
+        page.wait_for_load_state("networkidle")
+        events = page.evaluate("window.__cspViolations")
+        refused = [text for text in console if "Content Security Policy" in text or "Refused to" in text]
+        assert not events and not refused, f"{where}: {events} {refused}"
+
+    context, page, console = watched_page(boss)
+    try:
+        page.goto(live_server.url + "/admin/")
+        expect(page.locator("#fablab-dashboard")).to_be_visible()
+        assert_clean(page, console, "admin dashboard")
+        page.goto(live_server.url + "/admin/production/printjob/")
+        expect(page.locator("#result_list")).to_be_visible()
+        page.locator("#result_list td[x-sort\\:handle]").first.hover()  # Alpine.js is running
+        assert_clean(page, console, "print queue")
+    finally:
+        context.close()
+
+    context, page, console = watched_page(customer_owner.user)
+    try:
+        page.goto(live_server.url + "/scans/")
+        expect(page.locator("main")).to_contain_text("Box")
+        assert_clean(page, console, "portal scans")
+        page.goto(f"{live_server.url}/scans/{scan.pk}/")
+        wait_until(page, "window.fablabViewer && window.fablabViewer.stats.state !== 'loading' "
+                         "&& window.fablabViewer.stats.state !== 'starting'")
+        assert_clean(page, console, "scan viewer")
+    finally:
+        context.close()
+
+    context, page, console = watched_page()
+    try:
+        page.goto(live_server.url + "/api/v1/docs")
+        expect(page.locator("#swagger-ui .opblock").first).to_be_visible()
+        assert_clean(page, console, "API docs")
+    finally:
+        context.close()

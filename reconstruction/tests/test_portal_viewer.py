@@ -268,14 +268,14 @@ NEXT_FRAME = "() => new Promise(done => requestAnimationFrame(() => requestAnima
 def test_viewer_draws_the_mesh_and_turns_it_when_dragged(live_server, webgl_browser, customer_owner):
     from playwright.sync_api import expect
 
-    from tests.test_browser import screenshot
+    from tests.test_browser import screenshot, wait_until
 
     job = finish(services.scan_job_create(organization=customer_owner.organization, user=customer_owner.user,
                                           title="Box", known_dimension_mm=60))
     page = logged_in_page(webgl_browser, live_server, customer_owner.user)
     page.goto(f"{live_server.url}{reverse('scans:detail', args=[job.pk])}")
-    page.wait_for_function("window.fablabViewer && window.fablabViewer.stats.state !== 'loading' "
-                           "&& window.fablabViewer.stats.state !== 'starting'")
+    wait_until(page, "window.fablabViewer && window.fablabViewer.stats.state !== 'loading' "
+                     "&& window.fablabViewer.stats.state !== 'starting'")
     stats = page.evaluate("window.fablabViewer.stats")
     assert stats["state"] == "ready", stats
     assert stats["triangles"] == 12 and stats["sizeMm"] == list(MODEL_SIZE_MM)
