@@ -7,6 +7,7 @@ from unfold.decorators import action, display
 from billing import services
 from billing.choices import OVERAGE_REPORT_STATUS_COLORS, PLAN_SOURCE_COLORS, OverageReportStatus, PlanSource
 from billing.models import OrganizationPlan, OverageReport, Plan, PlanLimit, UsageCounter, UsageLedger
+from fablab.admin_base import ReadOnlyModelAdmin
 from fablab.exceptions import ApplicationError
 
 
@@ -75,19 +76,8 @@ class OrganizationPlanAdmin(ModelAdmin):
             messages.success(request, _("%(org)s is on Free again.") % {"org": row.organization})
 
 
-class ReadOnlyAdmin(ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(UsageCounter)
-class UsageCounterAdmin(ReadOnlyAdmin):
+class UsageCounterAdmin(ReadOnlyModelAdmin):
     list_display = ["organization", "feature", "period_kind", "period_start", "period_end", "used", "limit"]
     list_filter = ["feature", "period_kind"]
     search_fields = ["organization__name"]
@@ -95,7 +85,7 @@ class UsageCounterAdmin(ReadOnlyAdmin):
 
 
 @admin.register(UsageLedger)
-class UsageLedgerAdmin(ReadOnlyAdmin):
+class UsageLedgerAdmin(ReadOnlyModelAdmin):
     list_display = ["created_at", "organization", "feature", "key", "direction", "delta", "overage", "plan_key"]
     list_filter = ["feature", "direction", "overage", "plan_key"]
     search_fields = ["organization__name", "key"]
@@ -103,7 +93,7 @@ class UsageLedgerAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OverageReport)
-class OverageReportAdmin(ReadOnlyAdmin):
+class OverageReportAdmin(ReadOnlyModelAdmin):
     """The overage outbox: each overage unit on its way to Stripe's meter. Failed rows need staff."""
 
     list_display = ["occurred_at", "organization", "identifier", "show_status", "attempts", "next_attempt_at",

@@ -1,6 +1,6 @@
 """Admin building blocks every app uses."""
 
-from unfold.admin import TabularInline
+from unfold.admin import ModelAdmin, TabularInline
 
 
 class ReadOnlyTabInline(TabularInline):
@@ -14,4 +14,17 @@ class ReadOnlyTabInline(TabularInline):
         return self.fields
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyModelAdmin(ModelAdmin):
+    """Rows only services write (ledgers, records of what happened): shown, never added, changed or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

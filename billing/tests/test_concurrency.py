@@ -1,9 +1,8 @@
 """Concurrent uses of one allowance never overshoot it (conditional UPDATE, PostgreSQL)."""
 
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from billing import selectors, services
 from billing.choices import SCANS
@@ -11,6 +10,7 @@ from billing.models import UsageLedger
 from billing.tests.factories import on_plan
 from fablab.exceptions import TooManyRequests
 from fablab.tests.factories import OrganizationFactory
+from fablab.tests.helpers import run_in_threads
 
 pytestmark = [
     # The default plans come back after the flush at the end (billing's post_migrate receiver).
@@ -18,27 +18,6 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql",
                        reason="concurrent transactions need PostgreSQL (SQLite runs one writer at a time)"),
 ]
-
-
-def run_in_threads(count: int, work) -> tuple[list, list]:
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def worker(n):
-        try:
-            barrier.wait()
-            results.append(work(n))
-        except Exception as exc:  # collected and asserted on below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results, errors
 
 
 def test_thirty_concurrent_uses_at_a_daily_limit_of_five_take_exactly_five():

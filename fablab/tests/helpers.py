@@ -89,3 +89,30 @@ def corpus_cases(names: Callable[[], Iterable[str]]) -> list[str]:
         return sorted(names())
     except pytest.fail.Exception:
         return [CORPUS_MISSING]
+
+
+def run_in_threads(count: int, work) -> tuple[list, list]:
+    """Run `work(n)` for n in range(count) in as many threads, released together by a barrier, each with
+    its own database connection; returns (results, errors). For concurrency tests on PostgreSQL."""
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(count)
+    results, errors = [], []
+
+    def worker(n):
+        try:
+            barrier.wait()
+            results.append(work(n))
+        except Exception as exc:  # collected and asserted on by the caller
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results, errors

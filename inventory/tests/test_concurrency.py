@@ -1,11 +1,11 @@
 """Concurrent deductions on one spool never lose an update (row locks, PostgreSQL)."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
+from fablab.tests.helpers import run_in_threads
 from inventory import selectors, services
 from inventory.models import Spool
 from inventory.tests.factories import FilamentFactory
@@ -16,30 +16,9 @@ pytestmark = [
 ]
 
 
-def run_in_threads(count: int, work) -> list:
-    barrier = threading.Barrier(count)
-    errors = []
-
-    def worker(n):
-        try:
-            barrier.wait()
-            work(n)
-        except Exception as exc:  # collected and asserted on below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return errors
-
-
 def test_twenty_concurrent_deductions_all_count():
     spool = services.spool_receive(filament=FilamentFactory(), initial_grams=1000, idempotency_key="conc-r")
-    errors = run_in_threads(20, lambda n: services.spool_use(spool=spool, grams_used="12.5",
+    _results, errors = run_in_threads(20, lambda n: services.spool_use(spool=spool, grams_used="12.5",
                                                              idempotency_key=f"conc-{n}"))
     assert errors == []
     spool.refresh_from_db()
@@ -50,7 +29,8 @@ def test_twenty_concurrent_deductions_all_count():
 
 def test_the_same_event_sent_twenty_times_at_once_counts_once():
     spool = services.spool_receive(filament=FilamentFactory(), initial_grams=1000, idempotency_key="dup-r")
-    errors = run_in_threads(20, lambda n: services.spool_use(spool=spool, grams_used="40", idempotency_key="dup-1"))
+    _results, errors = run_in_threads(20, lambda n: services.spool_use(spool=spool, grams_used="40",
+                                                                       idempotency_key="dup-1"))
     assert errors == []
     spool = Spool.objects.get(pk=spool.pk)
     assert spool.remaining_grams == Decimal("960.00")

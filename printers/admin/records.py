@@ -6,6 +6,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesCheckboxFilter, RelatedDropdownFilter
 from unfold.decorators import display
 
+from fablab.admin_base import ReadOnlyModelAdmin
 from fablab.html import duration_text
 from printers.choices import COMMAND_STATUS_COLORS, JOB_OUTCOME_COLORS
 from printers.models import PrinterCommand, PrinterJob
@@ -32,7 +33,7 @@ class PrinterJobAdmin(ModelAdmin):
 
 
 @admin.register(PrinterCommand)
-class PrinterCommandAdmin(ModelAdmin):
+class PrinterCommandAdmin(ReadOnlyModelAdmin):
     """Commands sent from the admin and the API, and what became of them (written by services only)."""
 
     list_display = ["created_at", "printer", "show_action", "show_status", "sent_at", "finished_at", "error"]
@@ -44,15 +45,6 @@ class PrinterCommandAdmin(ModelAdmin):
     fields = ["printer", "action", "show_status", "params", "sequence_id", "error", "created_at", "sent_at",
               "finished_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @staticmethod
     def action_text(command: PrinterCommand) -> str:

@@ -11,7 +11,6 @@ import pytest
 from fablab.exceptions import Conflict
 from printers.choices import PrinterState
 from printers.drivers.bambu import apply_message, normalise
-from printers.drivers.base import StorageFile
 from printers.tests.conftest import bambu_corpus
 from production import services
 from production.choices import SpoolSource
@@ -24,24 +23,6 @@ X1C = "hab_x1c_4ams_ams2pro_amsht_finish_pushall_getversion.json"  # 12 Bambu sp
 P1P = "hab_p1p_ams_failed_pushall_getversion.json"  # 4 trays of PLA without tags (all-zero ids)
 BLACK_PLA_TAG = "5F3D8925633343C29FB9A97FA9125971"  # the X1C's AMS 0 tray 0: PLA Matte #000000, 93 %
 WHITE_ABS_TAG = "53274C367223430D9F1BDAE5E0B5C5D2"  # its AMS 1 tray 2 (slot 6): ABS #FFFFFF
-
-
-@pytest.fixture
-def sent(monkeypatch, tmp_path, settings):
-    """What dispatch asks of the printers app, recorded instead of sent."""
-    settings.MEDIA_ROOT = str(tmp_path)
-    calls = []
-
-    def upload(*, printer, name, source, size=None):
-        calls.append(("upload", printer.name, name))
-        return StorageFile(path=f"/{name}", name=name, folder="/", size_bytes=size, modified=None)
-
-    def start(*, printer, path, plate=1, filament_mapping=None, organization=None, idempotency_key=""):
-        calls.append(("start", printer.name, path, filament_mapping))
-
-    monkeypatch.setattr(services.printer_services, "printer_file_upload", upload)
-    monkeypatch.setattr(services.printer_services, "printer_start_file", start)
-    return calls
 
 
 def _printer(corpus_name: str, name: str = "Farm X1C"):
