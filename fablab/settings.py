@@ -8,7 +8,7 @@ listed in README.md and `.env.example`.
 """
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -250,6 +250,48 @@ PRODUCTION_BOOK_INSIDE_LAYER = env_bool("PRODUCTION_BOOK_INSIDE_LAYER", False)
 # Feasibility of the queue is checked again in the background after stock or printers change, at most once
 # in this many seconds (changes in between are checked together).
 PRODUCTION_RECHECK_SECONDS = env_int("PRODUCTION_RECHECK_SECONDS", 30)
+# The farm plan (services.print_queue_replan), made in the background after the queue, stock or printers
+# change: the planner's time limit, the time a change of material or colour takes on a printer, the time
+# allowed for someone to clear a plate that waits, and the operator hours: when a print may start, as
+# "WEEKDAYS HH:MM-HH:MM" separated by ";" (0 = Monday, "0-4 08:00-18:00; 5 09:00-13:00"); empty: always
+# staffed. PRODUCTION_HOLIDAYS: dates (YYYY-MM-DD, comma-separated) without any shift.
+PRODUCTION_PLAN_SECONDS = env_int("PRODUCTION_PLAN_SECONDS", 10)
+if not 1 <= PRODUCTION_PLAN_SECONDS <= 600:
+    raise ImproperlyConfigured("PRODUCTION_PLAN_SECONDS must be a whole number from 1 to 600.")
+PRODUCTION_CHANGEOVER_SECONDS = env_int("PRODUCTION_CHANGEOVER_SECONDS", 600)
+if not 0 <= PRODUCTION_CHANGEOVER_SECONDS <= 24 * 3600:
+    raise ImproperlyConfigured("PRODUCTION_CHANGEOVER_SECONDS must be a whole number from 0 to 86400.")
+PRODUCTION_PLATE_WAIT_SECONDS = env_int("PRODUCTION_PLATE_WAIT_SECONDS", 1800)
+if not 0 <= PRODUCTION_PLATE_WAIT_SECONDS <= 7 * 24 * 3600:
+    raise ImproperlyConfigured("PRODUCTION_PLATE_WAIT_SECONDS must be a whole number from 0 to 604800.")
+
+
+def _shifts(text: str) -> list[dict]:
+    shifts = []
+    for part in (item.strip() for item in text.split(";")):
+        if not part:
+            continue
+        clock = r"(?:[01]\d|2[0-3]):[0-5]\d|24:00"
+        found = re.fullmatch(rf"([0-6])(?:-([0-6]))?\s+({clock})-({clock})", part)
+        if found is None:
+            raise ImproperlyConfigured(f"PRODUCTION_SHIFTS: {part!r} is not like \"0-4 08:00-18:00\" "
+                                       f"(weekdays 0 = Monday to 6, then the hours).")
+        first, last = int(found[1]), int(found[2] if found[2] is not None else found[1])
+        if last < first:
+            raise ImproperlyConfigured(f"PRODUCTION_SHIFTS: {part!r} names its weekdays backwards.")
+        shifts += [{"weekday": day, "start": found[3], "end": found[4]} for day in range(first, last + 1)]
+    return shifts
+
+
+PRODUCTION_SHIFTS = _shifts(env_str("PRODUCTION_SHIFTS", ""))
+PRODUCTION_HOLIDAYS = env_list("PRODUCTION_HOLIDAYS", [])
+for _holiday in PRODUCTION_HOLIDAYS:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", _holiday):
+        raise ImproperlyConfigured(f"PRODUCTION_HOLIDAYS: {_holiday!r} is not a date like 2025-12-25.")
+    try:
+        date.fromisoformat(_holiday)
+    except ValueError:
+        raise ImproperlyConfigured(f"PRODUCTION_HOLIDAYS: {_holiday!r} is not a date like 2025-12-25.") from None
 # The shopping list buys for the average daily use over this window, for the lead time
 # plus this many days of safety stock, on top of the reorder level.
 INVENTORY_USAGE_WINDOW_DAYS = env_int("INVENTORY_USAGE_WINDOW_DAYS", 30)

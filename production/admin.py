@@ -37,8 +37,10 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
@@ -282,7 +284,7 @@ class SendToPrinterForm(forms.Form):
 @admin.register(PrintJob)
 class PrintJobAdmin(ModelAdmin):
     list_display = ["id", "show_status", "show_priority", "version", "plate", "copies", "copies_done", "printer",
-                    "due_at", "show_feasibility", "owner"]
+                    "due_at", "planned_printer", "show_planned_finish", "show_feasibility", "owner"]
     list_display_links = ["id", "version"]
     list_filter = [("status", ChoicesCheckboxFilter), ("priority", ChoicesCheckboxFilter), MaterialFilter,
                    ColourFilter, PrinterFilter]
@@ -368,6 +370,16 @@ class PrintJobAdmin(ModelAdmin):
     @display(description=_("who"))
     def owner(self, obj):
         return obj.organization or obj.queued_by or "–"
+
+    @display(description=_("planned finish"), ordering="planned_finish")
+    def show_planned_finish(self, obj):
+        if obj.planned_finish is None:
+            return "–"
+        shown = date_format(localtime(obj.planned_finish), "SHORT_DATETIME_FORMAT")
+        if obj.due_at is not None and obj.planned_finish > obj.due_at:
+            return format_html('{} <span class="planned-late" style="background:#b91c1c;color:#fff;border-radius:'
+                               '.25rem;padding:0 .35rem;font-size:.75rem;font-weight:600">{}</span>', shown, _("late"))
+        return shown
 
     @display(description=_("feasibility"))
     def show_feasibility(self, obj):

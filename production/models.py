@@ -118,6 +118,11 @@ class PrintJob(CostBreakdown, TimeStampedModel):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True, editable=False)
     unplanned = models.BooleanField(_("started at the printer"), default=False, editable=False,
                                     help_text=_("Not queued: adopted when a printer started its file by hand."))
+    # The farm's plan for a waiting job (services.print_queue_replan); empty once it leaves the queue.
+    planned_printer = models.ForeignKey("printers.Printer", verbose_name=_("planned printer"), null=True,
+                                        blank=True, on_delete=models.SET_NULL, related_name="+", editable=False)
+    planned_start = models.DateTimeField(_("planned start"), null=True, blank=True, editable=False)
+    planned_finish = models.DateTimeField(_("planned finish"), null=True, blank=True, editable=False)
 
     objects = PrintJobQuerySet.as_manager()
 
@@ -392,3 +397,22 @@ class QueueRecheck(models.Model):
 
     def __str__(self) -> str:
         return f"queued {self.queued_at}, started {self.started_at}"
+
+
+class QueueReplan(models.Model):
+    """The one row that spaces out the background plans of the queue (services.print_queue_replan_request):
+    at most one plan waits at a time, and plans start at most once in PRODUCTION_RECHECK_SECONDS."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    queued_at = models.DateTimeField(_("plan queued"), null=True, blank=True,
+                                     help_text=_("A plan is waiting to start; empty when none is."))
+    started_at = models.DateTimeField(_("last plan started"), null=True, blank=True)
+    planned_at = models.DateTimeField(_("last plan stored"), null=True, blank=True)
+    solver = models.CharField(_("solver"), max_length=20, blank=True)
+
+    class Meta:
+        verbose_name = _("queue plan")
+        verbose_name_plural = _("queue plans")
+
+    def __str__(self) -> str:
+        return f"queued {self.queued_at}, started {self.started_at}, stored {self.planned_at}"

@@ -150,6 +150,12 @@ class PrintJobOut(Schema):
     reference: str
     due: datetime | None = Field(None, alias="due_at")
     printer_id: int | None = Field(None, description="The printer it went to; null until it is dispatched.")
+    planned_printer_id: int | None = Field(None, description="The printer the farm plan gives the waiting job; "
+                                           "null when it has no plan (it left the queue, cannot print, or the "
+                                           "plan has not run yet).")
+    planned_start: datetime | None = Field(None, description="When the plan starts it.")
+    planned_finish: datetime | None = Field(None, description="When the plan has it done; later than `due` means "
+                                                              "late.")
     attempts: int = Field(0, description="How many times it went to a printer.")
     feasibility: FeasibilityOut
     filament_booked_g: list[float] = Field(default_factory=list, description="Grams booked per filament slot "

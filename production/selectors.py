@@ -73,7 +73,7 @@ def printer_file_import_get(*, printer, import_id: int) -> PrinterFileImport:
 
 def _jobs() -> QuerySet[PrintJob]:
     return PrintJob.objects.select_related(
-        "version__variant__model", "version__sliced_file", "organization", "queued_by", "printer",
+        "version__variant__model", "version__sliced_file", "organization", "queued_by", "printer", "planned_printer",
     ).annotate(attempt_count=Count("attempts"))
 
 

@@ -5,7 +5,9 @@ The print queue: `print_job_create` queues a job (once per idempotency key and o
 `print_job_cancel` / `print_job_requeue` / `print_job_set_priority` / `print_job_move` are what staff
 and partners ask for, and `print_jobs_recheck` stores the feasibility of every waiting job
 (production.feasibility), in queue order, after anything that changes the queue; after a change of stock or
-printers, `print_jobs_recheck_request` has the same done in the background, spaced out.
+printers, `print_jobs_recheck_request` has the same done in the background, spaced out. Each recheck
+asks for the farm plan (`print_queue_replan_request`): `print_queue_replan` plans the waiting jobs with
+production.planning in the background and stores each job's planned printer, start and finish.
 
 Moving a file from a printer into the catalog: `printer_file_import_request` queues it for a
 django-q2 task (`printer_file_import_run`), recorded as a PrinterFileImport row that tells how it
@@ -21,6 +23,7 @@ after the file is made, with one variant; a refused upload leaves neither behind
 
 import hashlib
 import logging
+import math
 import re
 import secrets
 import tempfile
@@ -73,6 +76,7 @@ from production.models import (
     PrinterStation,
     PrintJob,
     QueueRecheck,
+    QueueReplan,
     SlicerUpload,
     SlotAllocation,
     SpoolLoad,
@@ -451,6 +455,9 @@ def print_job_transition(*, job: PrintJob, status: str, reason: str = "") -> Pri
         locked.position = _next_position()
         locked.printer, locked.started_at, locked.finished_at = None, None, None
         fields += ["position", "printer", "started_at", "finished_at"]
+    if status not in WAITING_STATUSES and (locked.planned_printer_id or locked.planned_start or locked.planned_finish):
+        locked.planned_printer, locked.planned_start, locked.planned_finish = None, None, None
+        fields += ["planned_printer", "planned_start", "planned_finish"]
     locked.save(update_fields=fields)
     logger.info("Print job %s: %s → %s %s", locked.pk, job.status, status, reason)
     return locked
@@ -548,7 +555,9 @@ def print_jobs_recheck() -> int:
     jobs = list(print_job_queue())
     results = feasibility.evaluate_queue(jobs)
     now = timezone.now()
-    return sum(_store(job, results[job.pk], now) for job in jobs)
+    changed = sum(_store(job, results[job.pk], now) for job in jobs)
+    print_queue_replan_request()
+    return changed
 
 
 RECHECK_TASK = "production.tasks.recheck_queue"
@@ -595,6 +604,177 @@ def print_jobs_recheck_run() -> int:
     next one; then every waiting job is checked (print_jobs_recheck). Safe to run twice."""
     QueueRecheck.objects.update_or_create(pk=1, defaults={"queued_at": None, "started_at": timezone.now()})
     return print_jobs_recheck()
+
+
+# --- the farm plan ---------------------------------------------------------------------------------
+
+REPLAN_TASK = "production.tasks.replan_queue"
+REPLAN_SCHEDULE = "production: plan of the queue after a change"
+# How much each priority's lateness counts in the plan.
+PRIORITY_WEIGHTS = {Priority.URGENT: 8, Priority.HIGH: 4, Priority.NORMAL: 2, Priority.LOW: 1}
+
+
+def print_queue_replan_request() -> bool:
+    """Have the queue planned again in the background (REPLAN_TASK, print_queue_replan) because the queue,
+    stock or printers changed; returns whether this call queued the plan (False: one waits already).
+
+    Spaced out like print_jobs_recheck_request, with its own QueueReplan row: at most one plan waits, it
+    starts at most once in PRODUCTION_RECHECK_SECONDS, and it is queued once the transaction commits;
+    a request never plans on the spot.
+    """
+    now = timezone.now()
+    spacing = timedelta(seconds=max(0, settings.PRODUCTION_RECHECK_SECONDS))
+    lost = now - spacing - timedelta(seconds=2 * settings.TASK_TIMEOUT_SECONDS)
+    QueueReplan.objects.get_or_create(pk=1)
+    claimed = QueueReplan.objects.filter(pk=1).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=lost)) \
+        .update(queued_at=now)
+    if not claimed:
+        return False
+    started = QueueReplan.objects.filter(pk=1).values_list("started_at", flat=True).first()
+    due = max(now, started + spacing) if started is not None else now
+    transaction.on_commit(lambda: _enqueue_replan(due))
+    return True
+
+
+def _enqueue_replan(due) -> None:
+    from django_q.models import Schedule
+    from django_q.tasks import async_task
+
+    if due <= timezone.now():
+        async_task(REPLAN_TASK, task_name="plan of the queue")
+        return
+    Schedule.objects.update_or_create(name=REPLAN_SCHEDULE, defaults={
+        "func": REPLAN_TASK, "schedule_type": Schedule.ONCE, "repeats": -1, "next_run": due})
+
+
+def print_queue_replan_run() -> int:
+    """The background plan (REPLAN_TASK): a change from now on queues the next one; then the queue is
+    planned (print_queue_replan). Returns how many jobs got a plan. Safe to run twice."""
+    QueueReplan.objects.update_or_create(pk=1, defaults={"queued_at": None, "started_at": timezone.now()})
+    return len(print_queue_replan().assignments)
+
+
+def _job_family(needs: feasibility.JobNeeds) -> str:
+    """The material and colour of the plate's first slot: a printer changes over between families."""
+    return needs.slots[0].label if needs.readable and needs.slots else ""
+
+
+def _planner_printers(now: datetime, factors: "_DurationFactors") -> list[tuple[Printer, datetime, str | None]]:
+    """The active printers, each with when it can start a next job and the family it holds then (if known).
+
+    A printer that prints is free when its print ends (now + what it reports as remaining, else its start
+    + the plate's estimate at its pace); one whose plate waits to be cleared, PRODUCTION_PLATE_WAIT_SECONDS
+    from now; any other now.
+    """
+    printers = list(Printer.objects.filter(is_active=True).select_related("live").order_by("pk"))
+    running = {attempt.printer_id: attempt for attempt in PrintAttempt.objects.filter(
+        outcome=AttemptOutcome.RUNNING, printer__isnull=False).select_related("job__version__sliced_file")}
+    waiting_plates = set() if settings.PRODUCTION_IDLE_MEANS_PLATE_CLEARED else set(
+        PrinterStation.objects.filter(plate_clear=False).values_list("printer_id", flat=True))
+    rows = []
+    for printer in printers:
+        attempt = running.get(printer.pk)
+        available, family = now, None
+        if attempt is not None:
+            job = attempt.job
+            family = _job_family(feasibility.job_needs(job))
+            live = getattr(printer, "live", None)
+            if live is not None and live.remaining_seconds:
+                available = now + timedelta(seconds=live.remaining_seconds)
+            else:
+                estimate = plate_estimated_seconds(job.version.sliced_file, job.plate)
+                if estimate is not None:
+                    started = attempt.started_at or now
+                    available = started + timedelta(seconds=estimate * factors.get(printer))
+        elif printer.pk in waiting_plates:
+            available = now + timedelta(seconds=max(0, settings.PRODUCTION_PLATE_WAIT_SECONDS))
+        rows.append((printer, max(now, available), family))
+    return rows
+
+
+def _within(moment: datetime, now: datetime) -> datetime:
+    """A time the planner takes (it refuses times years away from now, which only a typo makes)."""
+    span = timedelta(days=3 * 365)
+    return min(max(moment, now - span), now + span)
+
+
+def print_queue_instance(*, now: datetime | None = None) -> tuple[dict, dict[str, PrintJob]]:
+    """The planner's instance (production.planning exchange format, as JSON data) for the waiting feasible
+    jobs and the active printers, and the jobs by their id in it.
+
+    A job runs on each printer that takes its file (its driver, model, nozzle, height: what dispatch
+    checks) for the plate's estimate × copies left × the printer's pace; a job whose file states no
+    estimate, or that no printer takes, is left out (it gets no plan). Its family is its first slot's
+    material and colour, its weight its priority's (PRIORITY_WEIGHTS), its due date its own.
+    """
+    from production.planning.exchange import MAX_DURATION_S
+
+    now = now or timezone.now()
+    factors = _DurationFactors()
+    printers = _planner_printers(now, factors)
+    jobs, by_id = [], {}
+    for job in print_job_queue().filter(status=PrintJobStatus.QUEUED, feasible=True):
+        needs = feasibility.job_needs(job)
+        estimate = plate_estimated_seconds(job.version.sliced_file, job.plate)
+        if not needs.readable or estimate is None:
+            continue
+        name = job.version.sliced_file.original_name
+        durations = {}
+        for printer, _available, _family in printers:
+            if not printer_selectors.printer_takes_file(printer=printer, name=name):
+                continue
+            if feasibility.PrinterBook.refusal(printer, needs) is not None:
+                continue
+            seconds = estimate * max(1, job.copies_left) * factors.get(printer)
+            durations[str(printer.pk)] = min(MAX_DURATION_S, max(1, math.ceil(seconds)))
+        if not durations:
+            continue
+        by_id[str(job.pk)] = job
+        jobs.append({"id": str(job.pk), "durations_s": durations, "family": _job_family(needs),
+                     "due": _within(job.due_at, now).isoformat() if job.due_at else None,
+                     "weight": PRIORITY_WEIGHTS.get(job.priority, 1)})
+    instance = {
+        "now": now.isoformat(), "timezone": settings.TIME_ZONE,
+        "changeover_s": max(0, settings.PRODUCTION_CHANGEOVER_SECONDS),
+        "shifts": list(settings.PRODUCTION_SHIFTS), "holidays": list(settings.PRODUCTION_HOLIDAYS),
+        "printers": [{"id": str(printer.pk), "available_at": _within(available, now).isoformat(),
+                      **({"family": family} if family else {})} for printer, available, family in printers],
+        "jobs": jobs,
+    }
+    return instance, by_id
+
+
+def print_queue_replan(*, time_limit: float | None = None):
+    """Plan the queue (production.planning.plan on print_queue_instance) and store each waiting job's planned
+    printer, start and finish; jobs that left the queue, or that the plan leaves out, lose theirs.
+
+    Runs in the background (print_queue_replan_request), for settings.PRODUCTION_PLAN_SECONDS unless
+    `time_limit` says otherwise; returns the planner's Plan. A job dispatched while the planner worked
+    keeps no plan (only queued jobs are written).
+    """
+    from production.planning import parse_instance, plan
+
+    limit = settings.PRODUCTION_PLAN_SECONDS if time_limit is None else time_limit
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= 600:
+        raise InvalidInput(_("The planner's time limit must be more than 0 and at most 600 seconds."))
+    data, jobs = print_queue_instance()
+    result = plan(parse_instance(data), time_limit_s=float(limit))
+    printers = {str(pk): pk for pk in Printer.objects.filter(is_active=True).values_list("pk", flat=True)}
+    planned = []
+    with transaction.atomic():
+        for row in result.assignments:
+            job = jobs[row.job]
+            PrintJob.objects.filter(pk=job.pk, status=PrintJobStatus.QUEUED).update(
+                planned_printer_id=printers[row.printer], planned_start=row.start, planned_finish=row.end)
+            planned.append(job.pk)
+        PrintJob.objects.exclude(pk__in=planned).filter(
+            Q(planned_printer__isnull=False) | Q(planned_start__isnull=False) | Q(planned_finish__isnull=False)
+        ).update(planned_printer=None, planned_start=None, planned_finish=None)
+        QueueReplan.objects.update_or_create(pk=1, defaults={"planned_at": timezone.now(),
+                                                             "solver": result.solver})
+    logger.info("Queue planned: %s jobs, %s late, by %s in %ss.", len(planned), result.late_jobs, result.solver,
+                result.seconds)
+    return result
 
 
 def print_job_check_feasibility(*, job: PrintJob) -> feasibility.Feasibility:

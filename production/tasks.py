@@ -25,3 +25,9 @@ def recheck_queue() -> int:
     """Check the feasibility of every waiting job again after stock or printers changed
     (services.print_jobs_recheck_request queues it); returns how many jobs changed."""
     return services.print_jobs_recheck_run()
+
+
+def replan_queue() -> int:
+    """Plan the queue again after the queue, stock or printers changed (services.print_queue_replan_request
+    queues it); returns how many jobs got a plan."""
+    return services.print_queue_replan_run()
