@@ -481,7 +481,8 @@ def subscription_apply(*, subscription: dict, event_created: datetime) -> Organi
         row.stripe_subscription_id = subscription["id"]
     else:
         return row  # incomplete: no entitlement until the first payment succeeds
-    plan_changed = row.pk is None or OrganizationPlan.objects.filter(pk=row.pk).exclude(plan=row.plan).exists()
+    plan_changed = row.pk is None or (
+        OrganizationPlan.objects.filter(pk=row.pk).exclude(plan=row.plan, source=row.source).exists())
     row.stripe_event_at = event_created
     validate(row)
     row.save()
