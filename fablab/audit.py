@@ -2,16 +2,19 @@
 
 `AuditRequestMiddleware` remembers the current request; `fablab.services.audit_record` reads the person
 (request.user), the API key (request.auth, set by django-ninja once the key is checked), the client's
-address (`fablab.security.client_ip`) and the user agent from it. Outside a request (tasks, commands,
-Stripe's webhooks run in a request too but act for nobody) an entry has no actor unless one is passed.
+address (`fablab.security.client_ip`) and the user agent from it. Outside a request (tasks, management
+commands) an entry has no actor and no address unless they are passed; Stripe's webhook requests act
+for nobody, so their entries carry Stripe's address and no actor.
 """
 
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from asgiref.sync import iscoroutinefunction
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import sync_and_async_middleware
 
 _current_request: ContextVar[HttpRequest | None] = ContextVar("fablab_audit_request", default=None)
 
@@ -30,15 +33,24 @@ def audit_request(request: HttpRequest | None):
         _current_request.reset(token)
 
 
-class AuditRequestMiddleware:
-    """Remembers the request for the audit log (after AuthenticationMiddleware, which sets request.user)."""
+@sync_and_async_middleware
+def AuditRequestMiddleware(get_response):  # noqa: N802  (named like the class-based middleware it stands beside)
+    """Remembers the request for the audit log (after AuthenticationMiddleware, which sets request.user).
 
-    def __init__(self, get_response):
-        self.get_response = get_response
+    Works in both modes, so it never makes an async request run through a thread."""
+    if iscoroutinefunction(get_response):
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        with audit_request(request):
-            return self.get_response(request)
+        async def middleware(request: HttpRequest) -> HttpResponse:
+            with audit_request(request):
+                return await get_response(request)
+
+    else:
+
+        def middleware(request: HttpRequest) -> HttpResponse:
+            with audit_request(request):
+                return get_response(request)
+
+    return middleware
 
 
 # --- Log-ins: django.contrib.auth's signals cover the admin and allauth's portal alike ----------------
