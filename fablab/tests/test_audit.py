@@ -10,7 +10,15 @@ from fablab import services
 from fablab.choices import ApiKeyScope, AuditAction, MembershipRole
 from fablab.exceptions import InvalidInput
 from fablab.models import ApiKey, AuditEntry, AuditLogImmutable, Membership
-from fablab.tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory, make_invitation
+from fablab.tests.factories import (
+    PASSWORD,
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+    make_api_key,
+    make_invitation,
+)
+from fablab.tests.helpers import ApiClient
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -100,6 +108,17 @@ class TestApiKeys:
                     {"action": "revoke_keys", "_selected_action": [key.pk]})
         revoked = only(AuditAction.API_KEY_REVOKED)
         assert (revoked.actor, revoked.organization) == (staff, organization)
+
+    def test_revoked_through_the_api_names_the_key_that_did_it(self, partner):
+        acting, raw = make_api_key(partner, scope=ApiKeyScope.WRITE)
+        target, _raw = make_api_key(partner)
+        api = ApiClient(raw, REMOTE_ADDR=OFFICE, HTTP_USER_AGENT=BROWSER)
+        assert api.post(f"/api/v1/api-keys/{target.pk}/revoke").status_code == 200
+        entry = only(AuditAction.API_KEY_REVOKED)
+        assert (entry.api_key, entry.actor, entry.organization, entry.target_id) == (
+            acting, None, partner, str(target.pk))
+        assert entry.actor_label == f"{acting.name} (fl_{acting.prefix}_…)"
+        assert_from_office(entry)
 
     def test_a_refused_key_records_nothing(self, owner):
         member = MembershipFactory(organization=owner.organization, role=MembershipRole.MEMBER)
