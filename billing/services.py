@@ -22,7 +22,9 @@ from django.utils.translation import gettext as _
 from billing import selectors
 from billing.choices import OVERAGE_REPORT_DUE, SCANS, LedgerDirection, OverageReportStatus, PeriodKind, PlanSource
 from billing.models import OrganizationPlan, OverageReport, Plan, UsageCounter, UsageLedger
+from fablab.choices import AuditAction
 from fablab.exceptions import Conflict, InvalidInput, NotFound, PaymentRequired, TooManyRequests
+from fablab.services import audit_record
 from fablab.validation import validate
 
 logger = logging.getLogger(__name__)
@@ -324,6 +326,8 @@ def plan_grant(*, organization, plan: Plan, by=None, note: str = "") -> Organiza
     row.stripe_subscription_id = ""
     validate(row)
     row.save()
+    audit_record(action=AuditAction.PLAN_CHANGED, organization=organization, target=plan, actor=by,
+                 extra={"plan": plan.key, "source": PlanSource.COMP, "note": row.note})
     logger.info("plan %s granted to %s", plan.key, organization.slug)
     return row
 
@@ -344,7 +348,11 @@ def plan_grant_by_key(*, organization_slug: str, plan_key: str, by=None, note: s
 @transaction.atomic
 def plan_revoke_comp(*, organization) -> None:
     """End a complimentary plan: the organization is on Free again."""
-    OrganizationPlan.objects.filter(organization=organization, source=PlanSource.COMP).delete()
+    deleted, _counts = OrganizationPlan.objects.filter(organization=organization, source=PlanSource.COMP).delete()
+    if deleted:
+        free = selectors.free_plan()
+        audit_record(action=AuditAction.PLAN_CHANGED, organization=organization, target=free, target_type="plan",
+                     extra={"plan": free.key if free else "", "source": PlanSource.DEFAULT})
 
 
 # --- Stripe: checkout, the customer portal, and what Stripe's webhooks say -------------------------------
@@ -473,9 +481,15 @@ def subscription_apply(*, subscription: dict, event_created: datetime) -> Organi
         row.stripe_subscription_id = subscription["id"]
     else:
         return row  # incomplete: no entitlement until the first payment succeeds
+    plan_changed = row.pk is None or (
+        OrganizationPlan.objects.filter(pk=row.pk).exclude(plan=row.plan, source=row.source).exists())
     row.stripe_event_at = event_created
     validate(row)
     row.save()
+    if plan_changed:
+        audit_record(action=AuditAction.PLAN_CHANGED, organization=organization, target=row.plan,
+                     extra={"plan": row.plan.key, "source": row.source, "subscription": subscription["id"],
+                            "status": status})
     logger.info("%s: plan %s from Stripe subscription %s (%s)", organization.slug, row.plan.key,
                 subscription["id"], status)
     return row

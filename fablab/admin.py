@@ -16,9 +16,9 @@ from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from fablab import services
-from fablab.admin_base import ReadOnlyTabInline
+from fablab.admin_base import ReadOnlyModelAdmin, ReadOnlyTabInline
 from fablab.choices import API_KEY_STATUS_COLORS, ORGANIZATION_KIND_COLORS
-from fablab.models import ApiKey, Invitation, Membership, Organization, User
+from fablab.models import ApiKey, AuditEntry, Invitation, Membership, Organization, User
 
 admin.site.site_title = admin.site.site_header = "fablab"
 admin.site.index_title = _("Dashboard")
@@ -127,6 +127,23 @@ class ApiKeyAdmin(ModelAdmin):
             services.api_key_revoke(api_key=api_key)
         count = queryset.count()
         messages.success(request, ngettext("%(n)d key revoked.", "%(n)d keys revoked.", count) % {"n": count})
+
+
+# --- Audit log ------------------------------------------------------------------------
+# Append-only: written by fablab.services.audit_record, never added, changed or deleted here.
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyModelAdmin):
+    list_display = ["created_at", "action", "actor_label", "organization", "target_text", "ip_address"]
+    list_filter = ["action", "organization", "created_at"]
+    search_fields = ["actor_label", "target_text", "ip_address", "organization__name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["organization"]
+    fields = ["created_at", "action", "actor", "api_key", "actor_label", "organization", "target_type",
+              "target_id", "target_text", "ip_address", "user_agent", "extra"]
+    readonly_fields = fields
+    actions = None
 
 
 # --- Users and groups ------------------------------------------------------------------

@@ -22,3 +22,6 @@ class FablabConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_sync_groups_after_migrate, dispatch_uid="fablab.sync_staff_groups")
+        from fablab import audit  # connects the audit log's log-in receivers
+
+        audit._membership_receivers()

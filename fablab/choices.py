@@ -42,3 +42,17 @@ ORGANIZATION_KIND_COLORS = {
     OrganizationKind.PARTNER: "primary",
     OrganizationKind.LAB: "success",
 }
+
+
+class AuditAction(models.TextChoices):
+    """What an audit log entry records: the security-relevant actions across the admin, portal and API."""
+
+    LOGIN = "login", _("Log-in")
+    LOGIN_FAILED = "login_failed", _("Failed log-in")
+    API_KEY_CREATED = "api_key_created", _("API key created")
+    API_KEY_REVOKED = "api_key_revoked", _("API key revoked")
+    MEMBER_ADDED = "member_added", _("Member added")
+    MEMBER_REMOVED = "member_removed", _("Member removed")
+    MEMBER_ROLE_CHANGED = "member_role_changed", _("Member's role changed")
+    PRINTER_COMMAND = "printer_command", _("Printer command")
+    PLAN_CHANGED = "plan_changed", _("Plan changed")

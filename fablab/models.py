@@ -1,4 +1,4 @@
-"""Shared infrastructure models: users, organizations (tenants), memberships, API keys."""
+"""Shared infrastructure models: users, organizations (tenants), memberships, API keys, the audit log."""
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -8,7 +8,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from fablab.choices import ApiKeyScope, ApiKeyStatus, MembershipRole, OrganizationKind
+from fablab.choices import ApiKeyScope, ApiKeyStatus, AuditAction, MembershipRole, OrganizationKind
 
 
 class TimeStampedModel(models.Model):
@@ -192,3 +192,68 @@ class ApiKey(OrganizationOwnedModel):
         if scope == ApiKeyScope.READ:
             return True
         return self.scope == ApiKeyScope.WRITE
+
+
+class AuditLogImmutable(Exception):
+    """Raised on any attempt to change or delete an audit log entry."""
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    """Entries are only ever added: bulk updates and deletes are refused like a single row's."""
+
+    def for_organization(self, organization: Organization) -> "AuditEntryQuerySet":
+        return self.filter(organization=organization)
+
+    def update(self, **kwargs):
+        raise AuditLogImmutable(_("Audit log entries cannot be changed."))
+
+    def delete(self):
+        raise AuditLogImmutable(_("Audit log entries cannot be deleted."))
+
+
+class AuditEntry(models.Model):
+    """One security-relevant action: who (a person or an API key), which organization, what, when, from where.
+
+    Append-only: written once by `fablab.services.audit_record`, never changed or deleted. The actor's
+    name is kept as text as well, so an entry still says who acted after the user or key is gone.
+    """
+
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True, editable=False)
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="+",
+    )
+    api_key = models.ForeignKey(
+        ApiKey, verbose_name=_("API key"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(_("who"), max_length=200, blank=True)
+    organization = models.ForeignKey(
+        Organization, verbose_name=_("organization"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="audit_entries",
+    )
+    target_type = models.CharField(_("target type"), max_length=64, blank=True)
+    target_id = models.CharField(_("target id"), max_length=64, blank=True)
+    target_text = models.CharField(_("target"), max_length=200, blank=True)
+    ip_address = models.GenericIPAddressField(_("address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
+    extra = models.JSONField(_("details"), default=dict, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("audit log entry")
+        verbose_name_plural = _("audit log")
+        indexes = [models.Index(fields=["organization", "-created_at"], name="audit_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} · {self.actor_label or '-'} · {self.target_text}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogImmutable(_("Audit log entries cannot be changed."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogImmutable(_("Audit log entries cannot be deleted."))

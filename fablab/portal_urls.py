@@ -13,4 +13,5 @@ urlpatterns = [
     path("invitations/accept/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("api-keys/", views.api_key_create, name="api_key_create"),
     path("api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("audit-log/", views.audit_log, name="audit_log"),
 ]

@@ -17,6 +17,7 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "fablab.invitation": ALL,
         "fablab.apikey": ALL,
         "fablab.user": ("view", "change"),
+        "fablab.auditentry": ("view",),  # append-only: nobody adds, changes or deletes entries
         "account.emailaddress": ("view", "change"),
         "django_q": ("view",),
         "django_q.schedule": ALL,

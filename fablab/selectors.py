@@ -9,7 +9,7 @@ from django_q.models import Failure, OrmQ, Schedule, Success
 
 from fablab.choices import OrganizationKind
 from fablab.exceptions import NotFound
-from fablab.models import ApiKey, Invitation, Membership, Organization
+from fablab.models import ApiKey, AuditEntry, Invitation, Membership, Organization
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
@@ -63,6 +63,11 @@ def api_key_get_for_organization(*, organization: Organization, key_id: int) -> 
     if api_key is None:
         raise NotFound(_("No API key with id %(id)s.") % {"id": key_id})
     return api_key
+
+
+def audit_entry_list(*, organization: Organization) -> QuerySet[AuditEntry]:
+    """The organization's own audit log, newest first: never another organization's entries."""
+    return AuditEntry.objects.for_organization(organization).order_by("-created_at", "-pk")
 
 
 def tenancy_kpis() -> dict:

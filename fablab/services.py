@@ -1,7 +1,8 @@
-"""Every write to tenancy data: organizations, memberships, invitations, API keys."""
+"""Every write to tenancy data: organizations, memberships, invitations, API keys, and the audit log."""
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import string
 from datetime import datetime, timedelta
@@ -15,9 +16,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from fablab.choices import MANAGING_ROLES, ApiKeyScope, MembershipRole, OrganizationKind
+from fablab.choices import MANAGING_ROLES, ApiKeyScope, AuditAction, MembershipRole, OrganizationKind
 from fablab.exceptions import ApplicationError, Conflict, InvalidInput, NotFound, PermissionDenied
-from fablab.models import ApiKey, Invitation, Membership, Organization
+from fablab.models import ApiKey, AuditEntry, Invitation, Membership, Organization
 from fablab.validation import validate
 
 User = get_user_model()
@@ -43,6 +44,72 @@ def _random_string(length: int) -> str:
 
 def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+# --- Audit log ---------------------------------------------------------------------------
+
+USER_AGENT_MAX_LENGTH = AuditEntry._meta.get_field("user_agent").max_length
+TARGET_TEXT_MAX_LENGTH = AuditEntry._meta.get_field("target_text").max_length
+
+
+def _actor_label(*, user, api_key) -> str:
+    if user is not None:
+        return user.email or user.get_username()
+    if api_key is not None:
+        return f"{api_key.name} (fl_{api_key.prefix}_…)"
+    return ""
+
+
+def _valid_address(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        return None
+
+
+def audit_record(
+    *, action: str, organization: Organization | None = None, target=None, target_type: str = "",
+    target_id: str | int = "", target_text: str = "", actor=None, api_key: ApiKey | None = None,
+    extra: dict | None = None,
+) -> AuditEntry:
+    """Append one entry to the audit log; entries are never changed or deleted afterwards.
+
+    `target`: the model instance acted on (its type, id and text are taken from it), or name it with
+    `target_type`, `target_id` and `target_text`. Who acted and from where come from the current
+    request (fablab.audit) unless `actor` or `api_key` are given: the logged-in person, or the API
+    key the request presented. Outside a request (tasks, Stripe's events) an entry may have no actor.
+    """
+    from fablab.audit import current_request
+    from fablab.security import client_ip
+
+    if action not in AuditAction.values:
+        raise InvalidInput(_("Unknown audit action %(action)r.") % {"action": action})
+    request = current_request()
+    if actor is None and api_key is None and request is not None:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            actor = user
+        auth = getattr(request, "auth", None)
+        if isinstance(auth, ApiKey):
+            api_key = auth
+    if target is not None:
+        target_type = target_type or target._meta.model_name
+        target_id = target_id or target.pk
+        target_text = target_text or str(target)
+    address = _valid_address(client_ip(request)) if request is not None else None
+    return AuditEntry.objects.create(
+        action=action,
+        actor=actor,
+        api_key=api_key,
+        actor_label=_actor_label(user=actor, api_key=api_key)[:200],
+        organization=organization,
+        target_type=target_type[:64],
+        target_id=str(target_id if target_id is not None else "")[:64],
+        target_text=(target_text or "")[:TARGET_TEXT_MAX_LENGTH],
+        ip_address=address,
+        user_agent=(request.headers.get("User-Agent", "") if request is not None else "")[:USER_AGENT_MAX_LENGTH],
+        extra=extra or {},
+    )
 
 
 # --- Organizations and memberships ------------------------------------------------------
@@ -227,6 +294,7 @@ def invitations_purge_expired(*, older_than: timedelta = timedelta(days=30)) -> 
 # --- API keys ---------------------------------------------------------------------------
 
 
+@transaction.atomic
 def api_key_create(
     *, organization: Organization, name: str, scope: str = ApiKeyScope.READ,
     expires_at: datetime | None = None, created_by=None,
@@ -249,13 +317,17 @@ def api_key_create(
     )
     validate(api_key, exclude=["prefix", "hashed_key"])
     api_key.save()
+    audit_record(action=AuditAction.API_KEY_CREATED, organization=organization, target=api_key,
+                 actor=created_by, extra={"scope": scope})
     return api_key, raw_key
 
 
+@transaction.atomic
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(action=AuditAction.API_KEY_REVOKED, organization=api_key.organization, target=api_key)
     return api_key
 
 

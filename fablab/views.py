@@ -1,9 +1,11 @@
-"""Portal pages of the organization: home, members, invitations, API keys."""
+"""Portal pages of the organization: home, members, invitations, API keys, the audit log."""
 
 from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as Forbidden
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -11,13 +13,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from fablab import selectors, services
-from fablab.choices import MANAGING_ROLES
+from fablab.choices import MANAGING_ROLES, MembershipRole
 from fablab.exceptions import ApplicationError, NotFound, PermissionDenied
 from fablab.forms import ApiKeyForm, InvitationForm
 
 ORGANIZATION_SESSION_KEY = "fablab_organization_id"
 INVITATION_SESSION_KEY = "fablab_invitation_token"
 NEW_API_KEY_SESSION_KEY = "fablab_new_api_key"
+AUDIT_LOG_PAGE_SIZE = 50
 
 
 def with_organization(view):
@@ -62,6 +65,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def organization_home(request, organization, membership) -> HttpResponse:
     can_manage = membership.role in MANAGING_ROLES
     context = {
+        "is_owner": membership.role == MembershipRole.OWNER,
         "organization": organization,
         "membership": membership,
         "can_manage": can_manage,
@@ -174,3 +178,13 @@ def api_key_revoke(request, organization, membership, key_id: int) -> HttpRespon
         raise Http404(_("No such page.")) from None
     messages.success(request, _("API key %(name)s revoked.") % {"name": api_key.name})
     return redirect("portal:home")
+
+
+@with_organization
+def audit_log(request, organization, membership) -> HttpResponse:
+    """The organization's audit log: its owners only (403 for its admins and members)."""
+    if membership.role != MembershipRole.OWNER:
+        raise Forbidden(_("Only the owners of %(org)s can see its audit log.") % {"org": organization})
+    page = Paginator(selectors.audit_entry_list(organization=organization), AUDIT_LOG_PAGE_SIZE).get_page(
+        request.GET.get("page"))
+    return render(request, "portal/audit_log.html", {"organization": organization, "page": page})

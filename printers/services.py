@@ -11,8 +11,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from fablab.choices import AuditAction
 from fablab.db import update_rows
 from fablab.exceptions import ApplicationError, InvalidInput
+from fablab.services import audit_record
 from fablab.states import check_transition
 from fablab.validation import validate
 from printers import conf, lifecycle
@@ -545,6 +547,8 @@ def _request_command(*, printer: Printer, action: str, params: dict, organizatio
             raise PrinterConflict(refusal)
         command = PrinterCommand.objects.create(printer=printer, action=action, params=params,
                                                 organization=organization, idempotency_key=key)
+        audit_record(action=AuditAction.PRINTER_COMMAND, organization=organization, target=printer,
+                     extra={"command": command.pk, "action": action, "params": params})
         if driver.mode == ConnectionMode.POLL:
             transaction.on_commit(lambda: _enqueue_command(command.pk), robust=True)
     logger.info("Requested %s for printer %s (command %s).", action, printer.pk, command.pk)

@@ -34,3 +34,20 @@ def test_a_paying_organization_is_not_comped(org):
     with pytest.raises(Conflict, match="through Stripe"):
         services.plan_grant(organization=org, plan=selectors.plan_get(key="business"))
     assert OrganizationPlan.objects.get(organization=org).plan.key == "starter"
+
+
+def test_a_grant_and_its_end_are_audited(org):
+    from fablab.choices import AuditAction
+    from fablab.models import AuditEntry
+    from fablab.tests.factories import UserFactory
+
+    staff = UserFactory(is_staff=True)
+    services.plan_grant(organization=org, plan=selectors.plan_get(key="professional"), by=staff, note="partner")
+    entry = AuditEntry.objects.get(action=AuditAction.PLAN_CHANGED)
+    assert (entry.actor, entry.organization, entry.target_type) == (staff, org, "plan")
+    assert entry.extra == {"plan": "professional", "source": "comp", "note": "partner"}
+    services.plan_revoke_comp(organization=org)
+    ended = AuditEntry.objects.filter(action=AuditAction.PLAN_CHANGED).order_by("pk").last()
+    assert (ended.organization, ended.extra["plan"]) == (org, "free")
+    services.plan_revoke_comp(organization=org)  # no comp left: nothing changes, nothing is recorded
+    assert AuditEntry.objects.filter(action=AuditAction.PLAN_CHANGED).count() == 2

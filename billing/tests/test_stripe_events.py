@@ -158,3 +158,20 @@ def test_a_forged_subscription_event_is_refused_and_changes_nothing(fake, stripe
                            headers={"Stripe-Signature": sign(body, "whsec_forged")})
     assert response.status_code == 400
     assert not OrganizationPlan.objects.exists() and not Event.objects.exists()
+
+
+def test_plan_changes_from_stripe_are_audited_once(fake, stripe_prices, customer, org, deliver):
+    from fablab.choices import AuditAction
+    from fablab.models import AuditEntry
+
+    sub = subscription(fake, customer, stripe_prices, "starter")
+    assert deliver(event(fake, "customer.subscription.created", sub, created=NOW - 60)).status_code == 200
+    assert deliver(event(fake, "customer.subscription.updated", sub, created=NOW - 30)).status_code == 200
+    entries = list(AuditEntry.objects.filter(action=AuditAction.PLAN_CHANGED))
+    assert len(entries) == 1  # the same plan again is no change
+    assert (entries[0].organization, entries[0].actor, entries[0].extra["plan"], entries[0].extra["source"]) == (
+        org, None, "starter", "stripe")
+    ended = subscription(fake, customer, stripe_prices, "starter", status="canceled", sub_id=sub["id"])
+    assert deliver(event(fake, "customer.subscription.deleted", ended, created=NOW)).status_code == 200
+    last = AuditEntry.objects.filter(action=AuditAction.PLAN_CHANGED).order_by("pk").last()
+    assert (last.extra["plan"], last.extra["status"]) == ("free", "canceled")

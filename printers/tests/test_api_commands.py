@@ -201,3 +201,27 @@ def test_prusalink_command_is_carried_out_by_a_task(api, prusa_sim, settings, ru
         command_id = post(api, printer, {"action": "resume"}, key="r").json()["id"]
     failed = api.get(f"/api/v1/printers/{printer.pk}/commands/{command_id}").json()
     assert failed["status"] == CommandStatus.FAILED and prusa_sim.host not in failed["error"]
+
+
+def test_a_command_is_audited_once_with_the_key_and_address(partner, bambu):
+    from fablab.choices import AuditAction
+    from fablab.models import AuditEntry
+
+    key, raw = make_api_key(partner, scope=ApiKeyScope.WRITE)
+    client = ApiClient(raw, REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT="shop-sync/2")
+    assert post(client, bambu, {"action": "pause"}, key="audit-1").status_code == 202
+    assert post(client, bambu, {"action": "pause"}, key="audit-1").status_code == 202  # a replay sends nothing
+    entry = AuditEntry.objects.get(action=AuditAction.PRINTER_COMMAND)
+    command = PrinterCommand.objects.get()
+    assert (entry.api_key, entry.actor, entry.organization) == (key, None, partner)
+    assert (entry.target_type, entry.target_id, entry.target_text) == ("printer", str(bambu.pk), "P1S shared")
+    assert entry.extra == {"command": command.pk, "action": "pause", "params": {}}
+    assert (entry.ip_address, entry.user_agent) == ("203.0.113.9", "shop-sync/2")
+    assert entry.actor_label == f"{key.name} (fl_{key.prefix}_…)"
+
+
+def test_a_refused_command_is_not_audited(api, bambu):
+    from fablab.models import AuditEntry
+
+    assert post(api, bambu, {"action": "resume"}).status_code == 409  # it is printing, not paused
+    assert not AuditEntry.objects.filter(action="printer_command").exists()
