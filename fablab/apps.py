@@ -22,3 +22,6 @@ class FablabConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_sync_groups_after_migrate, dispatch_uid="fablab.sync_staff_groups")
+        from fablab.logs import redact_server_logs
+
+        redact_server_logs()  # API keys in URL paths never reach the access logs (settings.LOGGING: the rest)
