@@ -1,6 +1,8 @@
 """API-key authentication and the one place where a request gets its organization."""
 
+import ipaddress
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -11,6 +13,7 @@ from fablab.api_throttling import count_failure, refuse_if_too_many_failures
 from fablab.choices import ApiKeyScope, OrganizationKind
 from fablab.exceptions import InvalidInput, PermissionDenied
 from fablab.models import ApiKey, Organization
+from fablab.security import client_ip
 from fablab.services import AuthenticationFailed, api_key_authenticate
 
 # The organization kinds that may use the partners' doors of the API (catalog, stock, printers, print queue).
@@ -51,6 +54,44 @@ def require_lab_key(api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+def refuse_printer_host(api_key: ApiKey) -> None:
+    """Refuse (PermissionDenied) a printer host's key: it reads spools and reports their use through the
+    Spoolman API (inventory/spoolman.py) and may do nothing else, anywhere."""
+    if api_key.scope == ApiKeyScope.PRINTER_HOST:
+        raise PermissionDenied(_(
+            "A printer host's key may only read spools, filaments, vendors and settings and report filament "
+            "use through the Spoolman API (/spoolman/). Use a key with the read or write scope here."
+        ))
+
+
+@dataclass(frozen=True)
+class AllowedHost:
+    """A caller let into the Spoolman API without a key because its address is in SPOOLMAN_ALLOW_HOSTS.
+
+    It may do what a printer host's key may (read, report use). `prefix` names it where a key's prefix would.
+    """
+
+    address: str
+    scope: str = ApiKeyScope.PRINTER_HOST
+
+    @property
+    def prefix(self) -> str:
+        return f"host {self.address}"
+
+
+def allowed_host(address: str) -> AllowedHost | None:
+    """The caller at `address` as an AllowedHost when SPOOLMAN_ALLOW_HOSTS lists it (empty, the default: none)."""
+    if not settings.SPOOLMAN_ALLOW_HOSTS or not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if any(ip in network for network in settings.SPOOLMAN_ALLOW_HOSTS):
+        return AllowedHost(address=str(ip))
+    return None
+
+
 class ApiKeyAuth(APIKeyHeader):
     """`X-API-Key: fl_...` of any organization; `scope="write"` refuses read-only keys with 403.
 
@@ -62,6 +103,8 @@ class ApiKeyAuth(APIKeyHeader):
 
     param_name = settings.API_KEY_HEADER
     guard: Callable[[ApiKey], ApiKey] | None = None
+    # Whether a printer host's key is accepted: only on the Spoolman API's reads and its use report.
+    printer_hosts = False
 
     def __init__(self, scope: str = ApiKeyScope.READ):
         self.scope = scope
@@ -78,7 +121,10 @@ class ApiKeyAuth(APIKeyHeader):
             raise
         if self.guard is not None:
             self.guard(api_key)
-        if not api_key.allows(self.scope):
+        if api_key.scope == ApiKeyScope.PRINTER_HOST:
+            if not self.printer_hosts:
+                refuse_printer_host(api_key)
+        elif not api_key.allows(self.scope):
             raise PermissionDenied(
                 "This API key may only read. Create a key with the write scope for this operation."
             )
@@ -103,6 +149,18 @@ class LabKeyAuth(ApiKeyAuth):
     guard = staticmethod(require_lab_key)
 
 
+class SpoolmanKeyAuth(LabKeyAuth):
+    """The Spoolman API's reads and its use report: a key of the lab (a printer host's included) or, without a
+    key, a caller whose address SPOOLMAN_ALLOW_HOSTS lists (as a printer host). Nothing else takes either."""
+
+    printer_hosts = True
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | AllowedHost | None:
+        if not key:
+            return allowed_host(client_ip(request))
+        return super().authenticate(request, key)
+
+
 # The auth of every API operation is one of these seven (the README's authorisation table, walked by
 # tests/test_authorization_table.py): who may call it follows the key's organization kind, then its scope.
 read_key = ApiKeyAuth(ApiKeyScope.READ)  # any organization: its own rows
@@ -112,6 +170,9 @@ partner_or_lab_write_key = PartnerOrLabKeyAuth(ApiKeyScope.WRITE)
 partner_write_key = PartnerKeyAuth(ApiKeyScope.WRITE)  # partners only
 lab_read_key = LabKeyAuth(ApiKeyScope.READ)  # the lab's own systems only
 lab_write_key = LabKeyAuth(ApiKeyScope.WRITE)
+# Only under /spoolman/ (inventory/spoolman.py), never on /api/v1/: where printer hosts read and report use.
+spoolman_read_key = SpoolmanKeyAuth(ApiKeyScope.READ)
+spoolman_use_key = SpoolmanKeyAuth(ApiKeyScope.WRITE)
 
 
 def tenant(request: HttpRequest) -> Organization:

@@ -25,3 +25,7 @@ class FablabConfig(AppConfig):
         from fablab import audit  # connects the audit log's log-in receivers
 
         audit._membership_receivers()
+
+        from fablab.logs import redact_server_logs
+
+        redact_server_logs()  # API keys in URL paths never reach the access logs (settings.LOGGING: the rest)

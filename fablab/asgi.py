@@ -20,11 +20,29 @@ from fablab.services import API_KEY_PATTERN  # noqa: E402  (models are ready onl
 SPOOL_EVENTS = re.compile(rf"^/spoolman/(?:(?P<key>{API_KEY_PATTERN})/)?api/v1/spool/?$")
 
 
-def _lab_key(raw_key: str):
-    """The lab's own key presented on the WebSocket (the same rule as the lab's REST endpoints)."""
-    from fablab.api_auth import require_lab_key
+def _client_address(scope, headers: dict) -> str:
+    """The client's address as fablab.security.client_ip reads it (X-Forwarded-For as far as trusted)."""
+    from django.http import HttpRequest
+
+    from fablab.security import client_ip
+
+    request = HttpRequest()
+    request.META["REMOTE_ADDR"] = (scope.get("client") or ("", 0))[0]
+    if "x-forwarded-for" in headers:
+        request.META["HTTP_X_FORWARDED_FOR"] = headers["x-forwarded-for"]
+    return client_ip(request)
+
+
+def _lab_key(raw_key: str, address: str = ""):
+    """The lab's own key presented on the WebSocket (the same rule as the Spoolman API's reads: a printer
+    host's key too), or, without a key, a host that SPOOLMAN_ALLOW_HOSTS lists."""
+    from fablab.api_auth import allowed_host, require_lab_key
     from fablab.services import api_key_authenticate
 
+    if not raw_key:
+        host = allowed_host(address)
+        if host is not None:
+            return host
     return require_lab_key(api_key_authenticate(raw_key=raw_key))
 
 
@@ -62,7 +80,7 @@ async def spool_events(scope, receive, send, key: str | None) -> None:
         return
     raw_key = key or headers.get("x-api-key", "")
     try:
-        await sync_to_async(_lab_key)(raw_key)
+        await sync_to_async(_lab_key)(raw_key, _client_address(scope, headers))
     except AuthenticationFailed:
         await send({"type": "websocket.close", "code": 4401})
         return

@@ -22,6 +22,8 @@ MANAGING_ROLES = frozenset({MembershipRole.OWNER, MembershipRole.ADMIN})
 class ApiKeyScope(models.TextChoices):
     READ = "read", _("Read")
     WRITE = "write", _("Read and write")
+    # A Klipper/OctoPrint host of the lab: reads spools and reports their use through the Spoolman API, nothing else.
+    PRINTER_HOST = "printer_host", _("Printer host (Spoolman: read spools, report use)")
 
 
 class ApiKeyStatus(models.TextChoices):

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from fablab.choices import ApiKeyScope, MembershipRole
+from fablab.choices import ApiKeyScope, MembershipRole, OrganizationKind
 
 
 class SignupForm(forms.Form):
@@ -40,3 +40,10 @@ class ApiKeyForm(forms.Form):
     expires_at = forms.DateTimeField(
         label=_("Expires"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
+
+    def __init__(self, *args, organization=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if organization is None or organization.kind != OrganizationKind.LAB:
+            # A printer host's key is for the lab's own systems only (ApiKey.clean).
+            self.fields["scope"].choices = [(scope.value, scope.label) for scope in ApiKeyScope
+                                            if scope != ApiKeyScope.PRINTER_HOST]

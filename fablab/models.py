@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
@@ -162,7 +163,7 @@ class ApiKey(OrganizationOwnedModel):
     name = models.CharField(_("name"), max_length=100, help_text=_("What the key is used for, e.g. 'Shop sync'."))
     prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
     hashed_key = models.CharField(max_length=64, editable=False)
-    scope = models.CharField(_("scope"), max_length=8, choices=ApiKeyScope.choices, default=ApiKeyScope.READ)
+    scope = models.CharField(_("scope"), max_length=16, choices=ApiKeyScope.choices, default=ApiKeyScope.READ)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True, help_text=_("Empty: never expires."))
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
@@ -187,8 +188,19 @@ class ApiKey(OrganizationOwnedModel):
             return ApiKeyStatus.EXPIRED
         return ApiKeyStatus.ACTIVE
 
+    def clean(self):
+        super().clean()
+        if (self.scope == ApiKeyScope.PRINTER_HOST and self.organization_id is not None
+                and self.organization.kind != OrganizationKind.LAB):
+            raise ValidationError({"scope": _(
+                "A printer host's key belongs to the lab's own systems: choose the lab's organization "
+                "(kind 'lab').")})
+
     def allows(self, scope: str) -> bool:
-        """A write key may also read; a read key may only read."""
+        """A write key may also read; a read key may only read. A printer host's key allows neither: it reaches
+        only the Spoolman API, whose doors accept it by name (fablab.api_auth.SpoolmanKeyAuth)."""
+        if self.scope == ApiKeyScope.PRINTER_HOST:
+            return False
         if scope == ApiKeyScope.READ:
             return True
         return self.scope == ApiKeyScope.WRITE

@@ -301,7 +301,7 @@ def api_key_create(
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is never available again."""
     if scope not in ApiKeyScope.values:
-        raise InvalidInput(_("Unknown scope %(scope)r; use 'read' or 'write'.") % {"scope": scope})
+        raise InvalidInput(_("Unknown scope %(scope)r; use 'read', 'write' or 'printer_host'.") % {"scope": scope})
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidInput(_("The expiry date must lie in the future."))
     prefix = _random_string(API_KEY_PREFIX_LENGTH)

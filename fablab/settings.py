@@ -7,6 +7,7 @@ HTTPS hardening that `manage.py check --deploy` asks for. The variables are
 listed in README.md and `.env.example`.
 """
 
+import ipaddress
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -435,6 +436,23 @@ if LOGIN_FAILURE_LIMIT < 1 or LOGIN_LOCKOUT_MINUTES < 1:
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 
+
+def _networks(name: str) -> list:
+    """Addresses and networks (CIDR) separated by commas, e.g. "192.168.1.20, 10.0.5.0/24"."""
+    networks = []
+    for part in env_str(name, "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ImproperlyConfigured(f"{name}: {part.strip()!r} is not an address or a network.") from None
+    return networks
+
+
+# Printer hosts at these addresses may read spools and report their use through the Spoolman API (/spoolman/)
+# without a key, as most Spoolman installations are run. Empty (the default): every call needs a key.
+SPOOLMAN_ALLOW_HOSTS = _networks("SPOOLMAN_ALLOW_HOSTS")
+
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -573,13 +591,32 @@ PERMISSIONS_POLICY = env_str(
 
 # --- Logging --------------------------------------------------------------------------
 
+# Every handler redacts API keys (fl_...): a key in a URL path (/spoolman/fl_.../) would otherwise land in
+# the access log lines and Django's request warnings. The web servers' own loggers (runserver, uvicorn,
+# gunicorn) get the same filter when Django starts (fablab.logs.redact_server_logs, from FablabConfig.ready).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "redact_api_keys": {"()": "fablab.logs.RedactApiKeys"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_api_keys"]},
+        "server": {"class": "logging.StreamHandler", "formatter": "server", "filters": ["redact_api_keys"]},
+        "mail_admins": {"class": "django.utils.log.AdminEmailHandler", "level": "ERROR",
+                        "filters": ["require_debug_false", "redact_api_keys"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},  # to root's console, redacted
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # --- The admin (django-unfold) --------------------------------------------------------

@@ -74,7 +74,7 @@ def organization_home(request, organization, membership) -> HttpResponse:
         "invitations": selectors.invitation_list_open(organization=organization) if can_manage else [],
         "api_keys": selectors.api_key_list(organization=organization) if can_manage else [],
         "invitation_form": InvitationForm(),
-        "api_key_form": ApiKeyForm(),
+        "api_key_form": ApiKeyForm(organization=organization),
         "new_api_key": request.session.pop(NEW_API_KEY_SESSION_KEY, None),
     }
     return render(request, "portal/home.html", context)
@@ -153,7 +153,7 @@ def member_remove(request, organization, membership, membership_id: int) -> Http
 @require_POST
 @with_organization
 def api_key_create(request, organization, membership) -> HttpResponse:
-    form = ApiKeyForm(request.POST)
+    form = ApiKeyForm(request.POST, organization=organization)
     if not form.is_valid():
         return _home_with_form_errors(request, form, labelled=True)
     try:

@@ -9,8 +9,11 @@ report lands in the same ledger as everything else:
 - OctoPrint-Spoolman: Spoolman URL `https://fablab.example.com/spoolman/fl_...`.
 - Clients that can send headers use `/spoolman/api/v1/...` with `X-API-Key: fl_...`.
 
-The key must belong to the lab's own systems (organization kind 'lab'); reporting
-usage and every other change needs the write scope. Ids are fablab's ids; vendors are
+The key must belong to the lab's own systems (organization kind 'lab'); every change needs the
+write scope. A printer host's key (scope 'printer_host') reads spools, filaments, vendors and
+settings and reports use, nothing else, here or anywhere; hosts whose address SPOOLMAN_ALLOW_HOSTS
+lists may do the same without a key (off by default). Keys in URL paths are redacted from the logs
+(fablab/logs.py). Ids are fablab's ids; vendors are
 the filament brands (inventory.models.Vendor). Responses have Spoolman's shapes;
 errors are `{"message": ...}` everywhere under the mount, unknown paths included.
 Spoolman's semantics where they differ from fablab's own API: a report of more
@@ -34,7 +37,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from fablab.api_auth import lab_read_key, lab_write_key
+from fablab.api_auth import AllowedHost, lab_write_key, spoolman_read_key, spoolman_use_key
 from fablab.exceptions import ApplicationError, InvalidInput, NotFound
 from fablab.services import API_KEY_PATTERN
 from inventory import selectors, services
@@ -45,7 +48,7 @@ SPOOLMAN_VERSION = "0.22.1"
 
 spoolman = NinjaAPI(
     title="fablab: Spoolman-compatible API", version="spoolman", urls_namespace="spoolman",
-    docs_url=None, openapi_url=None, auth=lab_read_key,
+    docs_url=None, openapi_url=None, auth=spoolman_read_key,
 )
 
 
@@ -173,6 +176,13 @@ def _spool(spool: Spool, vendors: _Context) -> dict:
         "archived": spool.archived_at is not None,
         "extra": vendors.extra("spool", spool.pk),
     }
+
+
+def _caller(request: HttpRequest) -> str:
+    """Who reported, for the ledger: the key's public prefix, or the address of a host let in without a key."""
+    if isinstance(request.auth, AllowedHost):
+        return request.auth.prefix
+    return f"fl_{request.auth.prefix}"
 
 
 def _spool_or_404(spool_id: int) -> Spool:
@@ -409,7 +419,7 @@ class UseIn(Schema):
     use_length: float | None = None
 
 
-@spoolman.put("/spool/{spool_id}/use", auth=lab_write_key)
+@spoolman.put("/spool/{spool_id}/use", auth=spoolman_use_key)
 def spool_use(request: HttpRequest, spool_id: int, payload: UseIn):
     """Book a report as Spoolman would: an archived spool takes it, more than is left empties the spool."""
     spool = _spool_or_404(spool_id)
@@ -428,7 +438,7 @@ def spool_use(request: HttpRequest, spool_id: int, payload: UseIn):
         # Spoolman's protocol has no event id: every report is a new event.
         services.spool_use(
             spool=spool, grams_used=grams, idempotency_key=f"spoolman-{uuid.uuid4()}",
-            source_type=SourceType.SPOOLMAN, source_id=f"fl_{request.auth.prefix}",
+            source_type=SourceType.SPOOLMAN, source_id=_caller(request),
             reason=f"Reported by a Spoolman client: {grams_display(grams, 3)} g",
             clamp=True, allow_archived=True,
         )
@@ -627,7 +637,7 @@ def spool_create(request: HttpRequest, payload: SpoolIn):
     event = f"spoolman-{uuid.uuid4()}"
     spool = services.spool_receive(filament=filament, initial_grams=initial, idempotency_key=event,
                                    location=_location_for(payload.location), lot_number=payload.lot_nr or "",
-                                   source_type=SourceType.SPOOLMAN, source_id=f"fl_{request.auth.prefix}")
+                                   source_type=SourceType.SPOOLMAN, source_id=_caller(request))
     _count(spool, payload, f"{event}:count")
     _archive(spool, payload.archived)
     services.extra_set(resource="spool", object_id=spool.pk, values=payload.extra)

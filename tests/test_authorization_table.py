@@ -143,3 +143,20 @@ def test_a_customers_write_key_cannot_act_like_a_partners(fake_reader):
                             content_type="application/json", headers={"Idempotency-Key": "stop-1"})
     assert_problem(refused, 403, detail_contains="not to customers' keys")
     assert not PrinterCommand.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_printer_hosts_key_is_refused_by_every_operation():
+    """A printer host's key (scope 'printer_host', the lab's own) belongs to the Spoolman API alone: every
+    operation here that takes a key refuses it with 403; one open to anyone does not look at it."""
+    client = ApiClient(make_api_key(OrganizationFactory(kind=OrganizationKind.LAB), scope=ApiKeyScope.PRINTER_HOST)[1])
+    for method, path in OPERATIONS:
+        url = concrete(path)
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.generic(method, url, data="{}", content_type="application/json")
+        if TABLE[(method, path)]["anonymous"] in REFUSALS:
+            assert_problem(response, 403)  # its kind (the lab) is refused first where the lab is; else its scope
+        else:
+            assert response.status_code not in (401, 403) and response.status_code < 500, (method, path)
