@@ -33,6 +33,7 @@ from inventory.choices import (
 )
 from inventory.models import (
     GRAM_QUANTUM,
+    RFID_TAG,
     Filament,
     Location,
     Movement,
@@ -239,7 +240,10 @@ def clean_rfid_tag(value) -> str:
     if not isinstance(value, str):
         raise InvalidInput(_("An RFID tag is written as hexadecimal digits, not %(value)r.") % {"value": value},
                            extra={"fields": {"rfid_tag": [_("Hexadecimal digits.")]}})
-    return "".join(value.split()).replace("-", "").replace(":", "").upper()
+    tag = "".join(value.split()).replace("-", "").replace(":", "").upper()
+    if tag and not RFID_TAG.regex.match(tag):  # refused before any query looks for it (a NUL, letters)
+        raise InvalidInput(RFID_TAG.message, extra={"fields": {"rfid_tag": [RFID_TAG.message]}})
+    return tag
 
 
 def _tag_taken(spool: Spool) -> Conflict | None:
