@@ -564,45 +564,60 @@ RECHECK_TASK = "production.tasks.recheck_queue"
 RECHECK_SCHEDULE = "production: feasibility of the queue after a change"
 
 
-def print_jobs_recheck_request() -> bool:
-    """Have the queue checked again in the background (RECHECK_TASK) because stock or printers changed;
-    returns whether this call queued the check (False: one waits already and will see the change).
+def _request_debounced(row_model, *, task: str, schedule: str, task_name: str) -> bool:
+    """Queue `task` in the background unless one waits already (claimed with one conditional UPDATE of the
+    one row of `row_model`, a QueueRecheck or QueueReplan); returns whether this call queued it.
 
-    At most one check waits at a time, claimed with one conditional UPDATE of the QueueRecheck row, so
-    any number of changes from any process before it starts are checked together. It starts at once
-    when the last one started PRODUCTION_RECHECK_SECONDS ago or more, else that long after the last
-    one (a django-q2 schedule). A check that never started (its task lost) is given up after the
-    task timeout, and the next change queues another. The task is queued once the transaction commits.
+    It starts at once when the last run started PRODUCTION_RECHECK_SECONDS ago or more, else that long
+    after the last one (a django-q2 schedule named `schedule`). A run that never started (its task lost)
+    is given up after the task timeout, and the next change queues another. The task is queued once the
+    transaction commits.
     """
     now = timezone.now()
     spacing = timedelta(seconds=max(0, settings.PRODUCTION_RECHECK_SECONDS))
     lost = now - spacing - timedelta(seconds=2 * settings.TASK_TIMEOUT_SECONDS)
-    QueueRecheck.objects.get_or_create(pk=1)
-    claimed = QueueRecheck.objects.filter(pk=1).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=lost)) \
+    row_model.objects.get_or_create(pk=1)
+    claimed = row_model.objects.filter(pk=1).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=lost)) \
         .update(queued_at=now)
     if not claimed:
         return False
-    started = QueueRecheck.objects.filter(pk=1).values_list("started_at", flat=True).first()
+    started = row_model.objects.filter(pk=1).values_list("started_at", flat=True).first()
     due = max(now, started + spacing) if started is not None else now
-    transaction.on_commit(lambda: _enqueue_recheck(due))
+    transaction.on_commit(lambda: _enqueue_debounced(due, task=task, schedule=schedule, task_name=task_name))
     return True
 
 
-def _enqueue_recheck(due) -> None:
+def _enqueue_debounced(due, *, task: str, schedule: str, task_name: str) -> None:
     from django_q.models import Schedule
     from django_q.tasks import async_task
 
     if due <= timezone.now():
-        async_task(RECHECK_TASK, task_name="feasibility of the queue")
+        async_task(task, task_name=task_name)
         return
-    Schedule.objects.update_or_create(name=RECHECK_SCHEDULE, defaults={
-        "func": RECHECK_TASK, "schedule_type": Schedule.ONCE, "repeats": -1, "next_run": due})
+    Schedule.objects.update_or_create(name=schedule, defaults={
+        "func": task, "schedule_type": Schedule.ONCE, "repeats": -1, "next_run": due})
+
+
+def _start_debounced(row_model) -> None:
+    """A debounced run starts: a change from now on queues the next one."""
+    row_model.objects.update_or_create(pk=1, defaults={"queued_at": None, "started_at": timezone.now()})
+
+
+def print_jobs_recheck_request() -> bool:
+    """Have the queue checked again in the background (RECHECK_TASK) because stock or printers changed;
+    returns whether this call queued the check (False: one waits already and will see the change).
+
+    At most one check waits at a time, so any number of changes from any process before it starts are
+    checked together; checks are spaced by PRODUCTION_RECHECK_SECONDS (_request_debounced).
+    """
+    return _request_debounced(QueueRecheck, task=RECHECK_TASK, schedule=RECHECK_SCHEDULE,
+                              task_name="feasibility of the queue")
 
 
 def print_jobs_recheck_run() -> int:
     """The background check (RECHECK_TASK): the waiting check has started, so a change from now on queues the
     next one; then every waiting job is checked (print_jobs_recheck). Safe to run twice."""
-    QueueRecheck.objects.update_or_create(pk=1, defaults={"queued_at": None, "started_at": timezone.now()})
+    _start_debounced(QueueRecheck)
     return print_jobs_recheck()
 
 
@@ -622,35 +637,13 @@ def print_queue_replan_request() -> bool:
     starts at most once in PRODUCTION_RECHECK_SECONDS, and it is queued once the transaction commits;
     a request never plans on the spot.
     """
-    now = timezone.now()
-    spacing = timedelta(seconds=max(0, settings.PRODUCTION_RECHECK_SECONDS))
-    lost = now - spacing - timedelta(seconds=2 * settings.TASK_TIMEOUT_SECONDS)
-    QueueReplan.objects.get_or_create(pk=1)
-    claimed = QueueReplan.objects.filter(pk=1).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=lost)) \
-        .update(queued_at=now)
-    if not claimed:
-        return False
-    started = QueueReplan.objects.filter(pk=1).values_list("started_at", flat=True).first()
-    due = max(now, started + spacing) if started is not None else now
-    transaction.on_commit(lambda: _enqueue_replan(due))
-    return True
-
-
-def _enqueue_replan(due) -> None:
-    from django_q.models import Schedule
-    from django_q.tasks import async_task
-
-    if due <= timezone.now():
-        async_task(REPLAN_TASK, task_name="plan of the queue")
-        return
-    Schedule.objects.update_or_create(name=REPLAN_SCHEDULE, defaults={
-        "func": REPLAN_TASK, "schedule_type": Schedule.ONCE, "repeats": -1, "next_run": due})
+    return _request_debounced(QueueReplan, task=REPLAN_TASK, schedule=REPLAN_SCHEDULE, task_name="plan of the queue")
 
 
 def print_queue_replan_run() -> int:
     """The background plan (REPLAN_TASK): a change from now on queues the next one; then the queue is
     planned (print_queue_replan). Returns how many jobs got a plan. Safe to run twice."""
-    QueueReplan.objects.update_or_create(pk=1, defaults={"queued_at": None, "started_at": timezone.now()})
+    _start_debounced(QueueReplan)
     return len(print_queue_replan().assignments)
 
 

@@ -35,24 +35,30 @@ def report(django_capture_on_commit_callbacks):
     return send
 
 
+def _sent(name: str):
+    """A print of `name` sent to a printer with a loaded PETG spool; returns (printer, spool, attempt)."""
+    from catalog.tests.factories import metadata
+
+    printer = PrinterFactory()
+    fed = spool(FilamentFactory(material="PETG", colour_hex="#FF8000"), grams="1000")
+    services.spool_load(printer=printer, tray=0, spool=fed)
+    sliced = SlicedFileFactory(original_name=name, layers={"1": TABLE},
+                               metadata=metadata(filament_used_g=[8.75], filament_type=["PETG"],
+                                                 filament_colour=["#FF8000"]))
+    job = services.print_job_create(version=VersionFactory(sliced_file=sliced))
+    services.print_job_transition(job=job, status=PrintJobStatus.ASSIGNED)
+    job = services.print_job_transition(job=job, status=PrintJobStatus.SENT)
+    PrintJob.objects.filter(pk=job.pk).update(printer=printer)
+    attempt = PrintAttempt.objects.create(job=job, number=1, printer=printer, file_name=name)
+    return printer, fed, attempt
+
+
 @pytest.fixture
 def printed(report):
     """A dispatched print on a printer with a loaded PETG spool; call it with the states the printer reports
     after it started (layer 1, 5 %); returns (the slot's allocation, the spool)."""
     def run(*states):
-        from catalog.tests.factories import metadata
-
-        printer = PrinterFactory()
-        fed = spool(FilamentFactory(material="PETG", colour_hex="#FF8000"), grams="1000")
-        services.spool_load(printer=printer, tray=0, spool=fed)
-        sliced = SlicedFileFactory(original_name="bracket.gcode", layers={"1": TABLE},
-                                   metadata=metadata(filament_used_g=[8.75], filament_type=["PETG"],
-                                                     filament_colour=["#FF8000"]))
-        job = services.print_job_create(version=VersionFactory(sliced_file=sliced))
-        services.print_job_transition(job=job, status=PrintJobStatus.ASSIGNED)
-        job = services.print_job_transition(job=job, status=PrintJobStatus.SENT)
-        PrintJob.objects.filter(pk=job.pk).update(printer=printer)
-        attempt = PrintAttempt.objects.create(job=job, number=1, printer=printer, file_name="bracket.gcode")
+        printer, fed, attempt = _sent("bracket.gcode")
         report(printer, PrinterState.IDLE)
         report(printer, PrinterState.PRINTING, job_key="5", current_file="bracket.gcode", layer=1,
                progress_percent=5.0)
@@ -83,19 +89,7 @@ def test_a_progress_the_file_places_before_the_layer_books_the_layers_before_it(
 
 def test_without_a_reported_progress_the_whole_layer_in_progress_is_booked(settings, report):
     settings.PRODUCTION_BOOK_INSIDE_LAYER = True
-    from catalog.tests.factories import metadata
-
-    printer = PrinterFactory()
-    fed = spool(FilamentFactory(material="PETG", colour_hex="#FF8000"), grams="1000")
-    services.spool_load(printer=printer, tray=0, spool=fed)
-    sliced = SlicedFileFactory(original_name="lever.gcode", layers={"1": TABLE},
-                               metadata=metadata(filament_used_g=[8.75], filament_type=["PETG"],
-                                                 filament_colour=["#FF8000"]))
-    job = services.print_job_create(version=VersionFactory(sliced_file=sliced))
-    services.print_job_transition(job=job, status=PrintJobStatus.ASSIGNED)
-    job = services.print_job_transition(job=job, status=PrintJobStatus.SENT)
-    PrintJob.objects.filter(pk=job.pk).update(printer=printer)
-    attempt = PrintAttempt.objects.create(job=job, number=1, printer=printer, file_name="lever.gcode")
+    printer, _fed, attempt = _sent("lever.gcode")
     report(printer, PrinterState.IDLE)
     report(printer, PrinterState.PRINTING, job_key="7", current_file="lever.gcode", layer=2)
     report(printer, PrinterState.FAILED, job_key="7", current_file="lever.gcode")
