@@ -9,7 +9,8 @@ The larger of
       u[p] >= x[j,p],  y[p,f] >= x[j,p] for every job j of family f that is not the one p holds,
 
   where a[p] is the printer's ready time, c the changeover, and h[p] is 1 when the printer holds
-  no family (its first job then needs no changeover), else 0. Why it holds: in any plan a printer
+  no family (its first job then needs no changeover), else 0; such a printer also has
+  u[p] <= sum_f y[p,f] (a printer that is used runs some family). Why it holds: in any plan a printer
   that runs a job cannot finish before it is ready plus the durations of its jobs; each family it
   runs other than the one it holds must be changed into at least once (the first job into it
   follows a job of another family, or the held family), each change costing c; a printer that
@@ -74,6 +75,12 @@ def lp_bound(problem: Problem, *, changeovers: bool = True, time_limit_s: float 
                     loads[printer].append(changeover * family_used[key])
                 solver.Add(share <= family_used[key])
         solver.Add(solver.Sum(shares) == 1)
+    # A used printer that holds no family runs at least one: its free first family never exceeds
+    # the families it runs (else u, with its negative changeover term, would lower the load).
+    for printer, u in used.items():
+        if changeover > 0 and problem.printer_family[printer] is None:
+            families = [y for (p, _f), y in family_used.items() if p == printer]
+            solver.Add(u <= solver.Sum(families) if families else u <= 0)
     for printer, load in enumerate(loads):
         if load:
             terms = list(load)

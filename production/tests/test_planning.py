@@ -139,6 +139,23 @@ def test_the_lower_bounds_never_exceed_the_optimum(instance, seed):
     assert result["lower_bound_makespan_s"] <= optimum <= result["makespan_s"]
 
 
+def test_a_printer_holding_no_family_gets_one_free_changeover_not_more():
+    # Five one-minute jobs, two of them only on p0, a ten-minute changeover, printers holding nothing:
+    # the best plan needs 150 s on p0 plus nothing else, and the LP with changeovers must not drop
+    # below the LP without them by crediting a free changeover to a printer it barely uses.
+    both, only = {"p0": 60, "p1": 60}, {"p0": 60}
+    instance = parse_instance({
+        "now": "2025-03-03T08:00:00+00:00", "changeover_s": 600, "shifts": [],
+        "printers": [{"id": "p0", "available_at": "2025-03-03T08:00:00+00:00"},
+                     {"id": "p1", "available_at": "2025-03-03T08:00:00+00:00"}],
+        "jobs": [{"id": f"j{i}", "durations_s": both if i < 3 else only, "family": "PLA", "due": None,
+                  "weight": 0.5} for i in range(5)],
+    })
+    problem = Problem(instance)
+    assert lp_bound(problem, changeovers=False) == pytest.approx(150, abs=0.01)
+    assert lp_bound(problem) == pytest.approx(150, abs=0.01)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instance=instances())
 def test_local_search_keeps_plans_valid_and_never_worse(instance):
