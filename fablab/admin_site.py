@@ -41,6 +41,7 @@ def admin_login(request: HttpRequest) -> HttpResponse:
 DOMAIN_PAGES = {
     "inventory": [(_("Shopping list"), "shopping_cart", "admin:inventory_shopping_list", "inventory.view_filament")],
     "printers": [(_("Fleet"), "grid_view", "admin:printers_fleet", "printers.view_printer")],
+    "production": [(_("Restock"), "autorenew", "admin:production_printjob_restock", "production.view_printjob")],
 }
 
 

@@ -65,7 +65,7 @@ from printers.panels import (
     register_file_urls,
     register_printer_panel,
 )
-from production import selectors, services
+from production import admin_restock, selectors, services
 from production.choices import (
     PRINT_JOB_STATUS_COLORS,
     PRIORITY_COLORS,
@@ -296,7 +296,7 @@ class PrintJobAdmin(ModelAdmin):
     list_per_page = 100
     actions = ["send_now", "send_to_printer", "cancel_selected", "requeue_selected", "priority_urgent",
                "priority_high", "priority_normal", "priority_low"]
-    actions_list = ["recheck"]
+    actions_list = ["recheck", "open_restock"]
     actions_detail = ["send_to_printer_page"]
     inlines = [AttemptInline]
     autocomplete_fields = ["version"]
@@ -585,6 +585,13 @@ class PrintJobAdmin(ModelAdmin):
         messages.success(request, ngettext("Queue checked: %(count)d job changed.",
                                            "Queue checked: %(count)d jobs changed.", changed) % {"count": changed})
         return HttpResponseRedirect(reverse("admin:production_printjob_changelist"))
+
+    @action(description=_("Restock"), icon="autorenew", url_path="open-restock")
+    def open_restock(self, request):
+        return redirect(f"admin:{admin_restock.LIST_URL_NAME}")
+
+    def get_urls(self):
+        return [*admin_restock.restock_urls(self), *super().get_urls()]
 
 
 class PrinterStationCostForm(forms.ModelForm):

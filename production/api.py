@@ -43,7 +43,7 @@ from fablab.api_auth import (
 )
 from fablab.api_pagination import Pagination
 from printers import selectors as printer_selectors
-from production import selectors, services
+from production import restock, selectors, services
 from production.schemas import (
     MAX_ID,
     PrinterFileImportIn,
@@ -52,6 +52,7 @@ from production.schemas import (
     PrintJobCreateIn,
     PrintJobFilterIn,
     PrintJobOut,
+    RestockOut,
     VariantCostOut,
     VersionSuccessRateOut,
 )
@@ -163,3 +164,17 @@ def variant_cost(request: HttpRequest, variant_id: int = Path(..., ge=1, le=MAX_
     attempts included; `margin`: the product's net sale price less it. A partner asks only about the variants
     of its own designs (any other answers 404); customers' keys get 403."""
     return selectors.variant_cost_get(variant_id=variant_id, organization=tenant(request))
+
+
+# --- restocking ----------------------------------------------------------------------------------
+
+
+@router.get("/production/restock", response=list[RestockOut], auth=lab_read_key, tags=["production"],
+            summary="Restock recommendations for printed products")
+@paginate(Pagination)
+def restock_list(request: HttpRequest):
+    """One row per printed product that sold in the last RESTOCK_HISTORY_WEEKS weeks, the most plates first:
+    the forecast per week and its method, stock, units already queued, lead time (queue wait + one plate's
+    print), reorder point, recommended units and the plates to print. Only the lab's own keys; partners' and
+    customers' keys get 403."""
+    return restock.restock_list()
