@@ -13,8 +13,9 @@ For each product with sales in the last RESTOCK_HISTORY_WEEKS weeks (net of retu
 - order-up-to level = reorder point + per_week × R, R the review period (RESTOCK_REVIEW_WEEKS): what is
   made has to last until the next look;
 - position = units in stock + units already on their way (queued for printing; the caller says how many);
-- when the position is at or below the reorder point the recommendation is the whole units from the
-  position up to the order-up-to level, otherwise 0.
+- the recommendation is the whole units from the position up to the order-up-to level (0 when the position
+  reaches it). Staff look at the page once per review period, so each look tops the stock up; a position
+  below the reorder point means the lead time is already at risk (`below_reorder_point`).
 
 Inventory knows nothing of printers or the print queue: production passes the lead time and the units
 queued as functions of the product (production.restock).
@@ -72,6 +73,10 @@ class Recommendation:
     def position(self) -> int:
         return self.units_in_stock + self.units_queued
 
+    @property
+    def below_reorder_point(self) -> bool:
+        return self.position <= self.reorder_point and self.per_week > 0
+
 
 def service_z(service_level: float) -> float:
     """The standard normal quantile of a service level given as a share (0.95 → 1.645)."""
@@ -86,11 +91,8 @@ def reorder_point(*, per_week: float, sigma: float, lead_time_weeks: float, z: f
     return per_week * lead + z * sigma * math.sqrt(lead)
 
 
-def order_quantity(*, reorder_point: float, order_up_to: float, position: int) -> int:
-    """Whole units from the position up to the order-up-to level, once the position is at or below the
-    reorder point; 0 before that."""
-    if position > reorder_point:
-        return 0
+def order_quantity(*, order_up_to: float, position: int) -> int:
+    """Whole units from the position up to the order-up-to level; 0 when the position reaches it."""
     # A tolerance so that floating-point noise (28.000000000001) does not round up a whole unit.
     return max(0, math.ceil(order_up_to - position - 1e-9))
 
@@ -151,7 +153,7 @@ def restock_recommendations(*, products: Iterable[Product] | None = None,
         result.append(Recommendation(
             product=product, forecast=forecast, units_in_stock=stock, units_queued=queued, lead_time_weeks=lead,
             review_weeks=review, service_level=level, reorder_point=point, order_up_to=up_to,
-            quantity=order_quantity(reorder_point=point, order_up_to=up_to, position=stock + queued),
+            quantity=order_quantity(order_up_to=up_to, position=stock + queued),
         ))
     result.sort(key=lambda row: (-row.quantity, -row.per_week, row.product.sku))
     return result

@@ -20,10 +20,9 @@ def test_the_reorder_point_and_quantity_of_a_hand_computed_example():
     # Four weeks of lead time: 40 + 1.645 × 4 × 2 = 53.16.
     assert restock.reorder_point(per_week=10, sigma=4, lead_time_weeks=4, z=z) == pytest.approx(53.1588, abs=1e-4)
     # Two weeks of review: up to 16.58 + 20 = 36.58; 5 in stock and 3 queued: 28.58, so 29 units.
-    assert restock.order_quantity(reorder_point=point, order_up_to=point + 20, position=8) == 29
-    # Above the reorder point nothing is made yet.
-    assert restock.order_quantity(reorder_point=point, order_up_to=point + 20, position=17) == 0
-    assert restock.order_quantity(reorder_point=16.0, order_up_to=36.0, position=16) == 20  # at it: made
+    assert restock.order_quantity(order_up_to=point + 20, position=8) == 29
+    assert restock.order_quantity(order_up_to=36.0, position=16) == 20  # whole units, no rounding noise
+    assert restock.order_quantity(order_up_to=point + 20, position=37) == 0  # enough: nothing to make
 
 
 @pytest.mark.parametrize("level", [0.4, 1.0, 1.5])
@@ -89,7 +88,11 @@ def test_the_caller_supplies_lead_time_and_units_on_their_way(shelf, settings):
     assert row.quantity == 12  # up to 5 + 10 = 15, less the 3 on their way
     enough, = restock.restock_recommendations(today=TODAY, lead_time_weeks=lambda p: 0.5,
                                               units_queued=lambda p: 6)
-    assert enough.quantity == 0  # 6 on their way is above the reorder point of 5
+    full, = restock.restock_recommendations(today=TODAY, lead_time_weeks=lambda p: 0.5,
+                                            units_queued=lambda p: 15)
+    assert full.quantity == 0
+    assert enough.quantity == 9 and not enough.below_reorder_point  # 6 on their way: above the 5
+    assert row.below_reorder_point
 
 
 def test_a_higher_service_level_keeps_more_safety_stock(shelf):
