@@ -108,8 +108,9 @@ def _statsmodels(series: np.ndarray, horizon: int, method: str) -> tuple[np.ndar
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore")
         result = model.fit()
-    path = np.asarray(result.forecast(horizon), dtype=float)
-    return path, _rms(series - np.asarray(result.fittedvalues, dtype=float))
+        path = np.asarray(result.forecast(horizon), dtype=float)
+        fitted = np.asarray(result.fittedvalues, dtype=float)
+    return path, _rms(series - fitted)
 
 
 def tsb_filter(series: np.ndarray, alpha: float, beta: float) -> tuple[np.ndarray, float]:
