@@ -20,9 +20,8 @@ methods the rule chose.
 import time
 from collections import Counter
 
-import numpy as np
-
 import _setup
+import numpy as np
 
 _setup.setup_django()
 

@@ -195,3 +195,12 @@ def test_the_api_lists_recommendations_for_the_labs_keys_only(shelf, lab_read_ke
     assert api.get(RESTOCK).status_code == 403  # a partner's key
     customer = ApiClient(make_api_key(OrganizationFactory(), scope=ApiKeyScope.WRITE)[1])
     assert customer.get(RESTOCK).status_code == 403
+
+
+def test_the_print_queue_and_the_sidebar_lead_to_the_restock_page(admin_client):
+    opened = admin_client.get(reverse("admin:production_printjob_open_restock"))
+    assert opened.status_code == 302 and opened.url == reverse("admin:production_printjob_restock")
+    changelist = admin_client.get(reverse("admin:production_printjob_changelist")).content.decode()
+    assert reverse("admin:production_printjob_restock") in changelist
+    empty = admin_client.get(reverse("admin:production_printjob_restock")).content.decode()
+    assert "No printed product has sold yet." in empty and 'id="restock-queue"' not in empty
