@@ -24,6 +24,9 @@ systems; customers' keys are refused (403):
 - GET  /production/variants/{id}/cost: what a unit of a catalog variant costs to print and its margin
   against the product's sale price; a partner only for the variants of its own designs.
 
+- GET  /production/restock (a read key of the lab; partners and customers 403): the restock recommendation
+  of every printed product that sold lately (production.restock), the most plates to print first.
+
 A partner sees and queues only its own jobs; a lab key also sees the jobs staff queued in the admin.
 Another organization's job or a version a partner may not see answers 404.
 """

@@ -200,6 +200,9 @@ def test_the_api_lists_recommendations_for_the_labs_keys_only(shelf, lab_read_ke
 def test_the_print_queue_and_the_sidebar_lead_to_the_restock_page(admin_client):
     opened = admin_client.get(reverse("admin:production_printjob_open_restock"))
     assert opened.status_code == 302 and opened.url == reverse("admin:production_printjob_restock")
+    sidebar = admin_client.get(reverse("admin:index")).context["sidebar_navigation"]
+    links = {item["link"] for group in sidebar for item in group["items"]}
+    assert reverse("admin:production_printjob_restock") in links
     changelist = admin_client.get(reverse("admin:production_printjob_changelist")).content.decode()
     assert reverse("admin:production_printjob_restock") in changelist
     empty = admin_client.get(reverse("admin:production_printjob_restock")).content.decode()
