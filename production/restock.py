@@ -145,7 +145,8 @@ def restock_print_jobs_create(*, product_ids, user, today: date | None = None) -
     cannot be restocked (unknown, bought in, not sold lately, nothing to print, no printable version) refuses
     the whole request, so that nothing is queued by half."""
     ids = _product_ids(product_ids)
-    known = set(Product.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    # Locked until the jobs are queued: a second request for the same products waits, then sees them queued.
+    known = set(Product.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
     missing = [pk for pk in ids if pk not in known]
     if missing:
         raise NotFound(_("No product with id %(ids)s.") % {"ids": ", ".join(map(str, missing))})
