@@ -441,3 +441,39 @@ class TestOrganizationDeletion:
         with pytest.raises(InvalidInput):
             services.organization_delete_request(organization=org, by=owner.user, password="",
                                                  confirm_name=org.name)
+
+
+class TestOrganizationDeletionKeepsWhatTheLabNeeds:
+    def test_a_design_a_lab_job_was_made_from_stays_unlinked_with_its_file(self, run_tasks, fake_reader):
+        from catalog import services as catalog_services
+        from catalog.models import Model, SlicedFile
+        from catalog.tests.factories import VariantFactory, gcode_upload
+        from production import services as production_services
+        from production.models import PrintJob
+
+        partner = PartnerFactory()
+        owner = MembershipFactory(organization=partner, role=MembershipRole.OWNER)
+        kept_design = catalog_services.model_create(name="Bracket", designer=partner)
+        gone_design = catalog_services.model_create(name="Hook", designer=partner)
+        kept_version = catalog_services.variant_upload_sliced_file(
+            variant=VariantFactory(model=kept_design), upload=gcode_upload(body=b"G28\n"))
+        gone_version = catalog_services.variant_upload_sliced_file(
+            variant=VariantFactory(model=gone_design), upload=gcode_upload(body=b"G28\nG1 X1\n"))
+        partners_job = production_services.print_job_create(version=gone_version, organization=partner)
+        labs_job = production_services.print_job_create(version=kept_version)
+        kept_file, gone_file = kept_version.sliced_file.file.name, gone_version.sliced_file.file.name
+
+        with run_tasks():
+            services.organization_delete_request(organization=partner, by=owner.user, password=PASSWORD,
+                                                 confirm_name=partner.name)
+
+        assert not Organization.objects.filter(pk=partner.pk).exists()
+        # The partner's own job went first, so its design could go, with its file.
+        assert not PrintJob.objects.filter(pk=partners_job.pk).exists()
+        assert not Model.objects.filter(pk=gone_design.pk).exists()
+        assert not SlicedFile.objects.filter(pk=gone_version.sliced_file_id).exists()
+        assert not default_storage.exists(gone_file)
+        # The lab's job still needs the other design: it stays, no longer the partner's, and keeps its file.
+        assert PrintJob.objects.filter(pk=labs_job.pk).exists()
+        assert Model.objects.get(pk=kept_design.pk).designer is None
+        assert default_storage.exists(kept_file)
