@@ -420,6 +420,8 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
 
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 14)
+# An organization's data export can be downloaded by its owners for this long; then its file is removed.
+ORGANIZATION_EXPORT_VALID_HOURS = env_int("ORGANIZATION_EXPORT_VALID_HOURS", 72)
 
 # --- Log-in lockout (admin: django-axes; portal: allauth's rate limits) ------------------
 #
