@@ -21,6 +21,10 @@ printers that can take the job), cancel, re-queue, change the priority and check
 the add form queues a job through `services.print_job_create`. A job's page shows its attempts, its
 slot allocations, the inventory ledger rows it wrote and its cost.
 
+The plan timeline (Production → Plan timeline, and "Plan timeline" above the queue):
+`/admin/production/printjob/timeline/` (name `production_printjob_timeline`, view permission on print
+jobs) draws `selectors.print_plan_timeline`: a row per printer, each planned job a bar linking to its page.
+
 Printer stations (Production → Printer stations): each printer's plate, automatic dispatch, the job on
 it and its next job. The same, with a "Plate cleared" button while the plate waits to be cleared, is a
 panel on the printer's page and on its fleet card (registered through `printers.panels`); the button

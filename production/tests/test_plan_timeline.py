@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from fablab.tests.factories import UserFactory
 from printers.tests.factories import PrinterFactory
@@ -123,6 +125,9 @@ def test_staff_see_the_printers_and_the_late_job_in_red_with_links_to_the_jobs(p
     bar = next(b for row in timeline["rows"] for b in row["bars"] if b["job"] == late)
     assert f'style="left:{bar["left"]}%;width:{bar["width"]}%"' in body
     assert reverse(TIMELINE) in body  # the sidebar links to the page
+    # Times in the active time zone: 12:00 UTC is 1 p.m. in Berlin.
+    start = date_format(timezone.localtime(late.planned_start), "SHORT_DATETIME_FORMAT")
+    assert "1 p.m." in start and f"Start: {start}" in body and "Europe/Berlin" in body
 
 
 def test_positions_stay_css_numbers_in_a_language_with_decimal_commas(plan, client, settings):
