@@ -267,6 +267,11 @@ if not 0 <= PRODUCTION_CHANGEOVER_SECONDS <= 24 * 3600:
 PRODUCTION_PLATE_WAIT_SECONDS = env_int("PRODUCTION_PLATE_WAIT_SECONDS", 1800)
 if not 0 <= PRODUCTION_PLATE_WAIT_SECONDS <= 7 * 24 * 3600:
     raise ImproperlyConfigured("PRODUCTION_PLATE_WAIT_SECONDS must be a whole number from 0 to 604800.")
+# Dispatch follows the plan: a free printer does not take a job the plan puts on another printer while that
+# job's planned start is at most this many seconds away from now, before or after (services.print_job_dispatch).
+PRODUCTION_PLAN_HOLD_SECONDS = env_int("PRODUCTION_PLAN_HOLD_SECONDS", 900)
+if not 0 <= PRODUCTION_PLAN_HOLD_SECONDS <= 7 * 24 * 3600:
+    raise ImproperlyConfigured("PRODUCTION_PLAN_HOLD_SECONDS must be a whole number from 0 to 604800.")
 
 
 def _shifts(text: str) -> list[dict]:

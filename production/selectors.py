@@ -4,7 +4,7 @@ import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -27,7 +27,14 @@ from printers.files import PrinterFile
 from production import costs, feasibility
 from production.choices import ON_PRINTER_STATUSES, WAITING_STATUSES, AttemptOutcome, PrintJobStatus
 from production.feasibility import plate_fields, reason_text
-from production.models import PrintAttempt, PrinterFileImport, PrinterStation, PrintJob, SlotAllocation
+from production.models import (
+    PrintAttempt,
+    PrinterFileImport,
+    PrinterStation,
+    PrintJob,
+    QueueReplan,
+    SlotAllocation,
+)
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,86 @@ def printer_production(*, printers) -> dict[int, PrinterProduction]:
             printer_busy=live is not None and live.state in ACTIVE_STATES,
         )
     return result
+
+
+# --- the plan as a timeline ------------------------------------------------------------------------
+
+# The spacing of the timeline's ticks: the shortest that gives at most TIMELINE_MAX_TICKS of them.
+TIMELINE_TICK_STEPS_S = (3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 2 * 86400, 7 * 86400)
+TIMELINE_MAX_TICKS = 12
+
+
+def _floor_local(moment: datetime, step_s: int) -> datetime:
+    """`moment` rounded down to a multiple of `step_s` of the day in the active time zone (midnight for a day
+    or more), so that ticks fall on round local hours."""
+    local = timezone.localtime(moment)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if step_s >= 86400:
+        return midnight
+    seconds = (local - midnight).total_seconds()
+    return midnight + timedelta(seconds=seconds // step_s * step_s)
+
+
+def print_plan_timeline(*, now: datetime | None = None) -> dict:
+    """The stored plan of the queue (print_queue_replan) as a timeline: one row per printer (the active ones,
+    and any other that still has planned jobs), ordered by name, with its waiting jobs as bars in planned
+    order.
+
+    Positions are percentages of the window, which runs from the earlier of now and the first planned start
+    to the later of now + 1 h and the last planned finish, widened to whole ticks (`ticks`: round hours or
+    days in the active time zone). Each bar: `job`, `start`, `finish`, `due`, `late` (the planned finish is
+    after the due date), `left` and `width` (in %), `due_left` (None without a due date or when it lies
+    outside the window). Also: `now_left`, `jobs`, `late` (how many planned jobs finish late), `unplanned`
+    (waiting jobs without a plan), `planned_at` and `solver` of the last stored plan (None: never planned).
+    """
+    now = now or timezone.now()
+    jobs = list(PrintJob.objects.filter(
+        status__in=WAITING_STATUSES, planned_printer__isnull=False, planned_start__isnull=False,
+        planned_finish__isnull=False,
+    ).select_related("version__variant__model", "planned_printer").order_by("planned_start", "id"))
+    first = min([now, *(job.planned_start for job in jobs)])
+    last = max([now + timedelta(hours=1), *(job.planned_finish for job in jobs)])
+
+    def steps_needed(step_s: int) -> int:
+        return math.ceil((last - _floor_local(first, step_s)).total_seconds() / step_s)
+
+    step_s = next((step for step in TIMELINE_TICK_STEPS_S if steps_needed(step) <= TIMELINE_MAX_TICKS - 1), None)
+    if step_s is None:  # longer than the longest step allows: whole days, as many as it takes
+        step_s = math.ceil((last - first).total_seconds() / (TIMELINE_MAX_TICKS - 2) / 86400) * 86400
+    start = _floor_local(first, step_s).astimezone(UTC)  # ticks then step in real time, across DST too
+    ticks = [start]
+    while ticks[-1] < last:
+        ticks.append(ticks[-1] + timedelta(seconds=step_s))
+    end = ticks[-1]
+    window_s = (end - start).total_seconds()
+
+    def left(moment: datetime) -> float:
+        return round(min(100.0, max(0.0, (moment - start).total_seconds() / window_s * 100)), 3)
+
+    printers = {printer.pk: printer for printer in printer_selectors.printer_list().filter(is_active=True)}
+    for job in jobs:
+        printers.setdefault(job.planned_printer_id, job.planned_printer)
+    bars: dict[int, list[dict]] = {pk: [] for pk in printers}
+    for job in jobs:
+        late = job.due_at is not None and job.planned_finish > job.due_at
+        bars[job.planned_printer_id].append({
+            "job": job, "start": job.planned_start, "finish": job.planned_finish, "due": job.due_at, "late": late,
+            "left": left(job.planned_start),
+            "width": round(left(job.planned_finish) - left(job.planned_start), 3),
+            "due_left": left(job.due_at) if job.due_at is not None and start <= job.due_at <= end else None,
+        })
+    rows = [{"printer": printer, "bars": bars[printer.pk]}
+            for printer in sorted(printers.values(), key=lambda printer: (printer.name.lower(), printer.pk))]
+    stored = QueueReplan.objects.filter(pk=1).first()
+    return {
+        "now": now, "start": start, "end": end, "now_left": left(now),
+        "ticks": [{"at": tick, "left": left(tick)} for tick in ticks],
+        "rows": rows, "jobs": len(jobs), "late": sum(bar["late"] for row in rows for bar in row["bars"]),
+        "unplanned": PrintJob.objects.filter(status__in=WAITING_STATUSES).filter(
+            Q(planned_printer__isnull=True) | Q(planned_start__isnull=True) | Q(planned_finish__isnull=True)).count(),
+        "planned_at": stored.planned_at if stored is not None else None,
+        "solver": stored.solver if stored is not None else "",
+    }
 
 
 # --- a job's page --------------------------------------------------------------------------------
