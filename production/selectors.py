@@ -199,18 +199,40 @@ def _job_rows() -> QuerySet[PrintJob]:
     return PrintJob.objects.select_related("version__variant__model", "version__sliced_file")
 
 
+def print_job_held_for_plan(*, job: PrintJob, printer, now: datetime) -> bool:
+    """Whether the plan keeps `job` for another printer than `printer`: it is planned on another printer, to
+    start at most PRODUCTION_PLAN_HOLD_SECONDS from now (before or after)."""
+    if job.planned_printer_id is None or job.planned_printer_id == printer.pk or job.planned_start is None:
+        return False
+    hold = timedelta(seconds=max(0, settings.PRODUCTION_PLAN_HOLD_SECONDS))
+    return abs(job.planned_start - now) <= hold
+
+
+def _in_plan_order(jobs: list[PrintJob], printer, now: datetime) -> list[PrintJob]:
+    """The order dispatch tries jobs on `printer`: the plan's jobs for it by planned start, then the queue's
+    order without the jobs the plan holds for another printer."""
+    planned = sorted((job for job in jobs if job.planned_printer_id == printer.pk and job.planned_start is not None),
+                     key=lambda job: job.planned_start)
+    rest = [job for job in jobs
+            if job not in planned and not print_job_held_for_plan(job=job, printer=printer, now=now)]
+    return planned + rest
+
+
 def printer_next_jobs(*, printers, lookahead: int = NEXT_JOB_LOOKAHEAD) -> dict[int, PrintJob | None]:
-    """Each printer's next job: the first waiting job, in queue order, that can print now (feasible) and that
-    the printer takes (its driver receives and starts the file; model, nozzle and height fit). Whether its
-    loaded filaments fit is decided by dispatch when the printer is free. An inactive printer gets none."""
+    """Each printer's next job: the first waiting job, in the order dispatch tries them (the plan's jobs for
+    the printer first, then queue order without the jobs the plan holds for another printer), that can print
+    now (feasible) and that the printer takes (its driver receives and starts the file; model, nozzle and
+    height fit). Whether its loaded filaments fit is decided by dispatch when the printer is free. An
+    inactive printer gets none."""
     jobs = list(print_job_queue().filter(feasible=True).select_related("version__variant__model")[:lookahead])
+    now = timezone.now()
     needs: dict[int, feasibility.JobNeeds] = {}
     result: dict[int, PrintJob | None] = {}
     for printer in printers:
         result[printer.pk] = None
         if not printer.is_active:
             continue
-        for job in jobs:
+        for job in _in_plan_order(jobs, printer, now):
             if job.pk not in needs:
                 needs[job.pk] = feasibility.job_needs(job)
             if not needs[job.pk].readable:

@@ -84,6 +84,7 @@ from production.models import (
 )
 from production.selectors import (
     plate_estimated_seconds,
+    print_job_held_for_plan,
     print_job_queue,
     printer_duration_factors,
     printer_file_importable,
@@ -1602,15 +1603,6 @@ def _send(attempt: PrintAttempt, placement: Placement) -> PrintJob:
     return job
 
 
-def _held_for_plan(job: PrintJob, printer: Printer, now: datetime) -> bool:
-    """Whether the plan keeps `job` for another printer than `printer`: it is planned on another printer, to
-    start at most PRODUCTION_PLAN_HOLD_SECONDS from now (before or after)."""
-    if job.planned_printer_id is None or job.planned_printer_id == printer.pk or job.planned_start is None:
-        return False
-    hold = timedelta(seconds=max(0, settings.PRODUCTION_PLAN_HOLD_SECONDS))
-    return abs(job.planned_start - now) <= hold
-
-
 def _dispatch_candidates(printers: list[Printer], factors: _DurationFactors):
     """The (job, placement) pairs the queue's dispatch tries, in order (see print_job_dispatch)."""
     queue = list(print_job_queue().filter(feasible=True).select_related("version__sliced_file", "version__variant"))
@@ -1627,7 +1619,7 @@ def _dispatch_candidates(printers: list[Printer], factors: _DurationFactors):
     now = timezone.now()
     for queued in queue:
         for placement in _placements(queued, printers, factors):
-            if not _held_for_plan(queued, placement.printer, now):
+            if not print_job_held_for_plan(job=queued, printer=placement.printer, now=now):
                 yield queued, placement
 
 

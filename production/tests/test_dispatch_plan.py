@@ -115,3 +115,16 @@ def test_without_a_plan_the_queue_order_decides_as_before(sent):
     services.printer_plate_cleared(printer=printer)
     assert services.print_job_dispatch().pk == low.pk
 
+
+
+def test_a_printers_next_job_on_its_station_is_the_one_dispatch_would_send():
+    from production import selectors
+
+    here = _printer("Here", [_tray(0)])
+    elsewhere = _printer("Elsewhere", [_tray(0)], state=PrinterState.PRINTING)
+    urgent = _with_file(_queued(priority=Priority.URGENT))
+    mine = _plan(_with_file(_queued(priority=Priority.LOW)), here, start_in_s=1200)
+    _plan(urgent, elsewhere, start_in_s=300)  # held for the other printer within the grace
+    assert selectors.printer_next_jobs(printers=[here])[here.pk].pk == mine.pk
+    PrintJob.objects.update(planned_printer=None, planned_start=None, planned_finish=None)
+    assert selectors.printer_next_jobs(printers=[here])[here.pk].pk == urgent.pk
