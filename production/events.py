@@ -176,7 +176,7 @@ def market_event_create(*, name: str, starts_on, ends_on=None, place: str = "", 
     """A planned event; `ends_on` defaults to the first day (a one-day market)."""
     fields = _clean_fields({"name": name, "starts_on": starts_on, "ends_on": ends_on if ends_on else starts_on,
                             "place": place, "stall_fee": stall_fee,
-                            "currency": currency or settings.PRODUCTION_CURRENCY, "themes": list(themes or []),
+                            "currency": currency or settings.PRODUCTION_CURRENCY, "themes": themes,
                             "notes": notes})
     event = MarketEvent(**fields, status=MarketEventStatus.PLANNED)
     _check_days(event)
