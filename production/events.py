@@ -158,6 +158,17 @@ def _check_days(event: MarketEvent) -> None:
         raise InvalidInput(_("A market event lasts at most %(max)s days.") % {"max": MAX_EVENT_DAYS})
 
 
+def market_event_clean(*, event: MarketEvent | None = None, **fields) -> dict:
+    """The fields as the services would store them, or InvalidInput: for forms that check before they save."""
+    cleaned = _clean_fields(fields)
+    probe = MarketEvent(**{name: getattr(event, name) for name in EVENT_FIELDS} if event is not None else {})
+    for name, value in cleaned.items():
+        setattr(probe, name, value)
+    if probe.starts_on and probe.ends_on:
+        _check_days(probe)
+    return cleaned
+
+
 def _lock(event: MarketEvent) -> MarketEvent:
     return MarketEvent.objects.select_for_update().get(pk=event.pk)
 
