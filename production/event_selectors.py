@@ -336,3 +336,45 @@ def market_event_recommendations(*, event: MarketEvent, today: date | None = Non
                                      events=len(demands.get(product_id, []))))
     result.sort(key=lambda row: (-row.units, row.product.sku))
     return result
+
+
+# --- one event as the API shows it ------------------------------------------------------------------------------
+
+
+def market_event_summary(*, event: MarketEvent, today: date | None = None) -> dict:
+    """The event with its products (target, counts, stock, queue, shortfall, results), checklist, readiness and,
+    once closed, results: what GET /production/events shows. Kept on the event for the schema's resolvers."""
+    cached = getattr(event, "_summary", None)
+    if cached is not None:
+        return cached
+    readiness = market_event_readiness(event=event)
+    results = market_event_results(event=event)
+    by_line = {row.line.pk: row for row in results.products}
+    products = []
+    for row in readiness.products:
+        line, result = row.line, by_line.get(row.line.pk)
+        products.append({
+            "product_id": line.product_id, "sku": line.product.sku, "name": line.product.name,
+            "target_units": line.target_units, "recommended_units": line.recommended_units,
+            "taken_units": line.taken_units, "returned_units": line.returned_units, "sold_units": line.sold_units,
+            "in_stock": row.stock, "queued_units": row.queued, "shortfall": row.shortfall, "ready": row.ready,
+            "unit_price": result.unit_price if result else None,
+            "sell_through": result.sell_through if result and line.taken_units else None,
+            "revenue": result.revenue if result and line.sold_units is not None else None,
+            "margin": result.margin if result and line.sold_units is not None else None,
+        })
+    summary = readiness.as_dict(today=today)
+    event._summary = {
+        "products": products,
+        "checklist": [{"id": item.pk, "text": item.text, "done": item.done,
+                       "assignee": item.assignee.get_username() if item.assignee_id else None}
+                      for item in event.checklist.select_related("assignee").order_by("position", "id")],
+        "readiness": {name: summary[name] for name in (
+            "days_left", "products_total", "products_ready", "products_covered", "units_target", "units_in_stock",
+            "shortfall", "checklist_done", "checklist_total", "checklist_share")},
+        "results": None if event.status != MarketEventStatus.DONE else {
+            "taken": results.taken, "sold": results.sold, "sell_through": results.sell_through,
+            "revenue": results.revenue, "margin": results.margin, "stall_fee": event.stall_fee,
+            "margin_after_fee": results.margin_after_fee},
+    }
+    return event._summary
