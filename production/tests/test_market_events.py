@@ -450,3 +450,21 @@ def test_checklist_text_is_required_and_a_closed_events_checklist_is_kept():
     with pytest.raises(Conflict):
         events.market_event_checklist_add(event=event, text="Too late")
     assert list(EventChecklistItem.objects.values_list("text", "done")) == [("Bring the tent", False)]
+
+
+def test_the_demo_makes_a_closed_market_with_results_and_a_coming_one_with_recommended_products():
+    from fablab.management.commands.demo import Command
+
+    keys = printed("P-KEY-S-ORANGE", stock=24, price="4.90")
+    printed("P-CLIP-6-BLACK", stock=40, price="2.50")
+    printed("P-COASTER-OCEAN", stock=6, price="7.90")
+    Command()._market_events()
+    Command()._market_events()  # a second run adds nothing
+
+    past, coming = MarketEvent.objects.order_by("starts_on")
+    assert past.status == MarketEventStatus.DONE and coming.status == MarketEventStatus.PLANNED
+    assert event_selectors.market_event_results(event=past).sold == 9 + 6 + 4
+    assert units(keys) == 24 - 9 == ledger(keys)
+    targets = dict(EventProduct.objects.filter(event=coming).values_list("product__sku", "target_units"))
+    assert targets == {"P-KEY-S-ORANGE": 9, "P-CLIP-6-BLACK": 6, "P-COASTER-OCEAN": 4}  # same length, none sold out
+    assert coming.checklist.count() == 3 and coming.checklist.filter(done=True).count() == 1
