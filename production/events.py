@@ -9,9 +9,10 @@ current version, due at the start of the day before the event. Running it again 
 jobs it queued count as still to come.
 
 Closing the event (`market_event_close`) takes the units taken and returned per product, records sold =
-taken − returned as one market sale per product through inventory's sale service (the product ledger:
-units leave stock), dated the event's first day, at the product's sale price, and keeps the product's unit
-cost of that day for the margin. All of it or nothing is written; closing again changes nothing.
+taken − returned as market sales through inventory's sale service (the product ledger: units leave stock,
+one sale per location, those holding most first), dated the event's first day, at the product's sale price,
+and keeps the product's unit cost of that day for the margin. All of it or nothing is written; closing
+again changes nothing.
 """
 
 import datetime
@@ -30,7 +31,7 @@ from fablab.states import check_transition
 from fablab.validation import validate
 from inventory import services as inventory_services
 from inventory.choices import SalesChannel, SourceType
-from inventory.models import Product
+from inventory.models import Product, ProductStock, Sale
 from production import event_selectors
 from production import services as production_services
 from production.choices import MARKET_EVENT_TRANSITIONS, EventTheme, MarketEventStatus, Purpose
@@ -404,6 +405,32 @@ def _sale_key(event: MarketEvent, line: EventProduct) -> str:
     return f"market-event-{event.pk}-product-{line.product_id}"
 
 
+def _record_sale(event: MarketEvent, line: EventProduct, sold: int, by) -> Sale:
+    """Record `sold` units of the line's product as market sales, from the locations holding most units first
+    (one sale per location, at the same price); returns the first. InvalidInput when stock holds fewer."""
+    product = line.product
+    in_stock = list(ProductStock.objects.filter(product=product, quantity__gt=0).select_related("location")
+                    .order_by("-quantity", "location_id"))
+    total = sum(stock.quantity for stock in in_stock)
+    if total < sold:
+        raise InvalidInput(_("%(sku)s has %(stock)s units in stock; %(sold)s sold units cannot be recorded. Book "
+                             "the missing units first.") % {"sku": product.sku, "stock": total, "sold": sold})
+    first, left = None, sold
+    for stock in in_stock:
+        if left <= 0:
+            break
+        take = min(left, stock.quantity)
+        sale = inventory_services.sale_record(
+            product=product, quantity=take, unit_price=product.sale_price, sold_on=event.starts_on,
+            channel=SalesChannel.MARKET, location=stock.location,
+            idempotency_key=f"{_sale_key(event, line)}-at-{stock.location_id}", currency=product.currency,
+            reference=(_("Market event %(id)s") % {"id": event.pk})[:100], source_type=SourceType.USER,
+            source_id=f"market-event-{event.pk}", by=by)
+        first = first or sale
+        left -= take
+    return first
+
+
 def _apply_counts(lines: dict[int, EventProduct], counts: Mapping) -> None:
     if not isinstance(counts, Mapping):
         raise InvalidInput(_("The counts are given per product."))
@@ -456,11 +483,7 @@ def market_event_close(*, event: MarketEvent, counts: Mapping | None = None, by=
             if product.sale_price is None:
                 raise InvalidInput(_("%(sku)s has no sale price; set it before closing the event.")
                                    % {"sku": product.sku})
-            line.sale = inventory_services.sale_record(
-                product=product, quantity=sold, unit_price=product.sale_price, sold_on=locked.starts_on,
-                channel=SalesChannel.MARKET, idempotency_key=_sale_key(locked, line), currency=product.currency,
-                reference=(_("Market event %(id)s") % {"id": locked.pk})[:100], source_type=SourceType.USER,
-                source_id=f"market-event-{locked.pk}", by=by)
+            line.sale = _record_sale(locked, line, sold, by)
         line.unit_cost = product.unit_cost
         try:
             line.save()

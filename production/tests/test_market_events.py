@@ -265,9 +265,23 @@ def test_selling_more_than_is_in_stock_is_refused_with_nothing_written():
     stars = printed("STAR", stock=3)
     event = market(starts_in=0)
     events.market_event_product_set(event=event, product=stars, taken_units=8, returned_units=0)
-    with pytest.raises(InvalidInput, match="STAR has 3 units"):
+    with pytest.raises(InvalidInput, match="STAR has 3 units in stock; 8 sold units cannot be recorded"):
         events.market_event_close(event=event)
     _nothing_written(event, stars, stock=[3])
+
+
+def test_units_sold_are_taken_from_every_location_holding_them():
+    stars = printed("STAR", stock=5)
+    van = inventory_services.location_create(name="Van", kind="other")
+    inventory_services.product_stock_change(product=stars, location=van, kind="produced", quantity=4,
+                                            idempotency_key=key("van"))
+    event = market(starts_in=0)
+    events.market_event_product_set(event=event, product=stars, taken_units=9, returned_units=1)
+    events.market_event_close(event=event)
+    assert sorted(Sale.objects.values_list("quantity", flat=True)) == [3, 5]
+    assert units(stars) == 1 == ledger(stars)
+    assert event_selectors.market_event_results(event=event).sold == 8
+    assert EventProduct.objects.get(event=event).sale.quantity == 5
 
 
 def test_an_event_in_the_future_cannot_be_closed():
