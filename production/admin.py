@@ -897,3 +897,5 @@ class SlicerUploadAdmin(ModelAdmin):
     def delete_queryset(self, request, queryset):
         for upload in queryset:
             services.slicer_upload_discard(upload=upload)
+
+from production import admin_events  # noqa: E402, F401  (market events: their own module)

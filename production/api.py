@@ -163,3 +163,10 @@ def variant_cost(request: HttpRequest, variant_id: int = Path(..., ge=1, le=MAX_
     attempts included; `margin`: the product's net sale price less it. A partner asks only about the variants
     of its own designs (any other answers 404); customers' keys get 403."""
     return selectors.variant_cost_get(variant_id=variant_id, organization=tenant(request))
+
+
+# --- market events (production/api_events.py) -----------------------------------------------------------------
+
+from production.api_events import router as events_router  # noqa: E402
+
+router.add_router("", events_router)
