@@ -18,9 +18,10 @@ from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.decorators import action, display
 
 from fablab.admin_base import ReadOnlyTabInline
+from fablab.admin_exports import book_actions
 from fablab.exceptions import ApplicationError
 from fablab.html import colour_swatches
-from inventory import labels, selectors, services, shopping
+from inventory import books, labels, selectors, services, shopping
 from inventory.choices import MOVEMENT_KIND_COLORS
 from inventory.forms import (
     AdjustForm,
@@ -615,3 +616,11 @@ class StockAlertAdmin(ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# The books for the accountant (inventory.books): material used per month from the selected or filtered ledger
+# rows, and sales with net, VAT and gross.
+MovementAdmin.actions = [*(MovementAdmin.actions or []),
+                         *book_actions(lambda queryset: books.material_table_for(movements=queryset), "books_material")]
+SaleAdmin.actions = [*(SaleAdmin.actions or []),
+                     *book_actions(lambda queryset: books.sales_table_for(sales=queryset), "books_sales")]
