@@ -3,6 +3,7 @@ the accountant (fablab.exports): CSV in the staff member's language's convention
 
 `book_actions(build, name)` gives the two actions for a changelist; `build(queryset)` returns the Table (each
 app's books module). A refused export (a period over ten years) is an error message, not a file.
+`DayRangeFilter` narrows a changelist to a range of days first.
 """
 
 from collections.abc import Callable
@@ -11,7 +12,9 @@ from django.contrib import messages
 from django.db.models import QuerySet
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
+from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import action
+from unfold.utils import parse_date_str
 
 from fablab import exports
 from fablab.exceptions import ApplicationError
@@ -41,3 +44,19 @@ def book_actions(build: Callable[[QuerySet], exports.Table], name: str) -> list:
     for function, suffix in ((as_csv, "csv"), (as_xlsx, "xlsx")):
         function.__name__ = function.original_function_name = f"{name}_{suffix}"
     return [as_csv, as_xlsx]
+
+
+class DayRangeFilter(RangeDateFilter):
+    """unfold's date range filter for a date-time field: the days from and to, both included, in the current
+    time zone (the plain filter would stop at the first moment of the last day)."""
+
+    def queryset(self, request, queryset):
+        filters = {}
+        for suffix, lookup in (("_from", "gte"), ("_to", "lte")):
+            value = self.used_parameters.get(f"{self.parameter_name}{suffix}")
+            if isinstance(value, str) and value:
+                day = parse_date_str(value)
+                if day is None:
+                    return None
+                filters[f"{self.parameter_name}__date__{lookup}"] = day
+        return queryset.filter(**filters)

@@ -279,3 +279,32 @@ def test_a_german_staff_member_gets_german_csv(admin_client, sales):
                                  {"action": "books_sales_csv", "_selected_action": [sales[0].pk]},
                                  headers={"Accept-Language": "de"})
     assert response.content.startswith("\ufeff".encode()) and b"05.01.2026;" in response.content
+
+
+def test_the_admin_exports_a_range_of_days_of_the_ledger_and_the_sales(admin_client, sales):
+    used = spool(FilamentFactory(cost_per_kg=D("20")))
+    for grams, when in (("30", at(31, hour=23)), ("70", at(1, month=2, hour=0))):  # 31 January and 1 February
+        movement = inventory_services.spool_use(spool=used, grams_used=grams, idempotency_key=key())
+        Movement.objects.filter(pk=movement.pk).update(created_at=when)
+    url = reverse("admin:inventory_movement_changelist") + "?created_at_from=2026-01-01&created_at_to=2026-01-31"
+    assert admin_client.get(url).status_code == 200
+    everything = {"select_across": "1", "index": "0",
+                  "_selected_action": list(Movement.objects.values_list("pk", flat=True))}
+    response = admin_client.post(url, {"action": "books_material_csv", **everything})
+    assert response.content.decode().split("\r\n")[-2] == ",Total,,30.000,0.000,0.000,30.000,,0.60,EUR"
+
+    url = reverse("admin:inventory_sale_changelist") + "?sold_on_from=2026-01-06&sold_on_to=2026-01-31"
+    assert admin_client.get(url).status_code == 200
+    response = admin_client.post(url, {"action": "books_sales_csv", "select_across": "1", "index": "0",
+                                       "_selected_action": list(Sale.objects.values_list("pk", flat=True))})
+    lines = response.content.decode().split("\r\n")
+    assert [line.split(",")[0] for line in lines[1:-1]] == ["2026-01-10", "2026-01-20", ""]
+    assert lines[-2].endswith(",0,,7.90,,1.50,9.40,EUR")
+
+
+def test_an_export_over_ten_years_is_an_admin_message(admin_client, sales):
+    Sale.objects.filter(pk=sales[0].pk).update(sold_on=date(2001, 1, 1))
+    response = admin_client.post(reverse("admin:inventory_sale_changelist"),
+                                 {"action": "books_sales_csv", "_selected_action": list(
+                                     Sale.objects.values_list("pk", flat=True))}, follow=True)
+    assert response.status_code == 200 and "longer than 3660 days" in response.content.decode()
