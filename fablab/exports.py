@@ -188,10 +188,16 @@ def response(table: Table, fmt: str, *, language: str | None = None) -> HttpResp
 # --- periods -------------------------------------------------------------------------------------
 
 MAX_PERIOD_DAYS = 3660  # ten years: more is a typing error, and a file nobody could open
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)  # beyond, a day's bounds overflow the calendar
 
 
 def period_check(start: date, end: date) -> tuple[date, date]:
     """A period of whole days, `start` to `end` inclusive; InvalidInput when it runs backwards or is too long."""
+    for day in (start, end):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidInput(_("%(day)s is outside the calendar of the books (%(first)s to %(last)s).")
+                               % {"day": day.isoformat(), "first": FIRST_DAY.isoformat(),
+                                  "last": LAST_DAY.isoformat()})
     if start > end:
         raise InvalidInput(_("The period starts (%(start)s) after it ends (%(end)s).")
                            % {"start": start.isoformat(), "end": end.isoformat()})

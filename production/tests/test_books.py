@@ -233,6 +233,8 @@ def test_the_lab_downloads_each_book(lab_api, jobs, sales):
     ("from=2026-13-01&to=2026-01-31", ""),
     ("to=2026-01-31", ""),
     ("from=2026-01-01&to=99999-01-01", ""),
+    ("from=9999-12-30&to=9999-12-31", "outside the calendar"),
+    ("from=0001-01-01&to=0001-01-02", "outside the calendar"),
 ])
 def test_bad_periods_and_formats_are_refused_clearly(lab_api, query, detail):
     for book in books.BOOKS:
