@@ -56,6 +56,7 @@ from unfold.views import ChangeList
 
 from catalog import selectors as catalog_selectors
 from fablab.admin_base import ReadOnlyTabInline
+from fablab.admin_exports import book_actions
 from fablab.exceptions import ApplicationError
 from inventory.models import grams_display
 from printers import files as printer_files
@@ -69,7 +70,7 @@ from printers.panels import (
     register_file_urls,
     register_printer_panel,
 )
-from production import selectors, services
+from production import books, selectors, services
 from production.choices import (
     PRINT_JOB_STATUS_COLORS,
     PRIORITY_COLORS,
@@ -897,5 +898,11 @@ class SlicerUploadAdmin(ModelAdmin):
     def delete_queryset(self, request, queryset):
         for upload in queryset:
             services.slicer_upload_discard(upload=upload)
+
+
+# The books for the accountant (production.books): the selected or filtered jobs with their costs and purpose.
+PrintJobAdmin.actions = [*PrintJobAdmin.actions,
+                         *book_actions(lambda queryset: books.print_jobs_table_for(jobs=queryset), "books_print_jobs")]
+
 
 from production import admin_events  # noqa: E402, F401  (market events: their own module)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -145,9 +145,10 @@ def print_attempt_failure_rate(*, since: datetime) -> tuple[int, int]:
 
 
 def production_kpis(*, now: datetime | None = None) -> list[dict]:
-    """The dashboard's production figures, plain numbers (units in the labels). "Today" and "this week" (from
-    Monday) are in the current time zone; the failure rate is failed of ended (completed or failed) attempts,
-    0 while none ended."""
+    """The dashboard's production figures, plain numbers (units and currency in the labels). "Today" and "this
+    week" (from Monday) are in the current time zone; the failure rate is failed of ended (completed or failed)
+    attempts, 0 while none ended. Then the farm's figures (production_farm_kpis) and, where production has
+    market events, the next event's readiness."""
     now = now or timezone.now()
     today = _start_of_day(now)
     week = today - timedelta(days=today.weekday())
@@ -162,13 +163,103 @@ def production_kpis(*, now: datetime | None = None) -> list[dict]:
     booked = inventory_selectors.filament_booked_grams(since=today, source_type=SourceType.PRINT_JOB)
     return [
         {"label": _("Queued jobs"), "value": counts["queued"]},
-        {"label": _("Queued printing hours"), "value": f"{hours:.1f}"},
+        {"label": _("Queued printing hours"), "value": round(hours, 1)},
         {"label": _("Queued, cannot print now"), "value": counts["blocked"]},
         {"label": _("Printing"), "value": counts["printing"]},
         {"label": _("Completed today"), "value": counts["completed_today"]},
         {"label": _("Failure rate this week (%)"), "value": round(100 * failed / ended) if ended else 0},
-        {"label": _("Filament booked today (g)"), "value": f"{booked:.0f}"},
+        {"label": _("Filament booked today (g)"), "value": int(booked.quantize(Decimal("1")))},
+        *production_farm_kpis(now=now),
+        *_next_event_kpis(),
     ]
+
+
+UTILISATION_DAYS = 7
+SUCCESS_DAYS = 7
+COST_PER_GRAM_DAYS = 30
+
+
+def print_jobs_late() -> int:
+    """Waiting jobs whose planned finish (the farm's plan) is after their due time."""
+    return PrintJob.objects.filter(status__in=WAITING_STATUSES, planned_finish__isnull=False,
+                                   due_at__isnull=False, planned_finish__gt=F("due_at")).count()
+
+
+def printer_utilisation(*, now: datetime, days: int = UTILISATION_DAYS) -> dict[int, float]:
+    """Each printer's share of the last `days` days spent printing, in percent (0.1): the time its attempts ran
+    (from the printer's start to their end, a running one until now), clipped to the window."""
+    since = now - timedelta(days=days)
+    attempts = PrintAttempt.objects.filter(printer__isnull=False, started_at__isnull=False, started_at__lt=now).filter(
+        Q(finished_at__gt=since) | Q(finished_at__isnull=True, outcome=AttemptOutcome.RUNNING))
+    seconds: dict[int, float] = {}
+    for printer_id, started, finished in attempts.values_list("printer_id", "started_at", "finished_at"):
+        span = (min(finished or now, now) - max(started, since)).total_seconds()
+        if span > 0:
+            seconds[printer_id] = seconds.get(printer_id, 0.0) + span
+    window = days * 86400
+    return {printer_id: round(min(100.0, 100 * total / window), 1) for printer_id, total in seconds.items()}
+
+
+def print_attempt_success_rate(*, since: datetime) -> float:
+    """Completed of ended (completed or failed) attempts that ended since `since`, in percent (0.1); 0 for none."""
+    failed, ended = print_attempt_failure_rate(since=since)
+    return round(100 * (ended - failed) / ended, 1) if ended else 0.0
+
+
+def print_cost_per_gram(*, since: datetime) -> float:
+    """What a gram of printed filament cost over the attempts that ended since `since`: their costs (in
+    PRODUCTION_CURRENCY) over the grams booked on them; 0 when none was costed."""
+    costed = PrintAttempt.objects.filter(finished_at__gte=since, cost_total__isnull=False,
+                                         cost_currency=settings.PRODUCTION_CURRENCY)
+    total = costed.aggregate(total=Sum("cost_total"))["total"]
+    grams = SlotAllocation.objects.filter(attempt__in=costed, grams_booked__isnull=False).aggregate(
+        grams=Sum("grams_booked"))["grams"]
+    if not total or not grams:
+        return 0.0
+    return round(float(Decimal(str(total)) / Decimal(str(grams))), 4)
+
+
+def production_farm_kpis(*, now: datetime | None = None) -> list[dict]:
+    """The farm's figures: late jobs, utilisation per active printer over 7 days, success rate over 7 days and
+    the cost per gram over 30 days."""
+    now = now or timezone.now()
+    utilisation = printer_utilisation(now=now)
+    currency = settings.PRODUCTION_CURRENCY
+    figures = [
+        {"label": _("Queued jobs planned to finish late"), "value": print_jobs_late()},
+        {"label": _("Success rate, last %(days)s days (%%)") % {"days": SUCCESS_DAYS},
+         "value": print_attempt_success_rate(since=now - timedelta(days=SUCCESS_DAYS))},
+        {"label": _("Cost per gram, last %(days)s days (%(currency)s)") % {"days": COST_PER_GRAM_DAYS,
+                                                                          "currency": currency},
+         "value": print_cost_per_gram(since=now - timedelta(days=COST_PER_GRAM_DAYS))},
+    ]
+    for printer in printer_selectors.printer_list().filter(is_active=True):
+        figures.append({"label": _("Utilisation of %(printer)s, last %(days)s days (%%)")
+                        % {"printer": printer.name, "days": UTILISATION_DAYS},
+                        "value": utilisation.get(printer.pk, 0.0)})
+    return figures
+
+
+def _next_event_kpis() -> list[dict]:
+    """The next market event's readiness (production.event_selectors): days left, the share of its target
+    units in stock, what still has to be printed and the checklist's progress; none without an event."""
+    from production.event_selectors import market_event_next_readiness
+
+    found = market_event_next_readiness()
+    if not found:
+        return []
+    name = found["name"]
+    target = found["units_target"]
+    figures = [
+        {"label": _("Next market: %(name)s, days left") % {"name": name}, "value": found["days_left"]},
+        {"label": _("%(name)s: target units in stock (%%)") % {"name": name},
+         "value": round(100 * found["units_in_stock"] / target, 1) if target else 100.0},
+        {"label": _("%(name)s: units still missing") % {"name": name}, "value": found["shortfall"]},
+    ]
+    if found["checklist_share"] is not None:
+        figures.append({"label": _("%(name)s: checklist done (%%)") % {"name": name},
+                        "value": round(100 * float(found["checklist_share"]), 1)})
+    return figures
 
 
 # --- what production knows about each printer ----------------------------------------------------
