@@ -355,6 +355,28 @@ def plan_revoke_comp(*, organization) -> None:
                      extra={"plan": free.key if free else "", "source": PlanSource.DEFAULT})
 
 
+def organization_billing_close(*, organization) -> bool:
+    """End what an organization pays for before it is deleted: its Stripe subscription is cancelled now.
+
+    A Stripe that cannot be reached raises StripeUnavailable, which refuses the deletion (nothing is
+    deleted, the owner tries again). Its invoices stay in Stripe and in dj-stripe's tables, no longer
+    linked to the organization. Returns whether a subscription was cancelled.
+    """
+    from billing import stripe_gateway
+
+    row = (OrganizationPlan.objects.filter(organization=organization, source=PlanSource.STRIPE)
+           .exclude(stripe_subscription_id="").select_related("plan").first())
+    if row is None:
+        return False
+    cancelled = stripe_gateway.subscription_cancel(subscription_id=row.stripe_subscription_id)
+    audit_record(action=AuditAction.PLAN_CHANGED, organization=organization, target=row.plan, target_type="plan",
+                 extra={"plan": row.plan.key, "source": PlanSource.STRIPE, "cancelled": row.stripe_subscription_id,
+                        "reason": "organization deleted"})
+    logger.info("subscription %s of %s cancelled: the organization is being deleted", row.stripe_subscription_id,
+                organization.slug)
+    return cancelled
+
+
 # --- Stripe: checkout, the customer portal, and what Stripe's webhooks say -------------------------------
 #
 # Entitlements change only here, from Stripe's events (the success page grants nothing). Events may come

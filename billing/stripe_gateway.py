@@ -87,6 +87,17 @@ def subscription_retrieve(*, subscription_id: str) -> stripe.Subscription:
         raise _failed(exc, _("read the subscription")) from exc
 
 
+def subscription_cancel(*, subscription_id: str) -> bool:
+    """End a subscription now (no further invoices). False when Stripe no longer knows it (already gone)."""
+    try:
+        stripe.Subscription.cancel(subscription_id, **_options())
+    except stripe.StripeError as exc:
+        if _missing(exc):
+            return False
+        raise _failed(exc, _("cancel the subscription")) from exc
+    return True
+
+
 class MeterEventRefused(ApplicationError):
     """Stripe refused a meter event for good (a bad customer, a timestamp too old): sending it again won't help."""
 

@@ -21,6 +21,7 @@ from fablab.schemas import HealthOut
 from inventory.api import router as inventory_router
 from inventory.api import sales_router
 from printers.api import router as printers_router
+from production.api import books_router
 from production.api import router as production_router
 from reconstruction.api import router as scans_router
 
@@ -53,6 +54,7 @@ api.add_router("/printers", printers_router)
 api.add_router("/inventory", inventory_router)
 api.add_router("/sales", sales_router)
 api.add_router("/", production_router)  # its paths name what they are about: /printers/{id}/files
+api.add_router("/production/books", books_router)
 api.add_router("/scans", scans_router)
 api.add_router("/billing", billing_router)
 

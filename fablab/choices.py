@@ -58,3 +58,18 @@ class AuditAction(models.TextChoices):
     MEMBER_ROLE_CHANGED = "member_role_changed", _("Member's role changed")
     PRINTER_COMMAND = "printer_command", _("Printer command")
     PLAN_CHANGED = "plan_changed", _("Plan changed")
+    OWNERSHIP_TRANSFERRED = "ownership_transferred", _("Ownership transferred")
+    EXPORT_REQUESTED = "export_requested", _("Data export requested")
+    EXPORT_DOWNLOADED = "export_downloaded", _("Data export downloaded")
+    ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+    ORGANIZATION_DELETED = "organization_deleted", _("Organization deleted")
+
+
+class ExportStatus(models.TextChoices):
+    """An organization's data export: queued, being written, ready to download until it expires, or failed."""
+
+    PENDING = "pending", _("Queued")
+    RUNNING = "running", _("Being prepared")
+    READY = "ready", _("Ready")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")

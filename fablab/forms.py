@@ -47,3 +47,23 @@ class ApiKeyForm(forms.Form):
             # A printer host's key is for the lab's own systems only (ApiKey.clean).
             self.fields["scope"].choices = [(scope.value, scope.label) for scope in ApiKeyScope
                                             if scope != ApiKeyScope.PRINTER_HOST]
+
+
+class AccountDeleteForm(forms.Form):
+    password = forms.CharField(label=_("Your password"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class OrganizationDeleteForm(forms.Form):
+    name = forms.CharField(label=_("The organization's name"), max_length=200, strip=True)
+    password = forms.CharField(label=_("Your password"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class OwnershipTransferForm(forms.Form):
+    membership = forms.TypedChoiceField(label=_("New owner"), coerce=int, empty_value=None)
+    keep_ownership = forms.BooleanField(label=_("Stay an owner as well"), required=False)
+
+    def __init__(self, *args, candidates=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["membership"].choices = [(m.pk, f"{m.user.email} ({m.get_role_display()})") for m in candidates]

@@ -9,7 +9,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from fablab.choices import ApiKeyScope, ApiKeyStatus, AuditAction, MembershipRole, OrganizationKind
+from fablab.choices import ApiKeyScope, ApiKeyStatus, AuditAction, ExportStatus, MembershipRole, OrganizationKind
 
 
 class TimeStampedModel(models.Model):
@@ -49,6 +49,10 @@ class Organization(TimeStampedModel):
     kind = models.CharField(_("kind"), max_length=16, choices=OrganizationKind.choices, db_index=True)
     is_active = models.BooleanField(
         _("active"), default=True, help_text=_("Inactive organizations cannot log in to the API.")
+    )
+    deletion_requested_at = models.DateTimeField(
+        _("deletion requested"), null=True, blank=True, editable=False,
+        help_text=_("An owner asked to delete the organization; its rows and files are being removed."),
     )
 
     objects = OrganizationQuerySet.as_manager()
@@ -204,6 +208,40 @@ class ApiKey(OrganizationOwnedModel):
         if scope == ApiKeyScope.READ:
             return True
         return self.scope == ApiKeyScope.WRITE
+
+
+class OrganizationExport(OrganizationOwnedModel):
+    """A zip of everything an organization owns (its rows as JSON and its files), written in the background.
+
+    Only the organization's owners may download it, and only until `expires_at`; then its file is removed.
+    """
+
+    organization = models.ForeignKey(
+        Organization, verbose_name=_("organization"), on_delete=models.CASCADE, related_name="exports"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("requested by"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="+",
+    )
+    status = models.CharField(_("status"), max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING)
+    file = models.FileField(_("file"), max_length=300, blank=True, editable=False)
+    size_bytes = models.BigIntegerField(_("size (bytes)"), null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True, editable=False)
+    error = models.CharField(_("error"), max_length=500, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("data export")
+        verbose_name_plural = _("data exports")
+
+    def __str__(self) -> str:
+        return f"{self.organization} · {self.created_at:%Y-%m-%d %H:%M}" if self.created_at else str(self.organization)
+
+    @property
+    def is_downloadable(self) -> bool:
+        return (self.status == ExportStatus.READY and bool(self.file.name) and self.expires_at is not None
+                and self.expires_at > timezone.now())
 
 
 class AuditLogImmutable(Exception):

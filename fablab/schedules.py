@@ -51,6 +51,7 @@ SCHEDULES: list[ScheduleSpec] = [
     _every(10, "fail-stalled-scans", "reconstruction.tasks.fail_stalled_scans"),
     _daily("purge-expired-invitations", "fablab.tasks.purge_expired_invitations"),
     _daily("prune-task-results", "fablab.tasks.prune_task_results"),
+    _every(60, "expire-organization-exports", "fablab.tasks.expire_organization_exports"),
     # Polls more often than once a minute are made inside the task.
     _every(max(1, settings.PRUSALINK_POLL_SECONDS // 60), "poll-prusalink-printers",
            "printers.tasks.poll_prusalink_printers"),

@@ -9,11 +9,12 @@ from django_q.models import Failure, OrmQ, Schedule, Success
 
 from fablab.choices import OrganizationKind
 from fablab.exceptions import NotFound
-from fablab.models import ApiKey, AuditEntry, Invitation, Membership, Organization
+from fablab.models import ApiKey, AuditEntry, Invitation, Membership, Organization, OrganizationExport
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
-    return Organization.objects.for_user(user).order_by("name")
+    """The organizations the portal offers the user: those being deleted are gone already for them."""
+    return Organization.objects.for_user(user).filter(deletion_requested_at__isnull=True).order_by("name")
 
 
 def organization_get_for_user(*, user, organization_id: int | None) -> Organization | None:
@@ -68,6 +69,28 @@ def api_key_get_for_organization(*, organization: Organization, key_id: int) -> 
 def audit_entry_list(*, organization: Organization) -> QuerySet[AuditEntry]:
     """The organization's own audit log, newest first: never another organization's entries."""
     return AuditEntry.objects.for_organization(organization).order_by("-created_at", "-pk")
+
+
+def organization_list_sole_owner(*, user) -> list[Organization]:
+    """The organizations in which the user is the only owner (they cannot leave them without an owner)."""
+    from fablab.choices import MembershipRole
+
+    owned = organization_list_for_user(user=user).filter(
+        memberships__user=user, memberships__role=MembershipRole.OWNER)
+    return [org for org in owned
+            if not Membership.objects.filter(organization=org, role=MembershipRole.OWNER).exclude(user=user).exists()]
+
+
+def organization_export_list(*, organization: Organization) -> QuerySet[OrganizationExport]:
+    return OrganizationExport.objects.for_organization(organization).select_related("requested_by")
+
+
+def organization_export_get(*, organization: Organization, export_id: int) -> OrganizationExport:
+    export = organization_export_list(organization=organization).select_related("organization").filter(
+        pk=export_id).first()
+    if export is None:
+        raise NotFound(_("No such export."))
+    return export
 
 
 def tenancy_kpis() -> dict:

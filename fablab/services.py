@@ -11,14 +11,22 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import CASCADE, SET_NULL, ProtectedError, RestrictedError
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from fablab.choices import MANAGING_ROLES, ApiKeyScope, AuditAction, MembershipRole, OrganizationKind
+from fablab.choices import (
+    MANAGING_ROLES,
+    ApiKeyScope,
+    AuditAction,
+    ExportStatus,
+    MembershipRole,
+    OrganizationKind,
+)
 from fablab.exceptions import ApplicationError, Conflict, InvalidInput, NotFound, PermissionDenied
-from fablab.models import ApiKey, AuditEntry, Invitation, Membership, Organization
+from fablab.models import ApiKey, AuditEntry, Invitation, Membership, Organization, OrganizationExport
 from fablab.validation import validate
 
 User = get_user_model()
@@ -383,3 +391,332 @@ def task_results_prune(*, older_than: timedelta = timedelta(days=30)) -> int:
 
     deleted, _ = Task.objects.filter(stopped__lt=timezone.now() - older_than).delete()
     return deleted
+
+
+# --- Data rights: ownership, account deletion, organization export and deletion ---------------------------
+
+# An export still queued or running after this long is taken for lost: the owner may ask for a new one.
+EXPORT_STALE_AFTER = timedelta(hours=6)
+EXPORT_COPY_CHUNK = 1024 * 1024
+
+
+def _check_password(*, user, password: str) -> None:
+    if not password or not user.check_password(password):
+        raise InvalidInput(_("The password is not correct. Nothing was changed."))
+
+
+def _require_owner(*, organization: Organization, user) -> Membership:
+    membership = Membership.objects.filter(organization=organization, user=user).first()
+    if membership is None:
+        raise NotFound(_("No such organization."))
+    if membership.role != MembershipRole.OWNER:
+        raise PermissionDenied(_("Only the owners of %(org)s can do this.") % {"org": organization})
+    return membership
+
+
+def _enqueue(func: str, *args, task_name: str) -> None:
+    from django_q.tasks import async_task
+
+    async_task(func, *args, task_name=task_name)
+
+
+@transaction.atomic
+def ownership_transfer(*, organization: Organization, by, to: Membership, keep_ownership: bool = False) -> Membership:
+    """Make the member `to` an owner of the organization; `by` (an owner) becomes an admin unless `keep_ownership`."""
+    owners = {m.user_id: m for m in Membership.objects.select_for_update().filter(
+        organization=organization, role=MembershipRole.OWNER)}
+    current = owners.get(getattr(by, "pk", None))
+    if current is None:
+        _require_owner(organization=organization, user=by)  # says 404 or 403, as it applies
+        raise PermissionDenied(_("Only the owners of %(org)s can do this.") % {"org": organization})
+    if to.organization_id != organization.pk:
+        raise NotFound(_("No such member."))
+    if to.pk == current.pk:
+        raise InvalidInput(_("Choose another member: you already own %(org)s.") % {"org": organization})
+    if to.role == MembershipRole.OWNER:
+        raise Conflict(_("%(email)s is already an owner of %(org)s.") % {"email": to.user.email, "org": organization})
+    previous_role = to.role
+    to.role = MembershipRole.OWNER
+    validate(to)
+    to.save(update_fields=["role", "updated_at"])
+    if not keep_ownership:
+        current.role = MembershipRole.ADMIN
+        current.save(update_fields=["role", "updated_at"])
+    audit_record(action=AuditAction.OWNERSHIP_TRANSFERRED, organization=organization, target=to.user, actor=by,
+                 extra={"from": _actor_label(user=by, api_key=None), "previous_role": previous_role,
+                        "kept_ownership": keep_ownership})
+    return to
+
+
+@transaction.atomic
+def user_delete(*, user, password: str) -> None:
+    """Delete a person's own account once they have typed their password again.
+
+    Refused while they are the only owner of an organization (it would be left without one): they hand the
+    ownership over or delete the organization first. Their memberships, e-mail addresses and the user row
+    go; rows the business keeps (sales and stock movements, print jobs, invoices, the audit log) stay, with
+    their link to the person emptied.
+    """
+    if user is None or not user.is_authenticated:
+        raise PermissionDenied(_("Log in to delete your account."))
+    _check_password(user=user, password=password)
+    if user.is_staff or user.is_superuser:
+        raise PermissionDenied(_("Staff accounts are removed by a manager in the admin, not from the portal."))
+    memberships = list(Membership.objects.select_for_update().filter(user=user).select_related("organization"))
+    sole = []
+    for membership in memberships:
+        if membership.role != MembershipRole.OWNER or membership.organization.deletion_requested_at is not None:
+            continue
+        others = (Membership.objects.select_for_update()
+                  .filter(organization_id=membership.organization_id, role=MembershipRole.OWNER).exclude(user=user))
+        if not others.exists():
+            sole.append(membership.organization.name)
+    if sole:
+        raise Conflict(_(
+            "You are the only owner of %(orgs)s. Make another member an owner, or delete the organization, "
+            "before you delete your account."
+        ) % {"orgs": ", ".join(sorted(sole))})
+    for membership in memberships:
+        audit_record(action=AuditAction.ACCOUNT_DELETED, organization=membership.organization, target=user,
+                     actor=user, extra={"role": membership.role})
+    if not memberships:
+        audit_record(action=AuditAction.ACCOUNT_DELETED, target=user, actor=user)
+    user.delete()
+
+
+@transaction.atomic
+def organization_export_request(*, organization: Organization, by) -> OrganizationExport:
+    """Queue an export of everything the organization owns; its owners download it once it is ready."""
+    _require_owner(organization=organization, user=by)
+    if Organization.objects.filter(pk=organization.pk, deletion_requested_at__isnull=False).exists():
+        raise Conflict(_("%(org)s is being deleted.") % {"org": organization})
+    if OrganizationExport.objects.filter(
+        organization=organization, status__in=[ExportStatus.PENDING, ExportStatus.RUNNING],
+        created_at__gt=timezone.now() - EXPORT_STALE_AFTER,
+    ).exists():
+        raise Conflict(_("An export of %(org)s is already being prepared; it appears on this page when it is "
+                         "ready.") % {"org": organization})
+    export = OrganizationExport(organization=organization, requested_by=by)
+    validate(export, exclude=["file"])
+    export.save()
+    audit_record(action=AuditAction.EXPORT_REQUESTED, organization=organization, target=export, actor=by)
+    transaction.on_commit(lambda: _enqueue("fablab.tasks.build_organization_export", export.pk,
+                                           task_name=f"organization export {export.pk}"))
+    return export
+
+
+def _write_json_rows(archive, arcname: str, rows) -> int:
+    """Write `rows` (dicts) as one JSON array into the archive, row by row: no table is held in memory whole."""
+    import io
+    import json
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    count = 0
+    with archive.open(arcname, "w", force_zip64=True) as raw, io.TextIOWrapper(raw, encoding="utf-8") as out:
+        out.write("[")
+        for row in rows:
+            out.write(",\n" if count else "\n")
+            json.dump(row, out, cls=DjangoJSONEncoder, ensure_ascii=False)
+            count += 1
+        out.write("\n]\n")
+    return count
+
+
+def _export_write(export) -> tuple[str, int]:
+    """Write the export's zip to a temporary file, then to storage; returns its stored name and size."""
+    import json
+    import shutil
+    import tempfile
+    import zipfile
+
+    from django.core.files import File
+    from django.core.files.storage import default_storage
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    from fablab import ownership
+
+    organization = export.organization
+    owned = ownership.owned_rows(organization)
+    counts, missing = {}, []
+    with tempfile.TemporaryFile() as scratch:
+        with zipfile.ZipFile(scratch, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            counts["fablab.organization"] = _write_json_rows(
+                archive, "data/fablab.organization.json", [ownership.row_data(Organization, organization)])
+            for model in owned.model_list():
+                label = model._meta.label_lower
+                counts[label] = _write_json_rows(
+                    archive, f"data/{label}.json",
+                    (ownership.row_data(model, row) for row in owned.queryset(model).iterator(chunk_size=500)))
+            files = owned.file_names(exclude=(OrganizationExport,))
+            for name in files:
+                try:
+                    source = default_storage.open(name, "rb")
+                except (FileNotFoundError, OSError):
+                    missing.append(name)
+                    continue
+                with source, archive.open(f"files/{name}", "w", force_zip64=True) as target:
+                    shutil.copyfileobj(source, target, EXPORT_COPY_CHUNK)
+            manifest = {
+                "organization": {"id": organization.pk, "name": organization.name, "slug": organization.slug},
+                "created_at": timezone.now(),
+                "rows": counts,
+                "files": len(files) - len(missing),
+                "missing_files": missing,
+                "note": "Rows are in data/<app>.<model>.json; files under files/ keep their stored paths. "
+                        "Secrets (API keys, invitation tokens) are never exported.",
+            }
+            archive.writestr("manifest.json", json.dumps(manifest, indent=2, cls=DjangoJSONEncoder))
+        size = scratch.tell()
+        scratch.seek(0)
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        name = default_storage.save(
+            f"exports/{ownership.storage_owner(organization)}/export-{export.pk}-{stamp}-{_random_string(8)}.zip",
+            File(scratch, name="export.zip"))
+    return name, size
+
+
+def organization_export_build(*, export_id: int):
+    """Write a queued export (the background task's work). Running it twice writes it once."""
+    with transaction.atomic():
+        export = (OrganizationExport.objects.select_for_update().select_related("organization")
+                  .filter(pk=export_id).first())
+        if export is None or export.status != ExportStatus.PENDING:
+            return export
+        export.status = ExportStatus.RUNNING
+        export.save(update_fields=["status", "updated_at"])
+    try:
+        name, size = _export_write(export)
+    except Exception as exc:
+        export.status = ExportStatus.FAILED
+        export.error = str(exc)[:500]
+        export.finished_at = timezone.now()
+        export.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        raise
+    now = timezone.now()
+    export.file.name = name
+    export.size_bytes = size
+    export.status = ExportStatus.READY
+    export.finished_at = now
+    export.expires_at = now + timedelta(hours=settings.ORGANIZATION_EXPORT_VALID_HOURS)
+    export.save(update_fields=["file", "size_bytes", "status", "finished_at", "expires_at", "updated_at"])
+    return export
+
+
+def organization_export_open(*, export, by):
+    """The export's zip, opened for download by an owner of its organization (audited); refused once expired."""
+    from django.core.files.storage import default_storage
+
+    _require_owner(organization=export.organization, user=by)
+    if not export.is_downloadable:
+        raise Conflict(_("This export is not available (it is not ready yet or it has expired); request a new "
+                         "one."))
+    try:
+        handle = default_storage.open(export.file.name, "rb")
+    except (FileNotFoundError, OSError):
+        raise Conflict(_("This export's file is gone; request a new one.")) from None
+    audit_record(action=AuditAction.EXPORT_DOWNLOADED, organization=export.organization, target=export, actor=by)
+    return handle
+
+
+def organization_exports_expire(*, now: datetime | None = None) -> int:
+    """Remove the files of exports past their expiry (their rows stay, marked expired). Safe to run twice."""
+    from django.core.files.storage import default_storage
+
+    now = now or timezone.now()
+    expired = 0
+    for export in OrganizationExport.objects.filter(status=ExportStatus.READY, expires_at__lte=now):
+        name = export.file.name
+        export.status = ExportStatus.EXPIRED
+        export.file.name = ""
+        export.save(update_fields=["status", "file", "updated_at"])
+        if name:
+            default_storage.delete(name)
+        expired += 1
+    return expired
+
+
+def organization_delete_request(*, organization: Organization, by, password: str, confirm_name: str) -> Organization:
+    """An owner asks to delete the organization: confirmed with their password and the organization's name.
+
+    What the organization keeps outside the database ends first (billing cancels its Stripe subscription
+    through `fablab.signals.organization_deletion_requested`; a refusal there deletes nothing). Then the
+    organization is switched off (its API keys stop working), the audit log keeps an entry, and a background
+    task removes its rows and files.
+    """
+    from fablab.signals import organization_deletion_requested
+
+    _require_owner(organization=organization, user=by)
+    _check_password(user=by, password=password)
+    if (confirm_name or "").strip() != organization.name:
+        raise InvalidInput(_("Type the organization's name exactly as shown (%(name)s) to confirm. Nothing was "
+                             "deleted.") % {"name": organization.name})
+    with transaction.atomic():
+        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+        if locked.deletion_requested_at is not None:
+            raise Conflict(_("The deletion of %(org)s is already under way.") % {"org": locked})
+        organization_deletion_requested.send(sender=Organization, organization=locked)
+        locked.is_active = False
+        locked.deletion_requested_at = timezone.now()
+        locked.save(update_fields=["is_active", "deletion_requested_at", "updated_at"])
+        audit_record(action=AuditAction.ORGANIZATION_DELETED, organization=locked, target=locked, actor=by,
+                     extra={"organization_id": locked.pk, "name": locked.name, "slug": locked.slug,
+                            "kind": locked.kind})
+        transaction.on_commit(lambda: _enqueue("fablab.tasks.delete_organization", locked.pk,
+                                               task_name=f"delete organization {locked.pk}"))
+    return locked
+
+
+def organization_purge(*, organization_id: int) -> dict | None:
+    """Delete an organization whose deletion was requested: its rows (by their on_delete rules) and its files.
+
+    Rows that name it through a PROTECT key are deleted when nothing else holds on to them; those another
+    organization's or the lab's rows still need (a design a lab print job was made from) stay with the key
+    emptied when it may be, together with their files. Audit entries stay, without the link. The files of
+    every deleted row go once the deletion is committed. Running it twice deletes once.
+    """
+    from django.core.files.storage import default_storage
+
+    from fablab import ownership
+
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return None
+    if organization.deletion_requested_at is None:
+        raise Conflict(_("%(org)s was not asked to be deleted.") % {"org": organization})
+    owned = ownership.owned_rows(organization)
+    names_before = set(owned.file_names())
+    with transaction.atomic():
+        pending = [(model, fk, pk) for model, fk, pks in ownership.owned_roots(organization)
+                   if fk is None or fk.remote_field.on_delete not in (CASCADE, SET_NULL)
+                   for pk in sorted(pks)]
+        while pending:
+            left = []
+            for model, fk, pk in pending:
+                try:
+                    with transaction.atomic():
+                        model._base_manager.filter(pk=pk).delete()
+                except (ProtectedError, RestrictedError):
+                    left.append((model, fk, pk))
+            if len(left) == len(pending):
+                break
+            pending = left
+        kept = 0
+        for model, fk, pk in pending:
+            if fk is not None and fk.null:
+                model._base_manager.filter(pk=pk).update(**{fk.attname: None})
+                kept += 1
+        Organization.objects.filter(pk=organization.pk).delete()
+        names_kept = set(owned.file_names())  # rows that stayed keep their files
+        doomed = sorted(names_before - names_kept)
+
+        def remove_files():
+            for name in doomed:
+                try:
+                    default_storage.delete(name)
+                except OSError:  # already gone
+                    pass
+
+        transaction.on_commit(remove_files)
+    return {"files": len(doomed), "rows_kept": kept}
+

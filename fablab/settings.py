@@ -267,6 +267,11 @@ if not 0 <= PRODUCTION_CHANGEOVER_SECONDS <= 24 * 3600:
 PRODUCTION_PLATE_WAIT_SECONDS = env_int("PRODUCTION_PLATE_WAIT_SECONDS", 1800)
 if not 0 <= PRODUCTION_PLATE_WAIT_SECONDS <= 7 * 24 * 3600:
     raise ImproperlyConfigured("PRODUCTION_PLATE_WAIT_SECONDS must be a whole number from 0 to 604800.")
+# Dispatch follows the plan: a free printer does not take a job the plan puts on another printer while that
+# job's planned start is at most this many seconds away from now, before or after (services.print_job_dispatch).
+PRODUCTION_PLAN_HOLD_SECONDS = env_int("PRODUCTION_PLAN_HOLD_SECONDS", 900)
+if not 0 <= PRODUCTION_PLAN_HOLD_SECONDS <= 7 * 24 * 3600:
+    raise ImproperlyConfigured("PRODUCTION_PLAN_HOLD_SECONDS must be a whole number from 0 to 604800.")
 
 
 def _shifts(text: str) -> list[dict]:
@@ -428,6 +433,8 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
 
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 14)
+# An organization's data export can be downloaded by its owners for this long; then its file is removed.
+ORGANIZATION_EXPORT_VALID_HOURS = env_int("ORGANIZATION_EXPORT_VALID_HOURS", 72)
 
 # --- Log-in lockout (admin: django-axes; portal: allauth's rate limits) ------------------
 #

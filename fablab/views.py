@@ -1,12 +1,15 @@
-"""Portal pages of the organization: home, members, invitations, API keys, the audit log."""
+"""Portal pages of the organization: home, members, invitations, API keys, the audit log, and data rights
+(deleting one's account; an organization's export, ownership and deletion)."""
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as Forbidden
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -15,7 +18,13 @@ from django.views.decorators.http import require_POST
 from fablab import selectors, services
 from fablab.choices import MANAGING_ROLES, MembershipRole
 from fablab.exceptions import ApplicationError, NotFound, PermissionDenied
-from fablab.forms import ApiKeyForm, InvitationForm
+from fablab.forms import (
+    AccountDeleteForm,
+    ApiKeyForm,
+    InvitationForm,
+    OrganizationDeleteForm,
+    OwnershipTransferForm,
+)
 
 ORGANIZATION_SESSION_KEY = "fablab_organization_id"
 INVITATION_SESSION_KEY = "fablab_invitation_token"
@@ -188,3 +197,122 @@ def audit_log(request, organization, membership) -> HttpResponse:
     page = Paginator(selectors.audit_entry_list(organization=organization), AUDIT_LOG_PAGE_SIZE).get_page(
         request.GET.get("page"))
     return render(request, "portal/audit_log.html", {"organization": organization, "page": page})
+
+
+# --- Data rights: the account's deletion, the organization's export, ownership and deletion ----------------
+
+
+def _owner_only(organization, membership) -> None:
+    if membership.role != MembershipRole.OWNER:
+        raise Forbidden(_("Only the owners of %(org)s can do this.") % {"org": organization})
+
+
+@login_required
+def account_delete(request: HttpRequest) -> HttpResponse:
+    """Delete one's own account after typing the password again (GET: the page that asks)."""
+    form = AccountDeleteForm(request.POST or None)
+    sole_owner_of = selectors.organization_list_sole_owner(user=request.user)
+    context = {"form": form, "sole_owner_of": sole_owner_of}
+    if request.method != "POST":
+        return render(request, "portal/account_delete.html", context)
+    if form.is_valid():
+        try:
+            services.user_delete(user=request.user, password=form.cleaned_data["password"])
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            logout(request)
+            messages.success(request, _("Your account has been deleted."))
+            return redirect("portal:home")
+    return render(request, "portal/account_delete.html", context, status=400)
+
+
+@with_organization
+def organization_data(request, organization, membership) -> HttpResponse:
+    """The owners' page for the organization's data: exports, handing over ownership, deleting it."""
+    _owner_only(organization, membership)
+    return _organization_data_page(request, organization, membership)
+
+
+def _organization_data_page(request, organization, membership, *, delete_form=None, transfer_form=None,
+                            status: int = 200) -> HttpResponse:
+    candidates = selectors.membership_list(organization=organization).exclude(role=MembershipRole.OWNER)
+    context = {
+        "organization": organization,
+        "membership": membership,
+        "exports": selectors.organization_export_list(organization=organization)[:20],
+        "export_valid_hours": settings.ORGANIZATION_EXPORT_VALID_HOURS,
+        "delete_form": delete_form or OrganizationDeleteForm(),
+        "transfer_form": transfer_form or OwnershipTransferForm(candidates=candidates),
+        "has_candidates": candidates.exists(),
+    }
+    return render(request, "portal/organization_data.html", context, status=status)
+
+
+@require_POST
+@with_organization
+def organization_export_request(request, organization, membership) -> HttpResponse:
+    _owner_only(organization, membership)
+    try:
+        services.organization_export_request(organization=organization, by=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The export is being prepared. It appears below when it is ready; reload the "
+                                    "page in a few minutes."))
+    return redirect("portal:organization_data")
+
+
+@with_organization
+def organization_export_download(request, organization, membership, export_id: int) -> HttpResponse:
+    _owner_only(organization, membership)
+    export = selectors.organization_export_get(organization=organization, export_id=export_id)
+    try:
+        handle = services.organization_export_open(export=export, by=request.user)
+    except PermissionDenied as exc:
+        raise Forbidden(exc.message) from None
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _organization_data_page(request, organization, membership, status=410)
+    filename = f"{organization.slug}-export-{export.created_at:%Y%m%d}.zip"
+    return FileResponse(handle, as_attachment=True, filename=filename, content_type="application/zip")
+
+
+@require_POST
+@with_organization
+def ownership_transfer(request, organization, membership) -> HttpResponse:
+    _owner_only(organization, membership)
+    candidates = selectors.membership_list(organization=organization).exclude(role=MembershipRole.OWNER)
+    form = OwnershipTransferForm(request.POST, candidates=candidates)
+    if not form.is_valid():
+        return _organization_data_page(request, organization, membership, transfer_form=form, status=400)
+    target = selectors.membership_get_for_organization(organization=organization,
+                                                       membership_id=form.cleaned_data["membership"])
+    try:
+        services.ownership_transfer(organization=organization, by=request.user, to=target,
+                                    keep_ownership=form.cleaned_data["keep_ownership"])
+    except ApplicationError as exc:
+        form.add_error(None, exc.message)
+        return _organization_data_page(request, organization, membership, transfer_form=form, status=400)
+    messages.success(request, _("%(email)s is now an owner of %(org)s.") % {
+        "email": target.user.email, "org": organization})
+    return redirect("portal:home")
+
+
+@require_POST
+@with_organization
+def organization_delete(request, organization, membership) -> HttpResponse:
+    _owner_only(organization, membership)
+    form = OrganizationDeleteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.organization_delete_request(
+                organization=organization, by=request.user, password=form.cleaned_data["password"],
+                confirm_name=form.cleaned_data["name"])
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            request.session.pop(ORGANIZATION_SESSION_KEY, None)
+            messages.success(request, _("%(org)s is being deleted with its data and files.") % {"org": organization})
+            return redirect("portal:home")
+    return _organization_data_page(request, organization, membership, delete_form=form, status=400)

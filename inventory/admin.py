@@ -13,14 +13,15 @@ from django.utils.translation import ngettext
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 from unfold.admin import ModelAdmin
-from unfold.contrib.filters.admin import RelatedDropdownFilter
+from unfold.contrib.filters.admin import RangeDateFilter, RelatedDropdownFilter
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.decorators import action, display
 
 from fablab.admin_base import ReadOnlyTabInline
+from fablab.admin_exports import DayRangeFilter, book_actions
 from fablab.exceptions import ApplicationError
 from fablab.html import colour_swatches
-from inventory import labels, selectors, services, shopping
+from inventory import books, labels, selectors, services, shopping
 from inventory.choices import MOVEMENT_KIND_COLORS
 from inventory.forms import (
     AdjustForm,
@@ -615,3 +616,15 @@ class StockAlertAdmin(ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# The books for the accountant (inventory.books): material used per month from the selected or filtered ledger
+# rows, and sales with net, VAT and gross; a range of days narrows either list first.
+MovementAdmin.list_filter = [*MovementAdmin.list_filter, ("created_at", DayRangeFilter)]
+MovementAdmin.list_filter_submit = True
+SaleAdmin.list_filter = [*(f for f in SaleAdmin.list_filter if f != "sold_on"), ("sold_on", RangeDateFilter)]
+SaleAdmin.list_filter_submit = True
+MovementAdmin.actions = [*(MovementAdmin.actions or []),
+                         *book_actions(lambda queryset: books.material_table_for(movements=queryset), "books_material")]
+SaleAdmin.actions = [*(SaleAdmin.actions or []),
+                     *book_actions(lambda queryset: books.sales_table_for(sales=queryset), "books_sales")]

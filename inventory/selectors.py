@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -344,7 +345,7 @@ def inventory_kpis() -> list[dict]:
     used = Movement.objects.filter(kind__in=CONSUMING_KINDS, created_at__gte=week_ago).aggregate(
         total=Coalesce(Sum("delta_grams"), ZERO))["total"]
     this_week, last_week = sales_week_units()
-    top = sales_top_sellers(weeks=4, limit=3)
+    top = sales_top_sellers(weeks=4, limit=5)
     return [
         {"label": _("Stock value"), "value": f"{stock_value:.2f}"},
         {"label": _("Filaments below reorder level"), "value": filament_list_low().count()},
@@ -355,4 +356,36 @@ def inventory_kpis() -> list[dict]:
          "note": _("last week: %(n)s") % {"n": last_week}},
         {"label": _("Top seller, units in 4 weeks"), "value": top[0].units_4 if top else 0,
          "note": ", ".join(f"{v.product.sku} ({v.units_4})" for v in top) or _("no sales yet")},
+        *sales_kpis(),
     ]
+
+
+def sales_week_revenue(*, today: date | None = None) -> dict[str, tuple[Decimal, Decimal]]:
+    """Gross revenue (returns netted out) of this calendar week (Monday to today) and of the whole week before,
+    per currency: {currency: (this week, last week)}."""
+    today = today or timezone.localdate()
+    monday = today - timedelta(days=today.weekday())
+    rows = (Sale.objects.filter(sold_on__gte=monday - timedelta(days=7), sold_on__lte=today)
+            .values_list("currency", "sold_on", "quantity", "unit_price"))
+    revenue: dict[str, list[Decimal]] = {}
+    for currency, sold_on, quantity, unit_price in rows:
+        revenue.setdefault(currency, [Decimal("0"), Decimal("0")])[0 if sold_on >= monday else 1] += \
+            quantity * unit_price
+    return {currency: (this, last) for currency, (this, last) in revenue.items()}
+
+
+def sales_kpis(*, today: date | None = None) -> list[dict]:
+    """This week against last week: units, and gross revenue per currency (the lab's currency when nothing sold);
+    the top sellers' units over 4 weeks, one figure each."""
+    last_week = sales_week_units(today=today)[1]
+    revenue = sales_week_revenue(today=today) or {settings.PRODUCTION_CURRENCY: (Decimal("0"), Decimal("0"))}
+    figures = [{"label": _("Units sold last week"), "value": last_week}]
+    for currency, (this, last) in sorted(revenue.items()):
+        figures += [
+            {"label": _("Revenue this week (%(currency)s)") % {"currency": currency}, "value": float(this)},
+            {"label": _("Revenue last week (%(currency)s)") % {"currency": currency}, "value": float(last)},
+        ]
+    for rank, velocity in enumerate(sales_top_sellers(weeks=4, limit=5, today=today), start=1):
+        figures.append({"label": _("Top seller %(rank)s: %(sku)s, units in 4 weeks")
+                        % {"rank": rank, "sku": velocity.product.sku}, "value": velocity.units_4})
+    return figures

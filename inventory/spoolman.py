@@ -737,8 +737,19 @@ def keyed(request: HttpRequest, key: str, rest: str):
     return match.func(request, *match.args, **match.kwargs)
 
 
+@csrf_exempt
+def root(request: HttpRequest, key: str = ""):
+    """The mount itself answers as Spoolman's does (clients and monitors poll it to see that the server is up);
+    Spoolman serves its web page there, fablab says where its API is."""
+    if request.method not in ("GET", "HEAD"):
+        return _message(405, "Method Not Allowed")
+    return JsonResponse({"message": "fablab: Spoolman-compatible API at api/v1/", "version": SPOOLMAN_VERSION})
+
+
 # Mounted at /spoolman/ (fablab/urls.py): the key comes in X-API-Key, or in the URL for clients without headers.
 urlpatterns = [
+    path("", root),
+    re_path(rf"^(?P<key>{API_KEY_PATTERN})/?$", root),
     path("api/v1/", spoolman.urls),
     re_path(rf"^(?P<key>{API_KEY_PATTERN})/api/v1/(?P<rest>.*)$", keyed),
     re_path(r"^.*$", unknown),

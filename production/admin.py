@@ -21,6 +21,10 @@ printers that can take the job), cancel, re-queue, change the priority and check
 the add form queues a job through `services.print_job_create`. A job's page shows its attempts, its
 slot allocations, the inventory ledger rows it wrote and its cost.
 
+The plan timeline (Production → Plan timeline, and "Plan timeline" above the queue):
+`/admin/production/printjob/timeline/` (name `production_printjob_timeline`, view permission on print
+jobs) draws `selectors.print_plan_timeline`: a row per printer, each planned job a bar linking to its page.
+
 Printer stations (Production → Printer stations): each printer's plate, automatic dispatch, the job on
 it and its next job. The same, with a "Plate cleared" button while the plate waits to be cleared, is a
 panel on the printer's page and on its fleet card (registered through `printers.panels`); the button
@@ -52,6 +56,7 @@ from unfold.views import ChangeList
 
 from catalog import selectors as catalog_selectors
 from fablab.admin_base import ReadOnlyTabInline
+from fablab.admin_exports import book_actions
 from fablab.exceptions import ApplicationError
 from inventory.models import grams_display
 from printers import files as printer_files
@@ -65,7 +70,7 @@ from printers.panels import (
     register_file_urls,
     register_printer_panel,
 )
-from production import admin_restock, selectors, services
+from production import admin_restock, books, selectors, services
 from production.choices import (
     PRINT_JOB_STATUS_COLORS,
     PRIORITY_COLORS,
@@ -281,6 +286,9 @@ class SendToPrinterForm(forms.Form):
             part for part in (printer.name, printer.model, printer.location) if part)
 
 
+TIMELINE_URL_NAME = "production_printjob_timeline"
+
+
 @admin.register(PrintJob)
 class PrintJobAdmin(ModelAdmin):
     list_display = ["id", "show_status", "show_priority", "version", "plate", "copies", "copies_done", "printer",
@@ -296,7 +304,7 @@ class PrintJobAdmin(ModelAdmin):
     list_per_page = 100
     actions = ["send_now", "send_to_printer", "cancel_selected", "requeue_selected", "priority_urgent",
                "priority_high", "priority_normal", "priority_low"]
-    actions_list = ["recheck", "open_restock"]
+    actions_list = ["open_timeline", "recheck", "open_restock"]
     actions_detail = ["send_to_printer_page"]
     inlines = [AttemptInline]
     autocomplete_fields = ["version"]
@@ -316,6 +324,30 @@ class PrintJobAdmin(ModelAdmin):
 
     def get_ordering(self, request):
         return ["priority_rank", "position", "created_at", "id"]
+
+    def get_urls(self):
+        return [
+            path("timeline/", self.admin_site.admin_view(self.timeline_view), name=TIMELINE_URL_NAME),
+            *admin_restock.restock_urls(self),
+            *super().get_urls(),
+        ]
+
+    @action(description=gettext_lazy("Plan timeline"), icon="view_timeline", permissions=["view"],
+            url_path="open-timeline")
+    def open_timeline(self, request):
+        return redirect(f"admin:{TIMELINE_URL_NAME}")
+
+    def timeline_view(self, request):
+        """The stored plan as a timeline (selectors.print_plan_timeline): a row per printer, its planned jobs as
+        bars from planned start to planned finish, now, due dates, late jobs in red; each bar opens its job."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request), "title": _("Plan timeline"), "opts": self.model._meta,
+            "timeline": selectors.print_plan_timeline(),
+            "changelist_url": reverse("admin:production_printjob_changelist"),
+        }
+        return TemplateResponse(request, "production/admin/plan_timeline.html", context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -589,9 +621,6 @@ class PrintJobAdmin(ModelAdmin):
     @action(description=_("Restock"), icon="autorenew", url_path="open-restock")
     def open_restock(self, request):
         return redirect(f"admin:{admin_restock.LIST_URL_NAME}")
-
-    def get_urls(self):
-        return [*admin_restock.restock_urls(self), *super().get_urls()]
 
 
 class PrinterStationCostForm(forms.ModelForm):
@@ -874,3 +903,11 @@ class SlicerUploadAdmin(ModelAdmin):
     def delete_queryset(self, request, queryset):
         for upload in queryset:
             services.slicer_upload_discard(upload=upload)
+
+
+# The books for the accountant (production.books): the selected or filtered jobs with their costs and purpose.
+PrintJobAdmin.actions = [*PrintJobAdmin.actions,
+                         *book_actions(lambda queryset: books.print_jobs_table_for(jobs=queryset), "books_print_jobs")]
+
+
+from production import admin_events  # noqa: E402, F401  (market events: their own module)

@@ -32,10 +32,12 @@ Another organization's job or a version a partner may not see answers 404.
 """
 
 from django.http import HttpRequest
+from django.utils import translation
 from ninja import Path, Query, Router, Status
 from ninja.pagination import paginate
 
 from catalog import selectors as catalog_selectors
+from fablab import exports
 from fablab.api_auth import (
     idempotency_key,
     lab_read_key,
@@ -46,9 +48,10 @@ from fablab.api_auth import (
 )
 from fablab.api_pagination import Pagination
 from printers import selectors as printer_selectors
-from production import restock, selectors, services
+from production import books, restock, selectors, services
 from production.schemas import (
     MAX_ID,
+    BooksQueryIn,
     PrinterFileImportIn,
     PrinterFileImportOut,
     PrinterFileOut,
@@ -167,6 +170,47 @@ def variant_cost(request: HttpRequest, variant_id: int = Path(..., ge=1, le=MAX_
     attempts included; `margin`: the product's net sale price less it. A partner asks only about the variants
     of its own designs (any other answers 404); customers' keys get 403."""
     return selectors.variant_cost_get(variant_id=variant_id, organization=tenant(request))
+
+
+# --- market events (production/api_events.py) -----------------------------------------------------------------
+
+from production.api_events import router as events_router  # noqa: E402
+
+router.add_router("", events_router)
+
+# --- the books: exports for the accountant (production.books) ------------------------------------
+
+books_router = Router(tags=["books"], auth=lab_read_key)
+
+
+def _books_file(request: HttpRequest, book: str, query):
+    language = translation.get_language()
+    fmt = exports.resolve_format(query.format, language=language)
+    table = books.books_table(book=book, start=query.start, end=query.end)
+    return exports.response(table, fmt, language=language)
+
+
+@books_router.get("/print-jobs", summary="Print jobs with their costs and purpose, as CSV or XLSX")
+def books_print_jobs(request: HttpRequest, query: Query[BooksQueryIn]):
+    """One row per job for the attempts that ended from `from` to `to` (days in the lab's time zone, both
+    included), the cost parts summed over them, and a totals row. `format`: `csv` (German conventions when the
+    request's language is German, e.g. `Accept-Language: de`), `csv-de` or `xlsx`. 422 for a period that runs
+    backwards or is longer than ten years, or an unknown format. The lab's keys only."""
+    return _books_file(request, "print-jobs", query)
+
+
+@books_router.get("/material", summary="Filament used per month and filament, with its cost, as CSV or XLSX")
+def books_material(request: HttpRequest, query: Query[BooksQueryIn]):
+    """The consuming rows of the spool ledger (prints, failed prints, waste) in the period, grams and cost per
+    month and filament, and a totals row; parameters as for print-jobs."""
+    return _books_file(request, "material", query)
+
+
+@books_router.get("/sales", summary="Sales and returns with net, VAT and gross, as CSV or XLSX")
+def books_sales(request: HttpRequest, query: Query[BooksQueryIn]):
+    """Every sale and return dated in the period with net, VAT (PRODUCTION_VAT_PERCENT) and gross, and a totals
+    row; parameters as for print-jobs."""
+    return _books_file(request, "sales", query)
 
 
 # --- restocking ----------------------------------------------------------------------------------

@@ -113,3 +113,37 @@ class SpoolSource(models.TextChoices):
     RFID = "rfid", _("Read from its RFID tag in the printer")
     MATCHED = "matched", _("Best match in stock")
     CORRECTED = "corrected", _("Corrected by staff")
+
+
+class EventTheme(models.TextChoices):
+    """What a market is about; past events sharing a theme feed the recommendations of the next."""
+
+    CHRISTMAS = "christmas", _("Christmas")
+    EASTER = "easter", _("Easter")
+    HALLOWEEN = "halloween", _("Halloween")
+    SPRING = "spring", _("Spring")
+    SUMMER = "summer", _("Summer")
+    AUTUMN = "autumn", _("Autumn")
+    OTHER = "other", _("Other")
+
+
+class MarketEventStatus(models.TextChoices):
+    """A market event from the first plan to its results (planned → preparing → done)."""
+
+    PLANNED = "planned", _("Planned")
+    PREPARING = "preparing", _("Preparing")
+    DONE = "done", _("Done")
+
+
+MARKET_EVENT_STATUS_COLORS = {
+    MarketEventStatus.PLANNED: "info",
+    MarketEventStatus.PREPARING: "warning",
+    MarketEventStatus.DONE: "success",
+}
+
+# Preparing can go back to planned (the event was postponed); done is final: its sales are recorded.
+MARKET_EVENT_TRANSITIONS = {
+    MarketEventStatus.PLANNED: {MarketEventStatus.PREPARING},
+    MarketEventStatus.PREPARING: {MarketEventStatus.PLANNED, MarketEventStatus.DONE},
+    MarketEventStatus.DONE: set(),
+}

@@ -13,7 +13,8 @@ catalog; `services.printer_file_import_request` writes it and a background task 
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, IntegerField, Value, When
 from django.utils.translation import gettext_lazy as _
@@ -23,7 +24,9 @@ from fablab.models import TimeStampedModel
 from production.choices import (
     PRIORITY_RANK,
     AttemptOutcome,
+    EventTheme,
     ImportStatus,
+    MarketEventStatus,
     PrintJobStatus,
     Priority,
     Purpose,
@@ -416,3 +419,138 @@ class QueueReplan(models.Model):
 
     def __str__(self) -> str:
         return f"queued {self.queued_at}, started {self.started_at}, stored {self.planned_at}"
+
+
+# --- market events (production.events) -------------------------------------------------------------------------
+
+MAX_EVENT_UNITS = 10_000  # units of one product at one stall; more is a typing error
+MAX_STALL_FEE = Decimal("99999999.99")
+
+
+class MarketEvent(TimeStampedModel):
+    """A market or fair the lab sells at: its dates, place, stall fee, themes, the products it takes (EventProduct)
+    and its checklist (EventChecklistItem). planned → preparing → done; closing it records its sales."""
+
+    name = models.CharField(_("name"), max_length=200)
+    starts_on = models.DateField(_("first day"), db_index=True)
+    ends_on = models.DateField(_("last day"))
+    place = models.CharField(_("place"), max_length=200, blank=True)
+    stall_fee = models.DecimalField(_("stall fee"), max_digits=10, decimal_places=2, default=Decimal("0"),
+                                    validators=[MinValueValidator(Decimal("0")), MaxValueValidator(MAX_STALL_FEE)])
+    currency = models.CharField(_("currency"), max_length=3, default="EUR",
+                                validators=[RegexValidator(r"^[A-Z]{3}$",
+                                                           _("Use a three-letter currency code such as EUR."))])
+    themes = models.JSONField(_("themes"), default=list, blank=True,
+                              help_text=_("What the market is about (Christmas, Easter, …): past events sharing a "
+                                          "theme feed the recommendations."))
+    status = models.CharField(_("status"), max_length=10, choices=MarketEventStatus.choices,
+                              default=MarketEventStatus.PLANNED, db_index=True)
+    notes = models.TextField(_("notes"), blank=True, max_length=5000)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True, editable=False)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("closed by"), null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="+", editable=False)
+
+    class Meta:
+        ordering = ["-starts_on", "-id"]
+        verbose_name = _("market event")
+        verbose_name_plural = _("market events")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends_on__gte=models.F("starts_on")),
+                                   name="production_event_ends_after_start",
+                                   violation_error_message=_("The last day cannot lie before the first.")),
+            models.CheckConstraint(condition=models.Q(stall_fee__gte=0), name="production_event_fee_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.starts_on.isoformat()})" if self.starts_on else self.name
+
+    def clean(self) -> None:
+        themes = self.themes
+        if not isinstance(themes, list) or not all(isinstance(theme, str) for theme in themes):
+            raise ValidationError({"themes": _("Themes are a list of names.")})
+        unknown = [theme for theme in themes if theme not in EventTheme.values]
+        if unknown:
+            raise ValidationError({"themes": _("Unknown theme %(theme)r; choose from %(choices)s.")
+                                   % {"theme": unknown[0], "choices": ", ".join(EventTheme.values)}})
+        if len(set(themes)) != len(themes):
+            raise ValidationError({"themes": _("A theme is listed twice.")})
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValidationError({"ends_on": _("The last day cannot lie before the first.")})
+
+    @property
+    def days(self) -> int:
+        return (self.ends_on - self.starts_on).days + 1
+
+
+class EventProduct(models.Model):
+    """A product an event takes: how many units it should have (target), how many went (taken) and came back
+    (returned). Closing the event records taken − returned as a market sale (`sale`) at the product's price and
+    keeps the unit cost of that day (`unit_cost`) for the margin."""
+
+    event = models.ForeignKey(MarketEvent, verbose_name=_("event"), on_delete=models.CASCADE,
+                              related_name="products")
+    product = models.ForeignKey("inventory.Product", verbose_name=_("product"), on_delete=models.PROTECT,
+                                related_name="+")
+    target_units = models.PositiveIntegerField(_("target (units)"), default=0,
+                                               validators=[MaxValueValidator(MAX_EVENT_UNITS)])
+    taken_units = models.PositiveIntegerField(_("taken (units)"), null=True, blank=True,
+                                              validators=[MaxValueValidator(MAX_EVENT_UNITS)],
+                                              help_text=_("Units that went to the market."))
+    returned_units = models.PositiveIntegerField(_("returned (units)"), null=True, blank=True,
+                                                 validators=[MaxValueValidator(MAX_EVENT_UNITS)],
+                                                 help_text=_("Units that came back unsold."))
+    recommended_units = models.PositiveIntegerField(_("recommended (units)"), null=True, blank=True, editable=False)
+    sale = models.OneToOneField("inventory.Sale", verbose_name=_("sale"), null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="+", editable=False)
+    unit_cost = models.DecimalField(_("unit cost when closed"), max_digits=10, decimal_places=2, null=True,
+                                    blank=True, editable=False)
+
+    class Meta:
+        ordering = ["event", "product__sku"]
+        verbose_name = _("product at the event")
+        verbose_name_plural = _("products at the event")
+        constraints = [
+            models.UniqueConstraint(fields=["event", "product"], name="production_event_product_unique",
+                                    violation_error_message=_("The product is on the event already.")),
+            models.CheckConstraint(
+                condition=models.Q(returned_units__isnull=True) | models.Q(taken_units__gte=models.F("returned_units")),
+                name="production_event_returned_not_above_taken",
+                violation_error_message=_("More units cannot come back than were taken.")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event}: {self.product}"
+
+    def clean(self) -> None:
+        if self.returned_units is not None and (self.taken_units is None or self.returned_units > self.taken_units):
+            raise ValidationError({"returned_units": _("More units cannot come back (%(returned)s) than were taken "
+                                                       "(%(taken)s).") % {"returned": self.returned_units,
+                                                                          "taken": self.taken_units or 0}})
+
+    @property
+    def sold_units(self) -> int | None:
+        if self.taken_units is None or self.returned_units is None:
+            return None
+        return self.taken_units - self.returned_units
+
+
+class EventChecklistItem(models.Model):
+    """Something to do before the event (book the stall, pack the card reader), who does it, and whether it is
+    done."""
+
+    event = models.ForeignKey(MarketEvent, verbose_name=_("event"), on_delete=models.CASCADE,
+                              related_name="checklist")
+    text = models.CharField(_("to do"), max_length=300)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("who"), null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="+")
+    done = models.BooleanField(_("done"), default=False)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True, editable=False)
+    position = models.PositiveIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["event", "position", "id"]
+        verbose_name = _("checklist item")
+        verbose_name_plural = _("checklist")
+
+    def __str__(self) -> str:
+        return self.text

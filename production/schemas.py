@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -211,6 +211,15 @@ class VersionSuccessRateOut(Schema):
     @staticmethod
     def resolve_high(obj) -> float | None:
         return None if obj.high is None else round(obj.high, 4)
+
+
+class BooksQueryIn(Schema):
+    """The period and format of an export for the accountant (production.books)."""
+
+    start: date = Field(..., alias="from", description="The first day, yyyy-mm-dd (the lab's time zone).")
+    end: date = Field(..., alias="to", description="The last day, yyyy-mm-dd, included.")
+    format: str = Field("csv", max_length=20, description="csv (German CSV when the request's language is "
+                        "German), csv-de or xlsx.")
 
 
 class RestockOut(Schema):

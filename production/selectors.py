@@ -4,11 +4,11 @@ import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -27,7 +27,14 @@ from printers.files import PrinterFile
 from production import costs, feasibility
 from production.choices import ON_PRINTER_STATUSES, WAITING_STATUSES, AttemptOutcome, PrintJobStatus
 from production.feasibility import plate_fields, reason_text
-from production.models import PrintAttempt, PrinterFileImport, PrinterStation, PrintJob, SlotAllocation
+from production.models import (
+    PrintAttempt,
+    PrinterFileImport,
+    PrinterStation,
+    PrintJob,
+    QueueReplan,
+    SlotAllocation,
+)
 
 
 @dataclass(frozen=True)
@@ -138,9 +145,10 @@ def print_attempt_failure_rate(*, since: datetime) -> tuple[int, int]:
 
 
 def production_kpis(*, now: datetime | None = None) -> list[dict]:
-    """The dashboard's production figures, plain numbers (units in the labels). "Today" and "this week" (from
-    Monday) are in the current time zone; the failure rate is failed of ended (completed or failed) attempts,
-    0 while none ended."""
+    """The dashboard's production figures, plain numbers (units and currency in the labels). "Today" and "this
+    week" (from Monday) are in the current time zone; the failure rate is failed of ended (completed or failed)
+    attempts, 0 while none ended. Then the farm's figures (production_farm_kpis) and, where production has
+    market events, the next event's readiness."""
     now = now or timezone.now()
     today = _start_of_day(now)
     week = today - timedelta(days=today.weekday())
@@ -155,13 +163,103 @@ def production_kpis(*, now: datetime | None = None) -> list[dict]:
     booked = inventory_selectors.filament_booked_grams(since=today, source_type=SourceType.PRINT_JOB)
     return [
         {"label": _("Queued jobs"), "value": counts["queued"]},
-        {"label": _("Queued printing hours"), "value": f"{hours:.1f}"},
+        {"label": _("Queued printing hours"), "value": round(hours, 1)},
         {"label": _("Queued, cannot print now"), "value": counts["blocked"]},
         {"label": _("Printing"), "value": counts["printing"]},
         {"label": _("Completed today"), "value": counts["completed_today"]},
         {"label": _("Failure rate this week (%)"), "value": round(100 * failed / ended) if ended else 0},
-        {"label": _("Filament booked today (g)"), "value": f"{booked:.0f}"},
+        {"label": _("Filament booked today (g)"), "value": int(booked.quantize(Decimal("1")))},
+        *production_farm_kpis(now=now),
+        *_next_event_kpis(),
     ]
+
+
+UTILISATION_DAYS = 7
+SUCCESS_DAYS = 7
+COST_PER_GRAM_DAYS = 30
+
+
+def print_jobs_late() -> int:
+    """Waiting jobs whose planned finish (the farm's plan) is after their due time."""
+    return PrintJob.objects.filter(status__in=WAITING_STATUSES, planned_finish__isnull=False,
+                                   due_at__isnull=False, planned_finish__gt=F("due_at")).count()
+
+
+def printer_utilisation(*, now: datetime, days: int = UTILISATION_DAYS) -> dict[int, float]:
+    """Each printer's share of the last `days` days spent printing, in percent (0.1): the time its attempts ran
+    (from the printer's start to their end, a running one until now), clipped to the window."""
+    since = now - timedelta(days=days)
+    attempts = PrintAttempt.objects.filter(printer__isnull=False, started_at__isnull=False, started_at__lt=now).filter(
+        Q(finished_at__gt=since) | Q(finished_at__isnull=True, outcome=AttemptOutcome.RUNNING))
+    seconds: dict[int, float] = {}
+    for printer_id, started, finished in attempts.values_list("printer_id", "started_at", "finished_at"):
+        span = (min(finished or now, now) - max(started, since)).total_seconds()
+        if span > 0:
+            seconds[printer_id] = seconds.get(printer_id, 0.0) + span
+    window = days * 86400
+    return {printer_id: round(min(100.0, 100 * total / window), 1) for printer_id, total in seconds.items()}
+
+
+def print_attempt_success_rate(*, since: datetime) -> float:
+    """Completed of ended (completed or failed) attempts that ended since `since`, in percent (0.1); 0 for none."""
+    failed, ended = print_attempt_failure_rate(since=since)
+    return round(100 * (ended - failed) / ended, 1) if ended else 0.0
+
+
+def print_cost_per_gram(*, since: datetime) -> float:
+    """What a gram of printed filament cost over the attempts that ended since `since`: their costs (in
+    PRODUCTION_CURRENCY) over the grams booked on them; 0 when none was costed."""
+    costed = PrintAttempt.objects.filter(finished_at__gte=since, cost_total__isnull=False,
+                                         cost_currency=settings.PRODUCTION_CURRENCY)
+    total = costed.aggregate(total=Sum("cost_total"))["total"]
+    grams = SlotAllocation.objects.filter(attempt__in=costed, grams_booked__isnull=False).aggregate(
+        grams=Sum("grams_booked"))["grams"]
+    if not total or not grams:
+        return 0.0
+    return round(float(Decimal(str(total)) / Decimal(str(grams))), 4)
+
+
+def production_farm_kpis(*, now: datetime | None = None) -> list[dict]:
+    """The farm's figures: late jobs, utilisation per active printer over 7 days, success rate over 7 days and
+    the cost per gram over 30 days."""
+    now = now or timezone.now()
+    utilisation = printer_utilisation(now=now)
+    currency = settings.PRODUCTION_CURRENCY
+    figures = [
+        {"label": _("Queued jobs planned to finish late"), "value": print_jobs_late()},
+        {"label": _("Success rate, last %(days)s days (%%)") % {"days": SUCCESS_DAYS},
+         "value": print_attempt_success_rate(since=now - timedelta(days=SUCCESS_DAYS))},
+        {"label": _("Cost per gram, last %(days)s days (%(currency)s)") % {"days": COST_PER_GRAM_DAYS,
+                                                                          "currency": currency},
+         "value": print_cost_per_gram(since=now - timedelta(days=COST_PER_GRAM_DAYS))},
+    ]
+    for printer in printer_selectors.printer_list().filter(is_active=True):
+        figures.append({"label": _("Utilisation of %(printer)s, last %(days)s days (%%)")
+                        % {"printer": printer.name, "days": UTILISATION_DAYS},
+                        "value": utilisation.get(printer.pk, 0.0)})
+    return figures
+
+
+def _next_event_kpis() -> list[dict]:
+    """The next market event's readiness (production.event_selectors): days left, the share of its target
+    units in stock, what still has to be printed and the checklist's progress; none without an event."""
+    from production.event_selectors import market_event_next_readiness
+
+    found = market_event_next_readiness()
+    if not found:
+        return []
+    name = found["name"]
+    target = found["units_target"]
+    figures = [
+        {"label": _("Next market: %(name)s, days left") % {"name": name}, "value": found["days_left"]},
+        {"label": _("%(name)s: target units in stock (%%)") % {"name": name},
+         "value": round(100 * found["units_in_stock"] / target, 1) if target else 100.0},
+        {"label": _("%(name)s: units still missing") % {"name": name}, "value": found["shortfall"]},
+    ]
+    if found["checklist_share"] is not None:
+        figures.append({"label": _("%(name)s: checklist done (%%)") % {"name": name},
+                        "value": round(100 * float(found["checklist_share"]), 1)})
+    return figures
 
 
 # --- what production knows about each printer ----------------------------------------------------
@@ -192,18 +290,40 @@ def _job_rows() -> QuerySet[PrintJob]:
     return PrintJob.objects.select_related("version__variant__model", "version__sliced_file")
 
 
+def print_job_held_for_plan(*, job: PrintJob, printer, now: datetime) -> bool:
+    """Whether the plan keeps `job` for another printer than `printer`: it is planned on another printer, to
+    start at most PRODUCTION_PLAN_HOLD_SECONDS from now (before or after)."""
+    if job.planned_printer_id is None or job.planned_printer_id == printer.pk or job.planned_start is None:
+        return False
+    hold = timedelta(seconds=max(0, settings.PRODUCTION_PLAN_HOLD_SECONDS))
+    return abs(job.planned_start - now) <= hold
+
+
+def _in_plan_order(jobs: list[PrintJob], printer, now: datetime) -> list[PrintJob]:
+    """The order dispatch tries jobs on `printer`: the plan's jobs for it by planned start, then the queue's
+    order without the jobs the plan holds for another printer."""
+    planned = sorted((job for job in jobs if job.planned_printer_id == printer.pk and job.planned_start is not None),
+                     key=lambda job: job.planned_start)
+    rest = [job for job in jobs
+            if job not in planned and not print_job_held_for_plan(job=job, printer=printer, now=now)]
+    return planned + rest
+
+
 def printer_next_jobs(*, printers, lookahead: int = NEXT_JOB_LOOKAHEAD) -> dict[int, PrintJob | None]:
-    """Each printer's next job: the first waiting job, in queue order, that can print now (feasible) and that
-    the printer takes (its driver receives and starts the file; model, nozzle and height fit). Whether its
-    loaded filaments fit is decided by dispatch when the printer is free. An inactive printer gets none."""
+    """Each printer's next job: the first waiting job, in the order dispatch tries them (the plan's jobs for
+    the printer first, then queue order without the jobs the plan holds for another printer), that can print
+    now (feasible) and that the printer takes (its driver receives and starts the file; model, nozzle and
+    height fit). Whether its loaded filaments fit is decided by dispatch when the printer is free. An
+    inactive printer gets none."""
     jobs = list(print_job_queue().filter(feasible=True).select_related("version__variant__model")[:lookahead])
+    now = timezone.now()
     needs: dict[int, feasibility.JobNeeds] = {}
     result: dict[int, PrintJob | None] = {}
     for printer in printers:
         result[printer.pk] = None
         if not printer.is_active:
             continue
-        for job in jobs:
+        for job in _in_plan_order(jobs, printer, now):
             if job.pk not in needs:
                 needs[job.pk] = feasibility.job_needs(job)
             if not needs[job.pk].readable:
@@ -242,6 +362,86 @@ def printer_production(*, printers) -> dict[int, PrinterProduction]:
             printer_busy=live is not None and live.state in ACTIVE_STATES,
         )
     return result
+
+
+# --- the plan as a timeline ------------------------------------------------------------------------
+
+# The spacing of the timeline's ticks: the shortest that gives at most TIMELINE_MAX_TICKS of them.
+TIMELINE_TICK_STEPS_S = (3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 2 * 86400, 7 * 86400)
+TIMELINE_MAX_TICKS = 12
+
+
+def _floor_local(moment: datetime, step_s: int) -> datetime:
+    """`moment` rounded down to a multiple of `step_s` of the day in the active time zone (midnight for a day
+    or more), so that ticks fall on round local hours."""
+    local = timezone.localtime(moment)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if step_s >= 86400:
+        return midnight
+    seconds = (local - midnight).total_seconds()
+    return midnight + timedelta(seconds=seconds // step_s * step_s)
+
+
+def print_plan_timeline(*, now: datetime | None = None) -> dict:
+    """The stored plan of the queue (print_queue_replan) as a timeline: one row per printer (the active ones,
+    and any other that still has planned jobs), ordered by name, with its waiting jobs as bars in planned
+    order.
+
+    Positions are percentages of the window, which runs from the earlier of now and the first planned start
+    to the later of now + 1 h and the last planned finish, widened to whole ticks (`ticks`: round hours or
+    days in the active time zone). Each bar: `job`, `start`, `finish`, `due`, `late` (the planned finish is
+    after the due date), `left` and `width` (in %), `due_left` (None without a due date or when it lies
+    outside the window). Also: `now_left`, `jobs`, `late` (how many planned jobs finish late), `unplanned`
+    (waiting jobs without a plan), `planned_at` and `solver` of the last stored plan (None: never planned).
+    """
+    now = now or timezone.now()
+    jobs = list(PrintJob.objects.filter(
+        status__in=WAITING_STATUSES, planned_printer__isnull=False, planned_start__isnull=False,
+        planned_finish__isnull=False,
+    ).select_related("version__variant__model", "planned_printer").order_by("planned_start", "id"))
+    first = min([now, *(job.planned_start for job in jobs)])
+    last = max([now + timedelta(hours=1), *(job.planned_finish for job in jobs)])
+
+    def steps_needed(step_s: int) -> int:
+        return math.ceil((last - _floor_local(first, step_s)).total_seconds() / step_s)
+
+    step_s = next((step for step in TIMELINE_TICK_STEPS_S if steps_needed(step) <= TIMELINE_MAX_TICKS - 1), None)
+    if step_s is None:  # longer than the longest step allows: whole days, as many as it takes
+        step_s = math.ceil((last - first).total_seconds() / (TIMELINE_MAX_TICKS - 2) / 86400) * 86400
+    start = _floor_local(first, step_s).astimezone(UTC)  # ticks then step in real time, across DST too
+    ticks = [start]
+    while ticks[-1] < last:
+        ticks.append(ticks[-1] + timedelta(seconds=step_s))
+    end = ticks[-1]
+    window_s = (end - start).total_seconds()
+
+    def left(moment: datetime) -> float:
+        return round(min(100.0, max(0.0, (moment - start).total_seconds() / window_s * 100)), 3)
+
+    printers = {printer.pk: printer for printer in printer_selectors.printer_list().filter(is_active=True)}
+    for job in jobs:
+        printers.setdefault(job.planned_printer_id, job.planned_printer)
+    bars: dict[int, list[dict]] = {pk: [] for pk in printers}
+    for job in jobs:
+        late = job.due_at is not None and job.planned_finish > job.due_at
+        bars[job.planned_printer_id].append({
+            "job": job, "start": job.planned_start, "finish": job.planned_finish, "due": job.due_at, "late": late,
+            "left": left(job.planned_start),
+            "width": round(left(job.planned_finish) - left(job.planned_start), 3),
+            "due_left": left(job.due_at) if job.due_at is not None and start <= job.due_at <= end else None,
+        })
+    rows = [{"printer": printer, "bars": bars[printer.pk]}
+            for printer in sorted(printers.values(), key=lambda printer: (printer.name.lower(), printer.pk))]
+    stored = QueueReplan.objects.filter(pk=1).first()
+    return {
+        "now": now, "start": start, "end": end, "now_left": left(now),
+        "ticks": [{"at": tick, "left": left(tick)} for tick in ticks],
+        "rows": rows, "jobs": len(jobs), "late": sum(bar["late"] for row in rows for bar in row["bars"]),
+        "unplanned": PrintJob.objects.filter(status__in=WAITING_STATUSES).filter(
+            Q(planned_printer__isnull=True) | Q(planned_start__isnull=True) | Q(planned_finish__isnull=True)).count(),
+        "planned_at": stored.planned_at if stored is not None else None,
+        "solver": stored.solver if stored is not None else "",
+    }
 
 
 # --- a job's page --------------------------------------------------------------------------------

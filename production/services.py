@@ -84,6 +84,7 @@ from production.models import (
 )
 from production.selectors import (
     plate_estimated_seconds,
+    print_job_held_for_plan,
     print_job_queue,
     printer_duration_factors,
     printer_file_importable,
@@ -1413,6 +1414,9 @@ def slot_allocation_correct(*, allocation: SlotAllocation, spool: Spool, by=None
 # A printer still finishing a job is not free, so every candidate starts now. The claim is one
 # conditional UPDATE of the job's status, so two dispatchers never send one job twice; the printer is
 # claimed the same way, through its station's plate.
+#
+# Which job a free printer takes follows the farm plan (print_queue_replan) where there is one; see
+# print_job_dispatch and _dispatch_candidates.
 
 DISPATCH_IDLE_STATES = frozenset({"idle", "finished", "cancelled", "failed"})
 ASSUMED_SPOOL_GRAMS = Decimal("1000")  # what a full AMS spool holds when only its percentage is known
@@ -1599,14 +1603,47 @@ def _send(attempt: PrintAttempt, placement: Placement) -> PrintJob:
     return job
 
 
+def _dispatch_candidates(printers: list[Printer], factors: _DurationFactors):
+    """The (job, placement) pairs the queue's dispatch tries, in order (see print_job_dispatch)."""
+    queue = list(print_job_queue().filter(feasible=True).select_related("version__sliced_file", "version__variant"))
+    free = {printer.pk: printer for printer in printers}
+    # 1. The plan's jobs for the free printers, earliest planned start first (queue order among equals),
+    #    each only on its planned printer.
+    planned = sorted((queued for queued in queue
+                      if queued.planned_printer_id in free and queued.planned_start is not None),
+                     key=lambda queued: queued.planned_start)
+    for queued in planned:
+        for placement in _placements(queued, [free[queued.planned_printer_id]], factors):
+            yield queued, placement
+    # 2. The queue in its order on the best printer first, without the jobs the plan holds for another one.
+    now = timezone.now()
+    for queued in queue:
+        for placement in _placements(queued, printers, factors):
+            if not print_job_held_for_plan(job=queued, printer=placement.printer, now=now):
+                yield queued, placement
+
+
 def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None = None,
                        auto_only: bool = False) -> PrintJob | None:
     """Send one queued job to a printer that can take it; returns the job sent, None when nothing fits.
 
-    `job`: send this job (staff's "send now"); else the first job of the queue that fits a free printer.
+    `job`: send this job (staff's "send now"); else a job of the queue that fits a free printer, chosen by
+    the farm plan (the planned_printer and planned_start that print_queue_replan stores):
+
+    1. a free printer takes first the jobs the plan puts on it, the earliest planned start first, as long
+       as it can take the job now (filament loaded, file fits); a job it cannot take waits for step 2;
+    2. otherwise the queue in its order (priority, position, age), each job on the best free printer
+       (Placement.rank), except that a printer does not take a job the plan puts on another printer
+       while that job's planned start is at most PRODUCTION_PLAN_HOLD_SECONDS away from now, before or
+       after: its printer is expected to free up for it soon. A job planned to start later, or whose
+       planned start passed longer ago than that, goes to any free printer that can take it;
+    3. a queue without a plan (never planned, or no job the planner could place) is dispatched by step 2
+       alone, in queue order, as before the plan existed.
+
     `printer`: only this printer (staff's "send to printer…", or a printer that just became free).
-    `auto_only`: only printers with automatic dispatch on (the schedule). A chosen job that no printer can
-    take now is refused with a Conflict that says why; a printer that refuses the file puts the job back.
+    `auto_only`: only printers with automatic dispatch on (the schedule). A chosen `job` is sent wherever it
+    fits best, whatever the plan says (staff's choice). A chosen job that no printer can take now is refused
+    with a Conflict that says why; a printer that refuses the file puts the job back.
     """
     printers = _free_printers(printer, auto_only=auto_only)
     factors = _DurationFactors()
@@ -1621,23 +1658,25 @@ def print_job_dispatch(*, job: PrintJob | None = None, printer: Printer | None =
         if not placements:
             raise Conflict(_("No free printer can take job #%(job)s: none has the file's filaments loaded with "
                              "enough left, or none fits the file.") % {"job": job.pk})
-        candidates = [(job, placements)]
-    else:
-        if not printers:
-            return None
-        candidates = ((queued, None) for queued in print_job_queue().filter(feasible=True)
-                      .select_related("version__sliced_file", "version__variant"))
-    for queued, placements in candidates:
-        for placement in placements if placements is not None else _placements(queued, printers, factors):
-            attempt = _claim(queued, placement)
+        for placement in placements:
+            attempt = _claim(job, placement)
             if attempt is not None:
-                sent = _send(attempt, placement)
-                print_jobs_recheck()
-                return sent
-        if job is not None:
-            raise Conflict(_("Job #%(job)s was taken by another dispatcher or its printer is no longer free.")
-                           % {"job": queued.pk})
+                return _sent(attempt, placement)
+        raise Conflict(_("Job #%(job)s was taken by another dispatcher or its printer is no longer free.")
+                       % {"job": job.pk})
+    if not printers:
+        return None
+    for queued, placement in _dispatch_candidates(printers, factors):
+        attempt = _claim(queued, placement)
+        if attempt is not None:
+            return _sent(attempt, placement)
     return None
+
+
+def _sent(attempt: PrintAttempt, placement: Placement) -> PrintJob:
+    sent = _send(attempt, placement)
+    print_jobs_recheck()
+    return sent
 
 
 def _plates_cleared_by_idle_printers() -> int:

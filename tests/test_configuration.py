@@ -42,6 +42,7 @@ def test_production_mode_requires(manage, missing, message):
     ("PRODUCTION_PRINTER_LIFETIME_HOURS", "0", "PRODUCTION_PRINTER_LIFETIME_HOURS must be a number from 100 to"),
     ("PRODUCTION_ENERGY_PRICE_PER_KWH", "Infinity", "must be a number from 0 to 100"),
     ("PRODUCTION_CURRENCY", "euro", "PRODUCTION_CURRENCY must be a three-letter currency code"),
+    ("PRODUCTION_PLAN_HOLD_SECONDS", "-5", "PRODUCTION_PLAN_HOLD_SECONDS must be a whole number from 0 to 604800"),
 ])
 def test_bad_values_are_explained(manage, name, value, message):
     result = manage("check", env={name: value}, check=False)

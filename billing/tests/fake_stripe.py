@@ -221,6 +221,14 @@ class FakeStripe(stripe.HTTPClient):
         created["currency"] = params.get("currency", "gbp")
         return 200, created
 
+    def _delete_subscriptions(self, path, params):
+        """Cancel a subscription at once (DELETE /v1/subscriptions/<id>), as Stripe does."""
+        obj = self.objects.get(path)
+        if obj is None:
+            return 404, None  # answered as resource_missing
+        obj.update(status="canceled", canceled_at=int(time.time()), ended_at=int(time.time()))
+        return 200, obj
+
     def _get_prices(self, path, params):
         if path != "prices":
             return self._get_stored(path)

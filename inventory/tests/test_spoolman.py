@@ -269,11 +269,21 @@ def test_fablabs_own_api_still_refuses_over_use_and_archived_spools(lab_api, ora
 
 
 @pytest.mark.parametrize("path", ["/spoolman/api/v1/nothing", "/spoolman/api/v1/spool/1/nothing",
-                                  "/spoolman/api/v2/spool", "/spoolman/", "/spoolman/{key}/api/v1/nothing"])
+                                  "/spoolman/api/v2/spool", "/spoolman/nothing", "/spoolman/{key}/api/v1/nothing"])
 def test_unknown_paths_answer_spoolmans_json_404(lab_key, path):
     response = ApiClient(lab_key).get(path.format(key=lab_key))
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json") and response.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/spoolman/", "/spoolman/{key}", "/spoolman/{key}/"])
+def test_the_mount_answers_like_spoolmans_root_so_monitors_see_it_up(lab_key, path):
+    client = ApiClient(lab_key)
+    response = client.get(path.format(key=lab_key))
+    assert response.status_code == 200
+    assert response.json()["version"] and "api/v1/" in response.json()["message"]
+    refused = client.post(path.format(key=lab_key), {}, content_type="application/json")
+    assert refused.status_code == 405 and refused.json()["message"]
 
 
 @pytest.fixture

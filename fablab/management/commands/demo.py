@@ -66,6 +66,7 @@ class Command(BaseCommand):
         inventory_note = self._inventory()
         printers_note = self._printers()
         queue_note = self._queue()
+        self.events_note = self._market_events()
         return (raw_key, customer_org, partner_org, catalog_note, inventory_note, printers_note, queue_note,
                 billing_note)
 
@@ -94,6 +95,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Inventory: {inventory_note}")
         self.stdout.write(f"  Printers: {printers_note}")
         self.stdout.write(f"  Print queue: {queue_note}")
+        self.stdout.write(f"  Market events: {self.events_note}")
         self.stdout.write(f"  Billing: {billing_note}\n")
 
     DEMO_PLAN = "starter"
@@ -259,6 +261,45 @@ class Command(BaseCommand):
         return (f"{Spool.objects.count()} spools of {Filament.objects.count()} filaments, "
                 f"{Product.objects.count()} products; shopping list at "
                 "http://127.0.0.1:8000/admin/inventory/filament/shopping-list/")
+
+    def _market_events(self) -> str:
+        """Last year's Christmas market, closed with its sales, and this year's coming up: its products
+        recommended from last year's results, and a checklist. Made once: a second run finds them by name."""
+        import datetime
+
+        from django.utils import timezone
+
+        from inventory.models import Product
+        from production import events
+        from production.models import MarketEvent
+
+        url = "http://127.0.0.1:8000/admin/production/marketevent/"
+        if MarketEvent.objects.filter(name="Christmas market").exists():
+            return f"{MarketEvent.objects.count()} events (already loaded) at {url}"
+        counts = (("P-KEY-S-ORANGE", 12, 3), ("P-CLIP-6-BLACK", 15, 9), ("P-COASTER-OCEAN", 5, 1))
+        products = {product.sku: product for product in Product.objects.filter(sku__in=[c[0] for c in counts])}
+        if not products:
+            return "none (the sample products are missing)"
+        today = timezone.localdate()
+        last_year = today - datetime.timedelta(days=364)
+        past = events.market_event_create(name="Christmas market (last year)", starts_on=last_year,
+                                          ends_on=last_year + datetime.timedelta(days=1), place="Market square",
+                                          stall_fee="45.00", themes=["christmas"])
+        for sku, taken, returned in counts:
+            if sku in products:
+                events.market_event_product_set(event=past, product=products[sku], target_units=taken,
+                                                taken_units=taken, returned_units=returned)
+        events.market_event_close(event=past)
+        start = today + datetime.timedelta(days=10)
+        coming = events.market_event_create(name="Christmas market", starts_on=start,
+                                            ends_on=start + datetime.timedelta(days=1), place="Market square",
+                                            stall_fee="50.00", themes=["christmas"])
+        events.market_event_recommend(event=coming)
+        for n, text in enumerate(("Book the stall", "Print the price labels", "Pack the card reader and change")):
+            item = events.market_event_checklist_add(event=coming, text=text)
+            if n == 0:
+                events.market_event_checklist_toggle(item=item)
+        return f"last year's Christmas market with its results and this year's coming up, at {url}"
 
     def _printed_products(self, shelf) -> None:
         """Finished units of some sample variants, as if printed earlier."""
