@@ -41,7 +41,8 @@ def admin_login(request: HttpRequest) -> HttpResponse:
 DOMAIN_PAGES = {
     "inventory": [(_("Shopping list"), "shopping_cart", "admin:inventory_shopping_list", "inventory.view_filament")],
     "production": [(_("Plan timeline"), "view_timeline", "admin:production_printjob_timeline",
-                    "production.view_printjob")],
+                    "production.view_printjob"),
+                   (_("Restock"), "autorenew", "admin:production_printjob_restock", "production.view_printjob")],
     "printers": [(_("Fleet"), "grid_view", "admin:printers_fleet", "printers.view_printer")],
 }
 

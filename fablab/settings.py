@@ -304,6 +304,14 @@ for _holiday in PRODUCTION_HOLIDAYS:
 # plus this many days of safety stock, on top of the reorder level.
 INVENTORY_USAGE_WINDOW_DAYS = env_int("INVENTORY_USAGE_WINDOW_DAYS", 30)
 INVENTORY_SAFETY_DAYS = env_int("INVENTORY_SAFETY_DAYS", 7)
+# Restocking printed products (production.restock): the share of weeks whose demand the stock should cover
+# (sets the safety stock), the weeks between two looks at the restock page (stock is brought up to cover them),
+# and how many weeks of sales the forecasts learn from.
+RESTOCK_SERVICE_LEVEL_PERCENT = env_decimal("RESTOCK_SERVICE_LEVEL_PERCENT", "95", minimum="50", maximum="99.9")
+RESTOCK_REVIEW_WEEKS = env_decimal("RESTOCK_REVIEW_WEEKS", "2", minimum="0", maximum="52")
+RESTOCK_HISTORY_WEEKS = env_int("RESTOCK_HISTORY_WEEKS", 156)
+if not 4 <= RESTOCK_HISTORY_WEEKS <= 520:
+    raise ImproperlyConfigured("RESTOCK_HISTORY_WEEKS must be a whole number from 4 to 520.")
 
 # --- Production: the cost of a print ------------------------------------------------------
 #

@@ -77,3 +77,13 @@ class SalesChannel(models.TextChoices):
 class AlertItem(models.TextChoices):
     FILAMENT = "filament", _("Filament")
     PRODUCT = "product", _("Product")
+
+
+class ForecastMethod(models.TextChoices):
+    """How inventory.forecasting predicted a product's weekly demand (see its rule for choosing)."""
+
+    NONE = "none", _("No sales")
+    SES = "ses", _("Exponential smoothing")
+    HOLT = "holt", _("Holt (trend)")
+    HOLT_WINTERS = "holt_winters", _("Holt-Winters (trend and season)")
+    TSB = "tsb", _("TSB (sporadic demand)")

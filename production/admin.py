@@ -70,7 +70,7 @@ from printers.panels import (
     register_file_urls,
     register_printer_panel,
 )
-from production import books, selectors, services
+from production import admin_restock, books, selectors, services
 from production.choices import (
     PRINT_JOB_STATUS_COLORS,
     PRIORITY_COLORS,
@@ -304,7 +304,7 @@ class PrintJobAdmin(ModelAdmin):
     list_per_page = 100
     actions = ["send_now", "send_to_printer", "cancel_selected", "requeue_selected", "priority_urgent",
                "priority_high", "priority_normal", "priority_low"]
-    actions_list = ["open_timeline", "recheck"]
+    actions_list = ["open_timeline", "recheck", "open_restock"]
     actions_detail = ["send_to_printer_page"]
     inlines = [AttemptInline]
     autocomplete_fields = ["version"]
@@ -328,6 +328,7 @@ class PrintJobAdmin(ModelAdmin):
     def get_urls(self):
         return [
             path("timeline/", self.admin_site.admin_view(self.timeline_view), name=TIMELINE_URL_NAME),
+            *admin_restock.restock_urls(self),
             *super().get_urls(),
         ]
 
@@ -616,6 +617,10 @@ class PrintJobAdmin(ModelAdmin):
         messages.success(request, ngettext("Queue checked: %(count)d job changed.",
                                            "Queue checked: %(count)d jobs changed.", changed) % {"count": changed})
         return HttpResponseRedirect(reverse("admin:production_printjob_changelist"))
+
+    @action(description=_("Restock"), icon="autorenew", url_path="open-restock")
+    def open_restock(self, request):
+        return redirect(f"admin:{admin_restock.LIST_URL_NAME}")
 
 
 class PrinterStationCostForm(forms.ModelForm):

@@ -24,6 +24,9 @@ systems; customers' keys are refused (403):
 - GET  /production/variants/{id}/cost: what a unit of a catalog variant costs to print and its margin
   against the product's sale price; a partner only for the variants of its own designs.
 
+- GET  /production/restock (a read key of the lab; partners and customers 403): the restock recommendation
+  of every printed product that sold lately (production.restock), the most plates to print first.
+
 A partner sees and queues only its own jobs; a lab key also sees the jobs staff queued in the admin.
 Another organization's job or a version a partner may not see answers 404.
 """
@@ -45,7 +48,7 @@ from fablab.api_auth import (
 )
 from fablab.api_pagination import Pagination
 from printers import selectors as printer_selectors
-from production import books, selectors, services
+from production import books, restock, selectors, services
 from production.schemas import (
     MAX_ID,
     BooksQueryIn,
@@ -55,6 +58,7 @@ from production.schemas import (
     PrintJobCreateIn,
     PrintJobFilterIn,
     PrintJobOut,
+    RestockOut,
     VariantCostOut,
     VersionSuccessRateOut,
 )
@@ -207,3 +211,17 @@ def books_sales(request: HttpRequest, query: Query[BooksQueryIn]):
     """Every sale and return dated in the period with net, VAT (PRODUCTION_VAT_PERCENT) and gross, and a totals
     row; parameters as for print-jobs."""
     return _books_file(request, "sales", query)
+
+
+# --- restocking ----------------------------------------------------------------------------------
+
+
+@router.get("/production/restock", response=list[RestockOut], auth=lab_read_key, tags=["production"],
+            summary="Restock recommendations for printed products")
+@paginate(Pagination)
+def restock_list(request: HttpRequest):
+    """One row per printed product that sold in the last RESTOCK_HISTORY_WEEKS weeks, the most plates first:
+    the forecast per week and its method, stock, units already queued, lead time (queue wait + one plate's
+    print), reorder point, recommended units and the plates to print. Only the lab's own keys; partners' and
+    customers' keys get 403."""
+    return restock.restock_list()
