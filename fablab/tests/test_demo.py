@@ -57,3 +57,22 @@ def test_demo_catalog_carries_read_sliced_files():
     assert variants.count() == sum(len(model.variants) for model in sample_models()) == 18
     assert all(v.current_version.sliced_file.status == "done" for v in variants)
     assert ModelVariant.objects.get(sku="CUBE-ORANGE").printer_model == "COREONE"
+
+
+def test_demo_has_a_sales_history_that_restock_and_events_use():
+    from inventory.models import ProductStock, Sale
+    from production.models import MarketEvent
+    from production.restock import restock_list
+
+    run_demo()
+    history = Sale.objects.filter(product__sku="P-KEY-S-ORANGE")
+    assert history.count() > 100  # two years of weekly sales
+    # The units sold were produced first: the shelf holds what the demo put there for the product.
+    assert ProductStock.objects.get(product__sku="P-KEY-S-ORANGE").quantity == 24 - 9  # less last year's market
+    rows = {row.product.sku: row for row in restock_list()}
+    assert rows["P-KEY-S-ORANGE"].recommendation.method == "holt_winters"  # two seasons of history
+    assert rows["P-COASTER-OCEAN"].recommendation.method == "tsb"  # sells now and then
+    assert all(row.recommendation.forecast.mean > 0 for row in rows.values())
+    assert MarketEvent.objects.filter(status="done").count() == 1
+    run_demo()
+    assert Sale.objects.filter(product__sku="P-KEY-S-ORANGE").count() == history.count()

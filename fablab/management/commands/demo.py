@@ -206,6 +206,7 @@ class Command(BaseCommand):
             return f"{Spool.objects.count()} spools (already loaded)"
         shelf = stock.location_create(name="Shelf A", kind="shelf")
         self._printed_products(shelf)
+        self._sales_history(shelf)
         dry_box = stock.location_create(name="Dry box 1", kind="dry_box", parent=shelf)
         for slot in range(1, 5):
             stock.location_create(name=f"AMS slot {slot}", kind="ams_slot")
@@ -319,6 +320,41 @@ class Command(BaseCommand):
                                            reorder_threshold_units=units // 4)
             stock.product_stock_change(product=product, location=shelf, kind="produced", quantity=units,
                                        idempotency_key=f"demo-produced-{sku}")
+
+    def _sales_history(self, shelf) -> None:
+        """Two years of weekly sales of the printed products (more before Christmas, the coasters only now and
+        then), so sales velocity, restock forecasts and the books have a history to show. The units sold are
+        produced first, so the shelf ends as _printed_products left it."""
+        import datetime
+        import random
+
+        from django.utils import timezone
+
+        from inventory import services as stock
+        from inventory.models import Product
+
+        rng = random.Random(2024)
+        today = timezone.localdate()
+        # (product, mean units per week, chance of a sale in a week)
+        for sku, rate, chance in (("P-KEY-S-ORANGE", 6, 1.0), ("P-CLIP-6-BLACK", 9, 1.0), ("P-COASTER-OCEAN", 2, 0.3)):
+            product = Product.objects.filter(sku=sku).first()
+            if product is None:
+                continue
+            weeks = []
+            for week in range(104, 0, -1):
+                day = today - datetime.timedelta(weeks=week, days=rng.randrange(7))
+                season = 2.0 if day.month == 12 or (day.month == 11 and day.day > 20) else 1.0
+                growth = 1 + (104 - week) / 208  # sales grow by half over the two years
+                if rng.random() < chance:
+                    mean = rate * season * growth
+                    weeks.append((day, max(1, round(rng.gauss(mean, mean / 4)))))
+            stock.product_stock_change(product=product, location=shelf, kind="produced",
+                                       quantity=sum(units for _day, units in weeks),
+                                       idempotency_key=f"demo-produced-history-{sku}")
+            for day, units in weeks:
+                stock.sale_record(product=product, location=shelf, quantity=units, unit_price=product.sale_price,
+                                  channel=rng.choice(("market", "shop", "etsy", "wholesale")), sold_on=day,
+                                  idempotency_key=f"demo-history-{sku}-{day.isoformat()}")
 
     def _catalog(self, partner_org) -> str:
         """The sample models, variants and versions, with sliced files the project makes itself.
