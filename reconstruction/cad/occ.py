@@ -101,8 +101,9 @@ def area(face) -> float:
     return props.Mass()
 
 
-def is_valid(shape: TopoDS_Shape) -> bool:
-    return BRepCheck_Analyzer(shape).IsValid()
+def is_valid(shape: TopoDS_Shape, *, geometry: bool = True) -> bool:
+    """BRepCheck's verdict; without `geometry` only the topology is checked (much faster)."""
+    return BRepCheck_Analyzer(shape, geometry).IsValid()
 
 
 def is_closed(shape: TopoDS_Shape) -> bool:

@@ -110,12 +110,17 @@ def test_a_retry_does_not_redo_finished_stages(work, monkeypatch):
     assert job.attempts == 2
 
 
-def test_reconstruct_command(tmp_path):
+def test_reconstruct_command(tmp_path, settings):
+    settings.RECONSTRUCTION_STEP_MAX_FACES = 600  # the temple is free-form: a small faceted solid is enough here
     out = tmp_path / "out"
-    call_command("reconstruct", str(temple_dir()), "--out", str(out), "--known-dimension-mm", "80")
-    assert {p.name for p in out.iterdir()} == {"mesh.stl", "mesh.3mf", "preview.png", "report.json", "points.ply"}
+    call_command("reconstruct", str(temple_dir()), "--out", str(out), "--known-dimension-mm", "80", "--step",
+                 stdout=io.StringIO())
+    assert {p.name for p in out.iterdir()} == {"mesh.stl", "mesh.3mf", "preview.png", "report.json", "points.ply",
+                                               "model.step"}
     report = json.loads((out / "report.json").read_text())
     assert report["size_mm"] and max(report["size_mm"]) == pytest.approx(80, rel=1e-3)
+    assert report["step"]["method"] in {"analytic", "faceted"} and report["step"]["simplified_to_faces"] <= 600
+    assert (out / "model.step").read_text().startswith("ISO-10303-21;")
     with pytest.raises(CommandError, match="at least 8"):
         call_command("reconstruct", str(tmp_path), "--out", str(out))
 
