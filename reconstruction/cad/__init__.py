@@ -107,6 +107,32 @@ def _diameters(regions) -> list[dict]:
     return [{"diameter_mm": d, "count": n} for d, n in sorted(counted.items(), reverse=True)]
 
 
+def _written(solid, path: Path) -> bool:
+    """Write the solid and read it back: True when the file holds a valid closed solid (else it is removed).
+
+    Edges whose tolerances the file cannot carry may read back invalid; the solid healed by
+    OpenCascade's ShapeFix is then written instead.
+    """
+    from OCP.ShapeFix import ShapeFix_Shape
+
+    from reconstruction.cad import occ
+
+    for attempt in range(2):
+        try:
+            if attempt:
+                fix = ShapeFix_Shape(solid)
+                fix.Perform()
+                solid = fix.Shape()
+            occ.write_step(solid, path)
+            back = occ.read_step(path)
+            if occ.is_valid(back) and occ.is_closed(back):
+                return True
+        except Exception:  # any failure to heal, write or read means: not this file
+            pass
+    path.unlink(missing_ok=True)
+    return False
+
+
 def mesh_to_step(mesh, path: Path, *, max_faces: int = MAX_FACES) -> dict:
     """Write the mesh as a closed STEP solid at `path`; the report says what was recognised.
 
@@ -136,6 +162,9 @@ def mesh_to_step(mesh, path: Path, *, max_faces: int = MAX_FACES) -> dict:
             solid, fallback = None, "build"
     if fitted_area < MIN_FITTED_SHARE * total_area:
         fitted, fallback = [], "no surfaces"  # a few flat facets on a free-form shape are no CAD model
+    path = Path(path)
+    if solid is not None and not _written(solid, path):
+        solid, fallback = None, "reimport"  # the file did not read back as a valid closed solid
     if solid is None:
         try:
             solid, _faceted = build.build(mesh, [segment.Region(segment.FREEFORM, np.arange(len(mesh.faces)),
@@ -143,12 +172,8 @@ def mesh_to_step(mesh, path: Path, *, max_faces: int = MAX_FACES) -> dict:
         except Exception as exc:
             raise StepFailed(FAILED, f"No closed solid could be built from the mesh ({exc}).") from None
         fitted, fitted_area = [], 0.0
-    path = Path(path)
-    try:
-        occ.write_step(solid, path)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise StepFailed(FAILED, str(exc)) from None
+        if not _written(solid, path):
+            raise StepFailed(FAILED, "The STEP file did not read back as a valid closed solid.")
     kinds = Counter(occ.surface_of(face)[0] for face in occ.faces(solid))
     return {
         "method": "faceted" if fallback else "analytic",
