@@ -173,6 +173,7 @@ def _diameters(cylinders: list[dict]) -> str:
 
 STEP_ERRORS = {
     "empty": gettext_lazy("No STEP file was made: the mesh is empty."),
+    "corrupt": gettext_lazy("No STEP file was made: the mesh file is damaged."),
     "open": gettext_lazy("No STEP file was made: the mesh is not closed, so it does not enclose a solid."),
     "too complex": gettext_lazy("No STEP file was made: the mesh has too many triangles to turn into a solid. "
                                 "Download the STL instead, or contact us for a manual conversion."),

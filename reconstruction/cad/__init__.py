@@ -23,7 +23,8 @@ MAX_FACES = 6000  # larger meshes are simplified first: building the solid takes
 MIN_FITTED_SHARE = 0.5  # below this share of the area on fitted surfaces, the faceted solid is written
 
 # Why no STEP was made (report["step"]["error"]); report_text words each for the customer.
-EMPTY, OPEN, TOO_COMPLEX, FAILED, UNAVAILABLE = "empty", "open", "too complex", "failed", "unavailable"
+EMPTY, CORRUPT, OPEN, TOO_COMPLEX, FAILED, UNAVAILABLE = (
+    "empty", "corrupt", "open", "too complex", "failed", "unavailable")
 
 
 class StepFailed(ApplicationError):
@@ -49,7 +50,9 @@ def _checked(mesh) -> trimesh.Trimesh:
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) < 4 or len(mesh.vertices) < 4:
         raise StepFailed(EMPTY, "The mesh is empty; there is no surface to turn into a solid.")
     if not np.isfinite(mesh.vertices).all():
-        raise StepFailed(EMPTY, "The mesh has vertices without coordinates (NaN or infinite).")
+        raise StepFailed(CORRUPT, "The mesh has vertices without coordinates (NaN or infinite).")
+    if mesh.faces.min() < 0 or mesh.faces.max() >= len(mesh.vertices):
+        raise StepFailed(CORRUPT, "The mesh is damaged: some triangles refer to vertices it does not have.")
     mesh = trimesh.Trimesh(mesh.vertices.copy(), mesh.faces.copy(), process=True)
     mesh.update_faces(mesh.nondegenerate_faces(height=None))
     mesh.update_faces(mesh.unique_faces())
@@ -136,7 +139,7 @@ def _written(solid, path: Path) -> bool:
 def mesh_to_step(mesh, path: Path, *, max_faces: int = MAX_FACES) -> dict:
     """Write the mesh as a closed STEP solid at `path`; the report says what was recognised.
 
-    Raises StepFailed (with `reason` one of EMPTY, OPEN, TOO_COMPLEX, FAILED, UNAVAILABLE)
+    Raises StepFailed (with `reason` one of EMPTY, CORRUPT, OPEN, TOO_COMPLEX, FAILED, UNAVAILABLE)
     when no solid can be made; nothing is written then.
     """
     if not available():

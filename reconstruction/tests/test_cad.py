@@ -77,7 +77,9 @@ def _tube():
 @pytest.mark.parametrize("mesh, reason", [
     (None, cad.EMPTY),
     (trimesh.Trimesh(), cad.EMPTY),
-    (trimesh.Trimesh(np.full((4, 3), np.nan), [[0, 1, 2], [0, 2, 3], [0, 3, 1], [1, 3, 2]]), cad.EMPTY),
+    (trimesh.Trimesh(np.full((4, 3), np.nan), [[0, 1, 2], [0, 2, 3], [0, 3, 1], [1, 3, 2]], process=False),
+     cad.CORRUPT),
+    (trimesh.Trimesh(np.eye(4)[:, :3], [[0, 1, 2], [0, 2, 9], [0, 3, 1], [1, 3, 2]], process=False), cad.CORRUPT),
     (trimesh.Trimesh(np.zeros((4, 3)), [[0, 1, 2], [0, 2, 3], [0, 3, 1], [1, 3, 2]]), cad.EMPTY),
     (_tube(), cad.OPEN),
 ])
