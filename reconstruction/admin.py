@@ -23,7 +23,7 @@ class ScanJobAdmin(ModelAdmin):
     search_fields = ["title", "organization__name"]
     readonly_fields = ["organization", "created_by", "status", "stage", "progress", "stage_timings", "report",
                        "error", "attempts", "cancel_requested_at", "started_at", "finished_at", "expires_at",
-                       "purged_at", "mesh_stl", "mesh_3mf", "preview", "point_cloud"]
+                       "purged_at", "mesh_stl", "mesh_3mf", "cad_step", "preview", "point_cloud"]
     inlines = [PhotoInline]
     actions = ["retry", "cancel", "add_to_catalog"]
 

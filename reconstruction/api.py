@@ -59,7 +59,7 @@ def scan_cancel(request: HttpRequest, scan_id: int):
     return services.scan_job_cancel(job=selectors.scan_job_get(organization=tenant(request), job_id=scan_id))
 
 
-@router.get("/{scan_id}/download/{kind}", url_name="scan_download", summary="Download stl, 3mf, png or ply")
+@router.get("/{scan_id}/download/{kind}", url_name="scan_download", summary="Download stl, 3mf, step, png or ply")
 def scan_download(request: HttpRequest, scan_id: int, kind: str):
     job = selectors.scan_job_get(organization=tenant(request), job_id=scan_id)
     field, content_type = selectors.scan_job_file(job=job, kind=kind)

@@ -53,6 +53,7 @@ class ScanJob(OrganizationOwnedModel):
     purged_at = models.DateTimeField(_("files deleted"), null=True, blank=True)
     mesh_stl = models.FileField(_("mesh (STL)"), upload_to=output_path, blank=True, max_length=300)
     mesh_3mf = models.FileField(_("mesh (3MF)"), upload_to=output_path, blank=True, max_length=300)
+    cad_step = models.FileField(_("CAD solid (STEP)"), upload_to=output_path, blank=True, max_length=300)
     preview = models.ImageField(_("preview"), upload_to=output_path, blank=True, max_length=300)
     point_cloud = models.FileField(_("point cloud (PLY)"), upload_to=output_path, blank=True, max_length=300)
 

@@ -1,7 +1,7 @@
 """A scan's report and photo advice in plain words, for the portal's scan page.
 
 `report_summary(job)` turns the pipeline's report (photos placed, points, how the size was
-found, the mesh, seconds per stage) into a few sentences per topic; `photo_tips()` says how to
+found, the mesh, the STEP solid, seconds per stage) into a few sentences per topic; `photo_tips()` says how to
 photograph an object, with the limits the service applies.
 """
 
@@ -159,6 +159,57 @@ def _mesh_sentences(report: dict) -> list[str]:
     return [sentence]
 
 
+def _diameters(cylinders: list[dict]) -> str:
+    """"Ø 24.02 mm, Ø 6.01 mm ×2": each diameter once, with how many cylinders have it."""
+    parts = []
+    for cylinder in cylinders:
+        text = _("Ø %(d)s mm") % {"d": number_format(float(cylinder["diameter_mm"]), decimal_pos=2,
+                                                      force_grouping=True)}
+        if cylinder.get("count", 1) > 1:
+            text += f" ×{cylinder['count']}"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+STEP_ERRORS = {
+    "empty": gettext_lazy("No STEP file was made: the mesh is empty."),
+    "corrupt": gettext_lazy("No STEP file was made: the mesh file is damaged."),
+    "open": gettext_lazy("No STEP file was made: the mesh is not closed, so it does not enclose a solid."),
+    "too complex": gettext_lazy("No STEP file was made: the mesh has too many triangles to turn into a solid. "
+                                "Download the STL instead, or contact us for a manual conversion."),
+    "unavailable": gettext_lazy("No STEP file was made: the CAD converter is not installed on this server."),
+    "failed": gettext_lazy("No STEP file was made: the mesh could not be turned into a valid solid."),
+}
+
+
+def step_sentences(step: dict) -> list[str]:
+    """What the STEP file holds: "12 planes, 3 cylinders: Ø 24.02 mm, Ø 6.01 mm ×2", or why there is none."""
+    if not step:
+        return []
+    if step.get("error"):
+        return [str(STEP_ERRORS.get(step["error"], STEP_ERRORS["failed"]))]
+    if step.get("method") == "faceted":
+        sentences = [_("No flat faces or cylinders could be fitted, so the STEP file holds a closed faceted solid: "
+                       "the mesh's triangles as flat faces. It opens in any CAD program but is hard to edit.")]
+    else:
+        planes, cylinders = step.get("planes", 0), step.get("cylinders") or []
+        n_cylinders = sum(c.get("count", 1) for c in cylinders)
+        recognised = ngettext("%(n)s plane", "%(n)s planes", planes) % {"n": planes}
+        if n_cylinders:
+            recognised += ", " + ngettext("%(n)s cylinder", "%(n)s cylinders", n_cylinders) % {"n": n_cylinders}
+            recognised += ": " + _diameters(cylinders)
+        sentences = [_("The STEP file is a solid for CAD programs; recognised: %(recognised)s.")
+                     % {"recognised": recognised}]
+        share = float(step.get("fitted_area_share", 1.0))
+        if share < 0.995:
+            sentences.append(_("%(percent)s %% of the surface lies on these faces; the rest is kept as small flat "
+                               "facets.") % {"percent": number_format(round(share * 100), force_grouping=True)})
+    if step.get("simplified_to_faces"):
+        sentences.append(_("The mesh was simplified to %(n)s triangles first, so small details may be smoothed.")
+                         % {"n": _number(step["simplified_to_faces"])})
+    return sentences
+
+
 def _timing_sentences(job, report: dict) -> list[str]:
     timings = job.stage_timings or report.get("stage_timings") or {}
     timings = {stage: seconds for stage, seconds in timings.items() if isinstance(seconds, (int, float))}
@@ -181,6 +232,7 @@ def report_summary(job) -> list[dict]:
         ("points", _("Points"), _point_sentences(report)),
         ("scale", _("Size"), _scale_sentences(job, report)),
         ("mesh", _("Mesh"), _mesh_sentences(report)),
+        ("step", _("CAD (STEP)"), step_sentences(report.get("step") or {})),
         ("timings", _("Time"), _timing_sentences(job, report)),
     ]
     return [{"key": key, "title": title, "text": " ".join(sentences)} for key, title, sentences in groups if sentences]

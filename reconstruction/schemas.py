@@ -42,7 +42,8 @@ class ScanOut(Schema):
     def resolve_downloads(obj) -> dict[str, str]:
         if obj.status != "succeeded" or obj.purged_at:
             return {}
-        return {kind: reverse("api:scan_download", args=[obj.pk, kind]) for kind in ("stl", "3mf", "png", "ply")}
+        kinds = ("stl", "3mf", "step", "png", "ply") if obj.cad_step else ("stl", "3mf", "png", "ply")
+        return {kind: reverse("api:scan_download", args=[obj.pk, kind]) for kind in kinds}
 
 
 class PhotoOut(Schema):

@@ -19,14 +19,14 @@ def scan_job_get(*, organization, job_id: int) -> ScanJob:
 
 
 # What a finished scan offers for download: kind -> (file field, content type).
-DOWNLOADS = {"stl": ("mesh_stl", "model/stl"), "3mf": ("mesh_3mf", "model/3mf"),
+DOWNLOADS = {"stl": ("mesh_stl", "model/stl"), "3mf": ("mesh_3mf", "model/3mf"), "step": ("cad_step", "model/step"),
              "ply": ("point_cloud", "application/octet-stream"), "png": ("preview", "image/png")}
 
 
 def scan_job_file(*, job: ScanJob, kind: str):
     """The stored file of `kind` and its content type, or NotFound."""
     if kind not in DOWNLOADS:
-        raise NotFound(_("Unknown file kind %(kind)r; use stl, 3mf, png or ply.") % {"kind": kind})
+        raise NotFound(_("Unknown file kind %(kind)r; use stl, 3mf, step, png or ply.") % {"kind": kind})
     field_name, content_type = DOWNLOADS[kind]
     field = getattr(job, field_name)
     if not field:

@@ -259,7 +259,7 @@ def _delete_files(job: ScanJob) -> None:
     for photo in job.photos.all():
         if photo.image:
             photo.image.storage.delete(photo.image.name)
-    for field in (job.mesh_stl, job.mesh_3mf, job.preview, job.point_cloud):
+    for field in (job.mesh_stl, job.mesh_3mf, job.cad_step, job.preview, job.point_cloud):
         if field:
             field.storage.delete(field.name)
 
@@ -270,7 +270,7 @@ def scan_job_delete(*, job: ScanJob) -> None:
     if job.status == ScanStatus.RUNNING:
         raise Conflict(_("Cancel the scan before deleting it."))
     files = [p.image.name for p in job.photos.all()] + [
-        f.name for f in (job.mesh_stl, job.mesh_3mf, job.preview, job.point_cloud) if f]
+        f.name for f in (job.mesh_stl, job.mesh_3mf, job.cad_step, job.preview, job.point_cloud) if f]
     storage = ScanPhoto._meta.get_field("image").storage
     job.delete()
     transaction.on_commit(lambda: [storage.delete(name) for name in files])
@@ -285,7 +285,7 @@ def scan_jobs_purge_expired(*, now=None) -> int:
             locked = ScanJob.objects.select_for_update().get(pk=job.pk)
             _delete_files(locked)
             locked.photos.all().delete()
-            for field in ("mesh_stl", "mesh_3mf", "preview", "point_cloud"):
+            for field in ("mesh_stl", "mesh_3mf", "cad_step", "preview", "point_cloud"):
                 setattr(locked, field, "")
             locked.purged_at = now
             locked.save()
@@ -364,7 +364,7 @@ def scan_job_run(*, job_id: int) -> str:
 
     context = Context(photos_dir=folder / "photos", work_dir=folder / "stages",
                       known_dimension_mm=float(job.known_dimension_mm) if job.known_dimension_mm else None,
-                      scale_method=job.scale_method,
+                      scale_method=job.scale_method, step=True,
                       on_progress=on_progress, is_cancelled=is_cancelled)
     try:
         _photos_on_disk(job, context.photos_dir)
@@ -432,7 +432,9 @@ def _store_results(job: ScanJob, out, report: dict) -> None:
         with transaction.atomic():
             locked = ScanJob.objects.select_for_update().get(pk=job.pk)
             for field, name in (("mesh_stl", "mesh.stl"), ("mesh_3mf", "mesh.3mf"), ("preview", "preview.png"),
-                                ("point_cloud", "points.ply")):
+                                ("point_cloud", "points.ply"), ("cad_step", "model.step")):
+                if name == "model.step" and not (out / name).exists():
+                    continue  # the report says why no STEP was made
                 with open(out / name, "rb") as handle:
                     getattr(locked, field).save(name, ContentFile(handle.read()), save=False)
                 stored.append(getattr(locked, field).name)

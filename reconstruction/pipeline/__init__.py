@@ -35,6 +35,7 @@ class Context:
     work_dir: Path
     known_dimension_mm: float | None = None
     scale_method: str | None = None  # ScaleMethod; None: the longest side when given, else none
+    step: bool = False  # also write model.step, a CAD solid of planes and cylinders (reconstruction.cad)
     report: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     on_progress: Callable[[str, float], None] = lambda stage, percent: None

@@ -1,6 +1,8 @@
-"""Stage 7: STL and 3MF for printing, a preview picture, the point cloud and the report."""
+"""Stage 7: STL and 3MF for printing, a STEP solid when asked, a preview picture, the point cloud and
+the report."""
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -8,6 +10,8 @@ import trimesh
 
 from catalog.preview import render_png
 from reconstruction.pipeline.cleaning import close_holes
+
+logger = logging.getLogger(__name__)
 
 
 def as_stored(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -31,6 +35,24 @@ def as_stored(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     return stored
 
 
+def write_step(mesh: trimesh.Trimesh, path) -> dict:
+    """The STEP beside the mesh, and what the report says about it; a STEP that cannot be made never
+    fails the scan: the report then says why (reason: empty, open, too complex, failed, unavailable)."""
+    from django.conf import settings
+
+    from reconstruction import cad
+
+    try:
+        return cad.mesh_to_step(mesh, path, max_faces=getattr(settings, "RECONSTRUCTION_STEP_MAX_FACES", cad.MAX_FACES))
+    except cad.StepFailed as exc:
+        path.unlink(missing_ok=True)
+        return {"error": exc.reason, "detail": exc.message}
+    except Exception as exc:  # the mesh files are written; a CAD fault must not lose them
+        logger.exception("the STEP file could not be made")
+        path.unlink(missing_ok=True)
+        return {"error": cad.FAILED, "detail": str(exc)}
+
+
 def run(context) -> None:
     mesh = as_stored(trimesh.load(context.work_dir / "scaled.ply", force="mesh"))
     out = context.work_dir / "out"
@@ -39,6 +61,8 @@ def run(context) -> None:
     mesh.export(out / "mesh.3mf")
     (out / "preview.png").write_bytes(render_png(mesh.vertices, mesh.faces))
     shutil.copyfile(context.work_dir / "points.ply", out / "points.ply")
+    if context.step:
+        context.report["step"] = write_step(mesh, out / "model.step")
     context.report["mesh"] = {
         "faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "watertight": bool(mesh.is_watertight),
         "volume_mm3": round(float(mesh.volume), 1) if mesh.is_watertight else None,

@@ -30,6 +30,7 @@ def temple_dir() -> Path:
 @pytest.fixture
 def work(tmp_path, settings):
     settings.RECONSTRUCTION_WORK_DIR = tmp_path / "work"
+    settings.RECONSTRUCTION_STEP_MAX_FACES = 600  # the STEP of the free-form temple is small or not made
     return settings.RECONSTRUCTION_WORK_DIR
 
 
@@ -56,6 +57,9 @@ def test_temple_becomes_a_watertight_mesh_at_the_size_entered(work):
     assert set(job.stage_timings) == {"features", "matching", "mapping", "densify", "meshing", "cleaning", "scaling",
                                       "exporting"}
     assert job.progress == 100 and job.finished_at and job.expires_at
+    # a scan always tries the STEP; the free-form temple gets a faceted one or a reason why not
+    assert bool(job.cad_step) == ("error" not in report["step"])
+    assert report["step"].get("method", "faceted") == "faceted" or report["step"].get("error")
     with job.mesh_stl.open("rb") as handle:
         mesh = trimesh.load(io.BytesIO(handle.read()), file_type="stl")
     assert mesh.is_watertight
@@ -110,12 +114,21 @@ def test_a_retry_does_not_redo_finished_stages(work, monkeypatch):
     assert job.attempts == 2
 
 
-def test_reconstruct_command(tmp_path):
+def test_reconstruct_command(tmp_path, settings):
+    settings.RECONSTRUCTION_STEP_MAX_FACES = 600  # keeps the solid small; the free-form temple may not simplify
     out = tmp_path / "out"
-    call_command("reconstruct", str(temple_dir()), "--out", str(out), "--known-dimension-mm", "80")
-    assert {p.name for p in out.iterdir()} == {"mesh.stl", "mesh.3mf", "preview.png", "report.json", "points.ply"}
+    said = io.StringIO()
+    call_command("reconstruct", str(temple_dir()), "--out", str(out), "--known-dimension-mm", "80", "--step",
+                 stdout=said)
     report = json.loads((out / "report.json").read_text())
+    step = report["step"]
+    files = {"mesh.stl", "mesh.3mf", "preview.png", "report.json", "points.ply"}
+    assert {p.name for p in out.iterdir()} == (files if step.get("error") else files | {"model.step"})
     assert report["size_mm"] and max(report["size_mm"]) == pytest.approx(80, rel=1e-3)
+    if step.get("error"):  # a STEP that cannot be made never fails the scan, and the command says why
+        assert step["error"] == "too complex" and "No STEP file was made" in said.getvalue()
+    else:
+        assert (out / "model.step").read_text().startswith("ISO-10303-21;") and "STEP: " in said.getvalue()
     with pytest.raises(CommandError, match="at least 8"):
         call_command("reconstruct", str(tmp_path), "--out", str(out))
 

@@ -1,4 +1,4 @@
-"""python manage.py reconstruct PHOTO_DIR --out OUT_DIR [--known-dimension-mm X]"""
+"""python manage.py reconstruct PHOTO_DIR --out OUT_DIR [--known-dimension-mm X] [--step]"""
 
 import json
 import shutil
@@ -8,8 +8,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from reconstruction.pipeline import Context, ScanFailed, run
+from reconstruction.report_text import step_sentences
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+def step_line(step: dict) -> str:
+    return "STEP: " + " ".join(step_sentences(step))
 
 
 class Command(BaseCommand):
@@ -18,11 +23,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("photo_dir", type=Path)
         parser.add_argument("--out", type=Path, required=True, help="Folder for mesh.stl, mesh.3mf, preview.png, "
-                                                                      "report.json and points.ply.")
+                                                                      "report.json, points.ply (and model.step).")
         parser.add_argument("--known-dimension-mm", type=float, default=None,
                             help="The object's longest side in mm; the mesh is scaled to it.")
+        parser.add_argument("--step", action="store_true",
+                            help="Also write model.step: a CAD solid whose flat sides are planes and whose holes "
+                                 "and bosses are cylinders (a faceted solid when none fit).")
 
-    def handle(self, *args, photo_dir: Path, out: Path, known_dimension_mm, **options):
+    def handle(self, *args, photo_dir: Path, out: Path, known_dimension_mm, step=False, **options):
         photos = sorted(p for p in photo_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if photo_dir.is_dir() \
             else []
         if len(photos) < 8:
@@ -44,13 +52,16 @@ class Command(BaseCommand):
 
             try:
                 report = run(Context(photos_dir=work / "photos", work_dir=work / "stages",
-                                     known_dimension_mm=known_dimension_mm, on_progress=progress))
+                                     known_dimension_mm=known_dimension_mm, step=step, on_progress=progress))
             except ScanFailed as exc:
                 raise CommandError(exc.message) from None
-            for name in ("mesh.stl", "mesh.3mf", "preview.png", "report.json", "points.ply"):
-                shutil.copyfile(work / "stages" / "out" / name, out / name)
+            for name in ("mesh.stl", "mesh.3mf", "preview.png", "report.json", "points.ply", "model.step"):
+                if (work / "stages" / "out" / name).exists():
+                    shutil.copyfile(work / "stages" / "out" / name, out / name)
         self.stdout.write(self.style.SUCCESS(
             f"{report['registered_photos']} of {report['photos']} photos placed, {report['points']} points, "
             f"mesh {report['mesh']['faces']} faces, watertight {report['mesh']['watertight']}, "
             f"size {report['size_mm']} mm -> {out}"))
+        if step:
+            self.stdout.write(step_line(report.get("step") or {}))
         self.stdout.write(json.dumps(report.get("stage_timings", {})))
