@@ -1,5 +1,7 @@
 """Scans for partners: create a job, upload photos, start it, follow it, download the result."""
 
+from typing import Literal
+
 from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import File, Router, Status
 from ninja.files import UploadedFile
@@ -11,6 +13,9 @@ from reconstruction import markers, selectors, services
 from reconstruction.schemas import PhotoOut, ScanCreateIn, ScanOut
 
 router = Router(tags=["scans"])
+
+# The paper sizes the marker sheet comes in.
+Paper = Literal[tuple(markers.PAPERS_MM)]
 
 
 @router.get("", response=list[ScanOut], summary="Scans of this organization")
@@ -28,7 +33,7 @@ def scan_create(request: HttpRequest, payload: ScanCreateIn):
 
 @router.get("/marker-sheet.pdf", summary="The printable marker sheet for scans scaled by markers",
             description="Print at 100 % / actual size; paper is A4 (default) or Letter.")
-def marker_sheet(request: HttpRequest, paper: str = "A4"):
+def marker_sheet(request: HttpRequest, paper: Paper = "A4"):
     response = HttpResponse(markers.marker_sheet_pdf(paper=paper), content_type="application/pdf")
     response["Content-Disposition"] = 'inline; filename="fablab-marker-sheet.pdf"'
     return response
