@@ -4,7 +4,7 @@ from django.urls import reverse
 from ninja import Field, Schema
 
 from catalog.choices import ExtractionStatus, FileFormat, Licence
-from fablab.api_types import ApiDecimal, choice
+from fablab.api_types import ApiDecimal, choice, decimal_type
 
 
 class NamedRef(Schema):
@@ -118,8 +118,8 @@ class VariantFilterIn(Schema):
     material: str = Field("", description="Filament type, e.g. PLA, PETG.")
     colour: str = Field("", pattern=r"^(#[0-9A-Fa-f]{6})?$", description="Filament or variant colour, #RRGGBB.")
     printer_model: str = ""
-    nozzle_diameter: ApiDecimal | None = Field(None, gt=0, lt=5)
-    layer_height: ApiDecimal | None = Field(None, gt=0, lt=5)
+    nozzle_diameter: decimal_type(gt=0, lt=5) | None = None
+    layer_height: decimal_type(gt=0, lt=5) | None = None
     min_time_s: int | None = Field(None, ge=0)
     max_time_s: int | None = Field(None, ge=0)
     designer: int | None = None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import annotated_types
 from django.db.models import TextChoices
 from pydantic import BeforeValidator, GetJsonSchemaHandler, PlainSerializer
 from pydantic_core import core_schema as cs
@@ -44,6 +45,11 @@ def _decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
+def _number_text(value) -> str:
+    """5.0 -> "5", 0.1 -> "0.1" (a bound as the description says it)."""
+    return format(Decimal(str(value)).normalize(), "f")
+
+
 class _DecimalJsonSchema:
     """Documents a Decimal as a decimal string, keeping any bounds the field declares as a sentence."""
 
@@ -56,13 +62,21 @@ class _DecimalJsonSchema:
         documented = {"type": "string", "format": DECIMAL_FORMAT, "pattern": DECIMAL_PATTERN}
         if bounds:
             documented["description"] = "A decimal number, " + ", ".join(
-                f"{_BOUNDS[key]} {value}" for key, value in bounds.items()) + "."
+                f"{_BOUNDS[key]} {_number_text(value)}" for key, value in bounds.items()) + "."
         return documented
 
 
-def decimal_type(text: Callable[[Decimal], str] = _decimal_text) -> Any:
-    """A Decimal field type of the API; `text` writes a value for the answer (positional digits only)."""
-    return Annotated[Decimal, BeforeValidator(_plain_digits), PlainSerializer(text, return_type=str),
+def decimal_type(text: Callable[[Decimal], str] = _decimal_text, *, gt=None, ge=None, lt=None, le=None) -> Any:
+    """A Decimal field type of the API; `text` writes a value for the answer (positional digits only).
+
+    Bounds go here, not in the field's Field(...): there pydantic would check them but document them as
+    keywords of no JSON Schema; here they are checked and said in the description of the value.
+    """
+    bounds = [bound for bound in (
+        annotated_types.Gt(gt) if gt is not None else None, annotated_types.Ge(ge) if ge is not None else None,
+        annotated_types.Lt(lt) if lt is not None else None, annotated_types.Le(le) if le is not None else None,
+    ) if bound is not None]
+    return Annotated[Decimal, *bounds, BeforeValidator(_plain_digits), PlainSerializer(text, return_type=str),
                      _DecimalJsonSchema()]
 
 

@@ -3,13 +3,13 @@ from datetime import datetime
 from django.urls import reverse
 from ninja import Field, Schema
 
-from fablab.api_types import ApiDecimal, choice
+from fablab.api_types import ApiDecimal, choice, decimal_type
 from reconstruction.choices import ScaleMethod, ScanStatus, Stage
 
 
 class ScanCreateIn(Schema):
     title: str = Field(..., min_length=1, max_length=200)
-    known_dimension_mm: ApiDecimal | None = Field(None, gt=0, le=5000,
+    known_dimension_mm: decimal_type(gt=0, le=5000) | None = Field(None,
                                                description="The real length of the object's longest side.")
     scale_method: choice(ScaleMethod) | None = Field(
         None, description="How the mesh gets its true size: 'dimension' (the longest side, required), 'markers' "

@@ -133,8 +133,15 @@ def test_the_query_parameters_with_choices_are_enums_too():
 @pytest.mark.parametrize(("component", "name"), DECIMAL_FIELDS)
 def test_a_decimal_field_is_a_decimal_string(component, name):
     (schema,) = _branches(_field(component, name))
-    assert schema == {"type": "string", "format": DECIMAL_FORMAT, "pattern": DECIMAL_PATTERN, **(
-        {"description": schema["description"]} if "description" in schema else {})}
+    assert (schema["type"], schema["format"], schema["pattern"]) == ("string", DECIMAL_FORMAT, DECIMAL_PATTERN)
+    assert set(schema) <= {"type", "format", "pattern", "title", "description"}  # no stray keywords (gt, lt)
+
+
+def test_a_decimal_field_with_bounds_says_them():
+    (schema,) = _branches(_field("VariantFilterIn", "nozzle_diameter"))
+    assert schema["description"] == "A decimal number, more than 0, less than 5."
+    (schema,) = _branches(_field("ScanCreateIn", "known_dimension_mm"))
+    assert schema["description"] == "A decimal number, more than 0, at most 5000."
 
 
 def test_no_field_is_left_a_bare_number_where_a_decimal_is_meant():
@@ -191,3 +198,11 @@ class TestValidationMatchesTheDocument:
         assert body["remaining_grams"] == "987.654321"
         assert body["initial_grams"] == "1000.00"
         assert body["filament"]["diameter_mm"] == "1.75"
+
+    @pytest.mark.parametrize("query", ["nozzle_diameter=0", "nozzle_diameter=5", "layer_height=-0.2",
+                                       "layer_height=1e-1"])
+    def test_a_decimal_outside_its_documented_bounds_is_refused(self, api, query):
+        assert_problem(api.get(f"/api/v1/catalog/variants?{query}"), 422)
+
+    def test_a_decimal_inside_its_bounds_is_taken(self, api):
+        assert api.get("/api/v1/catalog/variants?nozzle_diameter=0.4").status_code == 200
