@@ -8,7 +8,9 @@ from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from fablab.api_auth import tenant, write_key
+from fablab.api_openapi import may_answer
 from fablab.api_pagination import Pagination
+from fablab.files import open_stored
 from reconstruction import markers, selectors, services
 from reconstruction.schemas import PhotoOut, ScanCreateIn, ScanOut
 
@@ -55,6 +57,7 @@ def photo_upload(request: HttpRequest, scan_id: int, photo: File[UploadedFile]):
 
 
 @router.post("/{scan_id}/submit", response=ScanOut, auth=write_key, summary="Start the reconstruction")
+@may_answer(402)  # the plan's scans of the month are used up (a day's limit answers 429)
 def scan_submit(request: HttpRequest, scan_id: int):
     return services.scan_job_submit(job=selectors.scan_job_get(organization=tenant(request), job_id=scan_id))
 
@@ -68,5 +71,5 @@ def scan_cancel(request: HttpRequest, scan_id: int):
 def scan_download(request: HttpRequest, scan_id: int, kind: str):
     job = selectors.scan_job_get(organization=tenant(request), job_id=scan_id)
     field, content_type = selectors.scan_job_file(job=job, kind=kind)
-    return FileResponse(field.open("rb"), as_attachment=True, filename=f"scan-{job.pk}.{kind}",
+    return FileResponse(open_stored(field), as_attachment=True, filename=f"scan-{job.pk}.{kind}",
                         content_type=content_type)
