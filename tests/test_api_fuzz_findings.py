@@ -1,5 +1,7 @@
 """What fuzzing the API against its document (tests/test_api_fuzz.py) found, each pinned by a plain test."""
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -7,6 +9,7 @@ from catalog.tests.factories import ModelFactory, VariantFactory
 from fablab.api import api as partner_api
 from fablab.tests.factories import MembershipFactory
 from fablab.tests.helpers import assert_problem
+from inventory.tests.factories import spool
 from production.tests.factories import version
 from reconstruction.choices import ScanStatus
 from reconstruction.services import scan_job_create
@@ -62,3 +65,16 @@ def test_starting_a_scan_declares_the_quota_refusal():
     assert {402, 429} <= set(responses)
     assert "plan" in responses[402]["description"]
     assert 402 not in DOCUMENT["paths"]["/api/v1/scans"]["post"]["responses"]
+
+
+@pytest.mark.parametrize(("action", "field"), [("use", "grams"), ("weigh", "gross_grams"),
+                                               ("adjust", "remaining_grams")])
+def test_a_huge_negative_weight_is_refused_and_books_nothing(lab_api, action, field):
+    """Thirty digits below zero could not be rounded to the microgram (a server error); now a clear 422."""
+    received = spool(grams="1000")
+    payload = {field: "-42212865401010626930750042530", "reason": "counted"}
+    response = lab_api.post(f"/api/v1/inventory/spools/{received.pk}/{action}", payload,
+                            content_type="application/json", HTTP_IDEMPOTENCY_KEY=f"huge-{action}")
+    assert_problem(response, 422, detail_contains="must be more than 0 g")
+    received.refresh_from_db()
+    assert received.remaining_grams == Decimal("1000") and received.movements.count() == 1
