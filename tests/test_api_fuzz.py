@@ -2,7 +2,8 @@
 
 Every operation of the document gets generated requests: valid ones (positive) and ones that break the
 schema (negative), sent through the WSGI application with a write key and a read key of one partner
-organization that holds some data. Every answer must
+organization that holds some data (and, for the lab's stock and sales operations, a write key of the lab's
+own organization). Every answer must
 
 - not be a server error (5xx),
 - have a status code the document lists for the operation,
