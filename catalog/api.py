@@ -11,6 +11,7 @@ from catalog.schemas import ModelDetailOut, ModelOut, VariantDetailOut, VariantF
 from fablab.api_auth import partner_or_lab_read_key, partner_write_key, tenant
 from fablab.api_pagination import Pagination
 from fablab.exceptions import InvalidInput
+from fablab.files import open_stored
 
 # Partners and the lab's own systems read; customers' keys get 403 (fablab.api_auth.require_partner_or_lab).
 # Only a design's designer, a partner, adds or chooses its versions (partner_write_key).
@@ -81,4 +82,4 @@ def version_download(request: HttpRequest, variant_id: int, number: int):
     variant = selectors.variant_get(variant_id=variant_id, partner=tenant(request))
     version = selectors.version_get(variant=variant, number=number)
     sliced = version.sliced_file
-    return FileResponse(sliced.file.open("rb"), as_attachment=True, filename=sliced.original_name)
+    return FileResponse(open_stored(sliced.file), as_attachment=True, filename=sliced.original_name)

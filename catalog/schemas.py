@@ -1,8 +1,10 @@
 from datetime import datetime
-from decimal import Decimal
 
 from django.urls import reverse
 from ninja import Field, Schema
+
+from catalog.choices import ExtractionStatus, FileFormat, Licence
+from fablab.api_types import ApiDecimal, choice, decimal_type
 
 
 class NamedRef(Schema):
@@ -17,7 +19,7 @@ class ModelOut(Schema):
     category: str | None
     tags: list[str]
     description: str
-    licence: str
+    licence: choice(Licence)
     shared_with_partners: bool
     variant_count: int = 0
     created_at: datetime
@@ -44,10 +46,10 @@ class VariantOut(Schema):
     printer_model: str
     filament_types: list[str]
     filament_colours: list[str]
-    nozzle_diameter: Decimal | None
-    layer_height: Decimal | None
+    nozzle_diameter: ApiDecimal | None
+    layer_height: ApiDecimal | None
     estimated_time_s: int | None
-    filament_used_g: Decimal | None
+    filament_used_g: ApiDecimal | None
 
     @staticmethod
     def resolve_current_version(obj) -> int | None:
@@ -65,9 +67,9 @@ class VariantOut(Schema):
 class SlicedFileOut(Schema):
     sha256: str
     size_bytes: int
-    format: str
+    format: choice(FileFormat)
     original_name: str
-    status: str
+    status: choice(ExtractionStatus)
     error: str
     sliced: bool | None
     metadata: dict
@@ -116,8 +118,8 @@ class VariantFilterIn(Schema):
     material: str = Field("", description="Filament type, e.g. PLA, PETG.")
     colour: str = Field("", pattern=r"^(#[0-9A-Fa-f]{6})?$", description="Filament or variant colour, #RRGGBB.")
     printer_model: str = ""
-    nozzle_diameter: Decimal | None = Field(None, gt=0, lt=5)
-    layer_height: Decimal | None = Field(None, gt=0, lt=5)
+    nozzle_diameter: decimal_type(gt=0, lt=5) | None = None
+    layer_height: decimal_type(gt=0, lt=5) | None = None
     min_time_s: int | None = Field(None, ge=0)
     max_time_s: int | None = Field(None, ge=0)
     designer: int | None = None

@@ -36,10 +36,13 @@ PROBLEM_SCHEMA = {
 }
 
 ERRORS = {
+    400: "The body cannot be read: not JSON, or not the form data the operation takes.",
     401: "No valid API key: missing, malformed, unknown, revoked or expired.",
     403: "The key may not do this: a read-only key on a write, or the operation is not open to this "
          "organization's kind or role.",
     404: "No such row for this organization (another organization's rows are not found either).",
+    402: "The organization's plan allows no more of this in the current billing period; upgrade or wait for the "
+         "next period.",
     409: "The request conflicts with the current state, e.g. an illegal state change or a repeated upload.",
     422: "Invalid input (a value out of range, of the wrong type, or holding a NUL character); `errors` says where.",
     429: "The organization's rate limit (API_RATE_LIMIT, shared by all its keys) was exceeded, or too many "
@@ -54,6 +57,16 @@ IDEMPOTENCY_KEY = {
     "description": "A unique string per real-world event: the same key sent again changes nothing and answers "
                    "what the first request did. Missing: 422.",
 }
+
+
+def may_answer(*statuses: int):
+    """Declare the problem answers a view gives beyond those its kind implies (e.g. 402 from a quota)."""
+
+    def mark(view):
+        view.problem_statuses = (*getattr(view, "problem_statuses", ()), *statuses)
+        return view
+
+    return mark
 
 
 def _takes_idempotency_key(operation) -> bool:
@@ -77,7 +90,9 @@ def _names_rows(details: dict, components: dict) -> bool:
 
 def _errors_of(operation, details: dict, components: dict) -> list[int]:
     methods = {method.upper() for method in operation.methods}
-    codes = [422]
+    codes = [422, *getattr(inspect.unwrap(operation.view_func), "problem_statuses", ())]
+    if details.get("requestBody"):
+        codes.append(400)
     if operation.auth_callbacks:
         codes += [401, 403]
     if _names_rows(details, components):

@@ -3,7 +3,12 @@
 import math
 from pathlib import Path
 
+from django.core.files import File
 from django.core.files.storage import Storage
+from django.db.models.fields.files import FieldFile
+from django.utils.translation import gettext as _
+
+from fablab.exceptions import NotFound
 
 MiB = 1 << 20
 
@@ -36,3 +41,12 @@ def delete_stored(storage: Storage, name: str) -> None:
         except OSError:
             return
         folder = folder.parent
+
+
+def open_stored(field: FieldFile) -> File:
+    """The stored file of `field`, open for reading; NotFound (a clear 404, never a server error) when the
+    storage no longer has it (deleted by hand, lost with a volume, a bucket emptied)."""
+    try:
+        return field.open("rb")
+    except (FileNotFoundError, IsADirectoryError, ValueError):  # ValueError: the field has no file at all
+        raise NotFound(_("The stored file is missing; ask the lab to restore or upload it again.")) from None

@@ -1,6 +1,10 @@
 from datetime import datetime
+from typing import Literal
 
 from ninja import Schema
+
+from fablab.api_types import choice
+from fablab.choices import ApiKeyScope, ApiKeyStatus, MembershipRole, OrganizationKind
 
 
 class CheckOut(Schema):
@@ -10,7 +14,7 @@ class CheckOut(Schema):
 
 
 class HealthOut(Schema):
-    status: str
+    status: Literal["ok", "degraded"]
     checks: dict[str, dict]
 
 
@@ -18,14 +22,14 @@ class OrganizationOut(Schema):
     id: int
     name: str
     slug: str
-    kind: str
+    kind: choice(OrganizationKind)
     created_at: datetime
 
 
 class MemberOut(Schema):
     id: int
     email: str
-    role: str
+    role: choice(MembershipRole)
     joined_at: datetime
 
     @staticmethod
@@ -41,8 +45,8 @@ class ApiKeyOut(Schema):
     id: int
     name: str
     prefix: str
-    scope: str
-    status: str
+    scope: choice(ApiKeyScope)
+    status: choice(ApiKeyStatus)
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None

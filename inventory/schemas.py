@@ -1,26 +1,36 @@
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import PlainSerializer
+
+from fablab.api_types import ApiDecimal, choice, decimal_type
+from inventory.choices import (
+    BOOKED_PRODUCT_KINDS,
+    CONSUMING_KINDS,
+    LocationKind,
+    MovementKind,
+    ProductKind,
+    ProductMovementKind,
+    SalesChannel,
+    SourceType,
+)
 
 
 def _grams_text(value: Decimal) -> str:
     """Grams as stored (to the microgram), written with at least two decimals: "950.00", "0.004474"."""
     value = Decimal(value)
     cents = value.quantize(Decimal("0.01"))
-    return str(cents) if cents == value else str(value.normalize())
+    return format(cents if cents == value else value.normalize(), "f")
 
 
 # Stored grams in JSON: nothing rounded away, no trailing zeros beyond the cents.
-Grams = Annotated[Decimal, PlainSerializer(_grams_text, return_type=str)]
+Grams = decimal_type(_grams_text)
 
 
 class LocationOut(Schema):
     id: int
     name: str
-    kind: str
+    kind: choice(LocationKind)
     parent_id: int | None
     path: str
 
@@ -36,11 +46,11 @@ class FilamentOut(Schema):
     name: str
     colour_hex: str
     extra_colours: list[str]
-    diameter_mm: Decimal
-    density_g_cm3: Decimal
-    net_weight_g: Decimal
-    spool_weight_g: Decimal
-    reorder_threshold_g: Decimal
+    diameter_mm: ApiDecimal
+    density_g_cm3: ApiDecimal
+    net_weight_g: ApiDecimal
+    spool_weight_g: ApiDecimal
+    reorder_threshold_g: ApiDecimal
 
 
 class FilamentStockOut(FilamentOut):
@@ -63,10 +73,10 @@ class SpoolOut(Schema):
 class MovementOut(Schema):
     id: int
     spool_id: int
-    kind: str
+    kind: choice(MovementKind)
     delta_grams: Grams
     reason: str
-    source_type: str
+    source_type: choice(SourceType)
     source_id: str
     idempotency_key: str
     created_at: datetime
@@ -74,7 +84,7 @@ class MovementOut(Schema):
 
 class ReceiveIn(Schema):
     filament_id: int
-    grams: Decimal = Field(..., description="Net filament on the new spool, in grams.")
+    grams: ApiDecimal = Field(..., description="Net filament on the new spool, in grams.")
     location_id: int | None = None
     lot_number: str = Field("", max_length=60)
     rfid_tag: str = Field("", max_length=200, description=(
@@ -84,24 +94,24 @@ class ReceiveIn(Schema):
 
 
 class UseIn(Schema):
-    grams: Decimal
-    kind: str = Field("used", description="used, failed_print or waste")
+    grams: ApiDecimal
+    kind: choice(MovementKind, *CONSUMING_KINDS) = Field("used", description="What took the filament.")
     reason: str = Field("", max_length=255)
     source_id: str = Field("", max_length=100, description="Your id of the event, e.g. the print job.")
 
 
 class WeighIn(Schema):
-    gross_grams: Decimal = Field(..., description="What the scale shows: filament plus the empty spool.")
+    gross_grams: ApiDecimal = Field(..., description="What the scale shows: filament plus the empty spool.")
 
 
 class AdjustIn(Schema):
-    remaining_grams: Decimal = Field(..., description="The counted grams left on the spool (0 or more).")
+    remaining_grams: ApiDecimal = Field(..., description="The counted grams left on the spool (0 or more).")
     reason: str = Field(..., max_length=255, description="Why the stock is corrected, e.g. 'stocktaking'.")
 
 
 class ProductStockIn(Schema):
     location_id: int
-    kind: str = Field("received", description="received, produced, returned, or adjusted (sets the count).")
+    kind: choice(ProductMovementKind, *BOOKED_PRODUCT_KINDS) = Field("received", description="adjusted sets the count.")
     quantity: int = Field(..., description="Units received, produced or returned; for adjusted the counted units.")
     reason: str = Field("", max_length=255)
     source_id: str = Field("", max_length=100, description="Your id of the event, e.g. the delivery note.")
@@ -111,10 +121,10 @@ class ProductMovementOut(Schema):
     id: int
     product_id: int
     location_id: int
-    kind: str
+    kind: choice(ProductMovementKind)
     delta_units: int
     reason: str
-    source_type: str
+    source_type: choice(SourceType)
     source_id: str
     idempotency_key: str
     created_at: datetime
@@ -123,9 +133,9 @@ class ProductMovementOut(Schema):
 class SaleIn(Schema):
     location_id: int = Field(..., description="Where the sold units are taken from.")
     quantity: int
-    unit_price: Decimal
+    unit_price: ApiDecimal
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
-    channel: str = Field(..., description="shop, market, etsy, ebay, amazon, wholesale or other")
+    channel: choice(SalesChannel)
     sold_on: date | None = Field(None, description="The day of the sale; today when left out.")
 
 
@@ -134,13 +144,13 @@ class SaleOut(Schema):
     product_id: int
     movement_id: int
     sold_on: date
-    channel: str
+    channel: choice(SalesChannel)
     quantity: int
-    unit_price: Decimal
+    unit_price: ApiDecimal
     currency: str
 
 
-SALES_CHANNELS = Literal["shop", "market", "etsy", "ebay", "amazon", "wholesale", "other"]
+SALES_CHANNELS = choice(SalesChannel)
 MAX_ID = 2**63 - 1
 
 
@@ -149,9 +159,9 @@ class SaleCreateIn(Schema):
 
     product_id: int | None = Field(None, ge=1, le=MAX_ID)
     sku: str | None = Field(None, max_length=64)
-    channel: str = Field(..., description="shop (own online shop), market, etsy, ebay, amazon, wholesale or other")
+    channel: SALES_CHANNELS = Field(..., description="Where it sold; shop is the own online shop.")
     quantity: int = Field(..., description="Units sold, 1 to 100000.")
-    unit_price: Decimal = Field(..., description="What one unit sold for, VAT included.")
+    unit_price: ApiDecimal = Field(..., description="What one unit sold for, VAT included.")
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
     sold_at: date | datetime | None = Field(None, description="The day (or moment) of the sale; today when left "
                                                               "out. A moment counts on its day in the lab's time zone.")
@@ -186,9 +196,9 @@ class SaleDetailOut(Schema):
     location_id: int = Field(..., alias="movement.location_id")
     movement_id: int
     sold_on: date
-    channel: str
+    channel: SALES_CHANNELS
     quantity: int
-    unit_price: Decimal
+    unit_price: ApiDecimal
     currency: str
     reference: str
     return_of_id: int | None
@@ -198,7 +208,7 @@ class SaleDetailOut(Schema):
 class SlotIn(Schema):
     material: str = ""
     colour: str = ""
-    grams: Decimal | None = None
+    grams: ApiDecimal | None = None
     brand: str = ""
 
 
@@ -210,7 +220,7 @@ class MatchIn(Schema):
 class CandidateOut(Schema):
     filament: FilamentOut
     delta_e: float | None
-    available_g: Decimal
+    available_g: ApiDecimal
     spool_codes: list[str]
 
 
@@ -218,8 +228,8 @@ class SlotMatchOut(Schema):
     slot: int
     material: str
     colour: str | None
-    needed_g: Decimal | None
-    available_g: Decimal
+    needed_g: ApiDecimal | None
+    available_g: ApiDecimal
     enough: bool
     note: str
     candidates: list[CandidateOut]
@@ -229,9 +239,10 @@ class ProductOut(Schema):
     id: int
     sku: str
     name: str
-    kind: str
+    kind: choice(ProductKind)
     variant_id: int | None
     units_in_stock: int = 0
     reorder_threshold_units: int
-    sale_price: Decimal | None = Field(None, description="What a unit sells for, VAT included; null when not priced.")
+    sale_price: ApiDecimal | None = Field(None, description="What a unit sells for, VAT included; null when not "
+                                                          "priced.")
     currency: str

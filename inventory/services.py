@@ -69,6 +69,8 @@ def grams(value, *, field: str = "grams", allow_zero: bool = False) -> Decimal:
     if amount > MAX_GRAMS:
         raise InvalidInput(_("%(field)s of %(value)s g is more than any spool holds (%(max)s g).")
                            % {"field": field, "value": amount, "max": MAX_GRAMS})
+    if amount < -MAX_GRAMS:  # checked before rounding: a number of 23 digits or more cannot be rounded to the µg
+        raise InvalidInput(_("%(field)s must be more than 0 g, not %(value)s g.") % {"field": field, "value": amount})
     amount = amount.quantize(GRAM_QUANTUM, rounding=ROUND_HALF_UP)
     if amount < 0 or (amount == 0 and not allow_zero):
         raise InvalidInput(_("%(field)s must be more than 0 g, not %(value)s g.")

@@ -1,11 +1,12 @@
 from collections.abc import Callable
 from datetime import datetime
 from operator import attrgetter
-from typing import Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, model_validator
 
+from fablab.api_types import choice
+from printers.choices import CommandAction, CommandStatus, JobOutcome, PrinterState
 from printers.state import nozzle_takes_abrasive
 
 
@@ -42,7 +43,7 @@ class PrinterOut(Schema):
     bed_x_mm: int
     bed_y_mm: int
     bed_z_mm: int
-    state: str
+    state: choice(PrinterState)
     online: bool
     progress_percent: float | None
     remaining_seconds: int | None
@@ -72,15 +73,15 @@ class PrinterJobOut(Schema):
     file_name: str
     started_at: datetime
     ended_at: datetime | None
-    outcome: str
+    outcome: choice(JobOutcome)
     progress_reached: float
     duration_seconds: int | None
 
 
 class StateTransitionOut(Schema):
     id: int
-    from_state: str
-    to_state: str
+    from_state: choice(PrinterState)
+    to_state: choice(PrinterState)
     at: datetime
     reason: str
 
@@ -88,7 +89,7 @@ class StateTransitionOut(Schema):
 class PrinterCommandIn(Schema):
     """`light` needs `on` (true: on, false: off); the other actions take nothing else."""
 
-    action: Literal["pause", "resume", "stop", "light"]
+    action: choice(CommandAction, CommandAction.PAUSE, CommandAction.RESUME, CommandAction.STOP, CommandAction.LIGHT)
     on: bool | None = None
 
     model_config = ConfigDict(extra="forbid")
@@ -107,9 +108,9 @@ class PrinterCommandOut(Schema):
 
     id: int
     printer_id: int
-    action: str
+    action: choice(CommandAction)
     light_on: bool | None
-    status: str
+    status: choice(CommandStatus)
     error: str
     created_at: datetime
     sent_at: datetime | None

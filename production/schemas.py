@@ -1,10 +1,11 @@
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Literal
 
 from ninja import Field, Schema
 
+from catalog.choices import ExtractionStatus
 from catalog.schemas import VersionOut
+from fablab.api_types import ApiDecimal, choice
+from production.choices import ImportStatus, PrintJobStatus, Priority, Purpose
 
 
 class PrinterFileOut(Schema):
@@ -27,7 +28,7 @@ class PrinterFileImportOut(Schema):
     id: int
     printer_id: int
     path: str
-    status: str  # queued, running, succeeded, failed
+    status: choice(ImportStatus)
     error: str
     created_at: datetime
     finished_at: datetime | None
@@ -39,7 +40,7 @@ class PrinterFileImportOut(Schema):
     version: int | None = None
     sliced_file_id: int | None = None
     sha256: str | None = None
-    metadata_status: str | None = None
+    metadata_status: choice(ExtractionStatus) | None = None
     metadata: dict | None = None
 
     @staticmethod
@@ -84,15 +85,15 @@ class PrintJobCreateIn(Schema):
     version_id: int = Field(..., ge=1, le=MAX_ID, description="The catalog version to print (its `id` in the "
                                                                "catalog API's version objects).")
     copies: int = Field(1, ge=1, le=1000, description="How many times the plate is printed.")
-    priority: Literal["urgent", "high", "normal", "low"] = "normal"
+    priority: choice(Priority) = "normal"
     due: datetime | None = Field(None, description="When the prints are needed (ISO 8601 with a time zone).")
-    purpose: Literal["business", "private"] = "business"
+    purpose: choice(Purpose) = "business"
     reference: str = Field("", max_length=200, description="Your customer or order reference.")
     plate: int = Field(1, ge=1, le=1000, description="The plate of a multi-plate 3MF (1 for other files).")
 
 
 class PrintJobFilterIn(Schema):
-    status: Literal["queued", "assigned", "sent", "printing", "completed", "failed", "cancelled"] | None = None
+    status: choice(PrintJobStatus) | None = None
     version_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
@@ -108,12 +109,12 @@ class CostOut(Schema):
     attempt ends."""
 
     currency: str | None = None
-    material: Decimal | None = Field(None, description="Grams booked per slot × the spool's price per kg.")
-    energy: Decimal | None = Field(None, description="The printer's average power × hours × the tariff per kWh.")
-    machine: Decimal | None = Field(None, description="(Purchase price ÷ lifetime hours + maintenance per hour) × "
+    material: ApiDecimal | None = Field(None, description="Grams booked per slot × the spool's price per kg.")
+    energy: ApiDecimal | None = Field(None, description="The printer's average power × hours × the tariff per kWh.")
+    machine: ApiDecimal | None = Field(None, description="(Purchase price ÷ lifetime hours + maintenance per hour) × "
                                                       "hours.")
-    labour: Decimal | None = Field(None, description="Handling minutes × the hourly rate, per attempt.")
-    total: Decimal | None = None
+    labour: ApiDecimal | None = Field(None, description="Handling minutes × the hourly rate, per attempt.")
+    total: ApiDecimal | None = None
 
 
 class VariantCostOut(Schema):
@@ -122,31 +123,32 @@ class VariantCostOut(Schema):
     variant_id: int
     sku: str
     currency: str = Field(alias="unit_cost.currency")
-    unit_cost: Decimal | None = Field(alias="unit_cost.amount", description="The mean cost per good unit of the "
+    unit_cost: ApiDecimal | None = Field(alias="unit_cost.amount", description="The mean cost per good unit of the "
                                       "variant's recent completed prints (failed attempts included); null before "
                                       "the first.")
     recent_prints: int = Field(alias="unit_cost.jobs", description="How many completed print jobs the mean is "
                                                                    "over.")
-    sale_price_gross: Decimal | None = Field(alias="margin.sale_price_gross", description="The product's sale "
+    sale_price_gross: ApiDecimal | None = Field(alias="margin.sale_price_gross", description="The product's sale "
                                              "price, VAT included; null when it has none (or one in another "
                                              "currency).")
-    sale_price_net: Decimal | None = Field(alias="margin.sale_price_net")
-    vat_percent: Decimal = Field(alias="margin.vat_percent")
-    margin: Decimal | None = Field(alias="margin.margin", description="Net sale price − unit cost.")
-    margin_percent: Decimal | None = Field(alias="margin.margin_percent", description="The margin as a "
+    sale_price_net: ApiDecimal | None = Field(alias="margin.sale_price_net")
+    vat_percent: ApiDecimal = Field(alias="margin.vat_percent")
+    margin: ApiDecimal | None = Field(alias="margin.margin", description="Net sale price − unit cost.")
+    margin_percent: ApiDecimal | None = Field(alias="margin.margin_percent", description="The margin as a "
                                                                                      "percentage of the net price.")
 
 
 class PrintJobOut(Schema):
     id: int
-    status: str = Field(description="queued → assigned → sent → printing → completed, failed or cancelled.")
+    status: choice(PrintJobStatus) = Field(description="queued → assigned → sent → printing → completed, failed or "
+                                                       "cancelled.")
     version_id: int
     plate: int
     copies: int
     copies_done: int = Field(0, description="The plates printed well so far; the job is completed when it reaches "
                                             "`copies`. Between copies the job is queued again.")
-    priority: str
-    purpose: str
+    priority: choice(Priority)
+    purpose: choice(Purpose)
     reference: str
     due: datetime | None = Field(None, alias="due_at")
     printer_id: int | None = Field(None, description="The printer it went to; null until it is dispatched.")

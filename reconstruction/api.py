@@ -1,16 +1,23 @@
 """Scans for partners: create a job, upload photos, start it, follow it, download the result."""
 
+from typing import Literal
+
 from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import File, Router, Status
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from fablab.api_auth import tenant, write_key
+from fablab.api_openapi import may_answer
 from fablab.api_pagination import Pagination
+from fablab.files import open_stored
 from reconstruction import markers, selectors, services
 from reconstruction.schemas import PhotoOut, ScanCreateIn, ScanOut
 
 router = Router(tags=["scans"])
+
+# The paper sizes the marker sheet comes in.
+Paper = Literal[tuple(markers.PAPERS_MM)]
 
 
 @router.get("", response=list[ScanOut], summary="Scans of this organization")
@@ -28,7 +35,7 @@ def scan_create(request: HttpRequest, payload: ScanCreateIn):
 
 @router.get("/marker-sheet.pdf", summary="The printable marker sheet for scans scaled by markers",
             description="Print at 100 % / actual size; paper is A4 (default) or Letter.")
-def marker_sheet(request: HttpRequest, paper: str = "A4"):
+def marker_sheet(request: HttpRequest, paper: Paper = "A4"):
     response = HttpResponse(markers.marker_sheet_pdf(paper=paper), content_type="application/pdf")
     response["Content-Disposition"] = 'inline; filename="fablab-marker-sheet.pdf"'
     return response
@@ -50,6 +57,7 @@ def photo_upload(request: HttpRequest, scan_id: int, photo: File[UploadedFile]):
 
 
 @router.post("/{scan_id}/submit", response=ScanOut, auth=write_key, summary="Start the reconstruction")
+@may_answer(402)  # the plan's scans of the month are used up (a day's limit answers 429)
 def scan_submit(request: HttpRequest, scan_id: int):
     return services.scan_job_submit(job=selectors.scan_job_get(organization=tenant(request), job_id=scan_id))
 
@@ -63,5 +71,5 @@ def scan_cancel(request: HttpRequest, scan_id: int):
 def scan_download(request: HttpRequest, scan_id: int, kind: str):
     job = selectors.scan_job_get(organization=tenant(request), job_id=scan_id)
     field, content_type = selectors.scan_job_file(job=job, kind=kind)
-    return FileResponse(field.open("rb"), as_attachment=True, filename=f"scan-{job.pk}.{kind}",
+    return FileResponse(open_stored(field), as_attachment=True, filename=f"scan-{job.pk}.{kind}",
                         content_type=content_type)

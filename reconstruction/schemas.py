@@ -1,17 +1,17 @@
 from datetime import datetime
-from decimal import Decimal
 
 from django.urls import reverse
 from ninja import Field, Schema
 
-from reconstruction.choices import ScaleMethod
+from fablab.api_types import ApiDecimal, choice, decimal_type
+from reconstruction.choices import ScaleMethod, ScanStatus, Stage
 
 
 class ScanCreateIn(Schema):
     title: str = Field(..., min_length=1, max_length=200)
-    known_dimension_mm: Decimal | None = Field(None, gt=0, le=5000,
+    known_dimension_mm: decimal_type(gt=0, le=5000) | None = Field(None,
                                                description="The real length of the object's longest side.")
-    scale_method: ScaleMethod | None = Field(
+    scale_method: choice(ScaleMethod) | None = Field(
         None, description="How the mesh gets its true size: 'dimension' (the longest side, required), 'markers' "
                           "(the printed marker sheet under the object, see /scans/marker-sheet.pdf; the longest "
                           "side, when given, is the fallback) or 'none'. Default: 'dimension' when the longest "
@@ -21,11 +21,11 @@ class ScanCreateIn(Schema):
 class ScanOut(Schema):
     id: int
     title: str
-    status: str
-    stage: str
+    status: choice(ScanStatus)
+    stage: choice(Stage, blank=True) = Field(description="The pipeline's current stage; empty before it starts.")
     progress: float
-    known_dimension_mm: Decimal | None
-    scale_method: str
+    known_dimension_mm: ApiDecimal | None
+    scale_method: choice(ScaleMethod)
     photos: int
     report: dict
     error: str

@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from fablab.exceptions import ApplicationError, InvalidInput, NotFound
+from fablab.files import open_stored
 from fablab.views import with_organization
 from reconstruction import selectors, services
 from reconstruction.choices import ScanStatus
@@ -134,7 +135,7 @@ def scan_download(request, organization, membership, job_id: int, kind: str) -> 
     job = selectors.scan_job_get(organization=organization, job_id=job_id)
     field, content_type = selectors.scan_job_file(job=job, kind=kind)
     filename = f"{job.title or 'scan'}.{kind}".replace("/", "-")
-    return FileResponse(field.open("rb"), as_attachment=kind != "png", filename=filename, content_type=content_type)
+    return FileResponse(open_stored(field), as_attachment=kind != "png", filename=filename, content_type=content_type)
 
 
 def _stored_size(field) -> int | None:

@@ -182,8 +182,8 @@ def test_lab_books_product_units_once(lab_api, rings, shelf):
     ({"kind": "received", "quantity": -3}, 422, "between 1 and"),
     ({"kind": "received", "quantity": 10**9}, 422, "between 1 and"),
     ({"kind": "received", "quantity": "many"}, 422, ""),
-    ({"kind": "sold", "quantity": 1}, 422, "sales are recorded as sales"),
-    ({"kind": "moved_in", "quantity": 1}, 422, "sales are recorded as sales"),
+    ({"kind": "sold", "quantity": 1}, 422, "'returned' or 'adjusted'"),
+    ({"kind": "moved_in", "quantity": 1}, 422, "'returned' or 'adjusted'"),
     ({"kind": "received", "quantity": 1, "location_id": 999999}, 404, "No location"),
 ])
 def test_bad_product_bookings_change_nothing(lab_api, rings, shelf, payload, status, detail):
@@ -211,7 +211,7 @@ def test_lab_records_a_sale_once(lab_api, rings, shelf):
     ({"quantity": 10**9}, 422, "between 1 and"),
     ({"unit_price": "-1"}, 422, "0 or more"),
     ({"unit_price": "1e12"}, 422, ""),
-    ({"channel": "flea"}, 422, "Unknown sales channel"),
+    ({"channel": "flea"}, 422, "channel: Input should be"),
     ({"currency": "euro"}, 422, ""),
 ])
 def test_bad_sales_change_nothing(lab_api, rings, shelf, payload, status, detail):
