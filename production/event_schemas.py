@@ -1,11 +1,12 @@
 """Schemas of the market events' API (production.api_events)."""
 
 from datetime import date, datetime
-from decimal import Decimal
 
 from ninja import Schema
 
+from fablab.api_types import ApiDecimal, choice
 from production import event_selectors
+from production.choices import EventTheme, MarketEventStatus
 
 
 class EventProductOut(Schema):
@@ -21,10 +22,10 @@ class EventProductOut(Schema):
     queued_units: int  # still to come from print jobs of its variant that have not ended
     shortfall: int  # target − in stock − queued, at least 0
     ready: bool  # in stock reaches the target
-    unit_price: Decimal | None
-    sell_through: Decimal | None  # sold / taken, 0..1
-    revenue: Decimal | None
-    margin: Decimal | None
+    unit_price: ApiDecimal | None
+    sell_through: ApiDecimal | None  # sold / taken, 0..1
+    revenue: ApiDecimal | None
+    margin: ApiDecimal | None
 
 
 class EventChecklistItemOut(Schema):
@@ -44,17 +45,17 @@ class EventReadinessOut(Schema):
     shortfall: int
     checklist_done: int
     checklist_total: int
-    checklist_share: Decimal | None
+    checklist_share: ApiDecimal | None
 
 
 class EventResultsOut(Schema):
     taken: int
     sold: int
-    sell_through: Decimal | None
-    revenue: Decimal
-    margin: Decimal
-    stall_fee: Decimal
-    margin_after_fee: Decimal
+    sell_through: ApiDecimal | None
+    revenue: ApiDecimal
+    margin: ApiDecimal
+    stall_fee: ApiDecimal
+    margin_after_fee: ApiDecimal
 
 
 class MarketEventOut(Schema):
@@ -63,10 +64,10 @@ class MarketEventOut(Schema):
     starts_on: date
     ends_on: date
     place: str
-    stall_fee: Decimal
+    stall_fee: ApiDecimal
     currency: str
-    themes: list[str]
-    status: str  # planned, preparing, done
+    themes: list[choice(EventTheme)]
+    status: choice(MarketEventStatus)
     closed_at: datetime | None
     products: list[EventProductOut]
     checklist: list[EventChecklistItemOut]
@@ -91,5 +92,5 @@ class MarketEventOut(Schema):
 
 
 class MarketEventFilterIn(Schema):
-    status: str | None = None
+    status: choice(MarketEventStatus) | None = None
     upcoming: bool | None = None

@@ -5,6 +5,7 @@ from ninja import Field, Schema
 from catalog.choices import ExtractionStatus
 from catalog.schemas import VersionOut
 from fablab.api_types import ApiDecimal, choice
+from inventory.choices import ForecastMethod
 from production.choices import ImportStatus, PrintJobStatus, Priority, Purpose
 
 
@@ -234,7 +235,7 @@ class RestockOut(Schema):
     variant_id: int
     version_id: int | None = Field(description="The catalog version a restock job prints; null when the variant "
                                                "has none.")
-    method: str = Field(description="The forecast method: ses, holt, holt_winters, tsb.")
+    method: choice(ForecastMethod) = Field(description="The forecast method (see the README's Restock section).")
     forecast_per_week: float = Field(description="Forecast units per week over the lead time and review period.")
     sigma_per_week: float = Field(description="Standard deviation of one week's forecast error (units).")
     weeks_of_history: int

@@ -158,6 +158,10 @@ def test_no_field_is_left_a_bare_number_where_a_decimal_is_meant():
         ("PrinterOut", "nozzle_diameter_mm"), ("PrinterOut", "progress_percent"),
         ("PrinterOut", "reported_nozzle_diameter_mm"), ("ScanOut", "progress"), ("VersionSuccessRateOut", "high"),
         ("VersionSuccessRateOut", "low"), ("VersionSuccessRateOut", "rate"),
+        # a restock recommendation's statistics: estimates, not money or stock
+        ("RestockOut", "forecast_per_week"), ("RestockOut", "sigma_per_week"), ("RestockOut", "queue_wait_hours"),
+        ("RestockOut", "print_hours"), ("RestockOut", "lead_time_weeks"), ("RestockOut", "service_level_percent"),
+        ("RestockOut", "review_weeks"), ("RestockOut", "reorder_point"), ("RestockOut", "order_up_to"),
     ])
 
 
