@@ -31,6 +31,8 @@ from production.planning.problem import Problem
 # The perturbation: how many jobs it moves, at least and at most.
 KICK_MIN = 2
 KICK_MAX = 6
+# The most jobs two printers may share for `_repartition` to try every split of them.
+MAX_REPARTITION = 12
 # After this many perturbations in a row without a better assignment, restart from the best one
 # with a larger perturbation.
 STALL = 30
@@ -174,27 +176,70 @@ class AssignmentSearch:
                             if best is None or score < best[0]:
                                 best = (score, ((job, q), (other, p)))
         if best is None:
-            for job in jobs:
-                for q in problem.durations[job]:
-                    if q == p:
-                        continue
-                    for other in self.jobs[q]:
-                        q_swapped = self._end_after(q, other, job)
-                        if q_swapped >= top:
-                            continue
-                        for r in problem.durations[other]:
-                            if r == p or r == q:
-                                continue
-                            if end[r] < top and self._end_with(r, other) < top:
-                                # The first chain found: there are thousands to look at.
-                                self._move(job, q)
-                                self._move(other, r)
-                                return True
-        if best is None:
-            return False
+            return self._repartition(p, top)
         for job, q in best[1]:
             self._move(job, q)
         return True
+
+    def _pair_end(self, p: int, jobs: list[int]) -> int:
+        """Printer p's end running exactly these jobs."""
+        if not jobs:
+            return 0
+        problem = self.problem
+        families = {problem.family[j] for j in jobs}
+        held = problem.printer_family[p]
+        return (problem.ready[p] + sum(problem.durations[j][p] for j in jobs)
+                + self._changeovers(p, len(families), held is not None and held in families))
+
+    def _repartition(self, p: int, top: int) -> bool:
+        """Share the jobs of p and one other printer anew between the two, all ways they fit; else a chain."""
+        problem = self.problem
+        end = self.end
+        best = None
+        partners = sorted({q for job in self.jobs[p] for q in problem.durations[job] if q != p})
+        for q in partners:
+            fixed_p = [j for j in self.jobs[p] if q not in problem.durations[j]]
+            fixed_q = [j for j in self.jobs[q] if p not in problem.durations[j]]
+            free = [j for j in (*self.jobs[p], *self.jobs[q]) if j not in fixed_p and j not in fixed_q]
+            if len(free) > MAX_REPARTITION:
+                continue
+            for mask in range(1 << len(free)):
+                on_p = fixed_p + [j for i, j in enumerate(free) if mask >> i & 1]
+                p_end = self._pair_end(p, on_p)
+                if p_end >= top:
+                    continue
+                q_end = self._pair_end(q, fixed_q + [j for i, j in enumerate(free) if not mask >> i & 1])
+                if q_end >= top:
+                    continue
+                score = (max(p_end, q_end), p_end ** 2 + q_end ** 2 - end[p] ** 2 - end[q] ** 2)
+                if best is None or score < best[0]:
+                    best = (score, q, on_p)
+        if best is not None:
+            _score, q, on_p = best
+            for job in [*self.jobs[p], *self.jobs[q]]:
+                target = p if job in on_p else q
+                if self.printer[job] != target:
+                    self._move(job, target)
+            return True
+        return self._chain(p, top)
+
+    def _chain(self, p: int, top: int) -> bool:
+        """The first chain found: a job of p to q while a job of q goes on to a third printer r."""
+        problem = self.problem
+        end = self.end
+        for job in sorted(self.jobs[p]):
+            for q in problem.durations[job]:
+                if q == p:
+                    continue
+                for other in self.jobs[q]:
+                    if self._end_after(q, other, job) >= top:
+                        continue
+                    for r in problem.durations[other]:
+                        if r != p and r != q and end[r] < top and self._end_with(r, other) < top:
+                            self._move(job, q)
+                            self._move(other, r)
+                            return True
+        return False
 
     def _spread(self, top: int) -> bool:
         """One move or swap anywhere that lowers the sum of the squared ends, no end reaching `top`."""
@@ -228,7 +273,12 @@ class AssignmentSearch:
             critical = [p for p, e in enumerate(self.end) if e == top]
             if any(self._relieve(p, top) for p in critical):
                 continue
-            if not self._spread(top):
+            # Spread the work to a local optimum of the squares before relieving again: a printer
+            # ending last cannot be relieved until others have room.
+            spread = False
+            while time.monotonic() < deadline and self._spread(top):
+                spread = True
+            if not spread:
                 return
 
     # --- the iterated search ---------------------------------------------------------------------
