@@ -215,6 +215,29 @@ def test_the_assignment_search_prices_printers_as_they_run(instance, seed):
     assert problem.score(schedule)[1] == search.makespan()
 
 
+def test_local_search_takes_a_late_job_on_along_a_chain():
+    # l is an hour late behind x on a (x fits only a). On b, y (due at 4 h) leaves l no room, and
+    # y alone on c pushes the makespan out: only moving l to b while y goes on to c puts every
+    # job on time.
+    def due(hours):
+        return (at(MONDAY_8) + timedelta(hours=hours)).isoformat()
+
+    instance = parse_instance({"now": MONDAY_8, "printers": [{"id": "a"}, {"id": "b"}, {"id": "c"}], "jobs": [
+        {"id": "x", "durations_s": {"a": 4 * HOUR}, "due": due(4)},
+        {"id": "l", "durations_s": {"a": 2 * HOUR, "b": 2 * HOUR}, "due": due(5)},
+        {"id": "y", "durations_s": {"b": 4 * HOUR, "c": 4 * HOUR}, "due": due(4)},
+        {"id": "z", "durations_s": {"c": 3 * HOUR}, "due": due(10)},
+    ]})
+    problem = Problem(instance)
+    late = Schedule(printer=[0, 0, 1, 2], start=[0, 4 * HOUR, 0, 0], end=[4 * HOUR, 6 * HOUR, 4 * HOUR, 3 * HOUR])
+    assert problem.score(late)[2] == 1
+    search = LocalSearch(problem, late)
+    search._descend(time.monotonic() + 5)
+    fixed = search.schedule()
+    assert problem.score(fixed)[:1] == (0.0,)
+    assert fixed.printer == [0, 1, 2, 2]
+
+
 def _always_staffed(printers, jobs, changeover_s=0):
     return Problem(parse_instance({"now": MONDAY_8, "changeover_s": changeover_s, "printers": printers,
                                    "jobs": jobs}))
