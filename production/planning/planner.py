@@ -1,8 +1,11 @@
 """Plan an instance in the time limit: the best greedy rule, a local search, CP-SAT, a last local search.
 
-Without shifts, when nothing is late, CP-SAT works on the assignment model (exact for the
-makespan there, and its proven bound joins the lower bound); otherwise on the full model with
-times. The plan is the best schedule seen (weighted lateness, then makespan), so never worse
+Without shifts, when nothing is late, the local search is the assignment search (`balance`,
+which prices a printer's end in constant time there) and CP-SAT works on the assignment model
+(exact for the makespan there, and its proven bound joins the lower bound); otherwise the local
+search is `search` and CP-SAT works on the full model with times, except on farms with so many
+(job, printer) pairs that the model is too large for the time: there the local search gets it
+all. The plan is the best schedule seen (weighted lateness, then makespan), so never worse
 than the greedy one; `solver` says which step found it.
 """
 
@@ -26,7 +29,8 @@ SEARCH_SHARE_ALWAYS_STAFFED = 0.5
 POLISH_SHARE = 0.1
 # Always staffed with nothing late: the share of the time left for the assignment search before
 # CP-SAT's assignment model, larger where that model has more (job, printer) pairs than
-# FLEXIBLE_PAIRS (there the search finds more in the time).
+# FLEXIBLE_PAIRS (there the search finds more in the time); otherwise, with that many pairs,
+# the local search takes all the time and CP-SAT is not started.
 BALANCE_SHARE = 0.4
 BALANCE_SHARE_FLEXIBLE = 0.8
 FLEXIBLE_PAIRS = 3000
@@ -111,7 +115,12 @@ def plan(instance: Instance, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, log:
             consider(found, "local-search")
     elif deadline - time.monotonic() > MIN_SOLVE_S:
         share = SEARCH_SHARE_ALWAYS_STAFFED if problem.calendar.always else SEARCH_SHARE
-        incumbent = improve(problem, greedy, time.monotonic() + share * (deadline - time.monotonic()))
+        if _flexible(problem):
+            # CP-SAT's model with times is too large here to gain anything in the time (building
+            # it alone can run past the limit): the local search gets all of it.
+            share = 1.0
+        incumbent = improve(problem, greedy, min(deadline - MARGIN_S,
+                                                 time.monotonic() + share * (deadline - time.monotonic())))
         consider(incumbent, "local-search")
 
     remaining = deadline - time.monotonic()
