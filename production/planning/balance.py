@@ -8,14 +8,16 @@ Without shifts a printer run family block by family block (the family it holds f
 so a plan's makespan follows from which printer runs each job, and a move is priced in constant
 time instead of by simulating the printer. `AssignmentSearch` works on that:
 
-- descent: take a printer that ends last and look for the best of
-  moving one of its jobs to a printer where the job ends earliest (where its family already runs,
-  no changeover is added), swapping one of its jobs with a job of another printer, and moving
-  one of its jobs to another printer while that one passes a job on to a third (a chain);
-  a step is taken when both (or all three) printers then end before the makespan, so the number
-  of printers ending last falls and, with none left, the makespan; once no printer ending last
-  can be relieved, any move or swap that lowers the sum of the squared ends without raising the
-  makespan is taken (it spreads work so that the next step has room);
+- descent: take a printer that ends last and look, cheapest first, for the best move of one of
+  its jobs to another printer (where the job's family already runs, no changeover is added),
+  else the best swap of one of its jobs with a job of another printer, else the best new split
+  of its jobs and another printer's between the two (every split they fit, which covers moving
+  two jobs for one), else the first chain found (one of its jobs to another printer while that
+  one passes a job on to a third); a step is taken when every printer it touches then ends
+  before the makespan, so the number of printers ending last falls and, with none left, the
+  makespan; once no printer ending last can be relieved, moves and swaps that lower the sum of
+  the squared ends without raising the makespan are taken down to a local optimum (they spread
+  work so that the next step has room);
 - then, while time is left, a perturbation (a few random moves of jobs off the printers ending
   last, seeded) and another descent, from the best assignment seen (an iterated local search).
 
