@@ -1,9 +1,9 @@
 """The farm planner: which printer runs each queued job, and when.
 
 Independent of the database: it takes an `Instance` (the exchange format, `exchange`) and gives a
-`Plan`. `plan()` builds a greedy schedule (`greedy`), improves it by local search (`search`) and
-OR-Tools CP-SAT (`cpsat`) within a time limit and keeps the best (weighted lateness first, then
-makespan);
+`Plan`. `plan()` builds a greedy schedule (`greedy`), improves it by local search (`search`, or
+`balance` on the assignment alone where no shifts bind) and OR-Tools CP-SAT (`cpsat`) within a
+time limit and keeps the best (weighted lateness first, then makespan);
 `bounds` gives the makespan's lower bound, `check` verifies a plan on its own.
 
     instance = load_instance(path.read_text())

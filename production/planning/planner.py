@@ -1,13 +1,17 @@
 """Plan an instance in the time limit: the best greedy rule, a local search, CP-SAT, a last local search.
 
-Without shifts, when nothing is late, CP-SAT works on the assignment model (exact for the
-makespan there, and its proven bound joins the lower bound); otherwise on the full model with
-times. The plan is the best schedule seen (weighted lateness, then makespan), so never worse
+Without shifts, when nothing is late, the local search is the assignment search (`balance`,
+which prices a printer's end in constant time there) and CP-SAT works on the assignment model
+(exact for the makespan there, and its proven bound joins the lower bound); otherwise the local
+search is `search` and CP-SAT works on the full model with times, except on farms with so many
+(job, printer) pairs that the model is too large for the time: there the local search gets it
+all. The plan is the best schedule seen (weighted lateness, then makespan), so never worse
 than the greedy one; `solver` says which step found it.
 """
 
 import time
 
+from production.planning.balance import AssignmentSearch
 from production.planning.bounds import makespan_lower_bound
 from production.planning.cpsat import AssignmentModel, FarmModel
 from production.planning.exchange import Assignment, Instance, Plan
@@ -23,8 +27,27 @@ MIN_SOLVE_S = 0.2
 SEARCH_SHARE = 0.4
 SEARCH_SHARE_ALWAYS_STAFFED = 0.5
 POLISH_SHARE = 0.1
+# Always staffed with nothing late: the share of the time left for the assignment search before
+# CP-SAT's assignment model, larger where that model has more (job, printer) pairs than
+# FLEXIBLE_PAIRS (there the search finds more in the time); otherwise, with that many pairs,
+# the local search takes all the time and CP-SAT is not started.
+BALANCE_SHARE = 0.4
+BALANCE_SHARE_FLEXIBLE = 0.8
+FLEXIBLE_PAIRS = 3000
 # Stop this much before the limit: building the plan from the schedule takes a moment.
 MARGIN_S = 0.05
+
+
+def _flexible(problem: Problem) -> bool:
+    """Do the jobs fit so many printers that CP-SAT's assignment model is too large to gain much?"""
+    return sum(len(d) for d in problem.durations) > FLEXIBLE_PAIRS
+
+
+def _balance(problem: Problem, schedule: Schedule, deadline: float) -> Schedule:
+    """The assignment search from a schedule's printers, as a schedule (family blocks on each printer)."""
+    printers = AssignmentSearch(problem, schedule.printer).run(deadline)
+    return LocalSearch(problem, Schedule(printer=printers, start=schedule.start, end=schedule.end),
+                       by_printer=True).schedule()
 
 
 def _assignments(problem: Problem, schedule: Schedule) -> list[Assignment]:
@@ -81,9 +104,23 @@ def plan(instance: Instance, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, log:
 
     # A short local search first: CP-SAT starts from a better hint.
     incumbent = greedy
-    if deadline - time.monotonic() > MIN_SOLVE_S:
+    balanced = problem.calendar.always and problem.score(greedy)[0] == 0
+    if balanced and deadline - time.monotonic() > MIN_SOLVE_S:
+        # Always staffed and nothing late: the makespan is a matter of assignment alone, which
+        # the assignment search prices quickly; its plan is kept only where nothing gets late.
+        share = BALANCE_SHARE_FLEXIBLE if _flexible(problem) else BALANCE_SHARE
+        found = _balance(problem, greedy, time.monotonic() + share * (deadline - time.monotonic()))
+        if problem.score(found)[0] == 0:
+            incumbent = found
+            consider(found, "local-search")
+    elif deadline - time.monotonic() > MIN_SOLVE_S:
         share = SEARCH_SHARE_ALWAYS_STAFFED if problem.calendar.always else SEARCH_SHARE
-        incumbent = improve(problem, greedy, time.monotonic() + share * (deadline - time.monotonic()))
+        if _flexible(problem):
+            # CP-SAT's model with times is too large here to gain anything in the time (building
+            # it alone can run past the limit): the local search gets all of it.
+            share = 1.0
+        incumbent = improve(problem, greedy, min(deadline - MARGIN_S,
+                                                 time.monotonic() + share * (deadline - time.monotonic())))
         consider(incumbent, "local-search")
 
     remaining = deadline - time.monotonic()
@@ -110,7 +147,10 @@ def plan(instance: Instance, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, log:
         if schedule is not None:
             consider(schedule, "cp-sat")
             if deadline - time.monotonic() > MIN_SOLVE_S / 2:
-                polished = improve(problem, schedule, deadline - MARGIN_S)
+                if balanced and problem.score(schedule)[0] == 0:
+                    polished = _balance(problem, schedule, deadline - MARGIN_S)
+                else:
+                    polished = improve(problem, schedule, deadline - MARGIN_S)
                 consider(polished, "cp-sat")
 
     lateness, makespan, late = chosen_metrics

@@ -14,6 +14,8 @@ The search takes the first improving step of
 
 - moving one job to another printer it fits;
 - swapping two jobs between two printers each fits;
+- while some job is late, a chain: a late job to another printer while one of that printer's jobs
+  goes on to a third;
 
 for jobs on the printers that matter most first (late jobs, then the last printer to finish),
 down to a local optimum; then, while time is left, it kicks the schedule (moves a few jobs off
@@ -39,6 +41,7 @@ class LocalSearch:
     def __init__(self, problem: Problem, schedule: Schedule, *, by_printer: bool = False):
         """Start from a schedule; `by_printer`: from its printers alone (its times are ignored)."""
         self.problem = problem
+        self.lateness_only = False
         if by_printer:
             self.sequence = [[] for _ in range(problem.n_printers)]
             for job, printer in enumerate(schedule.printer):
@@ -127,7 +130,7 @@ class LocalSearch:
     def _better(self, changes: dict, current: tuple[float, int, int]) -> tuple | None:
         """The key after replacing the costs of some printers, if it is better than `current`."""
         lateness = current[0] + sum(c[0] - self.cost[p][0] for p, c in changes.items())
-        if lateness > current[0] + EPSILON:
+        if lateness > current[0] + EPSILON or (self.lateness_only and lateness >= current[0] - EPSILON):
             return None
         ends = [changes[p][1] if p in changes else c[1] for p, c in enumerate(self.cost)]
         candidate = (lateness, max(ends), sum(e * e for e in ends))
@@ -181,12 +184,56 @@ class LocalSearch:
                             return True
         return False
 
+    def _late_jobs(self) -> list[int]:
+        """The late jobs, the most weighted lateness first."""
+        problem = self.problem
+        schedule = self.schedule()
+        late = [(problem.weight[j] * (schedule.end[j] - problem.due[j]), j) for j in range(problem.n_jobs)
+                if problem.due[j] is not None and schedule.end[j] > problem.due[j]]
+        return [j for _lateness, j in sorted(late, reverse=True)]
+
+    def _chain_late(self, deadline: float) -> bool:
+        """A late job to another printer q while one of q's jobs makes room by going on to a third.
+
+        Neither step need help alone: q may be full until one of its jobs leaves, and that job
+        may fit nowhere better than where the late job leaves room. The first improving chain found.
+        """
+        problem = self.problem
+        current = self.key()
+        for job in self._late_jobs():
+            p = self.where[job]
+            without = self._evaluate(p, [j for j in self.sequence[p] if j != job])
+            for q in problem.durations[job]:
+                if q == p:
+                    continue
+                for other in self.sequence[q]:
+                    if time.monotonic() > deadline:
+                        return False
+                    q_cost = self._evaluate(q, [job if j == other else j for j in self.sequence[q]])
+                    if q_cost[0] - self.cost[q][0] > self.cost[p][0] - without[0] + EPSILON:
+                        continue  # q gets later by more than p gains: no chain through `other` pays
+                    for r in problem.durations[other]:
+                        if r in (p, q):
+                            continue
+                        changes = {p: without, q: q_cost, r: self._evaluate(r, [*self.sequence[r], other])}
+                        if self._better(changes, current) is not None:
+                            self._apply(changes, {job: q, other: r})
+                            return True
+        return False
+
     def _descend(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self._improve_once(deadline, swaps=False):
-                continue
-            if not self._improve_once(deadline, swaps=True):
-                break
+        # While jobs are late, first only steps that make them less late (quicker: no time goes
+        # to the makespan of a plan whose lateness is still to fall), then every improving step.
+        for lateness_only in (True, False):
+            self.lateness_only = lateness_only
+            while time.monotonic() < deadline:
+                if self._improve_once(deadline, swaps=False):
+                    continue
+                if self._improve_once(deadline, swaps=True):
+                    continue
+                if self.key()[0] <= EPSILON or not self._chain_late(deadline):
+                    break
+        self.lateness_only = False
 
     def _kick(self, rng: random.Random) -> None:
         """Move a few jobs from the printers that matter most to random printers they fit."""

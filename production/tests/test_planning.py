@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import random
 import time
 from datetime import datetime, timedelta
 
@@ -20,11 +21,12 @@ from production.planning import (
     plan,
     plan_greedy,
 )
+from production.planning.balance import AssignmentSearch
 from production.planning.bounds import lp_bound, makespan_lower_bound
 from production.planning.cpsat import AssignmentModel
 from production.planning.greedy import best_greedy_schedule
 from production.planning.problem import Problem, Schedule
-from production.planning.search import improve
+from production.planning.search import LocalSearch, improve
 
 MONDAY_8 = "2025-03-03T08:00:00+00:00"  # a Monday
 HOUR = 3600
@@ -186,6 +188,104 @@ def test_local_search_balances_the_printers():
     problem = Problem(instance)
     unbalanced = Schedule(printer=[0, 0, 1, 1], start=[0, HOUR, 0, 4 * HOUR], end=[HOUR, 2 * HOUR, 4 * HOUR, 8 * HOUR])
     assert problem.score(improve(problem, unbalanced, time.monotonic() + 1))[1] == 5 * HOUR
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instance=instances(), seed=st.integers(0, 1000))
+def test_the_assignment_search_prices_printers_as_they_run(instance, seed):
+    # Without shifts and due dates, the end the assignment search gives each printer is the end
+    # of the printer run family block by family block; moves priced in constant time agree with it.
+    problem = Problem(instance)
+    problem.calendar.always = True
+    problem.due = [None] * problem.n_jobs
+    rng = random.Random(seed)
+    search = AssignmentSearch(problem, [rng.choice(problem.eligible[j]) for j in range(problem.n_jobs)], seed=seed)
+    for _ in range(5):
+        job = rng.randrange(problem.n_jobs)
+        p, q = search.printer[job], rng.choice(problem.eligible[job])
+        if q != p:
+            priced = (search._end_after(p, job, None), search._end_with(q, job))
+            search._move(job, q)
+            assert priced == (search.end[p], search.end[q])
+    schedule = LocalSearch(problem, Schedule(printer=search.printer, start=[0] * problem.n_jobs,
+                                             end=[0] * problem.n_jobs), by_printer=True).schedule()
+    for p in range(problem.n_printers):
+        ends = [schedule.end[j] for j in range(problem.n_jobs) if schedule.printer[j] == p]
+        assert max(ends, default=0) == search.end[p]
+    assert problem.score(schedule)[1] == search.makespan()
+
+
+def test_local_search_takes_a_late_job_on_along_a_chain():
+    # l is an hour late behind x on a (x fits only a). On b, y (due at 4 h) leaves l no room, and
+    # y alone on c pushes the makespan out: only moving l to b while y goes on to c puts every
+    # job on time.
+    def due(hours):
+        return (at(MONDAY_8) + timedelta(hours=hours)).isoformat()
+
+    instance = parse_instance({"now": MONDAY_8, "printers": [{"id": "a"}, {"id": "b"}, {"id": "c"}], "jobs": [
+        {"id": "x", "durations_s": {"a": 4 * HOUR}, "due": due(4)},
+        {"id": "l", "durations_s": {"a": 2 * HOUR, "b": 2 * HOUR}, "due": due(5)},
+        {"id": "y", "durations_s": {"b": 4 * HOUR, "c": 4 * HOUR}, "due": due(4)},
+        {"id": "z", "durations_s": {"c": 3 * HOUR}, "due": due(10)},
+    ]})
+    problem = Problem(instance)
+    late = Schedule(printer=[0, 0, 1, 2], start=[0, 4 * HOUR, 0, 0], end=[4 * HOUR, 6 * HOUR, 4 * HOUR, 3 * HOUR])
+    assert problem.score(late)[2] == 1
+    search = LocalSearch(problem, late)
+    search._descend(time.monotonic() + 5)
+    fixed = search.schedule()
+    assert problem.score(fixed)[:1] == (0.0,)
+    assert fixed.printer == [0, 1, 2, 2]
+
+
+def _always_staffed(printers, jobs, changeover_s=0):
+    return Problem(parse_instance({"now": MONDAY_8, "changeover_s": changeover_s, "printers": printers,
+                                   "jobs": jobs}))
+
+
+def test_the_assignment_search_swaps_where_no_single_move_helps():
+    # a runs 3 h + 3 h, b 2 h + 2 h: moving any job makes the other printer end later than 6 h;
+    # swapping a 3 h job for a 2 h one ends both at 5 h.
+    problem = _always_staffed([{"id": "a"}, {"id": "b"}], [
+        {"id": name, "durations_s": {"a": hours * HOUR, "b": hours * HOUR}}
+        for name, hours in (("x1", 3), ("x2", 3), ("y1", 2), ("y2", 2))])
+    search = AssignmentSearch(problem, [0, 0, 1, 1])
+    search.descend(time.monotonic() + 5)
+    assert search.makespan() == 5 * HOUR
+    assert sorted(search.printer[:2]) == [0, 1]
+
+
+def test_the_assignment_search_passes_a_job_on_along_a_chain():
+    # x can leave a only for b, which then ends too late unless y (which fits b and c, not a)
+    # moves on to c: a chain of two moves, neither of which helps alone, nor does a swap.
+    problem = _always_staffed([{"id": "a"}, {"id": "b"}, {"id": "c"}], [
+        {"id": "x", "durations_s": {"a": 3 * HOUR, "b": 3 * HOUR}},
+        {"id": "w", "durations_s": {"a": 3 * HOUR}},
+        {"id": "y", "durations_s": {"b": 3 * HOUR, "c": 3 * HOUR}},
+        {"id": "v", "durations_s": {"b": 2 * HOUR}},
+        {"id": "z", "durations_s": {"c": HOUR}},
+    ])
+    search = AssignmentSearch(problem, [0, 0, 1, 1, 2])
+    search.descend(time.monotonic() + 5)
+    assert search.printer == [1, 0, 2, 1, 2]
+    assert search.makespan() == 5 * HOUR
+
+
+def test_the_assignment_search_moves_a_job_to_where_its_family_runs():
+    # The PETG job on a costs a changeover there; on c, which runs PETG, it costs none, so it
+    # ends earlier there than on b (PLA) although b is free sooner.
+    problem = _always_staffed(
+        [{"id": "a", "family": "PLA"}, {"id": "b", "family": "PLA"}, {"id": "c", "family": "PETG"}],
+        [{"id": "pla", "durations_s": {"a": 4 * HOUR}, "family": "PLA"},
+         {"id": "petg", "durations_s": {"a": 2 * HOUR, "b": 2 * HOUR, "c": 2 * HOUR}, "family": "PETG"},
+         {"id": "b1", "durations_s": {"b": 3 * HOUR}, "family": "PLA"},
+         {"id": "c1", "durations_s": {"c": 3 * HOUR + 600}, "family": "PETG"}],
+        changeover_s=1800)
+    search = AssignmentSearch(problem, [0, 0, 1, 2])
+    assert search.makespan() == 6 * HOUR + 1800
+    search.descend(time.monotonic() + 5)
+    assert search.printer[1] == 2
+    assert search.makespan() == 5 * HOUR + 600
 
 
 # --- hand-made cases ----------------------------------------------------------------------------------
