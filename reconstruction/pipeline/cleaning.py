@@ -53,6 +53,12 @@ def close_holes(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
                            process=True)
 
 
+def _place(mesh: trimesh.Trimesh, matrix: np.ndarray) -> None:
+    """Move the mesh, keeping in its metadata the whole move from the reconstruction's frame ("placed")."""
+    mesh.apply_transform(matrix)
+    mesh.metadata["placed"] = np.asarray(matrix) @ mesh.metadata.get("placed", np.eye(4))
+
+
 def stand_flat(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """Rotate so that the mesh rests on its most stable face, then put it on z = 0 centred."""
     try:
@@ -65,12 +71,12 @@ def stand_flat(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
             centre = hull.center_mass
         transforms, probabilities = trimesh.poses.compute_stable_poses(hull, center_mass=centre, n_samples=1)
         if len(transforms):
-            mesh.apply_transform(transforms[int(np.argmax(probabilities))])
+            _place(mesh, transforms[int(np.argmax(probabilities))])
     except Exception:  # a degenerate hull has no stable pose: keep its orientation
         pass
     low = mesh.bounds[0]
     centre = mesh.bounds.mean(axis=0)
-    mesh.apply_translation([-centre[0], -centre[1], -low[2]])
+    _place(mesh, trimesh.transformations.translation_matrix([-centre[0], -centre[1], -low[2]]))
     return mesh
 
 
@@ -319,18 +325,17 @@ def remove_support(mesh: trimesh.Trimesh, plane: SupportPlane) -> trimesh.Trimes
     transform = np.eye(4)
     transform[:3, :3] = plane.axes
     transform[:3, 3] = -plane.axes @ plane.origin
-    mesh.apply_transform(transform)
+    _place(mesh, transform)
     on_cut = np.abs(mesh.vertices[:, 2] - plane.margin) <= 1e-6 * max(1.0, plane.margin) + 1e-9
     vertices = mesh.vertices.copy()
     vertices[on_cut, 2] = 0.0
-    mesh = trimesh.Trimesh(vertices=vertices, faces=mesh.faces, process=True)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=mesh.faces, process=True, metadata=dict(mesh.metadata))
     if mesh.is_watertight:  # the cut was capped: a cap may hold slivers, which repairing would open again
         trimesh.repair.fix_normals(mesh)
     else:
         mesh = _repair(mesh)
     mesh = align_in_plane(mesh)
-    low, high = mesh.bounds
-    mesh.apply_translation([-(low[0] + high[0]) / 2, -(low[1] + high[1]) / 2, -low[2]])
+    _place(mesh, trimesh.transformations.translation_matrix([0, 0, -mesh.bounds[0][2]]))
     return mesh
 
 
@@ -359,16 +364,17 @@ def align_in_plane(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     c, s = np.cos(best), np.sin(best)
     rotation = np.eye(4)
     rotation[:2, :2] = [[c, s], [-s, c]]
-    mesh.apply_transform(rotation)
+    _place(mesh, rotation)
     extents = mesh.extents
     if extents[1] > extents[0]:  # the longer side along x
-        mesh.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [0, 0, 1]))
+        _place(mesh, trimesh.transformations.rotation_matrix(np.pi / 2, [0, 0, 1]))
     low, high = mesh.bounds
-    mesh.apply_translation([-(low[0] + high[0]) / 2, -(low[1] + high[1]) / 2, 0.0])
+    _place(mesh, trimesh.transformations.translation_matrix([-(low[0] + high[0]) / 2, -(low[1] + high[1]) / 2, 0]))
     return mesh
 
 
 def _repair(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    placed = mesh.metadata.get("placed")
     mesh.merge_vertices()
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
@@ -376,6 +382,8 @@ def _repair(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     if not mesh.is_watertight:
         mesh = close_holes(mesh)
     trimesh.repair.fix_normals(mesh)
+    if placed is not None:
+        mesh.metadata["placed"] = placed
     return mesh
 
 
@@ -417,3 +425,5 @@ def run(context) -> None:
     context.checkpoint(0.9)
     mesh.export(context.work_dir / "clean.ply")
     context.report["watertight"] = bool(mesh.is_watertight)
+    # how the reconstruction's frame was moved onto the bed (evaluation maps the result back with it)
+    context.report["clean_from_model"] = np.asarray(mesh.metadata.get("placed", np.eye(4))).round(9).tolist()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from reconstruction import evaluation
 from reconstruction.pipeline import cleaning
 
 RNG_SEED = 4
@@ -65,6 +66,10 @@ def test_a_box_on_a_large_table_is_kept_whole_the_table_removed_and_its_bottom_c
     # the bottom is one flat face: the faces at z = 0 face straight down and cover the footprint
     down = result.face_normals[:, 2] < -0.999
     assert result.area_faces[down].sum() == pytest.approx(80 * 50, rel=0.02)
+    # the move from the reconstruction's frame is kept: mapped back, the result lies on the scene's surface
+    upper = result.vertices[result.vertices[:, 2] > 2]
+    back = trimesh.transform_points(upper, np.linalg.inv(result.metadata["placed"]))
+    assert evaluation.Surface(scene, spacing=1.0).distance(back).max() < 0.01
 
 
 def test_scaling_by_the_longest_side_uses_the_object_not_the_table(tmp_path):
@@ -184,3 +189,5 @@ def test_the_stage_without_a_support_keeps_the_object_and_stands_it_flat(tmp_pat
     assert "support_removed" not in context.report and context.report["watertight"]
     assert sorted(clean.extents) == pytest.approx([48, 50, 80], abs=1e-6)
     assert clean.bounds[0][2] == pytest.approx(0, abs=1e-9)
+    back = trimesh.transform_points(clean.vertices, np.linalg.inv(context.report["clean_from_model"]))
+    assert evaluation.Surface(box, spacing=1.0).distance(back).max() < 0.01
