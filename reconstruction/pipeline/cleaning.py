@@ -87,6 +87,7 @@ class SupportPlane:
     margin: float  # cut this far above the plane (model units)
     footprint: np.ndarray | None = None  # 2D points (plane frame) whose hull is where the object may stand
     source: str = "plane"
+    viewpoints: np.ndarray | None = None  # the cameras over the plane (2D, plane frame): the object is among them
 
     def to_plane(self, points: np.ndarray) -> np.ndarray:
         return (np.asarray(points) - self.origin) @ self.axes.T
@@ -219,7 +220,7 @@ def _as_support(points: np.ndarray, cameras: np.ndarray, a: np.ndarray, normal: 
         return None
     rms = float(np.sqrt(np.mean(height[on_plane] ** 2)))
     return SupportPlane(origin=centre, axes=axes, margin=max(3 * rms, threshold), footprint=flat[on_plane],
-                        source="table")
+                        source="table", viewpoints=(cameras - centre) @ axes[:2].T)
 
 
 def sheet_plane(sheet) -> SupportPlane:
@@ -294,6 +295,13 @@ def standing_pieces(parts: list[trimesh.Trimesh], plane: SupportPlane, cut_heigh
         centres = plane.to_plane(np.array([part.vertices.mean(axis=0) for part in parts]))[:, :2]
         over = _inside_hull(plane.footprint, centres)
         parts = [part for part, inside in zip(parts, over, strict=True) if inside] or parts
+    if plane.viewpoints is not None and len(plane.viewpoints) >= 3:
+        # the photos were taken around the object: what lies beyond every camera is background on the table
+        # (unless the photos were all taken from one side: then nothing lies among them and all stay)
+        centres = plane.to_plane(np.array([part.vertices.mean(axis=0) for part in parts]))[:, :2]
+        among = _inside_hull(plane.viewpoints, centres)
+        if among.any():
+            parts = [part for part, inside in zip(parts, among, strict=True) if inside]
     largest = max(part.area for part in parts)
     kept = []
     for part in parts:

@@ -116,6 +116,15 @@ def test_crumbs_left_on_the_table_are_dropped():
     assert result.extents == pytest.approx([60, 60, 39.5], abs=0.6)
 
 
+def test_things_on_the_table_beyond_the_cameras_are_background():
+    """The photos were taken around the part: a box far off on the same table is not part of the scan."""
+    scene = _scene([_box((60, 40, 30)), _box((50, 50, 50), at=(430, 0))], table=1000)
+    plane = cleaning.find_support_plane(_cloud(scene, count=40000), _cameras())
+    result = cleaning.remove_support(scene, plane)
+    assert len(result.split(only_watertight=False)) == 1
+    assert result.extents == pytest.approx([60, 40, 29.5], abs=0.6)
+
+
 def test_an_object_with_no_support_is_left_whole():
     """No table in the photos: its largest flat face is no support (the cameras see it from all sides)."""
     box = trimesh.creation.box((80, 50, 48))
