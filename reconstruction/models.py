@@ -51,6 +51,10 @@ class ScanJob(OrganizationOwnedModel):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     expires_at = models.DateTimeField(_("files deleted on"), null=True, blank=True)
     purged_at = models.DateTimeField(_("files deleted"), null=True, blank=True)
+    notified_at = models.DateTimeField(
+        _("customer told"), null=True, blank=True,
+        help_text=_("When the e-mail that the scan finished or failed was sent (once per ending)."),
+    )
     mesh_stl = models.FileField(_("mesh (STL)"), upload_to=output_path, blank=True, max_length=300)
     mesh_3mf = models.FileField(_("mesh (3MF)"), upload_to=output_path, blank=True, max_length=300)
     preview = models.ImageField(_("preview"), upload_to=output_path, blank=True, max_length=300)
