@@ -110,6 +110,25 @@ def _hull_area(points2d: np.ndarray) -> float:
         return 0.0
 
 
+FOOTPRINT_CELLS = 64  # cells along the scene's diagonal for footprints
+FOOTPRINT_MIN_POINTS = 3  # a cell with fewer points is noise, not a footprint
+
+
+def _cells(points2d: np.ndarray, cell: float) -> np.ndarray:
+    """One integer key per 2D point: the cell of a grid of `cell` it falls in."""
+    index = np.floor(points2d / cell).astype(np.int64)
+    return index[:, 0] * 1_000_003 + index[:, 1]
+
+
+def _occupied(points2d: np.ndarray, cell: float) -> np.ndarray:
+    """The cells that hold at least FOOTPRINT_MIN_POINTS of the points: a footprint that scattered outliers
+    (depth noise over a textured table) do not blow up the way they do a convex hull."""
+    if not len(points2d):
+        return np.zeros(0, np.int64)
+    keys, counts = np.unique(_cells(points2d, cell), return_counts=True)
+    return keys[counts >= FOOTPRINT_MIN_POINTS]
+
+
 def _inside_hull(hull_points: np.ndarray, points: np.ndarray) -> np.ndarray:
     from scipy.spatial import ConvexHull, Delaunay
 
@@ -211,10 +230,12 @@ def _as_support(points: np.ndarray, cameras: np.ndarray, a: np.ndarray, normal: 
         return None
     axes = _frame(normal)
     flat = (points - centre) @ axes[:2].T
+    cell = _scene_scale(points) / FOOTPRINT_CELLS
+    standing = _occupied(flat[above], cell)
     # below the plane beside the object is harmless (a floor seen past the table's edge); under it, it is not
-    if below.any() and _inside_hull(flat[above], flat[below]).sum() > MAX_BELOW_UNDER_OBJECT * above.sum():
+    if below.any() and np.isin(_cells(flat[below], cell), standing).sum() > MAX_BELOW_UNDER_OBJECT * above.sum():
         return None
-    if _hull_area(flat[on_plane]) < MIN_FOOTPRINT_RATIO * _hull_area(flat[above]):
+    if len(_occupied(flat[on_plane], cell)) < MIN_FOOTPRINT_RATIO * len(standing):
         return None
     if _inside_hull(flat[on_plane], flat[above]).mean() < 0.8:
         return None
@@ -268,6 +289,7 @@ def cut_below(mesh: trimesh.Trimesh, origin: np.ndarray, normal: np.ndarray) -> 
 MIN_PIECE_AREA = 0.01  # of the largest piece: smaller pieces standing on the support are crumbs of it
 MIN_PIECE_HEIGHT = 4  # margins: a piece at least this tall is kept however thin (a pin, a fin)
 MIN_FLOATER_AREA = 0.25  # of the largest piece: a piece that does not touch the support is kept only when large
+MIN_POINT_SUPPORT = 0.75  # share of a piece's surface within a margin of a measured point: less is made up
 
 
 def cut_and_cap(mesh: trimesh.Trimesh, origin: np.ndarray, normal: np.ndarray) -> trimesh.Trimesh:
@@ -285,12 +307,29 @@ def cut_and_cap(mesh: trimesh.Trimesh, origin: np.ndarray, normal: np.ndarray) -
     return capped
 
 
-def standing_pieces(parts: list[trimesh.Trimesh], plane: SupportPlane, cut_height: float) -> list[trimesh.Trimesh]:
+def _point_support(part: trimesh.Trimesh, tree, reach: float) -> float:
+    """The share of the piece's surface (sampled) that has a measured point within `reach`."""
+    samples = part.sample(min(2000, max(200, len(part.faces))), seed=0) if part.area > 0 else part.vertices
+    distances, _index = tree.query(samples, distance_upper_bound=reach, workers=1)
+    return float(np.mean(np.isfinite(distances)))
+
+
+def standing_pieces(parts: list[trimesh.Trimesh], plane: SupportPlane, cut_height: float,
+                    points: np.ndarray | None = None) -> list[trimesh.Trimesh]:
     """The pieces that stand on the support: each touches the cut, lies over the support and is not a crumb.
 
     Several pieces are all kept; thin tall ones (a pin, a fin) too. Pieces that float
-    above without touching the support are kept only when they are large.
+    above without touching the support are kept only when they are large. With the
+    measured points, a piece that hardly any of them lies on is dropped: the skin Poisson
+    stretches over the rim of a table that nothing was measured on.
     """
+    if points is not None and len(points) and len(parts) > 1:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(np.asarray(points))
+        reach = plane.margin
+        supported = [part for part in parts if _point_support(part, tree, reach) >= MIN_POINT_SUPPORT]
+        parts = supported or parts
     if plane.footprint is not None:
         centres = plane.to_plane(np.array([part.vertices.mean(axis=0) for part in parts]))[:, :2]
         over = _inside_hull(plane.footprint, centres)
@@ -315,7 +354,7 @@ def standing_pieces(parts: list[trimesh.Trimesh], plane: SupportPlane, cut_heigh
     return kept or [max(parts, key=lambda part: part.area)]
 
 
-def remove_support(mesh: trimesh.Trimesh, plane: SupportPlane) -> trimesh.Trimesh:
+def remove_support(mesh: trimesh.Trimesh, plane: SupportPlane, points: np.ndarray | None = None) -> trimesh.Trimesh:
     """Cut the support and all below it away, keep what stands on it, close it flat and stand it at z = 0.
 
     The cut runs a small margin above the plane (the support's own roughness); the flat
@@ -328,7 +367,7 @@ def remove_support(mesh: trimesh.Trimesh, plane: SupportPlane) -> trimesh.Trimes
     if not len(parts):
         raise ScanFailed(_("Nothing was found standing on the surface under the object. Take photos that show the "
                            "object from all sides, not only the surface it stands on."))
-    pieces = standing_pieces(parts, plane, plane.margin)
+    pieces = standing_pieces(parts, plane, plane.margin, points)
     mesh = trimesh.util.concatenate(pieces) if len(pieces) > 1 else pieces[0]
     transform = np.eye(4)
     transform[:3, :3] = plane.axes
@@ -395,7 +434,12 @@ def _repair(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     return mesh
 
 
-def _support_plane(context) -> SupportPlane | None:
+def _measured_points(context) -> np.ndarray | None:
+    cloud = context.work_dir / "points.ply"
+    return np.asarray(trimesh.load(cloud).vertices) if cloud.exists() else None
+
+
+def _support_plane(context, points: np.ndarray | None) -> SupportPlane | None:
     from reconstruction.pipeline import scaling
 
     sheet = scaling.marker_sheet(context)
@@ -408,20 +452,18 @@ def _support_plane(context) -> SupportPlane | None:
 
     reconstruction = pycolmap.Reconstruction(model)
     cameras = np.array([image.projection_center() for image in reconstruction.images.values() if image.has_pose])
-    cloud = context.work_dir / "points.ply"
-    if cloud.exists():
-        points = np.asarray(trimesh.load(cloud).vertices)
-    else:
+    if points is None:
         points = np.array([point.xyz for point in reconstruction.points3D.values()])
     return find_support_plane(points, cameras) if len(points) else None
 
 
 def run(context) -> None:
     mesh = trimesh.load(context.work_dir / "poisson.ply", force="mesh")
-    plane = _support_plane(context)
+    points = _measured_points(context)
+    plane = _support_plane(context, points)
     context.checkpoint(0.5)
     if plane is not None:
-        mesh = remove_support(mesh, plane)
+        mesh = remove_support(mesh, plane, points)
         context.report["support_removed"] = plane.source
     else:
         parts = mesh.split(only_watertight=False)
