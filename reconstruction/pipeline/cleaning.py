@@ -326,8 +326,12 @@ def standing_pieces(parts: list[trimesh.Trimesh], plane: SupportPlane, cut_heigh
     if points is not None and len(points) and len(parts) > 1:
         from scipy.spatial import cKDTree
 
-        tree = cKDTree(np.asarray(points))
-        reach = plane.margin
+        points = np.asarray(points)
+        tree = cKDTree(points)
+        # a margin, or twice the points' own spacing where they are sparser than that
+        probe = points[np.random.default_rng(0).choice(len(points), min(len(points), 5000), replace=False)]
+        spacing = float(np.median(tree.query(probe, k=2, workers=1)[0][:, 1])) if len(points) > 1 else 0.0
+        reach = max(plane.margin, 2 * spacing)
         supported = [part for part in parts if _point_support(part, tree, reach) >= MIN_POINT_SUPPORT]
         parts = supported or parts
     if plane.footprint is not None:

@@ -125,6 +125,21 @@ def test_things_on_the_table_beyond_the_cameras_are_background():
     assert result.extents == pytest.approx([60, 40, 29.5], abs=0.6)
 
 
+def test_a_surface_no_measured_point_lies_on_is_dropped():
+    """Poisson stretches skin where nothing was measured (over a table's rim): only what the points show stays."""
+    real = _box((60, 40, 30), at=(-40, 0))
+    ghost = _box((70, 70, 40), at=(60, 40))
+    measured = _cloud(_scene([real]), count=40000)
+    scene = _scene([real, ghost])
+    plane = cleaning.find_support_plane(measured, _cameras())
+    assert plane is not None
+    result = cleaning.remove_support(scene, plane, measured)
+    assert len(result.split(only_watertight=False)) == 1
+    assert result.extents == pytest.approx([60, 40, 29.5], abs=0.6)
+    # without the points both stay: the check needs the measured points
+    assert len(cleaning.remove_support(scene, plane).split(only_watertight=False)) == 2
+
+
 def test_an_object_with_no_support_is_left_whole():
     """No table in the photos: its largest flat face is no support (the cameras see it from all sides)."""
     box = trimesh.creation.box((80, 50, 48))
