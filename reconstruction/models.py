@@ -51,6 +51,10 @@ class ScanJob(OrganizationOwnedModel):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     expires_at = models.DateTimeField(_("files deleted on"), null=True, blank=True)
     purged_at = models.DateTimeField(_("files deleted"), null=True, blank=True)
+    language = models.CharField(
+        _("language"), max_length=8, blank=True,
+        help_text=_("The language the scan was started in; its e-mails are written in it."),
+    )
     notified_at = models.DateTimeField(
         _("customer told"), null=True, blank=True,
         help_text=_("When the e-mail that the scan finished or failed was sent (once per ending)."),

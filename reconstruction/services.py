@@ -214,9 +214,18 @@ def _queue(job: ScanJob) -> ScanJob:
     billing.usage_consume(organization=job.organization, feature=billing.SCANS,
                           key=usage_key(job, job.attempts + 1))
     job.error = ""
-    job.save(update_fields=["status", "error", "updated_at"])
+    job.language = _active_language()
+    job.save(update_fields=["status", "error", "language", "updated_at"])
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job
+
+
+def _active_language() -> str:
+    """The language of the request that starts the scan (the portal's or the API's), when the site offers it."""
+    from django.utils import translation
+
+    language = (translation.get_language() or "").split("-")[0]
+    return language if language in dict(settings.LANGUAGES) else ""
 
 
 def _enqueue(job_id: int) -> None:
@@ -469,9 +478,10 @@ def scan_job_notify(*, job_id: int) -> bool:
     """E-mail the person who started the scan (else the organization's owners) that it finished or failed.
 
     Once per ending: the job remembers when it told, so a task that runs twice sends
-    one e-mail, while a retried scan that ends again is told again. In the site's
-    language (the project keeps no language per person or organization), from
-    templates/reconstruction/email/<language>/. Returns whether an e-mail was sent.
+    one e-mail, while a retried scan that ends again is told again. In the language the
+    scan was started in (the project keeps none per person or organization), else the
+    site's, from templates/reconstruction/email/<language>/. Returns whether an e-mail
+    was sent.
     """
     from django.core.mail import EmailMultiAlternatives
     from django.template.loader import render_to_string
@@ -490,7 +500,7 @@ def scan_job_notify(*, job_id: int) -> bool:
     if not recipients:
         logger.warning("scan job %s: nobody with an e-mail address to tell that it ended", job.pk)
         return False
-    language = settings.LANGUAGE_CODE
+    language = job.language if job.language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
     template = NOTICE_TEMPLATES[job.status]
     context = {"job": job, "organization": job.organization, "error": job.error,
                "size_mm": job.report.get("size_mm"), "photos": job.report.get("registered_photos"),

@@ -77,6 +77,23 @@ def test_a_failed_scan_says_so_with_the_reason_in_german(queued, monkeypatch, ru
     assert 'lang="de"' in mail.alternatives[0][0]
 
 
+def test_a_scan_started_in_german_is_told_in_german_on_an_english_site(job, settings, monkeypatch, run_tasks, tmp_path,
+                                                                     mailoutbox, django_capture_on_commit_callbacks):
+    from django.utils import translation
+
+    settings.RECONSTRUCTION_WORK_DIR = tmp_path / "work"
+    settings.RECONSTRUCTION_MIN_PHOTOS = 1
+    services.scan_photo_add(job=job, upload=photo())
+    monkeypatch.setattr(services, "_enqueue", lambda job_id: None)
+    with translation.override("de"), django_capture_on_commit_callbacks(execute=True):
+        services.scan_job_submit(job=job)  # from the portal in German
+    job.refresh_from_db()
+    assert job.language == "de" and settings.LANGUAGE_CODE == "en"
+    run_job(job, monkeypatch, run_tasks, finishing)
+    [mail] = mailoutbox
+    assert mail.subject == "[fablab] Ihr Scan „Skull“ ist fertig"
+
+
 def test_a_finished_scan_in_german(queued, monkeypatch, run_tasks, mailoutbox, settings):
     settings.LANGUAGE_CODE = "de"
     run_job(queued, monkeypatch, run_tasks, finishing)
