@@ -10,7 +10,9 @@ the surface it came from (work_dir/poisson.ply, in the model frame). Then:
 - camera error: position (% of the true bounding-box diagonal) and rotation (degrees);
 - accuracy: mean distance from points on the result to the true surface, % of the diagonal;
 - completeness: share of the true surface closer than 1 % of the diagonal to the result;
-- watertight: whether the printed mesh is closed.
+- watertight: whether the printed mesh is closed;
+- scale error: how far the size the pipeline gave the result (its scale factor, from the
+  longest side entered or the marker sheet) is from the true one (the cameras' alignment).
 
 Alignment uses the cameras only unless `refine=True`, which adds a rigid ICP of the
 mesh onto the true surface (an optimistic figure: it hides a part of the camera error).
@@ -47,6 +49,7 @@ class Evaluation:
     watertight: bool | None
     mesh_used: str | None
     refined: bool = False
+    scale_error_percent: float | None = None  # the pipeline's scale factor against the cameras' true one
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -161,9 +164,21 @@ def _model_cameras(model_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, f
     return cameras
 
 
+def _report(work_dir: Path) -> dict:
+    import json
+
+    path = work_dir / "report.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _result_mesh(work_dir: Path) -> tuple[trimesh.Trimesh | None, str | None]:
-    """The cleaned result in the model frame (registered back from the bed), or the raw surface."""
+    """The cleaned result in the model frame (moved back from the bed), or the raw surface."""
     raw_path, clean_path = work_dir / "poisson.ply", work_dir / "clean.ply"
+    placed = _report(work_dir).get("clean_from_model")
+    if clean_path.exists() and placed is not None:  # the cleaning stage said how it moved the result
+        clean = trimesh.load(clean_path, force="mesh")
+        clean.apply_transform(np.linalg.inv(np.asarray(placed)))
+        return clean, "clean.ply"
     raw = trimesh.load(raw_path, force="mesh") if raw_path.exists() else None
     if clean_path.exists():
         clean = trimesh.load(clean_path, force="mesh")
@@ -204,6 +219,7 @@ def evaluate(work_dir, truth: Truth, *, refine: bool = False, seed: int = 0) -> 
         angle_errors.append(np.degrees(np.arccos(np.clip(cosine, -1, 1))))
     focal = np.median([cameras[name][2] for name in names])
     mesh, used = _result_mesh(work_dir)
+    factor = _report(work_dir).get("scale", {}).get("factor")
     evaluation = Evaluation(
         photos=photos, registered=len(names), registration_rate=len(names) / photos,
         camera_position_error_percent=float(np.mean(position_errors)),
@@ -212,7 +228,7 @@ def evaluate(work_dir, truth: Truth, *, refine: bool = False, seed: int = 0) -> 
         camera_rotation_error_max_deg=float(np.max(angle_errors)),
         focal_error_percent=float(abs(focal - truth.fx) / truth.fx * 100),
         accuracy_percent=None, accuracy_median_percent=None, completeness=None, watertight=None, mesh_used=used,
-        refined=refine)
+        refined=refine, scale_error_percent=float((factor / scale - 1) * 100) if factor else None)
     if mesh is None:
         return evaluation
     evaluation.watertight = bool(mesh.is_watertight)

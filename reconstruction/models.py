@@ -51,6 +51,14 @@ class ScanJob(OrganizationOwnedModel):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     expires_at = models.DateTimeField(_("files deleted on"), null=True, blank=True)
     purged_at = models.DateTimeField(_("files deleted"), null=True, blank=True)
+    language = models.CharField(
+        _("language"), max_length=8, blank=True,
+        help_text=_("The language the scan was started in; its e-mails are written in it."),
+    )
+    notified_at = models.DateTimeField(
+        _("customer told"), null=True, blank=True,
+        help_text=_("When the e-mail that the scan finished or failed was sent (once per ending)."),
+    )
     mesh_stl = models.FileField(_("mesh (STL)"), upload_to=output_path, blank=True, max_length=300)
     mesh_3mf = models.FileField(_("mesh (3MF)"), upload_to=output_path, blank=True, max_length=300)
     cad_step = models.FileField(_("CAD solid (STEP)"), upload_to=output_path, blank=True, max_length=300)

@@ -41,3 +41,17 @@ def reconstruction_kpis() -> list[dict]:
         {"label": _("Scans finished"), "value": ScanJob.objects.filter(status=ScanStatus.SUCCEEDED).count()},
         {"label": _("Scans failed"), "value": ScanJob.objects.filter(status=ScanStatus.FAILED).count()},
     ]
+
+
+def scan_job_notice_recipients(*, job: ScanJob) -> list[str]:
+    """Who hears that a scan ended: the person who started it, else the organization's owners."""
+    from fablab.choices import MembershipRole
+    from fablab.models import Membership
+
+    person = job.created_by
+    if person is not None and person.is_active and person.email and Membership.objects.filter(
+            organization=job.organization_id, user=person).exists():
+        return [person.email]
+    return list(Membership.objects.filter(organization=job.organization_id, role=MembershipRole.OWNER,
+                                          user__is_active=True).exclude(user__email="")
+                .order_by("created_at").values_list("user__email", flat=True))

@@ -214,9 +214,18 @@ def _queue(job: ScanJob) -> ScanJob:
     billing.usage_consume(organization=job.organization, feature=billing.SCANS,
                           key=usage_key(job, job.attempts + 1))
     job.error = ""
-    job.save(update_fields=["status", "error", "updated_at"])
+    job.language = _active_language()
+    job.save(update_fields=["status", "error", "language", "updated_at"])
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job
+
+
+def _active_language() -> str:
+    """The language of the request that starts the scan (the portal's or the API's), when the site offers it."""
+    from django.utils import translation
+
+    language = (translation.get_language() or "").split("-")[0]
+    return language if language in dict(settings.LANGUAGES) else ""
 
 
 def _enqueue(job_id: int) -> None:
@@ -409,6 +418,7 @@ def scan_jobs_fail_stalled(*, now=None) -> int:
             _finish(job)
             job.save()
             _refund(job, attempt=job.attempts)
+            transaction.on_commit(lambda job_id=job_id: _enqueue_notice(job_id))
         logger.warning("scan job %s was still running past its time limit; marked failed", job_id)
         failed += 1
     return failed
@@ -424,6 +434,7 @@ def _end(job: ScanJob, status: str, *, report: dict, error: str = "") -> None:
         locked.save()
         if status == ScanStatus.FAILED:  # a failed scan stores no result: its unit is given back
             _refund(locked, attempt=locked.attempts)
+            transaction.on_commit(lambda: _enqueue_notice(job.pk))
 
 
 def _store_results(job: ScanJob, out, report: dict) -> None:
@@ -444,11 +455,72 @@ def _store_results(job: ScanJob, out, report: dict) -> None:
             locked.progress, locked.error = 100.0, ""
             _finish(locked)
             locked.save()
+            transaction.on_commit(lambda: _enqueue_notice(job.pk))
     except BaseException:
         storage = ScanJob._meta.get_field("mesh_stl").storage
         for name in stored:
             delete_stored(storage, name)
         raise
+
+
+# --- Telling the customer ------------------------------------------------------------------
+
+
+def _enqueue_notice(job_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("reconstruction.tasks.send_scan_notice", job_id, task_name=f"scan notice {job_id}")
+
+
+NOTICE_TEMPLATES = {ScanStatus.SUCCEEDED: "scan_succeeded", ScanStatus.FAILED: "scan_failed"}
+
+
+@transaction.atomic
+def scan_job_notify(*, job_id: int) -> bool:
+    """E-mail the person who started the scan (else the organization's owners) that it finished or failed.
+
+    Once per ending: the job remembers when it told, so a task that runs twice sends
+    one e-mail, while a retried scan that ends again is told again. In the language the
+    scan was started in (the project keeps none per person or organization), else the
+    site's, from templates/reconstruction/email/<language>/. Returns whether an e-mail
+    was sent.
+    """
+    from django.core.mail import EmailMultiAlternatives
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+    from django.utils import translation
+
+    from reconstruction import selectors
+
+    job = (ScanJob.objects.select_for_update(of=("self",)).select_related("organization", "created_by")
+           .filter(pk=job_id).first())
+    if job is None or job.status not in NOTICE_TEMPLATES or job.finished_at is None:
+        return False
+    if job.notified_at is not None and job.notified_at >= job.finished_at:
+        return False
+    recipients = selectors.scan_job_notice_recipients(job=job)
+    if not recipients:
+        logger.warning("scan job %s: nobody with an e-mail address to tell that it ended", job.pk)
+        return False
+    language = job.language if job.language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+    template = NOTICE_TEMPLATES[job.status]
+    context = {"job": job, "organization": job.organization, "error": job.error,
+               "size_mm": job.report.get("size_mm"), "photos": job.report.get("registered_photos"),
+               "photos_total": job.report.get("photos"), "support": job.report.get("support_removed"),
+               "scan_url": settings.PORTAL_BASE_URL + reverse("scans:detail", args=[job.pk])}
+
+    def render(part: str) -> str:
+        return render_to_string([f"reconstruction/email/{language}/{template}_{part}",
+                                 f"reconstruction/email/en/{template}_{part}"], context)
+
+    with translation.override(language):
+        subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(render("subject.txt").split())
+        mail = EmailMultiAlternatives(subject, render("message.txt"), settings.DEFAULT_FROM_EMAIL, recipients)
+        mail.attach_alternative(render("message.html"), "text/html")
+    mail.send()
+    job.notified_at = timezone.now()
+    job.save(update_fields=["notified_at", "updated_at"])
+    return True
 
 
 def scan_job_add_to_catalog(*, job: ScanJob, by=None):

@@ -14,6 +14,14 @@ pixel, and colour comes from the texture evaluated at the exact 3D point under e
 pixel (perspective-correct barycentrics), with Lambert shading from a light at the camera.
 Camera convention as in COLMAP: x_cam = R @ x_world + t, x right, y down, z forward,
 pixel centres at half-integer coordinates.
+
+`render_table_set(out_dir, part=..., table=..., texture=...)` renders scenes like the
+photos customers take: a CAD part (PARTS: an L-bracket, a block with through-holes, a
+flange with a bore and a bolt circle, a stepped shaft, an organic shape), 80 mm on its
+longest side, standing on a textured table (wood, cloth or noise; small, medium or
+larger than the view) that fills the background, from cameras above the table only, with
+the light changing direction and strength from photo to photo. The truth is the part
+alone.
 """
 
 import json
@@ -244,8 +252,13 @@ def ring_cameras(views: int, centre: np.ndarray, distance: float, seed: int = 0)
 # -- the renderer -----------------------------------------------------------------------------------------------------
 
 def render(mesh: trimesh.Trimesh, texture, rotation, translation, *, width, height, fx, fy, cx, cy,
-           supersample: int = 1, vertex_normals: np.ndarray | None = None) -> np.ndarray:
-    """One view as an (height, width, 3) float image in 0..1."""
+           supersample: int = 1, vertex_normals: np.ndarray | None = None,
+           light: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+    """One view as an (height, width, 3) float image in 0..1.
+
+    `light`: (unit direction towards the light in the world, strength); without it the
+    light sits at the camera at full strength.
+    """
     s = supersample
     w, h = width * s, height * s
     fx, fy, cx, cy = fx * s, fy * s, cx * s, cy * s
@@ -299,9 +312,15 @@ def render(mesh: trimesh.Trimesh, texture, rotation, translation, *, width, heig
     centre = -np.asarray(rotation).T @ np.asarray(translation)
     towards = centre - points
     towards /= np.linalg.norm(towards, axis=1, keepdims=True)
-    light = 0.3 + 0.7 * np.clip(np.einsum("ij,ij->i", normal, towards), 0, 1)
+    if light is None:
+        shade = 0.3 + 0.7 * np.clip(np.einsum("ij,ij->i", normal, towards), 0, 1)
+    else:
+        direction, strength = light
+        # the side facing the camera is the one seen: a normal the renderer sees from behind is turned round
+        facing = np.where(np.einsum("ij,ij->i", normal, towards)[:, None] < 0, -normal, normal)
+        shade = strength * (0.35 + 0.65 * np.clip(facing @ np.asarray(direction, float), 0, 1))
     image = np.full((h * w, 3), BACKGROUND, dtype=np.float32)
-    image[pixel] = texture(points) * light[:, None]
+    image[pixel] = np.clip(texture(points) * shade[:, None], 0, 1)
     image = image.reshape(h, w, 3)
     if s > 1:
         image = image.reshape(height, s, width, s, 3).mean(axis=(1, 3))
@@ -341,3 +360,211 @@ def render_set(out_dir, *, views: int = 30, size: int = 1024, seed: int = 0, sha
         truth.poses[name] = (rotation, translation)
     truth.write()
     return truth
+
+
+# -- scenes like customers' photos: a CAD part on a textured table ---------------------------------------------------
+
+PARTS = ("bracket", "holes", "flange", "shaft", "organic")
+TABLES = {"small": 160.0, "medium": 420.0, "large": 3000.0}  # side in mm; "large" reaches past every view
+TABLE_TEXTURES = ("wood", "cloth", "noise")
+PART_LONGEST_MM = 80.0
+TABLE_THICKNESS_MM = 18.0
+
+
+def _cylinder(radius: float, height: float, *, z: float = 0.0, x: float = 0.0, y: float = 0.0,
+              axis=(0, 0, 1)) -> trimesh.Trimesh:
+    cylinder = trimesh.creation.cylinder(radius=radius, height=height, sections=96)
+    if tuple(axis) != (0, 0, 1):
+        cylinder.apply_transform(trimesh.geometry.align_vectors([0, 0, 1], axis))
+    cylinder.apply_translation([x, y, z])
+    return cylinder
+
+
+def _box_at(size, low) -> trimesh.Trimesh:
+    box = trimesh.creation.box(size)
+    box.apply_translation(np.asarray(low, float) + np.asarray(size, float) / 2)
+    return box
+
+
+def make_part(name: str) -> trimesh.Trimesh:
+    """A CAD part with known geometry, in mm, standing on z = 0, its longest side 80 mm along x."""
+    if name == "bracket":  # an L-bracket: a base plate and an upright, a hole in each
+        shape = _box_at((80, 40, 8), (0, 0, 0)).union(_box_at((8, 40, 50), (0, 0, 0)))
+        shape = shape.difference(_cylinder(4.5, 30, x=50, y=20, z=4))
+        shape = shape.difference(_cylinder(4.5, 30, x=4, y=20, z=32, axis=(1, 0, 0)))
+    elif name == "holes":  # a block with three vertical and one horizontal through-hole
+        shape = _box_at((80, 50, 30), (0, 0, 0))
+        for x in (18, 40, 62):
+            shape = shape.difference(_cylinder(5 if x != 40 else 8, 50, x=x, y=25, z=15))
+        shape = shape.difference(_cylinder(4, 100, x=40, y=25, z=15, axis=(1, 0, 0)))
+    elif name == "flange":  # a flange: a disc with a hub, a bore and a bolt circle of six holes
+        shape = _cylinder(40, 10, z=5).union(_cylinder(20, 26, z=13))
+        shape = shape.difference(_cylinder(10, 60, z=13))
+        for k in range(6):
+            angle = 2 * np.pi * k / 6
+            shape = shape.difference(_cylinder(4, 30, x=31 * np.cos(angle), y=31 * np.sin(angle), z=5))
+    elif name == "shaft":  # a stepped shaft, standing on its widest end
+        shape = _cylinder(15, 24, z=12).union(_cylinder(11, 34, z=41)).union(_cylinder(7, 24, z=68))
+    elif name == "organic":
+        shape = make_mesh("default", subdivisions=5)
+    else:
+        raise ValueError(f"unknown part {name!r}; choose one of {', '.join(PARTS)}")
+    shape = shape.copy()
+    shape.apply_scale(PART_LONGEST_MM / max(shape.extents))
+    low, high = shape.bounds
+    shape.apply_translation([-(low[0] + high[0]) / 2, -(low[1] + high[1]) / 2, -low[2]])
+    if shape.volume < 0:
+        shape.invert()
+    return shape
+
+
+class TableTexture:
+    """The colour of a table top (z = 0) at a point: wood grain, woven cloth or plain noise."""
+
+    def __init__(self, kind: str, seed: int = 0):
+        if kind not in TABLE_TEXTURES:
+            raise ValueError(f"unknown table texture {kind!r}; choose one of {', '.join(TABLE_TEXTURES)}")
+        self.kind = kind
+        self.noise = SolidTexture(seed + 500)
+        rng = np.random.default_rng(seed + 77)
+        self.angle = rng.uniform(0, np.pi)
+        self.tint = (rng.random(3) * 0.25 + 0.75).astype(np.float32)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        n = self.noise
+        if self.kind == "noise":
+            grey = n(points).mean(axis=1, keepdims=True)
+            return np.clip(0.55 * n(points) + 0.45 * grey, 0, 1) * self.tint
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        along = points[:, 0] * c + points[:, 1] * s
+        across = -points[:, 0] * s + points[:, 1] * c
+        if self.kind == "wood":
+            warp = 6.0 * n._noise(points * [0.2, 0.2, 1], 0, 20.0) + 1.5 * n._noise(points, 1, 4.0)
+            grain = 0.5 + 0.5 * np.sin(2 * np.pi * (across + warp * 3) / 7.0)
+            pores = n._noise(points * [1, 1, 1], 5, 0.9)
+            brown = np.array([0.55, 0.36, 0.2], np.float32)
+            dark = np.array([0.3, 0.17, 0.08], np.float32)
+            colour = brown + (dark - brown) * (grain ** 3)[:, None]
+            knots = n._noise(points, 2, 8.0)
+            colour = colour * (0.75 + 0.5 * knots)[:, None]
+            colour = np.where((pores > 0.78)[:, None], colour * 0.6, colour)
+            return np.clip(colour * self.tint, 0, 1)
+        # cloth: a fine weave of two thread colours, with slubs and soft dirt
+        warp = 0.5 + 0.5 * np.sin(2 * np.pi * along / 1.6)
+        weft = 0.5 + 0.5 * np.sin(2 * np.pi * across / 1.6)
+        thread = np.where(((np.floor(along / 1.6) + np.floor(across / 1.6)) % 2)[:, None] > 0,
+                          np.array([0.25, 0.35, 0.55], np.float32), np.array([0.75, 0.72, 0.65], np.float32))
+        relief = (0.7 + 0.3 * warp * weft)[:, None]
+        blotches = n(points)
+        return np.clip(thread * relief * 0.75 + 0.25 * blotches * self.tint, 0, 1)
+
+
+def make_table(size_mm: float, cell_mm: float | None = None) -> trimesh.Trimesh:
+    """A table slab, top at z = 0, centred, in triangles small enough that no view sees one from behind."""
+    table = trimesh.creation.box((size_mm, size_mm, TABLE_THICKNESS_MM))
+    table.apply_translation([0, 0, -TABLE_THICKNESS_MM / 2])
+    cell = cell_mm or max(10.0, size_mm / 120)
+    vertices, faces = trimesh.remesh.subdivide_to_size(table.vertices, table.faces, max_edge=cell)
+    return trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+
+
+def rings_above(views: int) -> tuple[tuple[float, float], ...]:
+    """Rings for an object on a table: every camera above it, from low (grazing the table) to steep."""
+    if views >= 28:
+        return (15.0, 0.3), (35.0, 0.4), (60.0, 0.3)
+    if views >= 14:
+        return (22.0, 0.5), (48.0, 0.5)
+    return ((35.0, 1.0),)
+
+
+def _lights(count: int, poses, rng) -> list[tuple[np.ndarray, float]]:
+    """Per photo a light from above, off the camera's direction by up to 50 degrees, 70 % to 115 % strength."""
+    lights = []
+    for rotation, _translation in poses[:count]:
+        towards_camera = -np.asarray(rotation)[2]
+        direction = towards_camera + rng.normal(scale=0.5, size=3) + [0, 0, 0.4]
+        direction /= np.linalg.norm(direction)
+        lights.append((direction, float(rng.uniform(0.7, 1.15))))
+    return lights
+
+
+def render_table_set(out_dir, *, part: str = "bracket", table: str = "medium", texture: str = "wood",
+                     views: int = 30, size: int = 1024, seed: int = 0, fill: float = 0.7) -> Truth:
+    """Render `views` photos of a CAD part on a textured table; the truth is the part alone."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+    root = Path(out_dir)
+    (root / "photos").mkdir(parents=True, exist_ok=True)
+    shape = make_part(part)
+    rng = np.random.default_rng(seed)
+    turn = trimesh.transformations.rotation_matrix(rng.uniform(0, 2 * np.pi), [0, 0, 1])
+    placed = shape.copy()
+    placed.apply_transform(turn)  # the part stands turned on the table; the truth is turned with it
+    placed.export(root / "truth.ply")
+    # faces of their own: flat shading on the part's flat faces and sharp edges
+    flat = placed.copy()
+    flat.unmerge_vertices()
+    slab = make_table(TABLES[table])
+    slab.unmerge_vertices()
+    scene = trimesh.util.concatenate([flat, slab])
+    normals = np.vstack([_corner_normals(flat), _corner_normals(slab)])
+    part_texture = SolidTexture(seed + 2000)
+    table_texture = TableTexture(texture, seed)
+
+    def colour(points: np.ndarray) -> np.ndarray:
+        on_table = points[:, 2] < 1e-3
+        out = np.empty((len(points), 3), np.float32)
+        if on_table.any():
+            out[on_table] = table_texture(points[on_table])
+        if (~on_table).any():
+            out[~on_table] = part_texture(points[~on_table])
+        return out
+
+    fx = fy = 0.9 * size
+    truth = Truth(root=root, width=size, height=size, fx=fx, fy=fy, cx=size / 2, cy=size / 2,
+                  shape=f"{part} on a {table} {texture} table")
+    centre = placed.bounds.mean(axis=0)
+    radius = float(np.linalg.norm(placed.vertices - centre, axis=1).max())
+    distance = radius / math.sin(math.atan(0.5 * size / fx * fill))
+    layout = rings_above(views)
+    poses = _ring_poses(views, centre, distance, layout, seed)
+    for index, ((rotation, translation), light) in enumerate(zip(poses, _lights(len(poses), poses, rng),
+                                                               strict=True)):
+        image = render(scene, colour, rotation, translation, width=size, height=size, fx=fx, fy=fy, cx=truth.cx,
+                       cy=truth.cy, vertex_normals=normals, light=light)
+        name = f"view_{index:03d}.jpg"
+        Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(root / "photos" / name, quality=95,
+                                                                      exif=_exif(fx, size, size))
+        truth.poses[name] = (rotation, translation)
+    truth.write()
+    return truth
+
+
+def _corner_normals(mesh: trimesh.Trimesh) -> np.ndarray:
+    """Per vertex of a mesh whose faces have vertices of their own: its face's normal."""
+    normals = np.zeros((len(mesh.vertices), 3))
+    normals[mesh.faces.reshape(-1)] = np.repeat(mesh.face_normals, 3, axis=0)
+    return normals
+
+
+def _ring_poses(views, centre, distance, layout, seed) -> list[tuple[np.ndarray, np.ndarray]]:
+    counts = [max(1, round(views * share)) for _elevation, share in layout]
+    counts[len(counts) // 2] += views - sum(counts)
+    rng = np.random.default_rng(seed)
+    poses = []
+    for (elevation, _share), count in zip(layout, counts, strict=True):
+        start = rng.uniform(0, 360)
+        for k in range(count):
+            azimuth = math.radians(start + 360.0 * k / count + rng.uniform(-4, 4))
+            tilt = math.radians(elevation + rng.uniform(-3, 3))
+            reach = distance * rng.uniform(0.93, 1.07)
+            position = centre + reach * np.array([math.cos(tilt) * math.cos(azimuth),
+                                                  math.cos(tilt) * math.sin(azimuth), math.sin(tilt)])
+            forward = centre - position
+            forward /= np.linalg.norm(forward)
+            right = np.cross(forward, [0, 0, 1.0])
+            right /= np.linalg.norm(right)
+            down = np.cross(forward, right)
+            rotation = np.stack([right, down, forward])
+            poses.append((rotation, -rotation @ position))
+    return poses

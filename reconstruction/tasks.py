@@ -13,3 +13,7 @@ def purge_expired_scans() -> int:
 
 def fail_stalled_scans() -> int:
     return services.scan_jobs_fail_stalled()
+
+
+def send_scan_notice(job_id: int) -> bool:
+    return services.scan_job_notify(job_id=job_id)

@@ -201,6 +201,12 @@ def marker_sheet(context) -> Sheet | None:
 
 
 def run(context) -> None:
+    """Scale the cleaned object: by the marker sheet, or so that the longest side of its box is the one entered.
+
+    The cleaned mesh is the object alone (the table it stood on is already cut away) and
+    turned so that its box lies along its sides, so the longest side entered is compared
+    with the object's, never with the scene's or a diagonal.
+    """
     mesh = trimesh.load(context.work_dir / "clean.ply", force="mesh")
     method = scale_method(context)
     sheet = marker_sheet(context) if method == "markers" else None

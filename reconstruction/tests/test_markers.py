@@ -240,10 +240,12 @@ def test_sheet_is_cut_away_and_the_object_stands_on_it(scene, tmp_path):
     mesh = trimesh.load(context.work_dir / "scaled.ply", force="mesh")
     assert context.report["support_removed"] == "marker sheet"
     assert mesh.is_watertight
-    # the box alone (its lowest millimetre goes with the paper), upright, on z = 0, square to the sheet
-    assert mesh.extents == pytest.approx([20, 30, 39], abs=0.3)
+    # the box alone, upright, on z = 0, square to the sheet; cut 1 mm above the paper and closed flat on it,
+    # so it keeps its full height
+    assert sorted(mesh.extents) == pytest.approx([20, 30, 40], abs=0.3)
+    assert mesh.extents[2] == pytest.approx(40, abs=0.3)
     assert mesh.bounds[0][2] == pytest.approx(0, abs=1e-6)
-    assert mesh.volume == pytest.approx(20 * 30 * 39, rel=0.02)
+    assert mesh.volume == pytest.approx(20 * 30 * 40, rel=0.02)
 
 
 def test_too_few_markers_fall_back_to_the_longest_side(one_marker_scene, tmp_path):
@@ -301,9 +303,10 @@ def test_table_plane_is_removed_and_the_box_stands_at_zero():
     box = cleaning.remove_support(mesh, plane)
     assert box.is_watertight
     assert box.bounds[0][2] == pytest.approx(0, abs=1e-9)
-    assert box.extents[2] == pytest.approx(40 - plane.margin, abs=0.2)  # the plate and its 2 mm are gone
+    assert box.extents[2] == pytest.approx(40, abs=0.2)  # the plate is gone, the cut closed flat on its top
     footprint = sorted(box.extents[:2])
-    assert footprint[1] < 40 and box.volume == pytest.approx(20 * 30 * box.extents[2], rel=0.02)
+    assert footprint == pytest.approx([20, 30], abs=0.2)  # turned square to its sides
+    assert box.volume == pytest.approx(20 * 30 * 40, rel=0.02)
 
 
 def test_no_plane_is_invented_for_an_object_alone():
