@@ -225,6 +225,18 @@ def rings(views: int) -> tuple[tuple[float, float], ...]:
     return ((20.0, 1.0),)
 
 
+def _look_at(position: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The world-to-camera rotation and translation of a camera at `position` looking at `centre`, its image's
+    x to the right and y down, with the world's z up."""
+    forward = centre - position
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0, 0, 1.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    rotation = np.stack([right, down, forward])
+    return rotation, -rotation @ position
+
+
 def ring_cameras(views: int, centre: np.ndarray, distance: float, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """World->camera poses on rings around `centre`, each looking at it, upright (world z up)."""
     layout = rings(views)
@@ -239,13 +251,7 @@ def ring_cameras(views: int, centre: np.ndarray, distance: float, seed: int = 0)
             tilt = math.radians(elevation)
             position = centre + distance * np.array([math.cos(tilt) * math.cos(azimuth),
                                                      math.cos(tilt) * math.sin(azimuth), math.sin(tilt)])
-            forward = centre - position
-            forward /= np.linalg.norm(forward)
-            right = np.cross(forward, [0, 0, 1.0])
-            right /= np.linalg.norm(right)
-            down = np.cross(forward, right)
-            rotation = np.stack([right, down, forward])
-            poses.append((rotation, -rotation @ position))
+            poses.append(_look_at(position, centre))
     return poses
 
 
@@ -560,11 +566,5 @@ def _ring_poses(views, centre, distance, layout, seed) -> list[tuple[np.ndarray,
             reach = distance * rng.uniform(0.93, 1.07)
             position = centre + reach * np.array([math.cos(tilt) * math.cos(azimuth),
                                                   math.cos(tilt) * math.sin(azimuth), math.sin(tilt)])
-            forward = centre - position
-            forward /= np.linalg.norm(forward)
-            right = np.cross(forward, [0, 0, 1.0])
-            right /= np.linalg.norm(right)
-            down = np.cross(forward, right)
-            rotation = np.stack([right, down, forward])
-            poses.append((rotation, -rotation @ position))
+            poses.append(_look_at(position, centre))
     return poses
