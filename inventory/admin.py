@@ -114,6 +114,14 @@ class FilamentAdmin(ModelAdmin):
     list_display_links = ["show_colour", "name"]
     list_filter = ["material", "brand", "supplier"]
     search_fields = ["brand", "material", "name", "colour_hex", "supplier"]
+    exclude = ["vendor"]  # linked from the brand by the services
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """Brand, material and name stay required here; only Spoolman clients may leave them out."""
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in ("brand", "material", "name"):
+            field.required = True
+        return field
 
     def get_queryset(self, request):
         return selectors.filament_list()

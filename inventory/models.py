@@ -82,13 +82,16 @@ class Location(TimeStampedModel):
 
 
 class Vendor(TimeStampedModel):
-    """A filament maker as Spoolman clients see it: one per filament brand, named exactly as the brand.
+    """A filament maker as Spoolman clients see it.
 
-    `Filament.brand` stays the filament's own field; the services keep a vendor row for
-    every brand in use and rename the brand on its filaments when a vendor is renamed.
+    `Filament.brand` stays the filament's own field; a filament's `vendor` is the row Spoolman
+    clients see. The services link a filament to the (oldest) vendor of its brand's name, make
+    one the first time a brand is used, and rename the brand on a vendor's filaments when the
+    vendor is renamed. Names need not be unique (Spoolman's need not be); deleting a vendor
+    leaves its filaments without one, their brand kept.
     """
 
-    name = models.CharField(_("name"), max_length=80, unique=True)
+    name = models.CharField(_("name"), max_length=80, blank=True)
     comment = models.CharField(_("comment"), max_length=1024, blank=True)
     empty_spool_weight_g = models.DecimalField(
         _("empty spool (g)"), max_digits=7, decimal_places=1, null=True, blank=True,
@@ -129,14 +132,31 @@ class SpoolmanExtra(models.Model):
 class Filament(TimeStampedModel):
     """A filament product: brand, material, colour and what a spool of it weighs and costs."""
 
-    brand = models.CharField(_("brand"), max_length=80)
-    material = models.CharField(_("material"), max_length=30, help_text=_("PLA, PETG, ASA, TPU, …"))
-    name = models.CharField(_("name"), max_length=120, help_text=_("The maker's colour name, e.g. 'Galaxy Black'."))
+    # Brand, material and name may be blank only for filaments registered by a Spoolman client
+    # (Spoolman asks for none of them); the admin keeps requiring them.
+    brand = models.CharField(_("brand"), max_length=80, blank=True)
+    vendor = models.ForeignKey(Vendor, verbose_name=_("vendor"), null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="filaments")
+    material = models.CharField(_("material"), max_length=30, blank=True, help_text=_("PLA, PETG, ASA, TPU, …"))
+    name = models.CharField(_("name"), max_length=120, blank=True,
+                            help_text=_("The maker's colour name, e.g. 'Galaxy Black'."))
+    article_number = models.CharField(_("article number"), max_length=64, blank=True)
+    comment = models.CharField(_("comment"), max_length=1024, blank=True)
+    external_id = models.CharField(_("external id"), max_length=256, blank=True)
+    settings_extruder_temp = models.PositiveSmallIntegerField(_("nozzle temperature (°C)"), null=True, blank=True)
+    settings_bed_temp = models.PositiveSmallIntegerField(_("bed temperature (°C)"), null=True, blank=True)
     colour_hex = models.CharField(_("colour"), max_length=7, validators=[HEX_COLOUR])
     extra_colours = models.JSONField(
         _("further colours"), default=list, blank=True,
         help_text=_("For multicolour or gradient filament: the other colours as #RRGGBB."),
     )
+    # What Spoolman clients keep besides the colours: the opacity of a single colour (two hex digits)
+    # and how several colours run (coaxial or longitudinal).
+    colour_alpha = models.CharField(_("colour opacity"), max_length=2, blank=True,
+                                    validators=[RegexValidator(r"^[0-9A-F]{2}$")])
+    multi_colour_direction = models.CharField(_("direction of the colours"), max_length=12, blank=True,
+                                              choices=[("coaxial", _("coaxial")),
+                                                       ("longitudinal", _("longitudinal"))])
     diameter_mm = models.DecimalField(
         _("diameter (mm)"), max_digits=4, decimal_places=2, default=Decimal("1.75"),
         validators=[MinValueValidator(Decimal("1.0")), MaxValueValidator(Decimal("3.5"))],
@@ -166,6 +186,10 @@ class Filament(TimeStampedModel):
         validators=[MinValueValidator(Decimal("0"))],
     )
     lead_time_days = models.PositiveIntegerField(_("lead time (days)"), default=7)
+    retired_at = models.DateTimeField(
+        _("deleted by a Spoolman client"), null=True, blank=True, editable=False,
+        help_text=_("Spoolman clients no longer see it; its spools and their ledger stay."),
+    )
 
     class Meta:
         ordering = ["brand", "material", "name"]
@@ -196,6 +220,7 @@ class Spool(TimeStampedModel):
         Location, verbose_name=_("location"), null=True, blank=True, on_delete=models.PROTECT, related_name="spools"
     )
     lot_number = models.CharField(_("lot"), max_length=60, blank=True)
+    comment = models.CharField(_("comment"), max_length=1024, blank=True)
     rfid_tag = models.CharField(
         _("RFID tag"), max_length=RFID_TAG_MAX_LENGTH, blank=True, default="", validators=[RFID_TAG],
         help_text=_("The id a printer reads from the spool's RFID tag (a Bambu spool's tray UUID, 32 hex "
@@ -209,6 +234,10 @@ class Spool(TimeStampedModel):
                                           editable=False)
     opened_at = models.DateTimeField(_("opened"), null=True, blank=True)
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
+    retired_at = models.DateTimeField(
+        _("deleted by a Spoolman client"), null=True, blank=True, editable=False,
+        help_text=_("Archived and no longer shown to Spoolman clients; the spool and its ledger stay."),
+    )
 
     class Meta:
         ordering = ["filament", "code"]

@@ -127,26 +127,21 @@ def _filament_fields(fields: dict) -> dict:
     return fields
 
 
-def vendor_for_brand(*, brand: str) -> Vendor:
-    """The vendor row of a filament brand, made the first time the brand is used."""
-    vendor = Vendor.objects.filter(name=brand).first()
+def vendor_for_brand(*, brand: str) -> Vendor | None:
+    """The vendor of a filament brand (the oldest of that name), made the first time the brand is used."""
+    if not brand:
+        return None
+    vendor = Vendor.objects.filter(name=brand).order_by("pk").first()
     if vendor is None:
         vendor = Vendor(name=brand)
         validate(vendor)
-        try:
-            with transaction.atomic():
-                vendor.save()
-        except IntegrityError:  # made at the same moment by another request
-            vendor = Vendor.objects.get(name=brand)
+        vendor.save()
     return vendor
 
 
 def vendor_create(*, name: str, comment: str = "", empty_spool_weight_g=None, external_id: str = "") -> Vendor:
     """A vendor no filament uses yet (Spoolman clients register vendors before their filaments)."""
-    name = (name or "").strip()
-    if Vendor.objects.filter(name=name).exists():
-        raise Conflict(_("A vendor named %(name)s exists already.") % {"name": name})
-    vendor = Vendor(name=name, comment=comment or "", empty_spool_weight_g=empty_spool_weight_g,
+    vendor = Vendor(name=(name or "").strip(), comment=comment or "", empty_spool_weight_g=empty_spool_weight_g,
                     external_id=external_id or "")
     validate(vendor)
     vendor.save()
@@ -159,13 +154,11 @@ def vendor_update(*, vendor: Vendor, **fields) -> Vendor:
     old_name = vendor.name
     if "name" in fields:
         fields["name"] = (fields["name"] or "").strip()
-        if fields["name"] != old_name and Vendor.objects.filter(name=fields["name"]).exists():
-            raise Conflict(_("A vendor named %(name)s exists already.") % {"name": fields["name"]})
     _assign(vendor, fields)
     validate(vendor)
     vendor.save()
     if vendor.name != old_name:
-        for filament in Filament.objects.filter(brand=old_name):
+        for filament in Filament.objects.filter(vendor=vendor):
             filament.brand = vendor.name
             validate(filament)
             filament.save(update_fields=["brand", "updated_at"])
@@ -174,10 +167,7 @@ def vendor_update(*, vendor: Vendor, **fields) -> Vendor:
 
 @transaction.atomic
 def vendor_delete(*, vendor: Vendor) -> None:
-    """Only a vendor no filament uses goes: a filament always has its brand."""
-    if Filament.objects.filter(brand=vendor.name).exists():
-        raise Conflict(_("Filaments of %(name)s are in the catalogue of stock; the vendor stays.")
-                       % {"name": vendor.name})
+    """Delete a vendor as Spoolman does: its filaments stay, without a vendor, and keep their brand."""
     SpoolmanExtra.objects.filter(resource="vendor", object_id=vendor.pk).delete()
     vendor.delete()
 
@@ -199,23 +189,33 @@ def extra_set(*, resource: str, object_id: int, values: dict) -> None:
                                                defaults={"value": value})
 
 
+def _link_vendor(filament: Filament, fields: dict) -> None:
+    """A vendor given links the filament and names its brand; a brand given alone links its vendor."""
+    if "vendor" in fields:
+        if filament.vendor is not None:
+            filament.brand = filament.vendor.name
+    elif "brand" in fields:
+        filament.vendor = vendor_for_brand(brand=filament.brand)
+
+
 @transaction.atomic
 def filament_create(**fields) -> Filament:
     filament = Filament()
     _assign(filament, _filament_fields(fields))
+    _link_vendor(filament, fields)
     validate(filament)
     filament.save()
-    vendor_for_brand(brand=filament.brand)
     _stock_changed(Filament, filament.pk)
     return filament
 
 
+@transaction.atomic
 def filament_update(*, filament: Filament, **fields) -> Filament:
     """Change a filament's description, prices or reorder level (a new level may raise or clear an alert)."""
     _assign(filament, _filament_fields(fields))
+    _link_vendor(filament, fields)
     validate(filament)
     filament.save()
-    vendor_for_brand(brand=filament.brand)
     stock_alert_check(filament=filament)
     _stock_changed(Filament, filament.pk)
     return filament
@@ -276,14 +276,17 @@ def _save_spool(spool: Spool, *, fields: list[str] | None = None) -> None:
         raise
 
 
-def spool_update(*, spool: Spool, lot_number: str | None = None, rfid_tag: str | None = None) -> Spool:
-    """What may be corrected on a spool besides its stock (which changes only with a movement): its lot and
-    its RFID tag ("" removes it; None leaves a field as it is). A tag names one spool in stock."""
+def spool_update(*, spool: Spool, lot_number: str | None = None, rfid_tag: str | None = None,
+                 comment: str | None = None) -> Spool:
+    """What may be corrected on a spool besides its stock (which changes only with a movement): its lot, its
+    RFID tag and its comment ("" removes one; None leaves a field as it is). A tag names one spool in stock."""
     if lot_number is not None:
         spool.lot_number = (lot_number or "").strip()
     if rfid_tag is not None:
         spool.rfid_tag = clean_rfid_tag(rfid_tag)
-    _save_spool(spool, fields=["lot_number", "rfid_tag", "updated_at"])
+    if comment is not None:
+        spool.comment = comment.strip()
+    _save_spool(spool, fields=["lot_number", "rfid_tag", "comment", "updated_at"])
     return spool
 
 
@@ -437,11 +440,29 @@ def spool_move(*, spool: Spool, location: Location | None, idempotency_key: str,
 
 @transaction.atomic
 def filament_delete(*, filament: Filament) -> None:
-    """Only a filament no spool was ever received of goes: spools keep their filament for the ledger."""
-    if filament.spools.exists():
+    """Delete a filament no spool in use has: one never received goes; one whose spools were all
+    deleted by a Spoolman client (retired) is retired too, since those spools keep it for the ledger."""
+    if filament.spools.filter(retired_at__isnull=True).exists():
         raise Conflict(_("%(filament)s has spools; archive them instead.") % {"filament": filament})
     SpoolmanExtra.objects.filter(resource="filament", object_id=filament.pk).delete()
-    filament.delete()
+    if filament.spools.exists():
+        filament.retired_at = timezone.now()
+        filament.save(update_fields=["retired_at", "updated_at"])
+        _stock_changed(Filament, filament.pk)
+    else:
+        filament.delete()
+
+
+def spool_retire(*, spool: Spool) -> Spool:
+    """A spool deleted by a Spoolman client: archived and no longer shown to Spoolman clients.
+    The spool and its ledger stay (the admin lists it among the archived spools)."""
+    with transaction.atomic():
+        spool = spool_archive(spool=spool)
+        if spool.retired_at is None:
+            spool.retired_at = timezone.now()
+            spool.save(update_fields=["retired_at", "updated_at"])
+        SpoolmanExtra.objects.filter(resource="spool", object_id=spool.pk).delete()
+    return spool
 
 
 def spool_unarchive(*, spool: Spool) -> Spool:
@@ -449,8 +470,8 @@ def spool_unarchive(*, spool: Spool) -> Spool:
     with transaction.atomic():
         locked = Spool.objects.select_for_update().get(pk=spool.pk)
         if locked.archived_at is not None:
-            locked.archived_at = None
-            locked.save(update_fields=["archived_at", "updated_at"])
+            locked.archived_at = locked.retired_at = None  # back in stock: Spoolman clients see it again
+            locked.save(update_fields=["archived_at", "retired_at", "updated_at"])
             stock_alert_check(filament=locked.filament)
     return locked
 

@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import DecimalField as DecimalExpression
-from django.db.models import ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import ExpressionWrapper, F, Q, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -38,7 +38,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from fablab.api_auth import AllowedHost, lab_write_key, spoolman_read_key, spoolman_use_key
-from fablab.exceptions import ApplicationError, InvalidInput, NotFound
+from fablab.exceptions import ApplicationError, Conflict, InvalidInput, NotFound
 from fablab.services import API_KEY_PATTERN
 from inventory import selectors, services
 from inventory.choices import LocationKind, SourceType
@@ -116,16 +116,16 @@ def _vendor(vendor: Vendor, context: "_Context | None" = None) -> dict:
 
 
 class _Context:
-    """What every shape of a request needs, read once: the vendor of each brand, the extra fields."""
+    """What every shape of a request needs, read once: the vendors, the extra fields."""
 
     def __init__(self):
-        self.by_name = {vendor.name: vendor for vendor in selectors.vendor_list()}
+        self.by_pk = {vendor.pk: vendor for vendor in selectors.vendor_list()}
         self.extras: dict[tuple[str, int], dict[str, str]] = {}
         for extra in SpoolmanExtra.objects.all():
             self.extras.setdefault((extra.resource, extra.object_id), {})[extra.key] = extra.value
 
     def of(self, filament: Filament) -> dict | None:
-        vendor = self.by_name.get(filament.brand)
+        vendor = self.by_pk.get(filament.vendor_id)
         return _vendor(vendor, self) if vendor is not None else None
 
     def extra(self, resource: str, pk: int) -> dict[str, str]:
@@ -137,19 +137,22 @@ def _filament(filament: Filament, vendors: _Context) -> dict:
     return {
         "id": filament.pk,
         "registered": _iso(filament.created_at),
-        "name": filament.name,
+        "name": filament.name or None,
         "vendor": vendors.of(filament),
-        "material": filament.material,
+        "material": filament.material or None,
         "price": float(filament.cost_per_kg * filament.net_weight_g / 1000),
         "density": float(filament.density_g_cm3),
         "diameter": float(filament.diameter_mm),
         "weight": float(filament.net_weight_g),
         "spool_weight": float(filament.spool_weight_g),
-        "article_number": None,
-        "comment": None,
-        "color_hex": filament.colour_hex.lstrip("#"),
+        "article_number": filament.article_number or None,
+        "comment": filament.comment or None,
+        "settings_extruder_temp": filament.settings_extruder_temp,
+        "settings_bed_temp": filament.settings_bed_temp,
+        "color_hex": filament.colour_hex.lstrip("#") + filament.colour_alpha,
         "multi_color_hexes": ",".join(c.lstrip("#") for c in filament.colours) if filament.extra_colours else None,
-        "external_id": None,
+        "multi_color_direction": filament.multi_colour_direction or None,
+        "external_id": filament.external_id or None,
         "extra": vendors.extra("filament", filament.pk),
     }
 
@@ -172,7 +175,7 @@ def _spool(spool: Spool, vendors: _Context) -> dict:
         "used_length": round(_length_mm(filament, used), 1),
         "location": str(spool.location) if spool.location_id else None,
         "lot_nr": spool.lot_number or None,
-        "comment": spool.code,
+        "comment": spool.comment or spool.code,
         "archived": spool.archived_at is not None,
         "extra": vendors.extra("spool", spool.pk),
     }
@@ -185,8 +188,18 @@ def _caller(request: HttpRequest) -> str:
     return f"fl_{request.auth.prefix}"
 
 
+def _spools(*, archived: bool | None = None) -> QuerySet[Spool]:
+    """The spools Spoolman clients see: all but those they deleted (retired)."""
+    return selectors.spool_list(archived=archived).filter(retired_at__isnull=True)
+
+
+def _filaments() -> QuerySet[Filament]:
+    """The filaments Spoolman clients see: all but those they deleted (retired)."""
+    return selectors.filament_list().filter(retired_at__isnull=True)
+
+
 def _spool_or_404(spool_id: int) -> Spool:
-    spool = selectors.spool_list(archived=None).filter(pk=spool_id).first()
+    spool = _spools().filter(pk=spool_id).first()
     if spool is None:
         raise NotFound(f"No spool with ID {spool_id} found.")
     return spool
@@ -244,18 +257,13 @@ def _location_q(value: str | None) -> Q:
 
 
 def _vendor_ids_q(lookup: str, ids: list[int] | None) -> Q:
-    """filament.vendor.id: vendors are brands; -1 asks for filaments whose brand has no vendor row."""
+    """filament.vendor.id: -1 asks for filaments without a vendor."""
     if ids is None:
         return Q()
-    names = list(Vendor.objects.filter(pk__in=ids).values_list("name", flat=True))
-    q = Q(**{f"{lookup}__in": names})
+    q = Q(**{f"{lookup}_id__in": ids})
     if -1 in ids:
-        q |= ~Q(**{f"{lookup}__in": Vendor.objects.values("name")})
+        q |= Q(**{f"{lookup}__isnull": True})
     return q
-
-
-def _vendor_id_of(lookup: str):
-    return Subquery(Vendor.objects.filter(name=OuterRef(lookup)).values("pk")[:1])
 
 
 def _filament_sort_fields(prefix: str = "") -> dict:
@@ -271,8 +279,8 @@ def _filament_sort_fields(prefix: str = "") -> dict:
         "color_hex": F(f"{prefix}colour_hex"),
         "price": ExpressionWrapper(F(f"{prefix}cost_per_kg") * F(f"{prefix}net_weight_g"),
                                    output_field=DecimalExpression()),
-        "vendor.name": F(f"{prefix}brand"),
-        "vendor.id": _vendor_id_of(f"{prefix}brand"),
+        "vendor.name": F(f"{prefix}vendor__name"),
+        "vendor.id": F(f"{prefix}vendor_id"),
     }
 
 
@@ -292,7 +300,7 @@ SPOOL_SORT = {
     "archived": F("archived_at"),
     **{f"filament.{name}": expression for name, expression in _filament_sort_fields("filament__").items()},
 }
-FILAMENT_SORT = {**_filament_sort_fields(), "vendor_id": _vendor_id_of("brand")}
+FILAMENT_SORT = {**_filament_sort_fields(), "vendor_id": F("vendor_id")}
 VENDOR_SORT = {"id": F("pk"), "registered": F("created_at"), "name": F("name"), "comment": F("comment"),
                "empty_spool_weight": F("empty_spool_weight_g"), "external_id": F("external_id")}
 
@@ -370,11 +378,11 @@ def vendor_detail(request: HttpRequest, vendor_id: int):
 
 @spoolman.get("/filament")
 def filament_list(request: HttpRequest):
-    filaments = selectors.filament_list().filter(
+    filaments = _filaments().filter(
         _text_q("name", _param(request, "name"))
         & _text_q("material", _param(request, "material"))
-        & _text_q("brand", _param(request, "vendor.name", "vendor_name"))
-        & _vendor_ids_q("brand", _ids(_param(request, "vendor.id", "vendor_id"), "vendor.id"))
+        & _text_q("vendor__name", _param(request, "vendor.name", "vendor_name"), nullable=True)
+        & _vendor_ids_q("vendor", _ids(_param(request, "vendor.id", "vendor_id"), "vendor.id"))
     )
     vendors = _Context()
     return _listing(request, _sorted(filaments, _param(request, "sort"), FILAMENT_SORT),
@@ -383,7 +391,7 @@ def filament_list(request: HttpRequest):
 
 @spoolman.get("/filament/{filament_id}")
 def filament_detail(request: HttpRequest, filament_id: int):
-    filament = selectors.filament_list().filter(pk=filament_id).first()
+    filament = _filaments().filter(pk=filament_id).first()
     if filament is None:
         raise NotFound(f"No filament with ID {filament_id} found.")
     return _filament(filament, _Context())
@@ -391,15 +399,15 @@ def filament_detail(request: HttpRequest, filament_id: int):
 
 @spoolman.get("/spool")
 def spool_list(request: HttpRequest, allow_archived: bool = False):
-    spools = selectors.spool_list(archived=None if allow_archived else False)
+    spools = _spools(archived=None if allow_archived else False)
     filament_ids = _ids(_param(request, "filament.id", "filament_id"), "filament.id")
     if filament_ids is not None:
         spools = spools.filter(filament_id__in=filament_ids)
     spools = spools.filter(
         _text_q("filament__name", _param(request, "filament.name", "filament_name"))
         & _text_q("filament__material", _param(request, "filament.material", "filament_material"))
-        & _text_q("filament__brand", _param(request, "filament.vendor.name", "vendor_name"))
-        & _vendor_ids_q("filament__brand", _ids(_param(request, "filament.vendor.id", "vendor_id"),
+        & _text_q("filament__vendor__name", _param(request, "filament.vendor.name", "vendor_name"), nullable=True)
+        & _vendor_ids_q("filament__vendor", _ids(_param(request, "filament.vendor.id", "vendor_id"),
                                                 "filament.vendor.id"))
         & _location_q(_param(request, "location"))
         & _text_q("lot_number", _param(request, "lot_nr"))
@@ -466,7 +474,7 @@ def _vendor_or_404(vendor_id: int) -> Vendor:
 
 
 def _filament_or_404(filament_id: int) -> Filament:
-    filament = selectors.filament_list().filter(pk=filament_id).first()
+    filament = _filaments().filter(pk=filament_id).first()
     if filament is None:
         raise NotFound(f"No filament with ID {filament_id} found.")
     return filament
@@ -491,8 +499,8 @@ def _vendor_fields(payload: VendorIn) -> dict:
 @spoolman.post("/vendor", auth=lab_write_key)
 @transaction.atomic
 def vendor_create(request: HttpRequest, payload: VendorIn):
-    if not (payload.name or "").strip():
-        raise InvalidInput("name: a vendor needs a name.")
+    if payload.name is None:
+        raise InvalidInput("name: a vendor needs a name (it may be empty).")
     vendor = services.vendor_create(**_vendor_fields(payload))
     services.extra_set(resource="vendor", object_id=vendor.pk, values=payload.extra)
     return _vendor(vendor)
@@ -523,6 +531,12 @@ class FilamentIn(Schema):
     spool_weight: float | None = None
     color_hex: str | None = None
     multi_color_hexes: str | None = None
+    multi_color_direction: str | None = None
+    settings_extruder_temp: int | None = None
+    settings_bed_temp: int | None = None
+    article_number: str | None = None
+    comment: str | None = None
+    external_id: str | None = None
     extra: dict[str, str | None] | None = None
 
 
@@ -530,13 +544,13 @@ def _filament_fields(payload: FilamentIn, filament: Filament | None = None) -> d
     """Spoolman's filament fields as fablab's; the price of a spool becomes a price per kg."""
     data = payload.dict(exclude_unset=True)
     fields = {}
-    for theirs, ours in (("name", "name"), ("material", "material")):
-        if theirs in data:
-            fields[ours] = (data[theirs] or "").strip()
+    for name in ("name", "material", "article_number", "comment", "external_id"):
+        if name in data:
+            fields[name] = (data[name] or "").strip()
     if data.get("vendor_id") is not None:
-        fields["brand"] = _vendor_or_404(data["vendor_id"]).name
+        fields["vendor"] = _vendor_or_404(data["vendor_id"])
     elif filament is None or "vendor_id" in data:
-        raise InvalidInput("vendor_id: fablab keeps the brand of every filament; give its vendor.")
+        fields["vendor"] = None  # without a vendor, as in Spoolman; the filament keeps any brand it had
     for theirs, ours in (("density", "density_g_cm3"), ("diameter", "diameter_mm"), ("weight", "net_weight_g"),
                          ("spool_weight", "spool_weight_g")):
         if theirs in data and data[theirs] is not None:
@@ -544,10 +558,52 @@ def _filament_fields(payload: FilamentIn, filament: Filament | None = None) -> d
     if data.get("price") is not None:
         weight = fields.get("net_weight_g") or (filament.net_weight_g if filament else Decimal("1000"))
         fields["cost_per_kg"] = (_decimal(data["price"], "price") * 1000 / weight).quantize(Decimal("0.01"))
-    hexes = [part for part in (data.get("multi_color_hexes") or "").split(",") if part]
-    if data.get("color_hex") or hexes:
-        colours = [f"#{part.strip().lstrip('#')[:6]}" for part in (hexes or [data["color_hex"]])]
-        fields["colour_hex"], fields["extra_colours"] = colours[0], colours[1:]
+    for name in ("settings_extruder_temp", "settings_bed_temp"):
+        if name in data:
+            if data[name] is not None and not 0 <= data[name] <= 1000:
+                raise InvalidInput(f"{name} must be a temperature between 0 and 1000 °C.")
+            fields[name] = data[name]
+    fields.update(_colour_fields(data, filament))
+    return fields
+
+
+def _hex(text: str, name: str, *, alpha: bool = False) -> str:
+    text = text.strip().lstrip("#").upper()
+    if not (len(text) == 6 or (alpha and len(text) == 8)) or any(c not in "0123456789ABCDEF" for c in text):
+        raise InvalidInput(f"{name}: {text!r} is not a colour written as RRGGBB" + (" or RRGGBBAA." if alpha else "."))
+    return text
+
+
+def _colour_fields(data: dict, filament: Filament | None) -> dict:
+    """color_hex (RRGGBB, or RRGGBBAA with an opacity) or multi_color_hexes with their direction, as Spoolman
+    checks them: several colours need a direction and a direction needs several colours."""
+    fields = {}
+    if data.get("color_hex"):
+        text = _hex(data["color_hex"], "color_hex", alpha=True)
+        fields.update(colour_hex=f"#{text[:6]}", colour_alpha=text[6:])
+    if "multi_color_hexes" in data or "multi_color_direction" in data:
+        hexes = data.get("multi_color_hexes")
+        direction = data.get("multi_color_direction")
+        if hexes is None and "multi_color_hexes" not in data and filament is not None and filament.extra_colours:
+            hexes = ",".join(c.lstrip("#") for c in filament.colours)
+        if direction is None and "multi_color_direction" not in data and filament is not None:
+            direction = filament.multi_colour_direction or None
+        if hexes and not direction:
+            raise InvalidInput("multi_color_direction: several colours need their direction.")
+        if direction and not hexes:
+            raise InvalidInput("multi_color_hexes: a direction needs several colours.")
+        if direction and direction not in ("coaxial", "longitudinal"):
+            raise InvalidInput("multi_color_direction: coaxial or longitudinal.")
+        if hexes and "multi_color_hexes" in data and data.get("color_hex"):
+            raise InvalidInput("color_hex: give either one colour or multi_color_hexes, not both.")
+        if hexes:
+            colours = [f"#{_hex(part, 'multi_color_hexes')}" for part in hexes.split(",")]
+            if len(colours) < 2:
+                raise InvalidInput("multi_color_hexes: at least two colours, or use color_hex.")
+            fields.update(colour_hex=colours[0], extra_colours=colours[1:], colour_alpha="")
+        elif "multi_color_hexes" in data:
+            fields["extra_colours"] = []
+        fields["multi_colour_direction"] = direction or ""
     return fields
 
 
@@ -555,7 +611,6 @@ def _filament_fields(payload: FilamentIn, filament: Filament | None = None) -> d
 @transaction.atomic
 def filament_create(request: HttpRequest, payload: FilamentIn):
     fields = _filament_fields(payload)
-    fields.setdefault("name", fields.get("material", ""))
     fields.setdefault("colour_hex", "#FFFFFF")
     filament = services.filament_create(**fields)
     services.extra_set(resource="filament", object_id=filament.pk, values=payload.extra)
@@ -573,7 +628,11 @@ def filament_update(request: HttpRequest, filament_id: int, payload: FilamentIn)
 
 @spoolman.delete("/filament/{filament_id}", auth=lab_write_key)
 def filament_delete(request: HttpRequest, filament_id: int):
-    services.filament_delete(filament=_filament_or_404(filament_id))
+    """As Spoolman: refused (403) while the filament has spools; once they are deleted it goes too."""
+    try:
+        services.filament_delete(filament=_filament_or_404(filament_id))
+    except Conflict as exc:
+        return _message(403, exc.message)
     return SUCCESS
 
 
@@ -584,6 +643,7 @@ class SpoolIn(Schema):
     used_weight: float | None = None
     location: str | None = None
     lot_nr: str | None = None
+    comment: str | None = None
     archived: bool | None = None
     extra: dict[str, str | None] | None = None
 
@@ -638,6 +698,8 @@ def spool_create(request: HttpRequest, payload: SpoolIn):
     spool = services.spool_receive(filament=filament, initial_grams=initial, idempotency_key=event,
                                    location=_location_for(payload.location), lot_number=payload.lot_nr or "",
                                    source_type=SourceType.SPOOLMAN, source_id=_caller(request))
+    if payload.comment:
+        services.spool_update(spool=spool, comment=payload.comment)
     _count(spool, payload, f"{event}:count")
     _archive(spool, payload.archived)
     services.extra_set(resource="spool", object_id=spool.pk, values=payload.extra)
@@ -659,8 +721,9 @@ def spool_update(request: HttpRequest, spool_id: int, payload: SpoolIn):
         location = _location_for(data["location"])
         if location != spool.location:
             services.spool_move(spool=spool, location=location, idempotency_key=f"{event}:move")
-    if "lot_nr" in data:
-        services.spool_update(spool=spool, lot_number=data["lot_nr"] or "")
+    if "lot_nr" in data or "comment" in data:
+        services.spool_update(spool=spool, lot_number=data["lot_nr"] or "" if "lot_nr" in data else None,
+                              comment=data["comment"] or "" if "comment" in data else None)
     _archive(spool, data.get("archived"))
     services.extra_set(resource="spool", object_id=spool.pk, values=payload.extra)
     return _spool(_spool_or_404(spool_id), _Context())
@@ -668,8 +731,8 @@ def spool_update(request: HttpRequest, spool_id: int, payload: SpoolIn):
 
 @spoolman.delete("/spool/{spool_id}", auth=lab_write_key)
 def spool_delete(request: HttpRequest, spool_id: int):
-    """Spools are never deleted (their ledger stays): deleting one archives it."""
-    services.spool_archive(spool=_spool_or_404(spool_id))
+    """Spools are never deleted (their ledger stays): deleting one archives it and hides it from Spoolman clients."""
+    services.spool_retire(spool=_spool_or_404(spool_id))
     return SUCCESS
 
 

@@ -27,9 +27,10 @@ class FilamentFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def vendor(obj, create, extracted, **kwargs):  # noqa: N805  (factory_boy passes the object first)
-        """Like filament_create: the brand has its vendor row."""
+        """Like filament_create: the brand has its vendor row, linked (or the vendor given)."""
         if create:
-            services.vendor_for_brand(brand=obj.brand)
+            obj.vendor = extracted if extracted is not None else services.vendor_for_brand(brand=obj.brand)
+            obj.save(update_fields=["vendor"])
 
 
 def spool(filament=None, grams="1000", **kwargs):

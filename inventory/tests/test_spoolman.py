@@ -477,28 +477,48 @@ def test_vendor_filament_and_spool_are_created_changed_and_deleted_with_the_ledg
     patched = _send(client, "patch", f"/filament/{filament['id']}", {"name": "PolyTerra Sea", "price": 25.0})
     assert (patched.json()["name"], patched.json()["price"]) == ("PolyTerra Sea", 25.0)
 
-    # deleting a spool archives it (its ledger stays); Moonraker's ID check then finds it archived
-    deleted = client.delete(f"/spoolman/api/v1/spool/{spool['id']}")
-    assert deleted.status_code == 200 and deleted.json() == {"message": "Success!"}
-    row.refresh_from_db()
-    assert row.archived_at is not None and row.movements.count() == 3
-    assert client.get(f"/spoolman/api/v1/spool/{spool['id']}").json()["archived"] is True
+    # archiving and bringing back is a flag, as in Spoolman
+    archived = _send(client, "patch", f"/spool/{spool['id']}", {"archived": True})
+    assert archived.json()["archived"] is True
     restored = _send(client, "patch", f"/spool/{spool['id']}", {"archived": False})
     assert restored.json()["archived"] is False
 
-    # a filament with spools and a vendor with filaments stay, with a message
+    # a filament with spools, even archived ones, is refused as Spoolman refuses it (403)
+    _send(client, "patch", f"/spool/{spool['id']}", {"archived": True})
     refused = client.delete(f"/spoolman/api/v1/filament/{filament['id']}")
-    assert refused.status_code == 409 and "archive" in refused.json()["message"]
-    assert client.delete(f"/spoolman/api/v1/vendor/{vendor['id']}").status_code == 409
-    spare = _send(client, "post", "/vendor", {"name": "Nobody"}).json()
-    assert client.delete(f"/spoolman/api/v1/vendor/{spare['id']}").json() == {"message": "Success!"}
-    assert not Vendor.objects.filter(pk=spare["id"]).exists()
+    assert refused.status_code == 403 and "archive" in refused.json()["message"]
+
+    # deleting a spool archives it and hides it from Spoolman clients; the spool and its ledger stay
+    deleted = client.delete(f"/spoolman/api/v1/spool/{spool['id']}")
+    assert deleted.status_code == 200 and deleted.json() == {"message": "Success!"}
+    row.refresh_from_db()
+    assert row.archived_at is not None and row.retired_at is not None and row.movements.count() == 3
+    assert client.get(f"/spoolman/api/v1/spool/{spool['id']}").status_code == 404
+    assert spool["id"] not in [s["id"] for s in client.get("/spoolman/api/v1/spool?allow_archived=true").json()]
+
+    # then the filament goes for Spoolman clients; fablab keeps it for the spool's ledger
+    assert client.delete(f"/spoolman/api/v1/filament/{filament['id']}").json() == {"message": "Success!"}
+    assert client.get(f"/spoolman/api/v1/filament/{filament['id']}").status_code == 404
+    assert Filament.objects.get(pk=filament["id"]).retired_at is not None
+    assert Spool.objects.get(pk=spool["id"]).filament_id == filament["id"]
+
+    # a vendor with filaments is deleted as in Spoolman: its filaments stay, without vendor, keeping their brand
+    other = _send(client, "post", "/filament", {"vendor_id": vendor["id"], "density": 1.24, "diameter": 1.75}).json()
+    assert client.delete(f"/spoolman/api/v1/vendor/{vendor['id']}").json() == {"message": "Success!"}
+    assert not Vendor.objects.filter(pk=vendor["id"]).exists()
+    assert client.get(f"/spoolman/api/v1/filament/{other['id']}").json()["vendor"] is None
+    assert Filament.objects.get(pk=other["id"]).brand == "Polymaker Inc"
 
 
 @pytest.mark.parametrize("method,path,body,status,message", [
     ("post", "/vendor", {"comment": "no name"}, 422, "needs a name"),
-    ("post", "/vendor", {"name": "Prusament"}, 409, "exists already"),
-    ("post", "/filament", {"name": "x", "material": "PLA", "density": 1.24, "diameter": 1.75}, 422, "vendor_id"),
+    ("post", "/filament", {"density": 1.24, "diameter": 1.75, "color_hex": "12345"}, 422, "color_hex"),
+    ("post", "/filament", {"density": 1.24, "diameter": 1.75, "multi_color_hexes": "FF0000,"}, 422,
+     "multi_color"),
+    ("post", "/filament", {"density": 1.24, "diameter": 1.75, "multi_color_direction": "coaxial"}, 422,
+     "multi_color_hexes"),
+    ("post", "/filament", {"density": 1.24, "diameter": 1.75, "multi_color_hexes": "FF0000",
+                           "multi_color_direction": "coaxial"}, 422, "two colours"),
     ("post", "/filament", {"name": "x", "vendor_id": 999999, "density": 1.24, "diameter": 1.75}, 404, "999999"),
     ("post", "/filament", {"name": "x", "vendor_id": "{vendor}", "material": "PLA", "density": -1,
                            "diameter": 1.75}, 422, "density"),
