@@ -29,7 +29,7 @@ def manage(tmp_path):
         base.update(env or {})
         result = subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args], env=base, cwd=ROOT,
-            capture_output=True, text=True, timeout=120,
+            capture_output=True, text=True, timeout=600,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")

@@ -122,7 +122,7 @@ class Deployment:
 
     def manage(self, *args):
         subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=self.env, cwd=ROOT, check=True,
-                       timeout=120, capture_output=True)
+                       timeout=600, capture_output=True)
 
     def run_printers(self) -> subprocess.Popen:
         with self.log.open("a") as log:
