@@ -229,53 +229,36 @@ class RestockOut(Schema):
     """One printed product's restock recommendation (production.restock): its forecast, the reorder point and
     the plates to print."""
 
-    product_id: int
-    sku: str
-    name: str
-    variant_id: int
+    product_id: int = Field(alias="product.pk")
+    sku: str = Field(alias="product.sku")
+    name: str = Field(alias="product.name")
+    variant_id: int = Field(alias="product.variant_id")
     version_id: int | None = Field(description="The catalog version a restock job prints; null when the variant "
                                                "has none.")
-    method: choice(ForecastMethod) = Field(description="The forecast method (see the README's Restock section).")
+    method: choice(ForecastMethod) = Field(alias="recommendation.method",
+                                           description="The forecast method (see the README's Restock section).")
     forecast_per_week: float = Field(description="Forecast units per week over the lead time and review period.")
     sigma_per_week: float = Field(description="Standard deviation of one week's forecast error (units).")
-    weeks_of_history: int
-    units_in_stock: int
-    units_queued: int = Field(description="Units still to print in jobs that wait or are on a printer.")
+    weeks_of_history: int = Field(alias="recommendation.forecast.weeks_of_history")
+    units_in_stock: int = Field(alias="recommendation.units_in_stock")
+    units_queued: int = Field(alias="recommendation.units_queued",
+                              description="Units still to print in jobs that wait or are on a printer.")
     queue_wait_hours: float
     print_hours: float
     lead_time_weeks: float
     service_level_percent: float
-    review_weeks: float
+    review_weeks: float = Field(alias="recommendation.review_weeks")
     reorder_point: float
     order_up_to: float
-    quantity: int = Field(description="Units recommended to print now; 0 while stock and queued units are above "
+    quantity: int = Field(alias="recommendation.quantity",
+                          description="Units recommended to print now; 0 while stock and queued units are above "
                                       "the reorder point.")
     units_per_plate: int
     plates: int = Field(description="Copies of the plate to queue: ceil(quantity / units per plate).")
 
     @staticmethod
-    def resolve_product_id(row) -> int:
-        return row.product.pk
-
-    @staticmethod
-    def resolve_sku(row) -> str:
-        return row.product.sku
-
-    @staticmethod
-    def resolve_name(row) -> str:
-        return row.product.name
-
-    @staticmethod
-    def resolve_variant_id(row) -> int:
-        return row.product.variant_id
-
-    @staticmethod
     def resolve_version_id(row) -> int | None:
         return row.version.pk if row.version is not None else None
-
-    @staticmethod
-    def resolve_method(row) -> str:
-        return row.recommendation.method
 
     @staticmethod
     def resolve_forecast_per_week(row) -> float:
@@ -284,18 +267,6 @@ class RestockOut(Schema):
     @staticmethod
     def resolve_sigma_per_week(row) -> float:
         return round(row.recommendation.sigma, 3)
-
-    @staticmethod
-    def resolve_weeks_of_history(row) -> int:
-        return row.recommendation.forecast.weeks_of_history
-
-    @staticmethod
-    def resolve_units_in_stock(row) -> int:
-        return row.recommendation.units_in_stock
-
-    @staticmethod
-    def resolve_units_queued(row) -> int:
-        return row.recommendation.units_queued
 
     @staticmethod
     def resolve_queue_wait_hours(row) -> float:
@@ -314,10 +285,6 @@ class RestockOut(Schema):
         return round(row.recommendation.service_level * 100, 2)
 
     @staticmethod
-    def resolve_review_weeks(row) -> float:
-        return row.recommendation.review_weeks
-
-    @staticmethod
     def resolve_reorder_point(row) -> float:
         return round(row.recommendation.reorder_point, 2)
 
@@ -325,6 +292,3 @@ class RestockOut(Schema):
     def resolve_order_up_to(row) -> float:
         return round(row.recommendation.order_up_to, 2)
 
-    @staticmethod
-    def resolve_quantity(row) -> int:
-        return row.recommendation.quantity
