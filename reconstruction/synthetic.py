@@ -342,6 +342,12 @@ def _exif(fx: float, width: int, height: int) -> Image.Exif:
     return exif
 
 
+def _save_photo(truth, path: Path, image: np.ndarray, fx: float, size: int, rotation, translation) -> None:
+    """Write a rendered view as the JPEG a camera would (with its focal length in EXIF) and note its pose."""
+    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(path, quality=95, exif=_exif(fx, size, size))
+    truth.poses[path.name] = (rotation, translation)
+
+
 def render_set(out_dir, *, views: int = 30, size: int = 1024, seed: int = 0, shape: str = "default",
                supersample: int = 1, prefix: str = "view") -> Truth:
     """Render `views` photos of the test object at `size` x `size` pixels into out_dir/photos."""
@@ -360,10 +366,7 @@ def render_set(out_dir, *, views: int = 30, size: int = 1024, seed: int = 0, sha
     for index, (rotation, translation) in enumerate(ring_cameras(views, centre, distance, seed)):
         image = render(mesh, texture, rotation, translation, width=size, height=size, fx=fx, fy=fy, cx=truth.cx,
                        cy=truth.cy, supersample=supersample, vertex_normals=normals)
-        name = f"{prefix}_{index:03d}.jpg"
-        Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(root / "photos" / name, quality=95,
-                                                                      exif=_exif(fx, size, size))
-        truth.poses[name] = (rotation, translation)
+        _save_photo(truth, root / "photos" / f"{prefix}_{index:03d}.jpg", image, fx, size, rotation, translation)
     truth.write()
     return truth
 
@@ -538,10 +541,7 @@ def render_table_set(out_dir, *, part: str = "bracket", table: str = "medium", t
                                                                strict=True)):
         image = render(scene, colour, rotation, translation, width=size, height=size, fx=fx, fy=fy, cx=truth.cx,
                        cy=truth.cy, vertex_normals=normals, light=light)
-        name = f"view_{index:03d}.jpg"
-        Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(root / "photos" / name, quality=95,
-                                                                      exif=_exif(fx, size, size))
-        truth.poses[name] = (rotation, translation)
+        _save_photo(truth, root / "photos" / f"view_{index:03d}.jpg", image, fx, size, rotation, translation)
     truth.write()
     return truth
 
